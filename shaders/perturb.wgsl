@@ -1,0 +1,81 @@
+// perturb.wgsl: a chunk of masked copies of one utterance's mel spectrogram
+// (CPU twin: perturb::perturb_cpu).
+//
+// Bindings (group 0):
+//   0 uniform           params   : Params              (mirrors gpu::perturb::PerturbParams)
+//   1 storage read      mel      : array<f32> [M, T]   power mel of the utterance
+//   2 storage read      row_mean : array<f32> [M]      mean power of each row over time
+//   3 storage read      row_band : array<u32> [M]      band index of each row
+//   4 storage read      masks    : array<f32> [N, B]   1 keeps a band, 0 removes it
+//   5 storage read_write out     : array<f32> [Nc, M, T] output chunk (the model's input tensor)
+// Dispatch grid: (ceil(M * T / 256), Nc, 1), workgroup (256, 1, 1): one invocation per output cell.
+// Output sample i uses mask row sample_offset + i.
+
+struct Params {
+    n_mels: u32,
+    n_frames: u32,
+    n_bands: u32,
+    n_chunk: u32,
+    sample_offset: u32,
+    fill_mode: u32, // 0 zero, 1 row mean, 2 exponential noise at the row mean
+    seed_lo: u32,
+    seed_hi: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> mel: array<f32>;
+@group(0) @binding(2) var<storage, read> row_mean: array<f32>;
+@group(0) @binding(3) var<storage, read> row_band: array<u32>;
+@group(0) @binding(4) var<storage, read> masks: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+const STREAM_NOISE: u32 = 2u;
+
+// lowbias32, as sampling::hash_u32.
+fn hash_u32(x_in: u32) -> u32 {
+    var x = x_in;
+    x = x ^ (x >> 16u);
+    x = x * 0x7feb352du;
+    x = x ^ (x >> 15u);
+    x = x * 0x846ca68bu;
+    x = x ^ (x >> 16u);
+    return x;
+}
+
+// As sampling::random_u32.
+fn random_u32(stream: u32, a: u32, b: u32) -> u32 {
+    var h = hash_u32(params.seed_lo ^ 0x9e3779b9u);
+    h = hash_u32(h ^ params.seed_hi);
+    h = hash_u32(h ^ stream);
+    h = hash_u32(h ^ a);
+    return hash_u32(h ^ b);
+}
+
+// As sampling::unit_open: uniform in (0, 1].
+fn unit_open(w: u32) -> f32 {
+    return f32((w >> 8u) + 1u) * (1.0 / 16777216.0);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let cell = gid.x;
+    let i = gid.y;
+    let plane = params.n_mels * params.n_frames;
+    if (cell >= plane || i >= params.n_chunk) {
+        return;
+    }
+    let r = cell / params.n_frames;
+    let s = params.sample_offset + i;
+    var v: f32;
+    if (masks[s * params.n_bands + row_band[r]] > 0.5) {
+        v = mel[cell];
+    } else if (params.fill_mode == 1u) {
+        v = row_mean[r];
+    } else if (params.fill_mode == 2u) {
+        let u = unit_open(random_u32(STREAM_NOISE, s, cell));
+        v = -log(u) * row_mean[r];
+    } else {
+        v = 0.0;
+    }
+    out[i * plane + cell] = v;
+}

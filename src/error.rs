@@ -1,0 +1,120 @@
+//! The library's one error type: every fallible public function returns [`Result<T>`].
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in emolime, with the file and the cause where there is one.
+///
+/// Messages are lowercase and name the offending file, so a corpus run can print one line
+/// per failed input and go on with the rest.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file or folder could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An audio file could not be decoded (not audio, truncated, unsupported codec, ...).
+    #[error("{path}: cannot decode audio: {reason}")]
+    Decode {
+        /// The audio file.
+        path: PathBuf,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// An audio file decoded, but its content cannot be explained (empty, silent, too short, NaN).
+    #[error("{path}: unusable audio: {reason}")]
+    BadAudio {
+        /// The audio file.
+        path: PathBuf,
+        /// Why it is unusable.
+        reason: String,
+    },
+    /// A row of a CSV manifest is malformed.
+    #[error("{path}:{line}: bad manifest row: {reason}")]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with the row.
+        reason: String,
+    },
+    /// A configuration value is out of range or inconsistent with another.
+    #[error("invalid configuration: {field}: {reason}")]
+    Config {
+        /// The field (or CLI flag) at fault.
+        field: &'static str,
+        /// Why the value is rejected.
+        reason: String,
+    },
+    /// An array passed to a function does not have the documented shape.
+    #[error("shape mismatch in {what}: expected {expected}, got {got}")]
+    Shape {
+        /// The argument or buffer.
+        what: &'static str,
+        /// The expected shape, e.g. `[N, B]`.
+        expected: String,
+        /// The shape that was given.
+        got: String,
+    },
+    /// A saved model file is missing, corrupt or from an incompatible version.
+    #[error("{path}: bad model file: {reason}")]
+    Model {
+        /// The model file.
+        path: PathBuf,
+        /// Why it could not be loaded.
+        reason: String,
+    },
+    /// No usable compute device, or the GPU reported an error.
+    #[error("device error: {0}")]
+    Device(String),
+    /// An output folder already exists and `--force` was not given.
+    #[error("{path}: output folder already exists (pass --force to replace it)")]
+    OutputExists {
+        /// The output folder.
+        path: PathBuf,
+    },
+    /// Encoding or decoding JSON failed.
+    #[error("{path}: json: {source}")]
+    Json {
+        /// The file being read or written.
+        path: PathBuf,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Shorthand for `std::result::Result<T, emolime::Error>`.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// A configuration error for `field`.
+    pub fn config(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::Config { field, reason: reason.into() }
+    }
+
+    /// A shape error for argument `what`.
+    pub fn shape(what: &'static str, expected: impl Into<String>, got: impl Into<String>) -> Self {
+        Error::Shape { what, expected: expected.into(), got: got.into() }
+    }
+}
+
+/// Returns a [`Error::Shape`] unless `got == expected`.
+pub(crate) fn check_shape(what: &'static str, expected: &[usize], got: &[usize]) -> Result<()> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(Error::shape(what, format!("{expected:?}"), format!("{got:?}")))
+    }
+}

@@ -1,0 +1,63 @@
+//! Sharing buffers with Burn: a Burn tensor's wgpu buffer bound as a storage binding of our kernels.
+
+use crate::error::{Error, Result};
+use burn::backend::wgpu::AutoCompiler;
+use burn::backend::Cube;
+use burn::cubecl::wgpu::WgpuServer;
+use burn::tensor::{DType, Device, Tensor};
+
+/// A Burn tensor whose memory is pinned while our kernels read or write it.
+pub struct BoundTensor<const D: usize> {
+    tensor: Tensor<D>,
+    buffer: wgpu::Buffer,
+    offset: u64,
+    size: u64,
+    _pin: Box<dyn std::any::Any>,
+}
+
+impl<const D: usize> BoundTensor<D> {
+    /// Pins `tensor` (a contiguous f32 tensor on a wgpu device) and finds its buffer.
+    pub fn new(tensor: Tensor<D>) -> Result<Self> {
+        let cube = tensor
+            .try_into_primitive::<Cube>()
+            .map_err(|e| Error::Device(format!("tensor is not on a wgpu device: {e:?}")))?;
+        let cube = if cube.is_contiguous() { cube } else { burn::backend::wgpu::into_contiguous(cube) };
+        if cube.dtype != DType::F32 {
+            return Err(Error::Device(format!("expected an f32 tensor, got {:?}", cube.dtype)));
+        }
+        let pinned = cube
+            .client
+            .get_resource::<WgpuServer<AutoCompiler>>(cube.handle.clone())
+            .map_err(|e| Error::Device(format!("cannot reach the tensor's buffer: {e:?}")))?;
+        let r = pinned.resource();
+        let (buffer, offset, size) = (r.buffer.clone(), r.offset, r.size);
+        let tensor = Tensor::<D>::from_primitive::<Cube>(cube);
+        Ok(BoundTensor { tensor, buffer, offset, size, _pin: Box::new(pinned) })
+    }
+
+    /// Allocates an uninitialised f32 tensor of `shape` on `device` and pins it.
+    pub fn empty(shape: [usize; D], device: &Device) -> Result<Self> {
+        Self::new(Tensor::<D>::empty(shape, device))
+    }
+
+    /// The binding our kernels use.
+    pub fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: self.offset,
+            size: std::num::NonZeroU64::new(self.size.next_multiple_of(4)),
+        })
+    }
+
+    /// Releases the pin; call after the commands using [`Self::binding`] are submitted.
+    pub fn into_tensor(self) -> Tensor<D> {
+        self.tensor
+    }
+}
+
+/// Submits our encoder after Burn's pending work, so both run in issue order on the one queue.
+pub fn submit_after_burn(device: &Device, queue: &wgpu::Queue, encoder: wgpu::CommandEncoder) -> Result<()> {
+    device.flush().map_err(|e| Error::Device(format!("flushing burn's queue: {e:?}")))?;
+    queue.submit([encoder.finish()]);
+    Ok(())
+}

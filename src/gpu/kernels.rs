@@ -1,0 +1,217 @@
+//! Compiled compute pipelines and their `#[repr(C)]` params, one per `.wgsl` file.
+
+use super::{shaders, GpuContext};
+use crate::error::{Error, Result};
+use bytemuck::{Pod, Zeroable};
+
+/// Uniforms of `mel.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct MelParams {
+    /// Frequency bins `K`.
+    pub n_bins: u32,
+    /// Frames `T`.
+    pub n_frames: u32,
+    /// Mel rows `M`.
+    pub n_mels: u32,
+    /// Padding to 16 bytes.
+    pub _pad: u32,
+}
+
+/// Uniforms of `row_mean.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct RowMeanParams {
+    /// Mel rows `M`.
+    pub n_mels: u32,
+    /// Frames `T`.
+    pub n_frames: u32,
+    /// Padding.
+    pub _pad: [u32; 2],
+}
+
+/// Uniforms of `perturb.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct PerturbParams {
+    /// Mel rows `M`.
+    pub n_mels: u32,
+    /// Frames `T`.
+    pub n_frames: u32,
+    /// Bands `B`.
+    pub n_bands: u32,
+    /// Samples in this chunk `Nc`.
+    pub n_chunk: u32,
+    /// Mask row of the chunk's first sample.
+    pub sample_offset: u32,
+    /// [`crate::perturb::FillMode::code`].
+    pub fill_mode: u32,
+    /// Low 32 bits of the seed.
+    pub seed_lo: u32,
+    /// High 32 bits of the seed.
+    pub seed_hi: u32,
+}
+
+/// Uniforms of `surrogate.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct SurrogateParams {
+    /// Samples `N`.
+    pub n_samples: u32,
+    /// Bands `B`.
+    pub n_bands: u32,
+    /// Classes `C`.
+    pub n_classes: u32,
+    /// Utterances `U`.
+    pub n_utts: u32,
+    /// 0 LIME ridge, 1 Shapley.
+    pub mode: u32,
+    /// Index of the all-removed sample (Shapley).
+    pub empty_sample: u32,
+    /// Ridge penalty.
+    pub alpha: f32,
+    /// Padding.
+    pub _pad: u32,
+}
+
+/// One compute pipeline and the bind group layout it was built with.
+pub struct Kernel {
+    name: &'static str,
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+/// Binding kinds of a kernel, in binding order.
+#[derive(Clone, Copy)]
+enum Slot {
+    Uniform,
+    Read,
+    ReadWrite,
+}
+
+impl Kernel {
+    fn new(device: &wgpu::Device, name: &'static str, source: &str, slots: &[Slot]) -> Result<Self> {
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: match slot {
+                        Slot::Uniform => wgpu::BufferBindingType::Uniform,
+                        Slot::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                        Slot::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(name),
+            entries: &entries,
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(name),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(name),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(Error::Device(format!("{name}.wgsl does not compile: {err}")));
+        }
+        Ok(Kernel { name, pipeline, layout })
+    }
+
+    /// Records one dispatch of this kernel into `encoder`.
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        bindings: &[wgpu::BindingResource<'_>],
+        grid: [u32; 3],
+    ) -> Result<()> {
+        let max = ctx.limits.max_compute_workgroups_per_dimension;
+        if grid.iter().any(|&g| g > max) {
+            return Err(Error::Device(format!(
+                "{}: dispatch grid {grid:?} exceeds the adapter's {max} workgroups per dimension",
+                self.name
+            )));
+        }
+        if grid.contains(&0) {
+            return Ok(());
+        }
+        let entries: Vec<wgpu::BindGroupEntry> = bindings
+            .iter()
+            .enumerate()
+            .map(|(i, r)| wgpu::BindGroupEntry { binding: i as u32, resource: r.clone() })
+            .collect();
+        let group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(self.name),
+            layout: &self.layout,
+            entries: &entries,
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(self.name),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &group, &[]);
+        pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+        Ok(())
+    }
+}
+
+/// Every kernel, compiled once per device.
+pub struct Kernels {
+    /// `mel.wgsl`.
+    pub mel: Kernel,
+    /// `row_mean.wgsl`.
+    pub row_mean: Kernel,
+    /// `perturb.wgsl`.
+    pub perturb: Kernel,
+    /// `surrogate.wgsl`.
+    pub surrogate: Kernel,
+}
+
+impl Kernels {
+    /// Compiles all kernels for `device`.
+    pub fn new(device: &wgpu::Device) -> Result<Self> {
+        use Slot::*;
+        Ok(Kernels {
+            mel: Kernel::new(device, "mel", shaders::MEL, &[Uniform, Read, Read, Read, ReadWrite])?,
+            row_mean: Kernel::new(device, "row_mean", shaders::ROW_MEAN, &[Uniform, Read, ReadWrite])?,
+            perturb: Kernel::new(
+                device,
+                "perturb",
+                shaders::PERTURB,
+                &[Uniform, Read, Read, Read, Read, ReadWrite],
+            )?,
+            surrogate: Kernel::new(
+                device,
+                "surrogate",
+                shaders::SURROGATE,
+                &[Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+            )?,
+        })
+    }
+}
+
+/// Workgroups needed to cover `n` items with groups of `size`.
+pub fn groups(n: usize, size: usize) -> u32 {
+    n.div_ceil(size) as u32
+}

@@ -1,0 +1,307 @@
+//! Typed launches of the kernels: the GPU twins of `MelFilterbank::apply`, `perturb::row_means`,
+//! `perturb::perturb_cpu` and `surrogate::fit_cpu`.
+
+use super::kernels::{groups, MelParams, PerturbParams, RowMeanParams, SurrogateParams};
+use super::{GpuContext, GrowBuffer};
+use crate::audio::MelFilterbank;
+use crate::error::{check_shape, Error, Result};
+use crate::perturb::FillMode;
+use crate::surrogate::{check_fit_inputs, packed_len, SurrogateConfig, SurrogateFit};
+use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3};
+
+/// Largest classes and bands the surrogate kernel handles.
+pub const MAX_SURROGATE_DIM: usize = 64;
+
+/// The mel filterbank resident on the GPU, with reusable input/output buffers.
+pub struct GpuMel {
+    weights: wgpu::Buffer,
+    bounds: wgpu::Buffer,
+    n_mels: usize,
+    n_bins: usize,
+    power: GrowBuffer,
+    mel: GrowBuffer,
+    means: GrowBuffer,
+}
+
+impl GpuMel {
+    /// Uploads the filterbank once.
+    pub fn new(ctx: &GpuContext, fb: &MelFilterbank) -> Self {
+        let w = fb.weights();
+        let (m, k) = w.dim();
+        let mut bounds = Vec::with_capacity(2 * m);
+        for row in w.rows() {
+            let lo = row.iter().position(|&v| v != 0.0).unwrap_or(0);
+            let hi = row.iter().rposition(|&v| v != 0.0).map_or(0, |i| i + 1);
+            bounds.extend([lo as u32, hi.max(lo) as u32]);
+        }
+        let flat: Vec<f32> = w.iter().copied().collect();
+        GpuMel {
+            weights: ctx.upload("mel weights", &flat),
+            bounds: ctx.upload("mel bounds", &bounds),
+            n_mels: m,
+            n_bins: k,
+            power: GrowBuffer::new("power"),
+            mel: GrowBuffer::new("mel"),
+            means: GrowBuffer::new("row means"),
+        }
+    }
+
+    /// Computes the power mel spectrogram and its row means on the GPU; the results stay there.
+    ///
+    /// # Shapes
+    /// `power` [K, T] -> (`mel` buffer [M, T], `means` buffer [M])
+    pub fn run(&mut self, ctx: &GpuContext, power: ArrayView2<f32>) -> Result<(&wgpu::Buffer, &wgpu::Buffer)> {
+        let (k, t) = power.dim();
+        check_shape("power", &[self.n_bins, t], &[k, t])?;
+        let m = self.n_mels;
+        let mel_bytes = (m * t * 4) as u64;
+        if (k * t * 4) as u64 > ctx.max_binding_bytes() || mel_bytes > ctx.max_binding_bytes() {
+            return Err(Error::Device(format!(
+                "spectrogram of {t} frames exceeds the adapter's {} byte storage binding",
+                ctx.max_binding_bytes()
+            )));
+        }
+        let contiguous = power.as_standard_layout();
+        let power_buf = self.power.write(ctx, contiguous.as_slice().expect("standard layout"));
+        let mel_buf = self.mel.ensure(ctx, mel_bytes).clone();
+        let means_buf = self.means.ensure(ctx, (m * 4) as u64).clone();
+        let kernels = ctx.kernels.clone();
+        let mp = ctx.uniform("mel params", &MelParams { n_bins: k as u32, n_frames: t as u32, n_mels: m as u32, _pad: 0 });
+        let rp = ctx.uniform("row mean params", &RowMeanParams { n_mels: m as u32, n_frames: t as u32, _pad: [0; 2] });
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        kernels.mel.dispatch(
+            ctx,
+            &mut enc,
+            &[
+                mp.as_entire_binding(),
+                power_buf.as_entire_binding(),
+                self.weights.as_entire_binding(),
+                self.bounds.as_entire_binding(),
+                mel_buf.as_entire_binding(),
+            ],
+            [groups(t, 64), m as u32, 1],
+        )?;
+        kernels.row_mean.dispatch(
+            ctx,
+            &mut enc,
+            &[rp.as_entire_binding(), mel_buf.as_entire_binding(), means_buf.as_entire_binding()],
+            [m as u32, 1, 1],
+        )?;
+        ctx.queue.submit([enc.finish()]);
+        Ok((self.mel.ensure(ctx, mel_bytes), self.means.ensure(ctx, (m * 4) as u64)))
+    }
+
+    /// Test and debugging helper: mel spectrogram and row means back on the CPU.
+    ///
+    /// # Shapes
+    /// `power` [K, T] -> ([M, T], [M])
+    pub fn run_to_host(&mut self, ctx: &GpuContext, power: ArrayView2<f32>) -> Result<(Array2<f32>, Array1<f32>)> {
+        let t = power.ncols();
+        let m = self.n_mels;
+        let (mel, means) = self.run(ctx, power)?;
+        let (mel, means) = (mel.clone(), means.clone());
+        let mel = ctx.read_f32(&mel, m * t)?;
+        let means = ctx.read_f32(&means, m)?;
+        let mel = Array2::from_shape_vec((m, t), mel).map_err(|e| Error::Device(e.to_string()))?;
+        Ok((mel, Array1::from(means)))
+    }
+}
+
+/// Inputs of a perturbation launch that stay the same for every chunk of one utterance.
+pub struct PerturbInputs<'a> {
+    /// Power mel spectrogram buffer. // [M, T]
+    pub mel: &'a wgpu::Buffer,
+    /// Row means buffer. // [M]
+    pub row_mean: &'a wgpu::Buffer,
+    /// Band of each row. // [M]
+    pub row_band: &'a wgpu::Buffer,
+    /// Masks. // [N, B]
+    pub masks: &'a wgpu::Buffer,
+    /// Mel rows `M`.
+    pub n_mels: usize,
+    /// Frames `T`.
+    pub n_frames: usize,
+    /// Bands `B`.
+    pub n_bands: usize,
+    /// Fill of removed bands.
+    pub fill: FillMode,
+    /// Seed (noise fill).
+    pub seed: u64,
+}
+
+/// Records the perturbation of samples `offset..offset + n_chunk` into `out` (`[Nc, M, T]` f32).
+pub fn perturb_into(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    inputs: &PerturbInputs<'_>,
+    offset: usize,
+    n_chunk: usize,
+    out: wgpu::BindingResource<'_>,
+) -> Result<()> {
+    let params = PerturbParams {
+        n_mels: inputs.n_mels as u32,
+        n_frames: inputs.n_frames as u32,
+        n_bands: inputs.n_bands as u32,
+        n_chunk: n_chunk as u32,
+        sample_offset: offset as u32,
+        fill_mode: inputs.fill.code(),
+        seed_lo: inputs.seed as u32,
+        seed_hi: (inputs.seed >> 32) as u32,
+    };
+    let pb = ctx.uniform("perturb params", &params);
+    ctx.kernels.perturb.dispatch(
+        ctx,
+        encoder,
+        &[
+            pb.as_entire_binding(),
+            inputs.mel.as_entire_binding(),
+            inputs.row_mean.as_entire_binding(),
+            inputs.row_band.as_entire_binding(),
+            inputs.masks.as_entire_binding(),
+            out,
+        ],
+        [groups(inputs.n_mels * inputs.n_frames, 256), n_chunk as u32, 1],
+    )
+}
+
+/// GPU twin of [`crate::perturb::perturb_cpu`] with host arrays (tests, benches).
+///
+/// # Shapes
+/// `mel` [M, T], `row_band` [M], `masks` [N, B] -> [Nc, M, T]
+#[allow(clippy::too_many_arguments)]
+pub fn perturb_to_host(
+    ctx: &GpuContext,
+    mel: ArrayView2<f32>,
+    row_mean: &[f32],
+    row_band: &[u32],
+    masks: ArrayView2<f32>,
+    offset: usize,
+    n_chunk: usize,
+    fill: FillMode,
+    seed: u64,
+) -> Result<Array3<f32>> {
+    let (m, t) = mel.dim();
+    let (n, b) = masks.dim();
+    check_shape("row_mean", &[m], &[row_mean.len()])?;
+    check_shape("row_band", &[m], &[row_band.len()])?;
+    if offset + n_chunk > n || row_band.iter().any(|&r| r as usize >= b) {
+        return Err(Error::shape("masks", format!("[>={}, >{}]", offset + n_chunk, row_band.iter().max().unwrap_or(&0)), format!("[{n}, {b}]")));
+    }
+    let mel_c = mel.as_standard_layout();
+    let masks_c = masks.as_standard_layout();
+    let mel_b = ctx.upload("mel", mel_c.as_slice().expect("standard layout"));
+    let mean_b = ctx.upload("row mean", row_mean);
+    let band_b = ctx.upload("row band", row_band);
+    let mask_b = ctx.upload("masks", masks_c.as_slice().expect("standard layout"));
+    let out = ctx.storage("perturbed", (n_chunk * m * t * 4) as u64);
+    let inputs = PerturbInputs {
+        mel: &mel_b,
+        row_mean: &mean_b,
+        row_band: &band_b,
+        masks: &mask_b,
+        n_mels: m,
+        n_frames: t,
+        n_bands: b,
+        fill,
+        seed,
+    };
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    perturb_into(ctx, &mut enc, &inputs, offset, n_chunk, out.as_entire_binding())?;
+    ctx.queue.submit([enc.finish()]);
+    let flat = ctx.read_f32(&out, n_chunk * m * t)?;
+    Array3::from_shape_vec((n_chunk, m, t), flat).map_err(|e| Error::Device(e.to_string()))
+}
+
+/// Fits the surrogate for `U` utterances sharing one set of masks and weights, on the GPU.
+///
+/// # Shapes
+/// `masks` [N, B], `weights` [N], `preds` [U, N, C] -> U fits with coefficients [C, B]
+pub fn fit_gpu(
+    ctx: &GpuContext,
+    masks: ArrayView2<f32>,
+    weights: &[f32],
+    preds: ArrayView3<f32>,
+    cfg: &SurrogateConfig,
+) -> Result<Vec<SurrogateFit>> {
+    let (u, n_rows, c) = preds.dim();
+    let (_, _, _, empty) = check_fit_inputs(masks, weights, n_rows, c, cfg)?;
+    if u == 0 {
+        return Ok(vec![]);
+    }
+    let preds_c = preds.as_standard_layout();
+    let pred_buf = ctx.upload("preds", preds_c.as_slice().expect("standard layout"));
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let out = encode_fit(ctx, &mut enc, masks, weights, pred_buf.as_entire_binding(), u, c, empty, cfg)?;
+    ctx.queue.submit([enc.finish()]);
+    read_fits(ctx, &out, u, c, masks.ncols())
+}
+
+/// Records the surrogate fit on predictions already on the GPU (`preds` binding `[U, N, C]`);
+/// returns the output buffer `[U, C, B + 3]` to read with [`read_fits`] after submission.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_fit(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    masks: ArrayView2<f32>,
+    weights: &[f32],
+    preds: wgpu::BindingResource<'_>,
+    n_utts: usize,
+    n_classes: usize,
+    empty_sample: usize,
+    cfg: &SurrogateConfig,
+) -> Result<wgpu::Buffer> {
+    let (n, b) = masks.dim();
+    let c = n_classes;
+    if b > MAX_SURROGATE_DIM || c > MAX_SURROGATE_DIM {
+        return Err(Error::config("surrogate", format!("the gpu surrogate handles at most 64 bands and 64 classes, got {b} and {c}")));
+    }
+    if (n_utts * n * c * 4) as u64 > ctx.max_binding_bytes() {
+        return Err(Error::Device(format!("{n_utts}x{n}x{c} predictions exceed the storage binding limit")));
+    }
+    let p = if cfg.mode_code() == 1 { b - 1 } else { b };
+    let masks_c = masks.as_standard_layout();
+    let mask_b = ctx.upload("masks", masks_c.as_slice().expect("standard layout"));
+    let weight_b = ctx.upload("weights", weights);
+    let scratch = ctx.storage("surrogate scratch", (n_utts * (p * p + c * p) * 4) as u64);
+    let stride = packed_len(b);
+    let out = ctx.storage("surrogate out", (n_utts * c * stride * 4) as u64);
+    let params = SurrogateParams {
+        n_samples: n as u32,
+        n_bands: b as u32,
+        n_classes: c as u32,
+        n_utts: n_utts as u32,
+        mode: cfg.mode_code(),
+        empty_sample: empty_sample as u32,
+        alpha: cfg.alpha,
+        _pad: 0,
+    };
+    let pb = ctx.uniform("surrogate params", &params);
+    ctx.kernels.surrogate.dispatch(
+        ctx,
+        enc,
+        &[
+            pb.as_entire_binding(),
+            mask_b.as_entire_binding(),
+            weight_b.as_entire_binding(),
+            preds,
+            scratch.as_entire_binding(),
+            out.as_entire_binding(),
+        ],
+        [n_utts as u32, 1, 1],
+    )?;
+    Ok(out)
+}
+
+/// Reads back and unpacks the fits written by [`encode_fit`].
+pub fn read_fits(ctx: &GpuContext, out: &wgpu::Buffer, n_utts: usize, c: usize, b: usize) -> Result<Vec<SurrogateFit>> {
+    let stride = packed_len(b);
+    let flat = ctx.read_f32(out, n_utts * c * stride)?;
+    flat.chunks(c * stride)
+        .map(|chunk| {
+            if chunk.iter().any(|v| v.is_nan()) {
+                return Err(Error::config("surrogate", "the weighted normal equations are singular; use alpha > 0"));
+            }
+            SurrogateFit::from_packed(chunk, c, b)
+        })
+        .collect()
+}

@@ -1,0 +1,137 @@
+//! Finding the utterances to process: one audio file, a folder (recursive) or a CSV manifest.
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// Audio file extensions picked up when walking a folder.
+pub const AUDIO_EXTENSIONS: &[&str] = &["wav", "flac", "ogg", "mp3"];
+
+/// One utterance to process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputItem {
+    /// The audio file.
+    pub path: PathBuf,
+    /// Identifier written to the outputs: the path relative to the input root, `/`-separated.
+    pub id: String,
+    /// Label from the manifest (or the parent folder name when walking a folder), if any.
+    pub label: Option<String>,
+    /// Speaker from the manifest, if any.
+    pub speaker: Option<String>,
+}
+
+/// What [`collect_inputs`] found: the usable items and one error per bad manifest row.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// Items to process, in a stable order.
+    pub items: Vec<InputItem>,
+    /// Rows that could not be used; processing goes on without them.
+    pub errors: Vec<Error>,
+}
+
+/// Collects utterances from `path`: a `.csv` manifest (`path,label[,speaker]`, header optional,
+/// paths relative to the manifest's folder), a folder (walked recursively, sorted, label = parent
+/// folder name), or a single audio file.
+pub fn collect_inputs(path: &Path) -> Result<Inputs> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        let mut files = vec![];
+        walk(path, &mut files)?;
+        files.sort();
+        let items = files
+            .into_iter()
+            .map(|f| {
+                let rel = f.strip_prefix(path).unwrap_or(&f);
+                let label = rel.parent().and_then(|p| p.file_name()).map(|s| s.to_string_lossy().into_owned());
+                InputItem { id: id_of(rel), label, speaker: None, path: f }
+            })
+            .collect();
+        Ok(Inputs { items, errors: vec![] })
+    } else if has_extension(path, &["csv"]) {
+        read_manifest(path)
+    } else {
+        let id = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Inputs { items: vec![InputItem { path: path.to_path_buf(), id, label: None, speaker: None }], errors: vec![] })
+    }
+}
+
+fn id_of(rel: &Path) -> String {
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+}
+
+fn has_extension(path: &Path, exts: &[&str]) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| exts.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let path = entry.path();
+        let ty = entry.file_type().map_err(|e| Error::io(&path, e))?;
+        if ty.is_dir() {
+            walk(&path, out)?;
+        } else if has_extension(&path, AUDIO_EXTENSIONS) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Reads a CSV manifest; bad rows become errors in [`Inputs::errors`], missing files too.
+pub fn read_manifest(path: &Path) -> Result<Inputs> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let root = path.parent().unwrap_or(Path::new("."));
+    let mut inputs = Inputs::default();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = split_csv(line);
+        if i == 0 && fields.first().is_some_and(|f| f.eq_ignore_ascii_case("path")) {
+            continue;
+        }
+        let bad = |reason: String| Error::Manifest { path: path.to_path_buf(), line: line_no, reason };
+        if !(2..=3).contains(&fields.len()) {
+            inputs.errors.push(bad(format!("expected `path,label[,speaker]`, got {} fields", fields.len())));
+            continue;
+        }
+        if fields[0].is_empty() || fields[1].is_empty() {
+            inputs.errors.push(bad("empty path or label".into()));
+            continue;
+        }
+        let rel = Path::new(fields[0]);
+        let audio = if rel.is_absolute() { rel.to_path_buf() } else { root.join(rel) };
+        if !audio.is_file() {
+            inputs.errors.push(bad(format!("{}: no such file", audio.display())));
+            continue;
+        }
+        inputs.items.push(InputItem {
+            path: audio,
+            id: fields[0].to_string(),
+            label: Some(fields[1].to_string()),
+            speaker: fields.get(2).filter(|s| !s.is_empty()).map(|s| s.to_string()),
+        });
+    }
+    Ok(inputs)
+}
+
+/// Splits one CSV line on commas, honouring double quotes (no embedded newlines).
+fn split_csv(line: &str) -> Vec<&str> {
+    let mut out = vec![];
+    let (mut start, mut quoted) = (0, false);
+    for (i, ch) in line.char_indices() {
+        match ch {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(line[start..i].trim().trim_matches('"'));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(line[start..].trim().trim_matches('"'));
+    out
+}

@@ -1,0 +1,421 @@
+//! The `emolime` command line: a thin layer over the library.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use emolime::audio::FrontEndConfig;
+use emolime::bands::{BandConfig, BandKind};
+use emolime::corpus::{explain_corpus, load_training_set, CorpusReport, Failure, Progress};
+use emolime::device::{ComputeDevice, DeviceSpec};
+use emolime::explain::{ExplainConfig, Explainer};
+use emolime::input::{collect_inputs, InputItem};
+use emolime::model::{train, Classifier, TrainConfig};
+use emolime::output::OutputDir;
+use emolime::perturb::FillMode;
+use emolime::sampling::{KernelKind, MaskConfig, SampleCount};
+use emolime::surrogate::SurrogateConfig;
+use emolime::synth::{write_corpus, SynthConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(name = "emolime", version, about = "LIME explanations of speech emotion models over frequency subbands, on the GPU")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Synthesize a corpus, train a small CNN on it, explain a few dozen utterances.
+    Demo(DemoArgs),
+    /// Explain a model's predictions for one file, a folder or a CSV manifest.
+    Explain(ExplainArgs),
+    /// Train the log-mel CNN on a folder (class sub-folders) or a CSV manifest.
+    Train(TrainArgs),
+    /// Write the built-in synthetic corpus as WAV files and a manifest.
+    Synth(SynthArgs),
+    /// List the adapters wgpu sees and the one `--device auto` picks.
+    Devices(DevicesArgs),
+}
+
+#[derive(Args)]
+struct DeviceArg {
+    /// auto (a hardware GPU, else the CPU), gpu:N (see `emolime devices`) or cpu.
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+impl DeviceArg {
+    fn open(&self) -> Result<ComputeDevice> {
+        let spec: DeviceSpec = self.device.parse()?;
+        Ok(ComputeDevice::open(spec)?)
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LayoutArg {
+    EqualMel,
+    Linear,
+    Erb,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FillArg {
+    Zero,
+    Mean,
+    Noise,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KernelArg {
+    Lime,
+    Shapley,
+}
+
+/// Flags shared by `explain` and `demo`; converted into [`ExplainConfig`].
+#[derive(Args)]
+struct ExplainFlags {
+    /// Perturbed samples per utterance, or `exhaustive` for all 2^B masks (B <= 16).
+    #[arg(long, default_value = "1000")]
+    samples: String,
+    /// Number of bands (2..=64).
+    #[arg(long, default_value_t = 8)]
+    bands: usize,
+    /// Band placement.
+    #[arg(long, value_enum, default_value = "equal-mel")]
+    band_layout: LayoutArg,
+    /// Explicit band edges in Hz, comma-separated (overrides --bands and --band-layout).
+    #[arg(long, value_delimiter = ',')]
+    band_edges_hz: Option<Vec<f32>>,
+    /// Probability of keeping a band in a random sample.
+    #[arg(long, default_value_t = 0.5)]
+    keep_prob: f32,
+    /// What replaces a removed band.
+    #[arg(long, value_enum, default_value = "zero")]
+    fill: FillArg,
+    /// Surrogate sample weighting.
+    #[arg(long, value_enum, default_value = "lime")]
+    kernel: KernelArg,
+    /// LIME kernel width.
+    #[arg(long, default_value_t = 0.25)]
+    kernel_width: f32,
+    /// Ridge penalty (default 1 for lime, 0 for shapley).
+    #[arg(long)]
+    alpha: Option<f32>,
+    /// Seed of masks and noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Perturbed spectrograms per model call.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Also write each utterance's masks, weights and model outputs (samples/NNNNNN.json).
+    #[arg(long)]
+    save_samples: bool,
+}
+
+impl TryFrom<&ExplainFlags> for ExplainConfig {
+    type Error = anyhow::Error;
+    fn try_from(f: &ExplainFlags) -> Result<Self> {
+        let samples = match f.samples.as_str() {
+            "exhaustive" => SampleCount::Exhaustive,
+            n => SampleCount::Random(n.parse().with_context(|| format!("--samples: expected a number or `exhaustive`, got `{n}`"))?),
+        };
+        let kind = match (&f.band_edges_hz, f.band_layout) {
+            (Some(edges), _) => BandKind::Custom(edges.clone()),
+            (None, LayoutArg::EqualMel) => BandKind::EqualMel,
+            (None, LayoutArg::Linear) => BandKind::LinearHz,
+            (None, LayoutArg::Erb) => BandKind::Erb,
+        };
+        let kernel = match f.kernel {
+            KernelArg::Lime => KernelKind::Lime { width: f.kernel_width },
+            KernelArg::Shapley => KernelKind::Shapley,
+        };
+        let alpha = f.alpha.unwrap_or(if matches!(f.kernel, KernelArg::Shapley) { 0.0 } else { 1.0 });
+        let cfg = ExplainConfig {
+            bands: BandConfig { kind, n_bands: f.bands },
+            masks: MaskConfig { samples, keep_prob: f.keep_prob, seed: f.seed },
+            surrogate: SurrogateConfig { kernel, alpha },
+            fill: match f.fill {
+                FillArg::Zero => FillMode::Zero,
+                FillArg::Mean => FillMode::Mean,
+                FillArg::Noise => FillMode::Noise,
+            },
+            batch_size: f.batch_size,
+            keep_samples: f.save_samples,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    /// A model written by `emolime train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// An audio file, a folder (searched recursively) or a CSV manifest `path,label[,speaker]`.
+    #[arg(long)]
+    input: PathBuf,
+    /// Output folder (must not exist unless --force).
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing output folder.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    device: DeviceArg,
+    #[command(flatten)]
+    flags: ExplainFlags,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// A folder with one sub-folder per class, or a CSV manifest `path,label[,speaker]`.
+    #[arg(long)]
+    input: PathBuf,
+    /// Where to write the model file.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing model file.
+    #[arg(long)]
+    force: bool,
+    /// Passes over the data.
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
+    epochs: usize,
+    /// Seed of initialisation and shuffling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+impl From<&TrainArgs> for TrainConfig {
+    fn from(a: &TrainArgs) -> Self {
+        TrainConfig { epochs: a.epochs, seed: a.seed, ..TrainConfig::default() }
+    }
+}
+
+#[derive(Args)]
+struct SynthArgs {
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Utterances per class.
+    #[arg(long, default_value_t = SynthConfig::default().n_per_class)]
+    per_class: usize,
+    /// Plant a cue: the first class differs from the others only by energy in LO-HI Hz.
+    #[arg(long)]
+    planted_band_hz: Option<String>,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Output folder (default: a new `emolime-demo[-N]` in the current folder).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Replace an existing output folder.
+    #[arg(long)]
+    force: bool,
+    /// Utterances to explain.
+    #[arg(long, default_value_t = 24)]
+    explain: usize,
+    #[command(flatten)]
+    device: DeviceArg,
+    #[command(flatten)]
+    flags: ExplainFlags,
+}
+
+#[derive(Args)]
+struct DevicesArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Demo(a) => demo(a),
+        Command::Explain(a) => explain(a),
+        Command::Train(a) => train_cmd(a).map(|_| ()),
+        Command::Synth(a) => synth(a),
+        Command::Devices(a) => devices(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn bar(total: usize, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(total as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+fn parse_band(s: &str) -> Result<(f32, f32)> {
+    let (lo, hi) = s.split_once('-').with_context(|| format!("--planted-band-hz: expected LO-HI, got `{s}`"))?;
+    Ok((lo.trim().parse()?, hi.trim().parse()?))
+}
+
+fn synth(a: &SynthArgs) -> Result<()> {
+    let cfg = SynthConfig {
+        n_per_class: a.per_class,
+        seed: a.seed,
+        planted_band_hz: a.planted_band_hz.as_deref().map(parse_band).transpose()?,
+        ..SynthConfig::default()
+    };
+    let manifest = write_corpus(&cfg, &a.out)?;
+    println!("wrote {} utterances; manifest {}", cfg.n_per_class * cfg.classes.len(), manifest.display());
+    Ok(())
+}
+
+fn devices(a: &DevicesArgs) -> Result<()> {
+    let instance = emolime::gpu::new_instance();
+    let adapters = emolime::gpu::adapters(&instance);
+    let summaries: Vec<_> = adapters.iter().enumerate().map(|(i, ad)| emolime::gpu::summarize(i, ad)).collect();
+    let auto = emolime::device::auto_hardware_adapter(&adapters);
+    let picked = auto.map_or("cpu (no hardware gpu adapter)".to_string(), |i| format!("gpu:{i}"));
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "adapters": summaries, "auto": picked }))?);
+        return Ok(());
+    }
+    if summaries.is_empty() {
+        println!("no wgpu adapter found (install a Vulkan driver, e.g. mesa-vulkan-drivers)");
+    }
+    for s in &summaries {
+        println!(
+            "gpu:{}  {}  [{} {}]  vendor 0x{:04x}  driver {}  max storage binding {} MiB  max buffer {} MiB  max workgroups/dim {}",
+            s.index, s.name, s.backend, s.device_type, s.vendor, s.driver,
+            s.max_storage_binding_bytes >> 20, s.max_buffer_bytes >> 20, s.max_workgroups_per_dim
+        );
+    }
+    println!("--device auto picks: {picked}");
+    Ok(())
+}
+
+fn train_cmd(a: &TrainArgs) -> Result<Classifier> {
+    if a.out.exists() && !a.force {
+        bail!("{}: model file already exists (pass --force to replace it)", a.out.display());
+    }
+    let device = a.device.open()?;
+    let inputs = collect_inputs(&a.input)?;
+    let cfg = TrainConfig::from(a);
+    train_on(&inputs.items, inputs.errors.iter().map(|e| e.to_string()).collect(), &cfg, &device, &a.out)
+}
+
+fn train_on(items: &[InputItem], mut errors: Vec<String>, cfg: &TrainConfig, device: &ComputeDevice, out: &Path) -> Result<Classifier> {
+    let fe = FrontEndConfig::default();
+    let pb = bar(items.len(), "features");
+    let (examples, classes, failures) = load_training_set(items, &fe, |Progress::Done { done, .. }| pb.set_position(done as u64))?;
+    pb.finish_and_clear();
+    errors.extend(failures.iter().map(|f| f.error.clone()));
+    for e in &errors {
+        eprintln!("skipped: {e}");
+    }
+    if examples.is_empty() {
+        bail!("no usable training example ({} failures)", errors.len());
+    }
+    let pb = bar(cfg.epochs, "training");
+    let t0 = std::time::Instant::now();
+    let (model, report) = train(&examples, classes, fe, cfg, &device.burn, |epoch, _| pb.set_position(epoch as u64 + 1))?;
+    pb.finish_and_clear();
+    model.save(out)?;
+    println!(
+        "trained on {} utterances ({} held out) in {:.1} s on {}: train accuracy {:.2}, held-out accuracy {}; model {}",
+        report.n_train,
+        report.n_val,
+        t0.elapsed().as_secs_f64(),
+        device.description,
+        report.train_accuracy,
+        report.val_accuracy.map_or("n/a".into(), |v| format!("{v:.2}")),
+        out.display()
+    );
+    if !errors.is_empty() {
+        eprintln!("{} inputs skipped", errors.len());
+    }
+    Ok(model)
+}
+
+fn run_explain(model: &Classifier, device: &ComputeDevice, cfg: ExplainConfig, items: &[InputItem], prior: Vec<Failure>, out: &OutputDir) -> Result<CorpusReport> {
+    let mut explainer = Explainer::new(model, device, cfg)?;
+    let pb = bar(items.len(), "explaining");
+    let report = explain_corpus(&mut explainer, items, prior, &device.description, out, |Progress::Done { done, .. }| pb.set_position(done as u64))?;
+    pb.finish_and_clear();
+    Ok(report)
+}
+
+fn print_report(report: &CorpusReport, out: &Path) {
+    println!("device: {}", report.device);
+    println!(
+        "explained {} utterances in {:.1} s ({:.2} utterances/s){}",
+        report.n_explained,
+        report.seconds,
+        report.utterances_per_s,
+        report.accuracy.map_or(String::new(), |a| format!("; accuracy on labelled inputs {a:.2}"))
+    );
+    let edges: Vec<String> = report.band_edges_hz.windows(2).map(|w| format!("{:.0}-{:.0}", w[0], w[1])).collect();
+    println!("band importance (mean LIME coefficient per band, Hz: {})", edges.join(" | "));
+    for c in &report.importance {
+        let cells: Vec<String> = c.mean_coefficients.iter().map(|v| format!("{v:+.3}")).collect();
+        let top = emolime::model::argmax(&c.mean_coefficients);
+        println!("  {:>8} (n={:>3}): {}   top band {}", c.class, c.n_utterances, cells.join(" "), edges.get(top).cloned().unwrap_or_default());
+    }
+    for f in &report.failures {
+        eprintln!("failed: {}", f.error);
+    }
+    println!("outputs: {}", out.display());
+}
+
+fn explain(a: &ExplainArgs) -> Result<()> {
+    let cfg = ExplainConfig::try_from(&a.flags)?;
+    let device = a.device.open()?;
+    let model = Classifier::load(&a.model, &device.burn)?;
+    let inputs = collect_inputs(&a.input)?;
+    let prior: Vec<Failure> = inputs.errors.iter().map(|e| Failure { id: String::new(), error: e.to_string() }).collect();
+    let out = OutputDir::create(&a.out, a.force)?;
+    let report = run_explain(&model, &device, cfg, &inputs.items, prior, &out)?;
+    let path = out.commit()?;
+    print_report(&report, &path);
+    if !report.failures.is_empty() {
+        bail!("{} of {} inputs failed", report.failures.len(), report.failures.len() + report.n_explained);
+    }
+    Ok(())
+}
+
+fn demo(a: &DemoArgs) -> Result<()> {
+    let target = match &a.out {
+        Some(p) => p.clone(),
+        None => (1..)
+            .map(|i| PathBuf::from(if i == 1 { "emolime-demo".to_string() } else { format!("emolime-demo-{i}") }))
+            .find(|p| !p.exists())
+            .expect("unbounded search"),
+    };
+    let mut cfg = ExplainConfig::try_from(&a.flags)?;
+    if a.flags.samples == "1000" {
+        cfg.masks.samples = SampleCount::Random(512);
+    }
+    let out = OutputDir::create(&target, a.force)?;
+    let device = a.device.open()?;
+    println!("device: {}", device.description);
+    let synth_cfg = SynthConfig::default();
+    let manifest = write_corpus(&synth_cfg, &out.path("corpus"))?;
+    println!("synthesized {} utterances ({} classes)", synth_cfg.n_per_class * synth_cfg.classes.len(), synth_cfg.classes.len());
+    let inputs = collect_inputs(&manifest)?;
+    let model = train_on(&inputs.items, vec![], &TrainConfig::default(), &device, &out.path("model.emolime"))?;
+    // Explain an even spread over the classes.
+    let step = (inputs.items.len() / a.explain.max(1)).max(1);
+    let items: Vec<InputItem> = inputs.items.iter().step_by(step).take(a.explain).cloned().collect();
+    let report = run_explain(&model, &device, cfg, &items, vec![], &out)?;
+    let path = out.commit()?;
+    print_report(&report, &path);
+    Ok(())
+}

@@ -1,0 +1,384 @@
+//! The log-mel CNN classifier (Burn), its training loop and its model file.
+//!
+//! The model takes *power* mel spectrograms `[N, 1, M, T]`, the form the perturbation kernel
+//! writes, and converts them to normalised decibels itself, so a masked band filled with zeros
+//! reaches the network exactly as EmoLIME feeds it.
+
+use crate::audio::FrontEndConfig;
+use crate::error::{Error, Result};
+use crate::sampling::random_u32;
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// First bytes of every emolime model file.
+pub const MODEL_MAGIC: &[u8] = b"EMOLIME-MODEL 1\n";
+/// Frequency groups kept by the pooling head (the network sees where energy is, not only how much).
+const FREQ_GROUPS: usize = 8;
+/// Smallest number of frames the network accepts (two 2x2 poolings).
+pub const MIN_FRAMES: usize = 4;
+
+/// Everything about a model except its weights; stored as JSON in the model file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// Class names, in output order.
+    pub classes: Vec<String>,
+    /// The front end the model was trained with (explanations reuse it).
+    pub front_end: FrontEndConfig,
+    /// Frames per training crop.
+    pub train_frames: usize,
+    /// Mean of the training decibels.
+    pub db_mean: f32,
+    /// Standard deviation of the training decibels.
+    pub db_std: f32,
+    /// Channels of the three convolution blocks.
+    pub channels: [usize; 3],
+}
+
+/// The network: three conv blocks, pooling over time but not frequency, a linear head.
+#[derive(Module, Debug)]
+pub struct SerCnn {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    conv2: Conv2d,
+    bn2: BatchNorm,
+    conv3: Conv2d,
+    bn3: BatchNorm,
+    pool: MaxPool2d,
+    head_pool: AdaptiveAvgPool2d,
+    dropout: Dropout,
+    fc: Linear,
+    act: Relu,
+    db_mean: f32,
+    db_std: f32,
+}
+
+impl SerCnn {
+    /// A freshly initialised network for `meta` on `device`.
+    pub fn new(meta: &ModelMeta, device: &Device) -> Self {
+        let [c1, c2, c3] = meta.channels;
+        let conv = |i, o| Conv2dConfig::new([i, o], [3, 3]).with_padding(PaddingConfig2d::Same).init(device);
+        SerCnn {
+            conv1: conv(1, c1),
+            bn1: BatchNormConfig::new(c1).init(device),
+            conv2: conv(c1, c2),
+            bn2: BatchNormConfig::new(c2).init(device),
+            conv3: conv(c2, c3),
+            bn3: BatchNormConfig::new(c3).init(device),
+            pool: MaxPool2dConfig::new([2, 2]).init(),
+            head_pool: AdaptiveAvgPool2dConfig::new([FREQ_GROUPS, 1]).init(),
+            dropout: DropoutConfig::new(0.2).init(),
+            fc: LinearConfig::new(c3 * FREQ_GROUPS, meta.classes.len()).init(device),
+            act: Relu::new(),
+            db_mean: meta.db_mean,
+            db_std: meta.db_std,
+        }
+    }
+
+    /// Logits for a batch of power mel spectrograms.
+    ///
+    /// # Shapes
+    /// `power_mel` [N, 1, M, T] -> [N, C]
+    pub fn forward(&self, power_mel: Tensor<4>) -> Tensor<2> {
+        let x = power_mel
+            .add_scalar(1e-10)
+            .log()
+            .mul_scalar(10.0 / std::f32::consts::LN_10)
+            .sub_scalar(self.db_mean)
+            .div_scalar(self.db_std);
+        let x = self.pool.forward(self.act.forward(self.bn1.forward(self.conv1.forward(x))));
+        let x = self.pool.forward(self.act.forward(self.bn2.forward(self.conv2.forward(x))));
+        let x = self.act.forward(self.bn3.forward(self.conv3.forward(x)));
+        let x = self.head_pool.forward(x); // [N, C3, G, 1]
+        let [n, c, g, _] = x.dims();
+        self.fc.forward(self.dropout.forward(x.reshape([n, c * g])))
+    }
+}
+
+/// A trained classifier ready for inference on one device.
+pub struct Classifier {
+    /// Its description.
+    pub meta: ModelMeta,
+    /// The network in inference mode.
+    pub net: SerCnn,
+    /// Where it runs.
+    pub device: Device,
+}
+
+impl Classifier {
+    /// Number of classes `C`.
+    pub fn n_classes(&self) -> usize {
+        self.meta.classes.len()
+    }
+
+    /// Class probabilities.
+    ///
+    /// # Shapes
+    /// `power_mel` [N, 1, M, T] -> [N, C]
+    pub fn probs(&self, power_mel: Tensor<4>) -> Tensor<2> {
+        burn::tensor::activation::softmax(self.net.forward(power_mel), 1)
+    }
+
+    /// Class probabilities for spectrograms held on the host.
+    ///
+    /// # Shapes
+    /// `power_mel` [N * M * T] with `dims = [N, M, T]` -> [N * C]
+    pub fn probs_host(&self, power_mel: Vec<f32>, dims: [usize; 3]) -> Result<Vec<f32>> {
+        let [n, m, t] = dims;
+        if power_mel.len() != n * m * t {
+            return Err(Error::shape("power_mel", format!("[{n}, {m}, {t}]"), format!("{} values", power_mel.len())));
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(power_mel, [n, 1, m, t]), &self.device);
+        read_f32(self.probs(x))
+    }
+
+    /// Writes the model file atomically: magic line, one JSON line of [`ModelMeta`], Burn's record.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bad = |reason: String| Error::Model { path: path.to_path_buf(), reason };
+        let record = self.net.clone().into_record().into_bytes().map_err(|e| bad(format!("cannot encode weights: {e}")))?;
+        let meta = serde_json::to_vec(&self.meta).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
+        let mut bytes = Vec::with_capacity(MODEL_MAGIC.len() + meta.len() + 1 + record.len());
+        bytes.extend_from_slice(MODEL_MAGIC);
+        bytes.extend_from_slice(&meta);
+        bytes.push(b'\n');
+        bytes.extend_from_slice(&record);
+        crate::output::write_atomic(path, &bytes)
+    }
+
+    /// Loads a model file onto `device`; every defect is an [`Error::Model`], never a panic.
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        let bad = |reason: String| Error::Model { path: path.to_path_buf(), reason };
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let rest = bytes.strip_prefix(MODEL_MAGIC).ok_or_else(|| bad("not an emolime model (bad magic line)".into()))?;
+        let nl = rest.iter().position(|&b| b == b'\n').ok_or_else(|| bad("truncated header".into()))?;
+        let meta: ModelMeta = serde_json::from_slice(&rest[..nl]).map_err(|e| bad(format!("bad header: {e}")))?;
+        meta.front_end.validate().map_err(|e| bad(format!("bad front end: {e}")))?;
+        if meta.classes.len() < 2 || meta.channels.contains(&0) || !(meta.db_std > 0.0) {
+            return Err(bad("header describes an impossible network".into()));
+        }
+        let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(rest[nl + 1..].to_vec()))
+            .map_err(|e| bad(format!("bad weights: {e}")))?;
+        let net = SerCnn::new(&meta, device).try_load_record(record).map_err(|e| bad(format!("weights do not fit: {e}")))?;
+        Ok(Classifier { meta, net: net.valid(), device: device.clone() })
+    }
+}
+
+/// Reads a float tensor back to the host.
+pub fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data().try_into_vec::<f32>().map_err(|e| Error::Device(format!("reading a tensor back: {e:?}")))
+}
+
+/// Training settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Utterances per step.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+    /// Frames per crop (longer spectrograms are centre-cropped, shorter ones tiled).
+    pub train_frames: usize,
+    /// Share of each class held out for validation.
+    pub val_fraction: f32,
+    /// Seed of initialisation and shuffling.
+    pub seed: u64,
+    /// Channels of the three conv blocks.
+    pub channels: [usize; 3],
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 25,
+            batch_size: 16,
+            learning_rate: 3e-3,
+            train_frames: 48,
+            val_fraction: 0.2,
+            seed: 0,
+            channels: [8, 16, 32],
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 || self.batch_size == 0 {
+            return Err(Error::config("epochs", "epochs and batch size must be >= 1"));
+        }
+        if !(self.learning_rate > 0.0) {
+            return Err(Error::config("learning-rate", "must be > 0"));
+        }
+        if self.train_frames < MIN_FRAMES {
+            return Err(Error::config("train-frames", format!("must be >= {MIN_FRAMES}")));
+        }
+        if !(0.0..0.9).contains(&self.val_fraction) {
+            return Err(Error::config("val-fraction", "must be in [0, 0.9)"));
+        }
+        if self.channels.contains(&0) {
+            return Err(Error::config("channels", "must be >= 1"));
+        }
+        Ok(())
+    }
+}
+
+/// One labelled training example: a power mel spectrogram.
+pub struct Example {
+    /// Power mel spectrogram, row-major. // [M, T]
+    pub mel: Vec<f32>,
+    /// Frames `T`.
+    pub n_frames: usize,
+    /// Class index.
+    pub label: usize,
+}
+
+/// What training achieved.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainReport {
+    /// Accuracy on the training split.
+    pub train_accuracy: f32,
+    /// Accuracy on the held-out split (None when nothing was held out).
+    pub val_accuracy: Option<f32>,
+    /// Training examples.
+    pub n_train: usize,
+    /// Held-out examples.
+    pub n_val: usize,
+    /// Mean loss of the last epoch.
+    pub final_loss: f32,
+}
+
+/// Crops (centre) or tiles a [M, T] spectrogram to `frames` frames.
+///
+/// # Shapes
+/// `mel` [M, T] -> [M, frames]
+pub fn fit_frames(mel: &[f32], n_mels: usize, n_frames: usize, frames: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(n_mels * frames);
+    let start = n_frames.saturating_sub(frames) / 2;
+    for m in 0..n_mels {
+        let row = &mel[m * n_frames..(m + 1) * n_frames];
+        out.extend((0..frames).map(|f| row[(start + f) % n_frames]));
+    }
+    out
+}
+
+/// Trains a classifier on `examples` (power mel spectrograms made with `front_end`).
+pub fn train(
+    examples: &[Example],
+    classes: Vec<String>,
+    front_end: FrontEndConfig,
+    cfg: &TrainConfig,
+    device: &Device,
+    mut progress: impl FnMut(usize, f32),
+) -> Result<(Classifier, TrainReport)> {
+    cfg.validate()?;
+    front_end.validate()?;
+    let m = front_end.n_mels;
+    let c = classes.len();
+    if c < 2 {
+        return Err(Error::config("classes", format!("need at least 2 classes, got {c}")));
+    }
+    if let Some(e) = examples.iter().find(|e| e.label >= c || e.mel.len() != m * e.n_frames || e.n_frames == 0) {
+        return Err(Error::shape("example", format!("[{m}, T] with label < {c}"), format!("{} values, label {}", e.mel.len(), e.label)));
+    }
+    // Split: the last `val_fraction` of each class (in a seeded order) is held out.
+    let mut order: Vec<usize> = (0..examples.len()).collect();
+    order.sort_by_key(|&i| random_u32(cfg.seed, 11, i as u32, 0));
+    let (mut train_idx, mut val_idx) = (vec![], vec![]);
+    for class in 0..c {
+        let members: Vec<usize> = order.iter().copied().filter(|&i| examples[i].label == class).collect();
+        if members.is_empty() {
+            return Err(Error::config("classes", format!("class `{}` has no training example", classes[class])));
+        }
+        let n_val = ((members.len() as f32) * cfg.val_fraction).floor() as usize;
+        let n_val = n_val.min(members.len() - 1);
+        val_idx.extend_from_slice(&members[members.len() - n_val..]);
+        train_idx.extend_from_slice(&members[..members.len() - n_val]);
+    }
+    let frames = cfg.train_frames;
+    let crops: Vec<Vec<f32>> = examples.iter().map(|e| fit_frames(&e.mel, m, e.n_frames, frames)).collect();
+    // Decibel statistics of the training crops.
+    let (mut sum, mut sum_sq, mut count) = (0f64, 0f64, 0f64);
+    for &i in &train_idx {
+        for &v in &crops[i] {
+            let db = 10.0 * ((v as f64) + 1e-10).log10();
+            sum += db;
+            sum_sq += db * db;
+            count += 1.0;
+        }
+    }
+    let db_mean = (sum / count) as f32;
+    let db_std = ((sum_sq / count - (sum / count).powi(2)).max(1e-6)).sqrt() as f32;
+    let meta = ModelMeta { classes, front_end, train_frames: frames, db_mean, db_std, channels: cfg.channels };
+
+    let plain = device.clone();
+    plain.seed(cfg.seed);
+    let ad = plain.clone().autodiff();
+    let mut net = SerCnn::new(&meta, &ad);
+    let mut optim = AdamConfig::new().init();
+    let loss_fn = CrossEntropyLossConfig::new().init(&ad);
+    let batch_of = |idx: &[usize], dev: &Device| {
+        let mut x = Vec::with_capacity(idx.len() * m * frames);
+        let mut y = Vec::with_capacity(idx.len());
+        for &i in idx {
+            x.extend_from_slice(&crops[i]);
+            y.push(examples[i].label as i64);
+        }
+        (
+            Tensor::<4>::from_data(TensorData::new(x, [idx.len(), 1, m, frames]), dev),
+            Tensor::<1, Int>::from_data(TensorData::new(y, [idx.len()]), dev),
+        )
+    };
+    let mut final_loss = f32::NAN;
+    let mut shuffled = train_idx.clone();
+    for epoch in 0..cfg.epochs {
+        shuffled.sort_by_key(|&i| random_u32(cfg.seed, 12, epoch as u32, i as u32));
+        let (mut loss_sum, mut steps) = (0f32, 0usize);
+        for batch in shuffled.chunks(cfg.batch_size) {
+            let (x, y) = batch_of(batch, &ad);
+            let loss = loss_fn.forward(net.forward(x), y);
+            loss_sum += loss.clone().into_scalar::<f32>();
+            steps += 1;
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            // Cosine decay of the learning rate.
+            let lr = cfg.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * epoch as f64 / cfg.epochs as f64).cos());
+            net = optim.step(lr, net, grads);
+        }
+        final_loss = loss_sum / steps.max(1) as f32;
+        progress(epoch, final_loss);
+    }
+    let classifier = Classifier { meta, net: net.valid(), device: plain.clone() };
+    let accuracy = |idx: &[usize]| -> Result<f32> {
+        let mut correct = 0usize;
+        for batch in idx.chunks(64) {
+            let (x, _) = batch_of(batch, &plain);
+            let p = read_f32(classifier.probs(x))?;
+            for (k, &i) in batch.iter().enumerate() {
+                let row = &p[k * c..(k + 1) * c];
+                correct += (argmax(row) == examples[i].label) as usize;
+            }
+        }
+        Ok(correct as f32 / idx.len().max(1) as f32)
+    };
+    let train_accuracy = accuracy(&train_idx)?;
+    let val_accuracy = if val_idx.is_empty() { None } else { Some(accuracy(&val_idx)?) };
+    let report = TrainReport { train_accuracy, val_accuracy, n_train: train_idx.len(), n_val: val_idx.len(), final_loss };
+    Ok((classifier, report))
+}
+
+/// Index of the largest value (first on ties).
+pub fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best
+}

@@ -1,0 +1,204 @@
+//! Seeded, counter-based mask sampling and the LIME / Shapley sample weights.
+//!
+//! Every random number is a pure function of `(seed, stream, a, b)` through [`random_u32`], which
+//! `shaders/perturb.wgsl` implements bit for bit, so a seed gives the same masks and the same noise
+//! on every device and in every order of work.
+
+use crate::error::{Error, Result};
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+/// Stream id for mask bits.
+pub const STREAM_MASK: u32 = 1;
+/// Stream id for noise fill.
+pub const STREAM_NOISE: u32 = 2;
+
+/// Chris Wellons' `lowbias32` integer hash (also in `perturb.wgsl`).
+#[inline]
+pub fn hash_u32(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^= x >> 16;
+    x
+}
+
+/// The counter-based generator: a 32-bit random word for counter `(a, b)` in `stream` of `seed`.
+#[inline]
+pub fn random_u32(seed: u64, stream: u32, a: u32, b: u32) -> u32 {
+    let (lo, hi) = (seed as u32, (seed >> 32) as u32);
+    let mut h = hash_u32(lo ^ 0x9e37_79b9);
+    h = hash_u32(h ^ hi);
+    h = hash_u32(h ^ stream);
+    h = hash_u32(h ^ a);
+    hash_u32(h ^ b)
+}
+
+/// A uniform number in `(0, 1]` from a random word (24 bits of it, exact in `f32`).
+#[inline]
+pub fn unit_open(word: u32) -> f32 {
+    ((word >> 8) + 1) as f32 * (1.0 / 16_777_216.0)
+}
+
+/// How many perturbed samples to draw per utterance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SampleCount {
+    /// Sample 0 keeps every band; the rest are Bernoulli draws.
+    Random(usize),
+    /// All `2^B` masks (B <= 16), sample 0 keeping every band, the last keeping none.
+    Exhaustive,
+}
+
+/// Largest band count for which `--samples exhaustive` is allowed.
+pub const MAX_EXHAUSTIVE_BANDS: usize = 16;
+
+/// The surrogate's sample weighting.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum KernelKind {
+    /// LIME: `sqrt(exp(-d^2 / w^2))` of the cosine distance `d` to the all-ones mask.
+    Lime {
+        /// Kernel width `w` (0.25 in EmoLIME and in `lime`'s image explainer).
+        width: f32,
+    },
+    /// KernelSHAP's Shapley kernel; the empty and full masks become exact constraints, so with
+    /// exhaustive masks the coefficients are the exact Shapley values.
+    Shapley,
+}
+
+impl Default for KernelKind {
+    fn default() -> Self {
+        KernelKind::Lime { width: 0.25 }
+    }
+}
+
+/// Mask sampling settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MaskConfig {
+    /// Sample count (default 1000 random samples).
+    pub samples: SampleCount,
+    /// Probability that a band is kept in a random sample (default 0.5).
+    pub keep_prob: f32,
+    /// Seed of every random choice.
+    pub seed: u64,
+}
+
+impl Default for MaskConfig {
+    fn default() -> Self {
+        MaskConfig { samples: SampleCount::Random(1000), keep_prob: 0.5, seed: 0 }
+    }
+}
+
+impl MaskConfig {
+    /// Checks the settings for `n_bands` bands.
+    pub fn validate(&self, n_bands: usize) -> Result<()> {
+        if !(self.keep_prob > 0.0 && self.keep_prob < 1.0) {
+            return Err(Error::config("keep-prob", format!("must be in (0, 1), got {}", self.keep_prob)));
+        }
+        match self.samples {
+            SampleCount::Random(n) if !(2..=1 << 20).contains(&n) => {
+                Err(Error::config("samples", format!("must be 2..=1048576, got {n}")))
+            }
+            SampleCount::Exhaustive if n_bands > MAX_EXHAUSTIVE_BANDS => Err(Error::config(
+                "samples",
+                format!("exhaustive needs at most {MAX_EXHAUSTIVE_BANDS} bands, have {n_bands}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Number of samples for `n_bands` bands.
+    pub fn n_samples(&self, n_bands: usize) -> usize {
+        match self.samples {
+            SampleCount::Random(n) => n,
+            SampleCount::Exhaustive => 1 << n_bands,
+        }
+    }
+}
+
+/// Draws the masks: 1.0 keeps a band, 0.0 removes it.
+///
+/// Sample 0 keeps every band. With `include_empty` (needed by the Shapley kernel) sample 1 of a
+/// random draw keeps none. The result depends only on the config and `n_bands`.
+///
+/// # Shapes
+/// -> [N, B]
+pub fn sample_masks(cfg: &MaskConfig, n_bands: usize, include_empty: bool) -> Result<Array2<f32>> {
+    cfg.validate(n_bands)?;
+    let n = cfg.n_samples(n_bands);
+    let mut masks = Array2::<f32>::zeros((n, n_bands));
+    match cfg.samples {
+        SampleCount::Exhaustive => {
+            let full = (1u64 << n_bands) - 1;
+            for (i, mut row) in masks.rows_mut().into_iter().enumerate() {
+                let bits = full - i as u64;
+                for (b, v) in row.iter_mut().enumerate() {
+                    *v = ((bits >> b) & 1) as f32;
+                }
+            }
+        }
+        SampleCount::Random(_) => {
+            // Compare in 32-bit integers so the decision is exact on every device.
+            let threshold = (cfg.keep_prob as f64 * 4_294_967_296.0) as u64;
+            for (i, mut row) in masks.rows_mut().into_iter().enumerate() {
+                for (b, v) in row.iter_mut().enumerate() {
+                    let keep = match i {
+                        0 => true,
+                        1 if include_empty => false,
+                        _ => (random_u32(cfg.seed, STREAM_MASK, i as u32, b as u32) as u64) < threshold,
+                    };
+                    *v = keep as u8 as f32;
+                }
+            }
+        }
+    }
+    Ok(masks)
+}
+
+/// Sample weights for the surrogate fit.
+///
+/// LIME: cosine distance to the all-ones mask is `1 - sqrt(k/B)` for `k` kept bands (1 for the
+/// empty mask, as scikit-learn's `cosine_distances` gives), weight `sqrt(exp(-d^2/w^2))`.
+/// Shapley: `(B-1) / (C(B,k) k (B-k))`, and 0 for the empty and full masks, which the Shapley fit
+/// treats as exact constraints instead.
+///
+/// # Shapes
+/// `masks` [N, B] -> [N]
+pub fn kernel_weights(masks: &Array2<f32>, kernel: KernelKind) -> Result<Vec<f32>> {
+    let b = masks.ncols();
+    if b < MIN_KERNEL_BANDS {
+        return Err(Error::shape("masks", "[N, B>=2]", format!("{:?}", masks.shape())));
+    }
+    let weights = masks
+        .rows()
+        .into_iter()
+        .map(|row| {
+            let k = row.iter().filter(|&&v| v > 0.5).count();
+            match kernel {
+                KernelKind::Lime { width } => {
+                    let d = if k == 0 { 1.0 } else { 1.0 - (k as f64 / b as f64).sqrt() };
+                    let w = width as f64;
+                    (-(d * d) / (w * w)).exp().sqrt() as f32
+                }
+                KernelKind::Shapley => {
+                    if k == 0 || k == b {
+                        0.0
+                    } else {
+                        ((b - 1) as f64 / (binomial(b, k) * (k * (b - k)) as f64)) as f32
+                    }
+                }
+            }
+        })
+        .collect();
+    Ok(weights)
+}
+
+const MIN_KERNEL_BANDS: usize = 2;
+
+/// `C(n, k)` as a float (exact for the sizes used here).
+fn binomial(n: usize, k: usize) -> f64 {
+    let k = k.min(n - k);
+    (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
+}

@@ -1,0 +1,9 @@
+//! emolime's one integration-test binary.
+
+mod audio;
+mod bands_sampling;
+mod common;
+mod lime;
+mod pipeline;
+mod synth;
+mod twins;

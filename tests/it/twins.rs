@@ -1,0 +1,84 @@
+//! Every GPU kernel against its CPU twin, on fresh random input.
+
+use crate::common::{fresh_seed, gpu, max_abs_diff, Rng};
+use emolime::audio::{MelFilterbank, MelScale};
+use emolime::gpu::ops::{fit_gpu, perturb_to_host, GpuMel};
+use emolime::perturb::{perturb_cpu, row_means, FillMode};
+use emolime::sampling::{kernel_weights, sample_masks, KernelKind, MaskConfig, SampleCount};
+use emolime::surrogate::{fit_cpu, SurrogateConfig};
+use ndarray::{Array2, Array3};
+
+#[test]
+fn mel_and_row_mean_kernels_match_cpu() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng(fresh_seed("mel"));
+    let fb = MelFilterbank::new(16000, 2048, 128, 0.0, 8000.0, MelScale::Slaney).unwrap();
+    let t = 20 + rng.below(50);
+    let power = Array2::from_shape_fn((fb.n_freq_bins(), t), |_| rng.f32() * rng.f32() * 10.0);
+    let want = fb.apply(power.view()).unwrap();
+    let want_means = row_means(want.view());
+    let mut gm = GpuMel::new(&ctx, &fb);
+    let (got, got_means) = gm.run_to_host(&ctx, power.view()).unwrap();
+    for (g, w) in got.iter().zip(want.iter()) {
+        assert!((g - w).abs() <= 1e-5 + 1e-4 * w.abs(), "mel {g} vs {w}");
+    }
+    for (g, w) in got_means.iter().zip(want_means.iter()) {
+        assert!((g - w).abs() <= 1e-5 + 1e-4 * w.abs(), "row mean {g} vs {w}");
+    }
+    // The buffers are reused: a second, shorter utterance must not see stale data.
+    let power2 = Array2::from_shape_fn((fb.n_freq_bins(), 5), |_| rng.f32());
+    let (got2, _) = gm.run_to_host(&ctx, power2.view()).unwrap();
+    let want2 = fb.apply(power2.view()).unwrap();
+    assert!(max_abs_diff(got2.as_slice().unwrap(), want2.as_slice().unwrap()) < 1e-4);
+}
+
+#[test]
+fn perturb_kernel_matches_cpu_for_every_fill() {
+    let Some(ctx) = gpu() else { return };
+    let seed = fresh_seed("perturb");
+    let mut rng = Rng(seed);
+    let (m, t, b) = (32 + rng.below(100), 3 + rng.below(40), 2 + rng.below(15));
+    let mel = Array2::from_shape_fn((m, t), |_| rng.f32() * 5.0);
+    let means = row_means(mel.view());
+    let row_band: Vec<u32> = (0..m).map(|r| (r * b / m) as u32).collect();
+    let masks = sample_masks(&MaskConfig { samples: SampleCount::Random(40), keep_prob: 0.5, seed }, b, false).unwrap();
+    let (offset, chunk) = (rng.below(10), 1 + rng.below(25));
+    for fill in [FillMode::Zero, FillMode::Mean, FillMode::Noise] {
+        let mut want = Array3::<f32>::zeros((chunk, m, t));
+        perturb_cpu(mel.view(), means.view(), &row_band, masks.view(), offset, fill, seed, want.view_mut()).unwrap();
+        let got = perturb_to_host(&ctx, mel.view(), means.as_slice().unwrap(), &row_band, masks.view(), offset, chunk, fill, seed).unwrap();
+        for (g, w) in got.iter().zip(want.iter()) {
+            assert!((g - w).abs() <= 1e-6 + 1e-5 * w.abs(), "{fill:?}: {g} vs {w}");
+        }
+        if fill == FillMode::Zero {
+            assert!(got.iter().zip(want.iter()).all(|(g, w)| g == w), "zero fill must be bit-exact");
+        }
+    }
+}
+
+#[test]
+fn surrogate_kernel_matches_cpu() {
+    let Some(ctx) = gpu() else { return };
+    let seed = fresh_seed("surrogate");
+    let mut rng = Rng(seed);
+    for kernel in [KernelKind::Lime { width: 0.25 }, KernelKind::Shapley] {
+        let b = 2 + rng.below(15);
+        let n = 50 + rng.below(400);
+        let (u, c) = (1 + rng.below(3), 2 + rng.below(5));
+        let shapley = kernel == KernelKind::Shapley;
+        let masks = sample_masks(&MaskConfig { samples: SampleCount::Random(n), keep_prob: 0.5, seed }, b, shapley).unwrap();
+        let weights = kernel_weights(&masks, kernel).unwrap();
+        let preds = Array3::from_shape_fn((u, n, c), |_| rng.f32());
+        let cfg = SurrogateConfig { kernel, alpha: if shapley { 0.0 } else { 1.0 } };
+        let fits = fit_gpu(&ctx, masks.view(), &weights, preds.view(), &cfg).unwrap();
+        assert_eq!(fits.len(), u);
+        for (k, fit) in fits.iter().enumerate() {
+            let want = fit_cpu(masks.view(), &weights, preds.index_axis(ndarray::Axis(0), k), &cfg).unwrap();
+            let d = max_abs_diff(fit.coefs.as_slice().unwrap(), want.coefs.as_slice().unwrap());
+            assert!(d < 1e-4, "{kernel:?} B={b} N={n}: coefficients differ by {d}");
+            assert!(max_abs_diff(&fit.intercept, &want.intercept) < 1e-4);
+            assert!(max_abs_diff(&fit.r2, &want.r2) < 1e-3);
+            assert!(max_abs_diff(&fit.local_pred, &want.local_pred) < 1e-4);
+        }
+    }
+}
