@@ -88,6 +88,8 @@ pub fn explain_corpus(
     // Decoding and the STFT run on a worker thread, a few utterances ahead of the device.
     let (tx, rx) = crossbeam_channel::bounded::<(usize, Result<ndarray::Array2<f32>>)>(4);
     std::thread::scope(|scope| -> Result<()> {
+        // Owned here so it is dropped if this closure returns early, unblocking the decoder.
+        let rx = rx;
         let fe = &fe;
         scope.spawn(move || {
             for (i, item) in items.iter().enumerate() {

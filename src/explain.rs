@@ -13,7 +13,7 @@ use crate::model::{read_f32, Classifier, MIN_FRAMES};
 use crate::perturb::{perturb_cpu, row_means, FillMode};
 use crate::sampling::{kernel_weights, sample_masks, KernelKind, MaskConfig};
 use crate::surrogate::{empty_sample, fit_cpu, SurrogateConfig, SurrogateFit};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 use ndarray::{Array2, Array3};
 use serde::{Deserialize, Serialize};
 
