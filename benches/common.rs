@@ -4,7 +4,10 @@ use emolime::device::{ComputeDevice, DeviceSpec};
 
 /// Opens the device named by `EMOLIME_BENCH_DEVICE` (default `auto`).
 pub fn bench_device() -> ComputeDevice {
-    let spec: DeviceSpec = std::env::var("EMOLIME_BENCH_DEVICE").unwrap_or_else(|_| "auto".into()).parse().expect("EMOLIME_BENCH_DEVICE");
+    let spec: DeviceSpec = std::env::var("EMOLIME_BENCH_DEVICE")
+        .unwrap_or_else(|_| "auto".into())
+        .parse()
+        .expect("EMOLIME_BENCH_DEVICE");
     let dev = ComputeDevice::open(spec).expect("open bench device");
     eprintln!("bench device: {}", dev.description);
     dev

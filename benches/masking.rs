@@ -1,10 +1,10 @@
 //! Perturbation throughput: masked spectrograms per second, CPU twin and GPU kernel.
 
 mod common;
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use emolime::gpu::ops::{perturb_into, PerturbInputs};
-use emolime::perturb::{perturb_cpu, row_means, FillMode};
-use emolime::sampling::{sample_masks, MaskConfig, SampleCount};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use emolime::gpu::ops::{PerturbInputs, perturb_into};
+use emolime::perturb::{FillMode, perturb_cpu, row_means};
+use emolime::sampling::{MaskConfig, SampleCount, sample_masks};
 use ndarray::{Array2, Array3};
 
 fn masking(c: &mut Criterion) {
@@ -12,13 +12,34 @@ fn masking(c: &mut Criterion) {
     let mel = Array2::from_shape_fn((m, t), |(i, j)| common::noise(i * t + j));
     let means = row_means(mel.view());
     let row_band: Vec<u32> = (0..m).map(|r| (r * b / m) as u32).collect();
-    let masks = sample_masks(&MaskConfig { samples: SampleCount::Random(n), keep_prob: 0.5, seed: 1 }, b, false).unwrap();
+    let masks = sample_masks(
+        &MaskConfig {
+            samples: SampleCount::Random(n),
+            keep_prob: 0.5,
+            seed: 1,
+        },
+        b,
+        false,
+    )
+    .unwrap();
     let mut g = c.benchmark_group("masking");
     g.throughput(Throughput::Elements(n as u64));
     for fill in [FillMode::Zero, FillMode::Noise] {
         let mut out = Array3::<f32>::zeros((n, m, t));
         g.bench_function(format!("cpu_{fill:?}_256x128x94"), |bch| {
-            bch.iter(|| perturb_cpu(mel.view(), means.view(), &row_band, masks.view(), 0, fill, 1, out.view_mut()).unwrap())
+            bch.iter(|| {
+                perturb_cpu(
+                    mel.view(),
+                    means.view(),
+                    &row_band,
+                    masks.view(),
+                    0,
+                    fill,
+                    1,
+                    out.view_mut(),
+                )
+                .unwrap()
+            })
         });
     }
     let dev = common::bench_device();
@@ -29,7 +50,17 @@ fn masking(c: &mut Criterion) {
         let mask_b = ctx.upload("masks", masks.as_slice().unwrap());
         let out = ctx.storage("out", (n * m * t * 4) as u64);
         for fill in [FillMode::Zero, FillMode::Noise] {
-            let inputs = PerturbInputs { mel: &mel_b, row_mean: &mean_b, row_band: &band_b, masks: &mask_b, n_mels: m, n_frames: t, n_bands: b, fill, seed: 1 };
+            let inputs = PerturbInputs {
+                mel: &mel_b,
+                row_mean: &mean_b,
+                row_band: &band_b,
+                masks: &mask_b,
+                n_mels: m,
+                n_frames: t,
+                n_bands: b,
+                fill,
+                seed: 1,
+            };
             g.bench_function(format!("gpu_{fill:?}_256x128x94"), |bch| {
                 bch.iter(|| {
                     let mut enc = ctx.device.create_command_encoder(&Default::default());

@@ -1,7 +1,7 @@
 //! Front-end throughput: STFT power spectrogram (CPU) and mel filterbank (CPU twin and GPU).
 
 mod common;
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use emolime::audio::FrontEndConfig;
 use emolime::gpu::ops::GpuMel;
 
@@ -10,7 +10,9 @@ fn front_end(c: &mut Criterion) {
     let stft = fe.stft().unwrap();
     let fb = fe.mel_filterbank().unwrap();
     let seconds = 3.0;
-    let signal: Vec<f32> = (0..(seconds * fe.sample_rate_hz as f32) as usize).map(|i| common::noise(i) - 0.5).collect();
+    let signal: Vec<f32> = (0..(seconds * fe.sample_rate_hz as f32) as usize)
+        .map(|i| common::noise(i) - 0.5)
+        .collect();
     let mut g = c.benchmark_group("front_end");
     g.throughput(Throughput::Elements(signal.len() as u64));
     g.bench_function("stft_power_3s_cpu", |b| b.iter(|| stft.power(&signal).unwrap()));

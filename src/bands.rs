@@ -1,6 +1,6 @@
 //! Subband layouts: which mel rows form each interpretable component, and its edges in Hz.
 
-use crate::audio::{mel_frequencies_hz, MelScale};
+use crate::audio::{MelScale, mel_frequencies_hz};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +29,10 @@ pub struct BandConfig {
 
 impl Default for BandConfig {
     fn default() -> Self {
-        BandConfig { kind: BandKind::EqualMel, n_bands: 8 }
+        BandConfig {
+            kind: BandKind::EqualMel,
+            n_bands: 8,
+        }
     }
 }
 
@@ -82,13 +85,7 @@ impl BandLayout {
     /// For [`BandKind::EqualMel`] band `b` holds rows `floor(b*M/B)..floor((b+1)*M/B)` and its
     /// edges are the mel-scale points between those rows. For the other kinds, each row goes to
     /// the band that holds its centre frequency; a band that would hold no row is an error.
-    pub fn new(
-        config: &BandConfig,
-        n_mels: usize,
-        fmin_hz: f32,
-        fmax_hz: f32,
-        scale: MelScale,
-    ) -> Result<Self> {
+    pub fn new(config: &BandConfig, n_mels: usize, fmin_hz: f32, fmax_hz: f32, scale: MelScale) -> Result<Self> {
         config.validate()?;
         let b = config.band_count();
         if n_mels < b {
@@ -121,7 +118,9 @@ impl BandLayout {
                         .collect(),
                     BandKind::Erb => {
                         let (lo, hi) = (erb_rate(fmin_hz), erb_rate(fmax_hz));
-                        (0..=b).map(|i| erb_rate_to_hz(lo + (hi - lo) * i as f32 / b as f32)).collect()
+                        (0..=b)
+                            .map(|i| erb_rate_to_hz(lo + (hi - lo) * i as f32 / b as f32))
+                            .collect()
                     }
                     BandKind::Custom(e) => e.clone(),
                     BandKind::EqualMel => unreachable!("handled above"),
@@ -130,7 +129,11 @@ impl BandLayout {
                 (edges, rows)
             }
         };
-        let layout = BandLayout { config: config.clone(), edges_hz, row_band };
+        let layout = BandLayout {
+            config: config.clone(),
+            edges_hz,
+            row_band,
+        };
         for band in 0..b {
             if !layout.row_band.contains(&(band as u32)) {
                 return Err(Error::config(

@@ -2,9 +2,9 @@
 //! output, per-file failures that do not stop the run, and a summary of band importance.
 
 use crate::error::{Error, Result};
-use crate::explain::{load_item, ExplanationRecord, Explainer};
+use crate::explain::{Explainer, ExplanationRecord, load_item};
 use crate::input::InputItem;
-use crate::output::{write_json, JsonLines, OutputDir};
+use crate::output::{JsonLines, OutputDir, write_json};
 use ndarray::Array2;
 use serde::Serialize;
 
@@ -94,7 +94,10 @@ pub fn explain_corpus(
         scope.spawn(move || {
             for (i, item) in items.iter().enumerate() {
                 let power = load_item(item, fe).and_then(|s| {
-                    stft.power(&s).map_err(|e| Error::BadAudio { path: item.path.clone(), reason: e.to_string() })
+                    stft.power(&s).map_err(|e| Error::BadAudio {
+                        path: item.path.clone(),
+                        reason: e.to_string(),
+                    })
                 });
                 if tx.send((i, power)).is_err() {
                     break;
@@ -105,17 +108,26 @@ pub fn explain_corpus(
             let item = &items[i];
             let result = power.and_then(|p| {
                 if p.ncols() < crate::model::MIN_FRAMES {
-                    return Err(Error::BadAudio { path: item.path.clone(), reason: format!("only {} frames, need {}", p.ncols(), crate::model::MIN_FRAMES) });
+                    return Err(Error::BadAudio {
+                        path: item.path.clone(),
+                        reason: format!("only {} frames, need {}", p.ncols(), crate::model::MIN_FRAMES),
+                    });
                 }
                 explainer.explain_power(&p).map_err(|e| match e {
-                    Error::Shape { .. } | Error::Config { .. } => Error::BadAudio { path: item.path.clone(), reason: e.to_string() },
+                    Error::Shape { .. } | Error::Config { .. } => Error::BadAudio {
+                        path: item.path.clone(),
+                        reason: e.to_string(),
+                    },
                     other => other,
                 })
             });
             match result {
                 Ok(exp) => {
                     if exp.probs.iter().any(|p| !p.is_finite()) {
-                        prior_failures.push(Failure { id: item.id.clone(), error: format!("{}: model output is not finite", item.path.display()) });
+                        prior_failures.push(Failure {
+                            id: item.id.clone(),
+                            error: format!("{}: model output is not finite", item.path.display()),
+                        });
                     } else {
                         for rec in ExplanationRecord::for_each_class(item, &exp, explainer, device) {
                             lines.write(&rec)?;
@@ -146,7 +158,10 @@ pub fn explain_corpus(
                         }
                     }
                 }
-                Err(e) => prior_failures.push(Failure { id: item.id.clone(), error: e.to_string() }),
+                Err(e) => prior_failures.push(Failure {
+                    id: item.id.clone(),
+                    error: e.to_string(),
+                }),
             }
             progress(Progress::Done { done: done + 1, total });
         }
@@ -165,7 +180,9 @@ pub fn explain_corpus(
         .map(|(k, class)| ClassImportance {
             class: class.clone(),
             n_utterances: counts[k],
-            mean_coefficients: (0..b).map(|j| (sums[[k, j]] / counts[k].max(1) as f64) as f32).collect(),
+            mean_coefficients: (0..b)
+                .map(|j| (sums[[k, j]] / counts[k].max(1) as f64) as f32)
+                .collect(),
         })
         .collect();
     let report = CorpusReport {
@@ -178,12 +195,15 @@ pub fn explain_corpus(
         seconds,
         utterances_per_s: explained as f64 / seconds.max(1e-9),
     };
-    write_json(&out.path("summary.json"), &serde_json::json!({
-        "report": report,
-        "config": explainer.config(),
-        "bands": explainer.layout(),
-        "front_end": explainer.front_end(),
-    }))?;
+    write_json(
+        &out.path("summary.json"),
+        &serde_json::json!({
+            "report": report,
+            "config": explainer.config(),
+            "bands": explainer.layout(),
+            "front_end": explainer.front_end(),
+        }),
+    )?;
     Ok(report)
 }
 
@@ -202,9 +222,15 @@ pub fn load_training_set(
     let (mut examples, mut failures) = (vec![], vec![]);
     for (done, item) in items.iter().enumerate() {
         let result = (|| -> Result<crate::model::Example> {
-            let label = item.label.as_ref().ok_or_else(|| Error::BadAudio { path: item.path.clone(), reason: "no label (use a manifest or class folders)".into() })?;
+            let label = item.label.as_ref().ok_or_else(|| Error::BadAudio {
+                path: item.path.clone(),
+                reason: "no label (use a manifest or class folders)".into(),
+            })?;
             let samples = load_item(item, fe)?;
-            let power = stft.power(&samples).map_err(|e| Error::BadAudio { path: item.path.clone(), reason: e.to_string() })?;
+            let power = stft.power(&samples).map_err(|e| Error::BadAudio {
+                path: item.path.clone(),
+                reason: e.to_string(),
+            })?;
             let mel = fb.apply(power.view())?;
             let n_frames = mel.ncols();
             Ok(crate::model::Example {
@@ -215,9 +241,15 @@ pub fn load_training_set(
         })();
         match result {
             Ok(e) => examples.push(e),
-            Err(e) => failures.push(Failure { id: item.id.clone(), error: e.to_string() }),
+            Err(e) => failures.push(Failure {
+                id: item.id.clone(),
+                error: e.to_string(),
+            }),
         }
-        progress(Progress::Done { done: done + 1, total: items.len() });
+        progress(Progress::Done {
+            done: done + 1,
+            total: items.len(),
+        });
     }
     Ok((examples, classes, failures))
 }

@@ -81,15 +81,26 @@ impl ComputeDevice {
             .init()
             .map_err(|e| Error::Device(format!("burn cannot adopt {}: {e:?}", ctx.summary.name)))?;
         let s = &ctx.summary;
-        let description = format!("gpu:{} {} ({}, {}, {})", s.index, s.name, s.backend, s.device_type, s.driver);
-        Ok(ComputeDevice { burn, gpu: Some(ctx), description })
+        let description = format!(
+            "gpu:{} {} ({}, {}, {})",
+            s.index, s.name, s.backend, s.device_type, s.driver
+        );
+        Ok(ComputeDevice {
+            burn,
+            gpu: Some(ctx),
+            description,
+        })
     }
 
     /// The CPU path.
     pub fn cpu(why: &str) -> Self {
         #[allow(deprecated)]
         let burn = burn::tensor::Device::ndarray();
-        ComputeDevice { burn, gpu: None, description: why.to_string() }
+        ComputeDevice {
+            burn,
+            gpu: None,
+            description: why.to_string(),
+        }
     }
 }
 

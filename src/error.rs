@@ -96,17 +96,27 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// A configuration error for `field`.
     pub fn config(field: &'static str, reason: impl Into<String>) -> Self {
-        Error::Config { field, reason: reason.into() }
+        Error::Config {
+            field,
+            reason: reason.into(),
+        }
     }
 
     /// A shape error for argument `what`.
     pub fn shape(what: &'static str, expected: impl Into<String>, got: impl Into<String>) -> Self {
-        Error::Shape { what, expected: expected.into(), got: got.into() }
+        Error::Shape {
+            what,
+            expected: expected.into(),
+            got: got.into(),
+        }
     }
 }
 

@@ -5,14 +5,14 @@ use crate::audio::{self, FrontEndConfig, MelFilterbank, Stft};
 use crate::bands::{BandConfig, BandLayout};
 use crate::device::ComputeDevice;
 use crate::error::{Error, Result};
-use crate::gpu::interop::{submit_after_burn, BoundTensor};
-use crate::gpu::ops::{encode_fit, perturb_into, read_fits, GpuMel, PerturbInputs};
 use crate::gpu::GpuContext;
+use crate::gpu::interop::{BoundTensor, submit_after_burn};
+use crate::gpu::ops::{GpuMel, PerturbInputs, encode_fit, perturb_into, read_fits};
 use crate::input::InputItem;
-use crate::model::{read_f32, Classifier, MIN_FRAMES};
-use crate::perturb::{perturb_cpu, row_means, FillMode};
-use crate::sampling::{kernel_weights, sample_masks, KernelKind, MaskConfig};
-use crate::surrogate::{empty_sample, fit_cpu, SurrogateConfig, SurrogateFit};
+use crate::model::{Classifier, MIN_FRAMES, read_f32};
+use crate::perturb::{FillMode, perturb_cpu, row_means};
+use crate::sampling::{KernelKind, MaskConfig, kernel_weights, sample_masks};
+use crate::surrogate::{SurrogateConfig, SurrogateFit, empty_sample, fit_cpu};
 use burn::tensor::Tensor;
 use ndarray::{Array2, Array3};
 use serde::{Deserialize, Serialize};
@@ -103,7 +103,11 @@ impl<'a> Explainer<'a> {
         let shapley = matches!(cfg.surrogate.kernel, KernelKind::Shapley);
         let masks = sample_masks(&cfg.masks, layout.n_bands(), shapley)?;
         let weights = kernel_weights(&masks, cfg.surrogate.kernel)?;
-        let empty = if shapley { empty_sample(masks.view()).unwrap_or(0) } else { 0 };
+        let empty = if shapley {
+            empty_sample(masks.view()).unwrap_or(0)
+        } else {
+            0
+        };
         let stft = fe.stft()?;
         let filterbank = fe.mel_filterbank()?;
         let gpu = device.gpu.as_ref().map(|ctx| {
@@ -114,7 +118,18 @@ impl<'a> Explainer<'a> {
                 masks: ctx.upload("masks", masks_c.as_slice().expect("standard layout")),
             }
         });
-        Ok(Explainer { cfg, classifier, device, layout, stft, filterbank, masks, weights, empty, gpu })
+        Ok(Explainer {
+            cfg,
+            classifier,
+            device,
+            layout,
+            stft,
+            filterbank,
+            masks,
+            weights,
+            empty,
+            gpu,
+        })
     }
 
     /// The band layout used.
@@ -154,7 +169,11 @@ impl<'a> Explainer<'a> {
     pub fn power_spectrogram(&self, samples: &[f32]) -> Result<Array2<f32>> {
         let power = self.stft.power(samples)?;
         if power.ncols() < MIN_FRAMES {
-            return Err(Error::shape("audio", format!("at least {MIN_FRAMES} frames"), format!("{} frames", power.ncols())));
+            return Err(Error::shape(
+                "audio",
+                format!("at least {MIN_FRAMES} frames"),
+                format!("{} frames", power.ncols()),
+            ));
         }
         Ok(power)
     }
@@ -170,9 +189,18 @@ impl<'a> Explainer<'a> {
         let n = self.masks.nrows();
         let chunk = self.chunk_samples(m, t)?;
         let (fit, preds_host) = match (&mut self.gpu, &self.device.gpu) {
-            (Some(state), Some(ctx)) => {
-                explain_gpu(ctx, state, self.classifier, &self.layout, &self.masks, &self.weights, self.empty, &self.cfg, power, chunk)?
-            }
+            (Some(state), Some(ctx)) => explain_gpu(
+                ctx,
+                state,
+                self.classifier,
+                &self.layout,
+                &self.masks,
+                &self.weights,
+                self.empty,
+                &self.cfg,
+                power,
+                chunk,
+            )?,
             _ => {
                 let mel = self.filterbank.apply(power.view())?;
                 let means = row_means(mel.view());
@@ -181,7 +209,16 @@ impl<'a> Explainer<'a> {
                 for start in (0..n).step_by(chunk) {
                     let nc = chunk.min(n - start);
                     let mut view = batch.slice_mut(ndarray::s![..nc, .., ..]);
-                    perturb_cpu(mel.view(), means.view(), &self.layout.row_band, self.masks.view(), start, self.cfg.fill, self.cfg.masks.seed, view.view_mut())?;
+                    perturb_cpu(
+                        mel.view(),
+                        means.view(),
+                        &self.layout.row_band,
+                        self.masks.view(),
+                        start,
+                        self.cfg.fill,
+                        self.cfg.masks.seed,
+                        view.view_mut(),
+                    )?;
                     let flat: Vec<f32> = view.iter().copied().collect();
                     let p = self.classifier.probs_host(flat, [nc, m, t])?;
                     for (i, row) in p.chunks(c).enumerate() {
@@ -194,7 +231,12 @@ impl<'a> Explainer<'a> {
         };
         let probs = preds_host.row(0).to_vec();
         let sample_probs = self.cfg.keep_samples.then_some(preds_host);
-        Ok(UtteranceExplanation { fit, probs, n_frames: t, sample_probs })
+        Ok(UtteranceExplanation {
+            fit,
+            probs,
+            n_frames: t,
+            sample_probs,
+        })
     }
 
     /// Samples per model call: the configured batch, limited by the binding size.
@@ -203,7 +245,9 @@ impl<'a> Explainer<'a> {
         let limit = self.device.gpu.as_ref().map_or(u64::MAX, GpuContext::max_binding_bytes);
         let fit = (limit / per_sample.max(1)) as usize;
         if fit == 0 {
-            return Err(Error::Device(format!("one spectrogram of {t} frames ({per_sample} bytes) exceeds the adapter's {limit} byte binding")));
+            return Err(Error::Device(format!(
+                "one spectrogram of {t} frames ({per_sample} bytes) exceeds the adapter's {limit} byte binding"
+            )));
         }
         Ok(self.cfg.batch_size.min(fit).min(self.masks.nrows()))
     }
@@ -253,9 +297,21 @@ fn explain_gpu(
     let preds = Tensor::cat(outputs, 0); // [N, C]
     let bound = BoundTensor::<2>::new(preds)?;
     let mut enc = ctx.device.create_command_encoder(&Default::default());
-    let out = encode_fit(ctx, &mut enc, masks.view(), weights, bound.binding(), 1, c, empty, &cfg.surrogate)?;
+    let out = encode_fit(
+        ctx,
+        &mut enc,
+        masks.view(),
+        weights,
+        bound.binding(),
+        1,
+        c,
+        empty,
+        &cfg.surrogate,
+    )?;
     submit_after_burn(device, &ctx.queue, enc)?;
-    let fit = read_fits(ctx, &out, 1, c, b)?.pop().ok_or_else(|| Error::Device("surrogate returned nothing".into()))?;
+    let fit = read_fits(ctx, &out, 1, c, b)?
+        .pop()
+        .ok_or_else(|| Error::Device("surrogate returned nothing".into()))?;
     let preds = read_f32(bound.into_tensor())?;
     let preds = Array2::from_shape_vec((n, c), preds).map_err(|e| Error::Device(e.to_string()))?;
     Ok((fit, preds))
@@ -310,7 +366,12 @@ pub struct ExplanationRecord {
 
 impl ExplanationRecord {
     /// One record per class of `exp`.
-    pub fn for_each_class(item: &InputItem, exp: &UtteranceExplanation, explainer: &Explainer<'_>, device: &str) -> Vec<Self> {
+    pub fn for_each_class(
+        item: &InputItem,
+        exp: &UtteranceExplanation,
+        explainer: &Explainer<'_>,
+        device: &str,
+    ) -> Vec<Self> {
         let classes = &explainer.classifier.meta.classes;
         let predicted = classes[crate::model::argmax(&exp.probs)].clone();
         let cfg = explainer.config();
@@ -346,5 +407,9 @@ impl ExplanationRecord {
 
 /// Decodes and checks one input file at the model's sample rate.
 pub fn load_item(item: &InputItem, fe: &FrontEndConfig) -> Result<Vec<f32>> {
-    audio::load_mono(&item.path, fe.sample_rate_hz, fe.win_len.max((MIN_FRAMES - 1) * fe.hop_len))
+    audio::load_mono(
+        &item.path,
+        fe.sample_rate_hz,
+        fe.win_len.max((MIN_FRAMES - 1) * fe.hop_len),
+    )
 }

@@ -41,21 +41,43 @@ pub fn collect_inputs(path: &Path) -> Result<Inputs> {
             .into_iter()
             .map(|f| {
                 let rel = f.strip_prefix(path).unwrap_or(&f);
-                let label = rel.parent().and_then(|p| p.file_name()).map(|s| s.to_string_lossy().into_owned());
-                InputItem { id: id_of(rel), label, speaker: None, path: f }
+                let label = rel
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .map(|s| s.to_string_lossy().into_owned());
+                InputItem {
+                    id: id_of(rel),
+                    label,
+                    speaker: None,
+                    path: f,
+                }
             })
             .collect();
         Ok(Inputs { items, errors: vec![] })
     } else if has_extension(path, &["csv"]) {
         read_manifest(path)
     } else {
-        let id = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(Inputs { items: vec![InputItem { path: path.to_path_buf(), id, label: None, speaker: None }], errors: vec![] })
+        let id = path
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Inputs {
+            items: vec![InputItem {
+                path: path.to_path_buf(),
+                id,
+                label: None,
+                speaker: None,
+            }],
+            errors: vec![],
+        })
     }
 }
 
 fn id_of(rel: &Path) -> String {
-    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn has_extension(path: &Path, exts: &[&str]) -> bool {
@@ -93,9 +115,16 @@ pub fn read_manifest(path: &Path) -> Result<Inputs> {
         if i == 0 && fields.first().is_some_and(|f| f.eq_ignore_ascii_case("path")) {
             continue;
         }
-        let bad = |reason: String| Error::Manifest { path: path.to_path_buf(), line: line_no, reason };
+        let bad = |reason: String| Error::Manifest {
+            path: path.to_path_buf(),
+            line: line_no,
+            reason,
+        };
         if !(2..=3).contains(&fields.len()) {
-            inputs.errors.push(bad(format!("expected `path,label[,speaker]`, got {} fields", fields.len())));
+            inputs.errors.push(bad(format!(
+                "expected `path,label[,speaker]`, got {} fields",
+                fields.len()
+            )));
             continue;
         }
         if fields[0].is_empty() || fields[1].is_empty() {
@@ -103,7 +132,11 @@ pub fn read_manifest(path: &Path) -> Result<Inputs> {
             continue;
         }
         let rel = Path::new(fields[0]);
-        let audio = if rel.is_absolute() { rel.to_path_buf() } else { root.join(rel) };
+        let audio = if rel.is_absolute() {
+            rel.to_path_buf()
+        } else {
+            root.join(rel)
+        };
         if !audio.is_file() {
             inputs.errors.push(bad(format!("{}: no such file", audio.display())));
             continue;

@@ -1,24 +1,28 @@
 //! The `emolime` command line: a thin layer over the library.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use emolime::audio::FrontEndConfig;
 use emolime::bands::{BandConfig, BandKind};
-use emolime::corpus::{explain_corpus, load_training_set, CorpusReport, Failure, Progress};
+use emolime::corpus::{CorpusReport, Failure, Progress, explain_corpus, load_training_set};
 use emolime::device::{ComputeDevice, DeviceSpec};
-use emolime::explain::{ExplainConfig, Explainer};
-use emolime::input::{collect_inputs, InputItem};
-use emolime::model::{train, Classifier, TrainConfig};
+use emolime::explain::{ExplainConfig, Explainer, ExplanationRecord};
+use emolime::input::{InputItem, collect_inputs};
+use emolime::model::{Classifier, TrainConfig, train};
 use emolime::output::OutputDir;
 use emolime::perturb::FillMode;
 use emolime::sampling::{KernelKind, MaskConfig, SampleCount};
 use emolime::surrogate::SurrogateConfig;
-use emolime::synth::{write_corpus, SynthConfig};
+use emolime::synth::{SynthConfig, write_corpus};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
-#[command(name = "emolime", version, about = "LIME explanations of speech emotion models over frequency subbands, on the GPU")]
+#[command(
+    name = "emolime",
+    version,
+    about = "LIME explanations of speech emotion models over frequency subbands, on the GPU"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -118,7 +122,10 @@ impl TryFrom<&ExplainFlags> for ExplainConfig {
     fn try_from(f: &ExplainFlags) -> Result<Self> {
         let samples = match f.samples.as_str() {
             "exhaustive" => SampleCount::Exhaustive,
-            n => SampleCount::Random(n.parse().with_context(|| format!("--samples: expected a number or `exhaustive`, got `{n}`"))?),
+            n => SampleCount::Random(
+                n.parse()
+                    .with_context(|| format!("--samples: expected a number or `exhaustive`, got `{n}`"))?,
+            ),
         };
         let kind = match (&f.band_edges_hz, f.band_layout) {
             (Some(edges), _) => BandKind::Custom(edges.clone()),
@@ -130,10 +137,18 @@ impl TryFrom<&ExplainFlags> for ExplainConfig {
             KernelArg::Lime => KernelKind::Lime { width: f.kernel_width },
             KernelArg::Shapley => KernelKind::Shapley,
         };
-        let alpha = f.alpha.unwrap_or(if matches!(f.kernel, KernelArg::Shapley) { 0.0 } else { 1.0 });
+        let alpha = f.alpha.unwrap_or(if matches!(f.kernel, KernelArg::Shapley) {
+            0.0
+        } else {
+            1.0
+        });
         let cfg = ExplainConfig {
             bands: BandConfig { kind, n_bands: f.bands },
-            masks: MaskConfig { samples, keep_prob: f.keep_prob, seed: f.seed },
+            masks: MaskConfig {
+                samples,
+                keep_prob: f.keep_prob,
+                seed: f.seed,
+            },
             surrogate: SurrogateConfig { kernel, alpha },
             fill: match f.fill {
                 FillArg::Zero => FillMode::Zero,
@@ -191,7 +206,11 @@ struct TrainArgs {
 
 impl From<&TrainArgs> for TrainConfig {
     fn from(a: &TrainArgs) -> Self {
-        TrainConfig { epochs: a.epochs, seed: a.seed, ..TrainConfig::default() }
+        TrainConfig {
+            epochs: a.epochs,
+            seed: a.seed,
+            ..TrainConfig::default()
+        }
     }
 }
 
@@ -262,7 +281,9 @@ fn bar(total: usize, what: &str) -> ProgressBar {
 }
 
 fn parse_band(s: &str) -> Result<(f32, f32)> {
-    let (lo, hi) = s.split_once('-').with_context(|| format!("--planted-band-hz: expected LO-HI, got `{s}`"))?;
+    let (lo, hi) = s
+        .split_once('-')
+        .with_context(|| format!("--planted-band-hz: expected LO-HI, got `{s}`"))?;
     Ok((lo.trim().parse()?, hi.trim().parse()?))
 }
 
@@ -274,18 +295,29 @@ fn synth(a: &SynthArgs) -> Result<()> {
         ..SynthConfig::default()
     };
     let manifest = write_corpus(&cfg, &a.out)?;
-    println!("wrote {} utterances; manifest {}", cfg.n_per_class * cfg.classes.len(), manifest.display());
+    println!(
+        "wrote {} utterances; manifest {}",
+        cfg.n_per_class * cfg.classes.len(),
+        manifest.display()
+    );
     Ok(())
 }
 
 fn devices(a: &DevicesArgs) -> Result<()> {
     let instance = emolime::gpu::new_instance();
     let adapters = emolime::gpu::adapters(&instance);
-    let summaries: Vec<_> = adapters.iter().enumerate().map(|(i, ad)| emolime::gpu::summarize(i, ad)).collect();
+    let summaries: Vec<_> = adapters
+        .iter()
+        .enumerate()
+        .map(|(i, ad)| emolime::gpu::summarize(i, ad))
+        .collect();
     let auto = emolime::device::auto_hardware_adapter(&adapters);
     let picked = auto.map_or("cpu (no hardware gpu adapter)".to_string(), |i| format!("gpu:{i}"));
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "adapters": summaries, "auto": picked }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "adapters": summaries, "auto": picked }))?
+        );
         return Ok(());
     }
     if summaries.is_empty() {
@@ -294,8 +326,15 @@ fn devices(a: &DevicesArgs) -> Result<()> {
     for s in &summaries {
         println!(
             "gpu:{}  {}  [{} {}]  vendor 0x{:04x}  driver {}  max storage binding {} MiB  max buffer {} MiB  max workgroups/dim {}",
-            s.index, s.name, s.backend, s.device_type, s.vendor, s.driver,
-            s.max_storage_binding_bytes >> 20, s.max_buffer_bytes >> 20, s.max_workgroups_per_dim
+            s.index,
+            s.name,
+            s.backend,
+            s.device_type,
+            s.vendor,
+            s.driver,
+            s.max_storage_binding_bytes >> 20,
+            s.max_buffer_bytes >> 20,
+            s.max_workgroups_per_dim
         );
     }
     println!("--device auto picks: {picked}");
@@ -304,18 +343,37 @@ fn devices(a: &DevicesArgs) -> Result<()> {
 
 fn train_cmd(a: &TrainArgs) -> Result<Classifier> {
     if a.out.exists() && !a.force {
-        bail!("{}: model file already exists (pass --force to replace it)", a.out.display());
+        bail!(
+            "{}: model file already exists (pass --force to replace it)",
+            a.out.display()
+        );
     }
     let device = a.device.open()?;
     let inputs = collect_inputs(&a.input)?;
     let cfg = TrainConfig::from(a);
-    train_on(&inputs.items, inputs.errors.iter().map(|e| e.to_string()).collect(), &cfg, &device, &a.out)
+    train_on(
+        &inputs.items,
+        inputs.errors.iter().map(|e| e.to_string()).collect(),
+        &cfg,
+        &device,
+        &a.out,
+        &a.out,
+    )
 }
 
-fn train_on(items: &[InputItem], mut errors: Vec<String>, cfg: &TrainConfig, device: &ComputeDevice, out: &Path) -> Result<Classifier> {
+/// Trains, saves to `out` and reports the model as `shown` (its final path).
+fn train_on(
+    items: &[InputItem],
+    mut errors: Vec<String>,
+    cfg: &TrainConfig,
+    device: &ComputeDevice,
+    out: &Path,
+    shown: &Path,
+) -> Result<Classifier> {
     let fe = FrontEndConfig::default();
     let pb = bar(items.len(), "features");
-    let (examples, classes, failures) = load_training_set(items, &fe, |Progress::Done { done, .. }| pb.set_position(done as u64))?;
+    let (examples, classes, failures) =
+        load_training_set(items, &fe, |Progress::Done { done, .. }| pb.set_position(done as u64))?;
     pb.finish_and_clear();
     errors.extend(failures.iter().map(|f| f.error.clone()));
     for e in &errors {
@@ -326,7 +384,9 @@ fn train_on(items: &[InputItem], mut errors: Vec<String>, cfg: &TrainConfig, dev
     }
     let pb = bar(cfg.epochs, "training");
     let t0 = std::time::Instant::now();
-    let (model, report) = train(&examples, classes, fe, cfg, &device.burn, |epoch, _| pb.set_position(epoch as u64 + 1))?;
+    let (model, report) = train(&examples, classes, fe, cfg, &device.burn, |epoch, _| {
+        pb.set_position(epoch as u64 + 1)
+    })?;
     pb.finish_and_clear();
     model.save(out)?;
     println!(
@@ -337,7 +397,7 @@ fn train_on(items: &[InputItem], mut errors: Vec<String>, cfg: &TrainConfig, dev
         device.description,
         report.train_accuracy,
         report.val_accuracy.map_or("n/a".into(), |v| format!("{v:.2}")),
-        out.display()
+        shown.display()
     );
     if !errors.is_empty() {
         eprintln!("{} inputs skipped", errors.len());
@@ -345,10 +405,24 @@ fn train_on(items: &[InputItem], mut errors: Vec<String>, cfg: &TrainConfig, dev
     Ok(model)
 }
 
-fn run_explain(model: &Classifier, device: &ComputeDevice, cfg: ExplainConfig, items: &[InputItem], prior: Vec<Failure>, out: &OutputDir) -> Result<CorpusReport> {
+fn run_explain(
+    model: &Classifier,
+    device: &ComputeDevice,
+    cfg: ExplainConfig,
+    items: &[InputItem],
+    prior: Vec<Failure>,
+    out: &OutputDir,
+) -> Result<CorpusReport> {
     let mut explainer = Explainer::new(model, device, cfg)?;
     let pb = bar(items.len(), "explaining");
-    let report = explain_corpus(&mut explainer, items, prior, &device.description, out, |Progress::Done { done, .. }| pb.set_position(done as u64))?;
+    let report = explain_corpus(
+        &mut explainer,
+        items,
+        prior,
+        &device.description,
+        out,
+        |Progress::Done { done, .. }| pb.set_position(done as u64),
+    )?;
     pb.finish_and_clear();
     Ok(report)
 }
@@ -360,14 +434,29 @@ fn print_report(report: &CorpusReport, out: &Path) {
         report.n_explained,
         report.seconds,
         report.utterances_per_s,
-        report.accuracy.map_or(String::new(), |a| format!("; accuracy on labelled inputs {a:.2}"))
+        report
+            .accuracy
+            .map_or(String::new(), |a| format!("; accuracy on labelled inputs {a:.2}"))
     );
-    let edges: Vec<String> = report.band_edges_hz.windows(2).map(|w| format!("{:.0}-{:.0}", w[0], w[1])).collect();
-    println!("band importance (mean LIME coefficient per band, Hz: {})", edges.join(" | "));
+    let edges: Vec<String> = report
+        .band_edges_hz
+        .windows(2)
+        .map(|w| format!("{:.0}-{:.0}", w[0], w[1]))
+        .collect();
+    println!(
+        "band importance (mean LIME coefficient per band, Hz: {})",
+        edges.join(" | ")
+    );
     for c in &report.importance {
         let cells: Vec<String> = c.mean_coefficients.iter().map(|v| format!("{v:+.3}")).collect();
         let top = emolime::model::argmax(&c.mean_coefficients);
-        println!("  {:>8} (n={:>3}): {}   top band {}", c.class, c.n_utterances, cells.join(" "), edges.get(top).cloned().unwrap_or_default());
+        println!(
+            "  {:>8} (n={:>3}): {}   top band {}",
+            c.class,
+            c.n_utterances,
+            cells.join(" "),
+            edges.get(top).cloned().unwrap_or_default()
+        );
     }
     for f in &report.failures {
         eprintln!("failed: {}", f.error);
@@ -380,13 +469,24 @@ fn explain(a: &ExplainArgs) -> Result<()> {
     let device = a.device.open()?;
     let model = Classifier::load(&a.model, &device.burn)?;
     let inputs = collect_inputs(&a.input)?;
-    let prior: Vec<Failure> = inputs.errors.iter().map(|e| Failure { id: String::new(), error: e.to_string() }).collect();
+    let prior: Vec<Failure> = inputs
+        .errors
+        .iter()
+        .map(|e| Failure {
+            id: String::new(),
+            error: e.to_string(),
+        })
+        .collect();
     let out = OutputDir::create(&a.out, a.force)?;
     let report = run_explain(&model, &device, cfg, &inputs.items, prior, &out)?;
     let path = out.commit()?;
     print_report(&report, &path);
     if !report.failures.is_empty() {
-        bail!("{} of {} inputs failed", report.failures.len(), report.failures.len() + report.n_explained);
+        bail!(
+            "{} of {} inputs failed",
+            report.failures.len(),
+            report.failures.len() + report.n_explained
+        );
     }
     Ok(())
 }
@@ -395,7 +495,13 @@ fn demo(a: &DemoArgs) -> Result<()> {
     let target = match &a.out {
         Some(p) => p.clone(),
         None => (1..)
-            .map(|i| PathBuf::from(if i == 1 { "emolime-demo".to_string() } else { format!("emolime-demo-{i}") }))
+            .map(|i| {
+                PathBuf::from(if i == 1 {
+                    "emolime-demo".to_string()
+                } else {
+                    format!("emolime-demo-{i}")
+                })
+            })
             .find(|p| !p.exists())
             .expect("unbounded search"),
     };
@@ -408,14 +514,44 @@ fn demo(a: &DemoArgs) -> Result<()> {
     println!("device: {}", device.description);
     let synth_cfg = SynthConfig::default();
     let manifest = write_corpus(&synth_cfg, &out.path("corpus"))?;
-    println!("synthesized {} utterances ({} classes)", synth_cfg.n_per_class * synth_cfg.classes.len(), synth_cfg.classes.len());
+    println!(
+        "synthesized {} utterances ({} classes)",
+        synth_cfg.n_per_class * synth_cfg.classes.len(),
+        synth_cfg.classes.len()
+    );
     let inputs = collect_inputs(&manifest)?;
-    let model = train_on(&inputs.items, vec![], &TrainConfig::default(), &device, &out.path("model.emolime"))?;
+    let model = train_on(
+        &inputs.items,
+        vec![],
+        &TrainConfig::default(),
+        &device,
+        &out.path("model.emolime"),
+        &target.join("model.emolime"),
+    )?;
     // Explain an even spread over the classes.
     let step = (inputs.items.len() / a.explain.max(1)).max(1);
     let items: Vec<InputItem> = inputs.items.iter().step_by(step).take(a.explain).cloned().collect();
     let report = run_explain(&model, &device, cfg, &items, vec![], &out)?;
+    let staged = out.path("");
     let path = out.commit()?;
+    relocate_paths(&path.join("explanations.jsonl"), &staged, &path)?;
     print_report(&report, &path);
+    Ok(())
+}
+
+/// Points the records' audio paths from the staging folder to the committed one (the demo's
+/// corpus lives inside its output folder).
+fn relocate_paths(jsonl: &Path, from: &Path, to: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(jsonl).with_context(|| format!("{}", jsonl.display()))?;
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let mut rec: ExplanationRecord = serde_json::from_str(line)?;
+        if let Ok(rel) = Path::new(&rec.path).strip_prefix(from) {
+            rec.path = to.join(rel).display().to_string();
+        }
+        out.push_str(&serde_json::to_string(&rec)?);
+        out.push('\n');
+    }
+    emolime::output::write_atomic(jsonl, out.as_bytes())?;
     Ok(())
 }

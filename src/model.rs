@@ -41,7 +41,8 @@ pub struct ModelMeta {
     pub channels: [usize; 3],
 }
 
-/// The network: three conv blocks, pooling over time but not frequency, a linear head.
+/// The network: three conv blocks (the first strided over frequency), then pooling over time
+/// into a few frequency groups, so the head sees where energy is, and a linear layer.
 #[derive(Module, Debug)]
 pub struct SerCnn {
     conv1: Conv2d,
@@ -63,9 +64,17 @@ impl SerCnn {
     /// A freshly initialised network for `meta` on `device`.
     pub fn new(meta: &ModelMeta, device: &Device) -> Self {
         let [c1, c2, c3] = meta.channels;
-        let conv = |i, o| Conv2dConfig::new([i, o], [3, 3]).with_padding(PaddingConfig2d::Same).init(device);
+        let conv = |i, o| {
+            Conv2dConfig::new([i, o], [3, 3])
+                .with_padding(PaddingConfig2d::Same)
+                .init(device)
+        };
         SerCnn {
-            conv1: conv(1, c1),
+            // Stride 2 over frequency: the first block halves the mel rows at half the cost.
+            conv1: Conv2dConfig::new([1, c1], [3, 3])
+                .with_stride([2, 1])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device),
             bn1: BatchNormConfig::new(c1).init(device),
             conv2: conv(c1, c2),
             bn2: BatchNormConfig::new(c2).init(device),
@@ -92,8 +101,12 @@ impl SerCnn {
             .mul_scalar(10.0 / std::f32::consts::LN_10)
             .sub_scalar(self.db_mean)
             .div_scalar(self.db_std);
-        let x = self.pool.forward(self.act.forward(self.bn1.forward(self.conv1.forward(x))));
-        let x = self.pool.forward(self.act.forward(self.bn2.forward(self.conv2.forward(x))));
+        let x = self
+            .pool
+            .forward(self.act.forward(self.bn1.forward(self.conv1.forward(x))));
+        let x = self
+            .pool
+            .forward(self.act.forward(self.bn2.forward(self.conv2.forward(x))));
         let x = self.act.forward(self.bn3.forward(self.conv3.forward(x)));
         let x = self.head_pool.forward(x); // [N, C3, G, 1]
         let [n, c, g, _] = x.dims();
@@ -132,7 +145,11 @@ impl Classifier {
     pub fn probs_host(&self, power_mel: Vec<f32>, dims: [usize; 3]) -> Result<Vec<f32>> {
         let [n, m, t] = dims;
         if power_mel.len() != n * m * t {
-            return Err(Error::shape("power_mel", format!("[{n}, {m}, {t}]"), format!("{} values", power_mel.len())));
+            return Err(Error::shape(
+                "power_mel",
+                format!("[{n}, {m}, {t}]"),
+                format!("{} values", power_mel.len()),
+            ));
         }
         let x = Tensor::<4>::from_data(TensorData::new(power_mel, [n, 1, m, t]), &self.device);
         read_f32(self.probs(x))
@@ -140,9 +157,20 @@ impl Classifier {
 
     /// Writes the model file atomically: magic line, one JSON line of [`ModelMeta`], Burn's record.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bad = |reason: String| Error::Model { path: path.to_path_buf(), reason };
-        let record = self.net.clone().into_record().into_bytes().map_err(|e| bad(format!("cannot encode weights: {e}")))?;
-        let meta = serde_json::to_vec(&self.meta).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
+        let bad = |reason: String| Error::Model {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let record = self
+            .net
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| bad(format!("cannot encode weights: {e}")))?;
+        let meta = serde_json::to_vec(&self.meta).map_err(|source| Error::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut bytes = Vec::with_capacity(MODEL_MAGIC.len() + meta.len() + 1 + record.len());
         bytes.extend_from_slice(MODEL_MAGIC);
         bytes.extend_from_slice(&meta);
@@ -153,25 +181,44 @@ impl Classifier {
 
     /// Loads a model file onto `device`; every defect is an [`Error::Model`], never a panic.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
-        let bad = |reason: String| Error::Model { path: path.to_path_buf(), reason };
+        let bad = |reason: String| Error::Model {
+            path: path.to_path_buf(),
+            reason,
+        };
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let rest = bytes.strip_prefix(MODEL_MAGIC).ok_or_else(|| bad("not an emolime model (bad magic line)".into()))?;
-        let nl = rest.iter().position(|&b| b == b'\n').ok_or_else(|| bad("truncated header".into()))?;
+        let rest = bytes
+            .strip_prefix(MODEL_MAGIC)
+            .ok_or_else(|| bad("not an emolime model (bad magic line)".into()))?;
+        let nl = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| bad("truncated header".into()))?;
         let meta: ModelMeta = serde_json::from_slice(&rest[..nl]).map_err(|e| bad(format!("bad header: {e}")))?;
-        meta.front_end.validate().map_err(|e| bad(format!("bad front end: {e}")))?;
-        if meta.classes.len() < 2 || meta.channels.contains(&0) || !(meta.db_std > 0.0) {
+        meta.front_end
+            .validate()
+            .map_err(|e| bad(format!("bad front end: {e}")))?;
+        if meta.classes.len() < 2 || meta.channels.contains(&0) || meta.db_std.is_nan() || meta.db_std <= 0.0 {
             return Err(bad("header describes an impossible network".into()));
         }
-        let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(rest[nl + 1..].to_vec()))
-            .map_err(|e| bad(format!("bad weights: {e}")))?;
-        let net = SerCnn::new(&meta, device).try_load_record(record).map_err(|e| bad(format!("weights do not fit: {e}")))?;
-        Ok(Classifier { meta, net: net.valid(), device: device.clone() })
+        let record =
+            burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(rest[nl + 1..].to_vec()))
+                .map_err(|e| bad(format!("bad weights: {e}")))?;
+        let net = SerCnn::new(&meta, device)
+            .try_load_record(record)
+            .map_err(|e| bad(format!("weights do not fit: {e}")))?;
+        Ok(Classifier {
+            meta,
+            net: net.valid(),
+            device: device.clone(),
+        })
     }
 }
 
 /// Reads a float tensor back to the host.
 pub fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.into_data().try_into_vec::<f32>().map_err(|e| Error::Device(format!("reading a tensor back: {e:?}")))
+    t.into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::Device(format!("reading a tensor back: {e:?}")))
 }
 
 /// Training settings.
@@ -196,7 +243,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            epochs: 25,
+            epochs: 12,
             batch_size: 16,
             learning_rate: 3e-3,
             train_frames: 48,
@@ -213,7 +260,7 @@ impl TrainConfig {
         if self.epochs == 0 || self.batch_size == 0 {
             return Err(Error::config("epochs", "epochs and batch size must be >= 1"));
         }
-        if !(self.learning_rate > 0.0) {
+        if self.learning_rate.is_nan() || self.learning_rate <= 0.0 {
             return Err(Error::config("learning-rate", "must be > 0"));
         }
         if self.train_frames < MIN_FRAMES {
@@ -284,17 +331,27 @@ pub fn train(
     if c < 2 {
         return Err(Error::config("classes", format!("need at least 2 classes, got {c}")));
     }
-    if let Some(e) = examples.iter().find(|e| e.label >= c || e.mel.len() != m * e.n_frames || e.n_frames == 0) {
-        return Err(Error::shape("example", format!("[{m}, T] with label < {c}"), format!("{} values, label {}", e.mel.len(), e.label)));
+    if let Some(e) = examples
+        .iter()
+        .find(|e| e.label >= c || e.mel.len() != m * e.n_frames || e.n_frames == 0)
+    {
+        return Err(Error::shape(
+            "example",
+            format!("[{m}, T] with label < {c}"),
+            format!("{} values, label {}", e.mel.len(), e.label),
+        ));
     }
     // Split: the last `val_fraction` of each class (in a seeded order) is held out.
     let mut order: Vec<usize> = (0..examples.len()).collect();
     order.sort_by_key(|&i| random_u32(cfg.seed, 11, i as u32, 0));
     let (mut train_idx, mut val_idx) = (vec![], vec![]);
-    for class in 0..c {
+    for (class, name) in classes.iter().enumerate() {
         let members: Vec<usize> = order.iter().copied().filter(|&i| examples[i].label == class).collect();
         if members.is_empty() {
-            return Err(Error::config("classes", format!("class `{}` has no training example", classes[class])));
+            return Err(Error::config(
+                "classes",
+                format!("class `{name}` has no training example"),
+            ));
         }
         let n_val = ((members.len() as f32) * cfg.val_fraction).floor() as usize;
         let n_val = n_val.min(members.len() - 1);
@@ -302,7 +359,10 @@ pub fn train(
         train_idx.extend_from_slice(&members[..members.len() - n_val]);
     }
     let frames = cfg.train_frames;
-    let crops: Vec<Vec<f32>> = examples.iter().map(|e| fit_frames(&e.mel, m, e.n_frames, frames)).collect();
+    let crops: Vec<Vec<f32>> = examples
+        .iter()
+        .map(|e| fit_frames(&e.mel, m, e.n_frames, frames))
+        .collect();
     // Decibel statistics of the training crops.
     let (mut sum, mut sum_sq, mut count) = (0f64, 0f64, 0f64);
     for &i in &train_idx {
@@ -315,7 +375,14 @@ pub fn train(
     }
     let db_mean = (sum / count) as f32;
     let db_std = ((sum_sq / count - (sum / count).powi(2)).max(1e-6)).sqrt() as f32;
-    let meta = ModelMeta { classes, front_end, train_frames: frames, db_mean, db_std, channels: cfg.channels };
+    let meta = ModelMeta {
+        classes,
+        front_end,
+        train_frames: frames,
+        db_mean,
+        db_std,
+        channels: cfg.channels,
+    };
 
     let plain = device.clone();
     plain.seed(cfg.seed);
@@ -353,7 +420,11 @@ pub fn train(
         final_loss = loss_sum / steps.max(1) as f32;
         progress(epoch, final_loss);
     }
-    let classifier = Classifier { meta, net: net.valid(), device: plain.clone() };
+    let classifier = Classifier {
+        meta,
+        net: net.valid(),
+        device: plain.clone(),
+    };
     let accuracy = |idx: &[usize]| -> Result<f32> {
         let mut correct = 0usize;
         for batch in idx.chunks(64) {
@@ -367,8 +438,18 @@ pub fn train(
         Ok(correct as f32 / idx.len().max(1) as f32)
     };
     let train_accuracy = accuracy(&train_idx)?;
-    let val_accuracy = if val_idx.is_empty() { None } else { Some(accuracy(&val_idx)?) };
-    let report = TrainReport { train_accuracy, val_accuracy, n_train: train_idx.len(), n_val: val_idx.len(), final_loss };
+    let val_accuracy = if val_idx.is_empty() {
+        None
+    } else {
+        Some(accuracy(&val_idx)?)
+    };
+    let report = TrainReport {
+        train_accuracy,
+        val_accuracy,
+        n_train: train_idx.len(),
+        n_val: val_idx.len(),
+        final_loss,
+    };
     Ok((classifier, report))
 }
 

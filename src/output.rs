@@ -7,9 +7,15 @@ use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -26,7 +32,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Serialises `value` as pretty JSON and writes it atomically.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
+    let bytes = serde_json::to_vec_pretty(value).map_err(|source| Error::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
     write_atomic(path, &bytes)
 }
 
@@ -43,17 +52,29 @@ impl OutputDir {
     /// Prepares to write `target`. Fails if it exists and `force` is false.
     pub fn create(target: &Path, force: bool) -> Result<Self> {
         if target.exists() && !force {
-            return Err(Error::OutputExists { path: target.to_path_buf() });
+            return Err(Error::OutputExists {
+                path: target.to_path_buf(),
+            });
         }
-        let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        let name = target.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+        let name = target
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out".into());
         let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
         }
         std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
-        Ok(OutputDir { target: target.to_path_buf(), staging, force })
+        Ok(OutputDir {
+            target: target.to_path_buf(),
+            staging,
+            force,
+        })
     }
 
     /// Path of `name` inside the folder being written.
@@ -70,12 +91,18 @@ impl OutputDir {
     pub fn commit(self) -> Result<PathBuf> {
         if self.target.exists() {
             if !self.force {
-                return Err(Error::OutputExists { path: self.target.clone() });
+                return Err(Error::OutputExists {
+                    path: self.target.clone(),
+                });
             }
             let old = self.staging.with_extension("old");
             std::fs::rename(&self.target, &old).map_err(|e| Error::io(&self.target, e))?;
             std::fs::rename(&self.staging, &self.target).map_err(|e| Error::io(&self.target, e))?;
-            let _ = if old.is_dir() { std::fs::remove_dir_all(&old) } else { std::fs::remove_file(&old) };
+            let _ = if old.is_dir() {
+                std::fs::remove_dir_all(&old)
+            } else {
+                std::fs::remove_file(&old)
+            };
         } else {
             std::fs::rename(&self.staging, &self.target).map_err(|e| Error::io(&self.target, e))?;
         }
@@ -94,12 +121,18 @@ impl JsonLines {
     /// Creates (truncates) the file.
     pub fn create(path: PathBuf) -> Result<Self> {
         let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-        Ok(JsonLines { path, file: std::io::BufWriter::new(file) })
+        Ok(JsonLines {
+            path,
+            file: std::io::BufWriter::new(file),
+        })
     }
 
     /// Writes one value as one line.
     pub fn write<T: Serialize>(&mut self, value: &T) -> Result<()> {
-        serde_json::to_writer(&mut self.file, value).map_err(|source| Error::Json { path: self.path.clone(), source })?;
+        serde_json::to_writer(&mut self.file, value).map_err(|source| Error::Json {
+            path: self.path.clone(),
+            source,
+        })?;
         self.file.write_all(b"\n").map_err(|e| Error::io(&self.path, e))
     }
 

@@ -1,7 +1,7 @@
 //! Building perturbed spectrograms: the CPU twin of `shaders/perturb.wgsl` and `row_mean.wgsl`.
 
-use crate::error::{check_shape, Error, Result};
-use crate::sampling::{random_u32, unit_open, STREAM_NOISE};
+use crate::error::{Error, Result, check_shape};
+use crate::sampling::{STREAM_NOISE, random_u32, unit_open};
 use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut3};
 use serde::{Deserialize, Serialize};
 
@@ -64,10 +64,18 @@ pub fn perturb_cpu(
     check_shape("row_band", &[m], &[row_band.len()])?;
     check_shape("out", &[nc, m, t], out.shape())?;
     if sample_offset + nc > n {
-        return Err(Error::shape("masks", format!("[>={}, B]", sample_offset + nc), format!("[{n}, {b}]")));
+        return Err(Error::shape(
+            "masks",
+            format!("[>={}, B]", sample_offset + nc),
+            format!("[{n}, {b}]"),
+        ));
     }
     if let Some(&bad) = row_band.iter().find(|&&r| r as usize >= b) {
-        return Err(Error::shape("row_band", format!("values < {b}"), format!("value {bad}")));
+        return Err(Error::shape(
+            "row_band",
+            format!("values < {b}"),
+            format!("value {bad}"),
+        ));
     }
     for (i, mut plane) in out.outer_iter_mut().enumerate() {
         let s = sample_offset + i;

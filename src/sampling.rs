@@ -87,7 +87,11 @@ pub struct MaskConfig {
 
 impl Default for MaskConfig {
     fn default() -> Self {
-        MaskConfig { samples: SampleCount::Random(1000), keep_prob: 0.5, seed: 0 }
+        MaskConfig {
+            samples: SampleCount::Random(1000),
+            keep_prob: 0.5,
+            seed: 0,
+        }
     }
 }
 
@@ -95,7 +99,10 @@ impl MaskConfig {
     /// Checks the settings for `n_bands` bands.
     pub fn validate(&self, n_bands: usize) -> Result<()> {
         if !(self.keep_prob > 0.0 && self.keep_prob < 1.0) {
-            return Err(Error::config("keep-prob", format!("must be in (0, 1), got {}", self.keep_prob)));
+            return Err(Error::config(
+                "keep-prob",
+                format!("must be in (0, 1), got {}", self.keep_prob),
+            ));
         }
         match self.samples {
             SampleCount::Random(n) if !(2..=1 << 20).contains(&n) => {
@@ -178,7 +185,11 @@ pub fn kernel_weights(masks: &Array2<f32>, kernel: KernelKind) -> Result<Vec<f32
             let k = row.iter().filter(|&&v| v > 0.5).count();
             match kernel {
                 KernelKind::Lime { width } => {
-                    let d = if k == 0 { 1.0 } else { 1.0 - (k as f64 / b as f64).sqrt() };
+                    let d = if k == 0 {
+                        1.0
+                    } else {
+                        1.0 - (k as f64 / b as f64).sqrt()
+                    };
                     let w = width as f64;
                     (-(d * d) / (w * w)).exp().sqrt() as f32
                 }

@@ -7,7 +7,10 @@
 //! Shapley mode is KernelSHAP's constrained fit: intercept = f(empty), coefficients summing to
 //! f(full) - f(empty), so exhaustive masks give exact Shapley values.
 
-use crate::error::{check_shape, Error, Result};
+// Index loops on purpose: they mirror the kernel's loops (and summation order) line by line.
+#![allow(clippy::needless_range_loop)]
+
+use crate::error::{Error, Result, check_shape};
 use crate::sampling::KernelKind;
 use ndarray::{Array2, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
@@ -23,7 +26,10 @@ pub struct SurrogateConfig {
 
 impl Default for SurrogateConfig {
     fn default() -> Self {
-        SurrogateConfig { kernel: KernelKind::default(), alpha: 1.0 }
+        SurrogateConfig {
+            kernel: KernelKind::default(),
+            alpha: 1.0,
+        }
     }
 }
 
@@ -31,12 +37,15 @@ impl SurrogateConfig {
     /// Checks the settings.
     pub fn validate(&self) -> Result<()> {
         if !(self.alpha >= 0.0 && self.alpha.is_finite()) {
-            return Err(Error::config("alpha", format!("must be finite and >= 0, got {}", self.alpha)));
+            return Err(Error::config(
+                "alpha",
+                format!("must be finite and >= 0, got {}", self.alpha),
+            ));
         }
-        if let KernelKind::Lime { width } = self.kernel {
-            if !(width > 0.0 && width.is_finite()) {
-                return Err(Error::config("kernel-width", format!("must be > 0, got {width}")));
-            }
+        if let KernelKind::Lime { width } = self.kernel
+            && !(width > 0.0 && width.is_finite())
+        {
+            return Err(Error::config("kernel-width", format!("must be > 0, got {width}")));
         }
         Ok(())
     }
@@ -85,7 +94,12 @@ impl SurrogateFit {
             r2.push(row[n_bands + 1]);
             local_pred.push(row[n_bands + 2]);
         }
-        Ok(SurrogateFit { coefs, intercept, r2, local_pred })
+        Ok(SurrogateFit {
+            coefs,
+            intercept,
+            r2,
+            local_pred,
+        })
     }
 }
 
@@ -110,18 +124,24 @@ pub(crate) fn check_fit_inputs(
     check_shape("weights", &[n], &[weights.len()])?;
     check_shape("preds", &[n, n_classes], &[n_pred_rows, n_classes])?;
     if b < 2 || n < 2 || n_classes == 0 {
-        return Err(Error::shape("masks", "[N>=2, B>=2] and C>=1", format!("[{n}, {b}], C={n_classes}")));
+        return Err(Error::shape(
+            "masks",
+            "[N>=2, B>=2] and C>=1",
+            format!("[{n}, {b}], C={n_classes}"),
+        ));
     }
     if masks.row(0).iter().any(|&v| v < 0.5) {
         return Err(Error::config("masks", "sample 0 must keep every band"));
     }
     if weights.iter().any(|w| !w.is_finite() || *w < 0.0) || weights.iter().sum::<f32>() <= 0.0 {
-        return Err(Error::config("weights", "weights must be finite, >= 0 and not all zero"));
+        return Err(Error::config(
+            "weights",
+            "weights must be finite, >= 0 and not all zero",
+        ));
     }
     let empty = match cfg.kernel {
-        KernelKind::Shapley => empty_sample(masks).ok_or_else(|| {
-            Error::config("masks", "the shapley kernel needs a sample that keeps no band")
-        })?,
+        KernelKind::Shapley => empty_sample(masks)
+            .ok_or_else(|| Error::config("masks", "the shapley kernel needs a sample that keeps no band"))?,
         KernelKind::Lime { .. } => 0,
     };
     Ok((n, b, n_classes, empty))
@@ -143,9 +163,19 @@ pub fn fit_cpu(
     let p = if shapley { b - 1 } else { b };
     let y0: Vec<f32> = (0..c).map(|k| preds[[empty, k]]).collect();
     let delta: Vec<f32> = (0..c).map(|k| preds[[0, k]] - y0[k]).collect();
-    let feat = |i: usize, j: usize| if shapley { masks[[i, j]] - masks[[i, b - 1]] } else { masks[[i, j]] };
+    let feat = |i: usize, j: usize| {
+        if shapley {
+            masks[[i, j]] - masks[[i, b - 1]]
+        } else {
+            masks[[i, j]]
+        }
+    };
     let targ = |i: usize, k: usize| {
-        if shapley { preds[[i, k]] - y0[k] - masks[[i, b - 1]] * delta[k] } else { preds[[i, k]] }
+        if shapley {
+            preds[[i, k]] - y0[k] - masks[[i, b - 1]] * delta[k]
+        } else {
+            preds[[i, k]]
+        }
     };
 
     let mut w_sum = 0.0f32;
@@ -240,7 +270,12 @@ pub fn fit_cpu(
         r2[k] = r2_from_sums(ss_res, ss_tot);
         local_pred[k] = predict(0);
     }
-    Ok(SurrogateFit { coefs, intercept, r2, local_pred })
+    Ok(SurrogateFit {
+        coefs,
+        intercept,
+        r2,
+        local_pred,
+    })
 }
 
 /// scikit-learn's `r2_score` convention: 1 - res/tot, and for a constant target 1 if the fit is

@@ -77,27 +77,17 @@ impl SynthConfig {
     pub fn validate(&self) -> Result<()> {
         let n = self.classes.len();
         if !(2..=16).contains(&n) {
-            return Err(Error::config(
-                "classes",
-                format!("need 2 to 16 classes, got {n}"),
-            ));
+            return Err(Error::config("classes", format!("need 2 to 16 classes, got {n}")));
         }
         for (i, c) in self.classes.iter().enumerate() {
-            if c.is_empty()
-                || !c
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
-            {
+            if c.is_empty() || !c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-') {
                 return Err(Error::config(
                     "classes",
                     format!("class name {c:?} must be non-empty ASCII letters, digits, '_' or '-'"),
                 ));
             }
             if self.classes[..i].contains(c) {
-                return Err(Error::config(
-                    "classes",
-                    format!("class name {c:?} appears twice"),
-                ));
+                return Err(Error::config("classes", format!("class name {c:?} appears twice")));
             }
         }
         if self.n_per_class == 0 {
@@ -169,9 +159,7 @@ pub fn synthesize(cfg: &SynthConfig) -> Result<Vec<SynthUtterance>> {
     cfg.validate()?;
     let fs_hz = cfg.sample_rate_hz as f64;
     let n_samples = cfg.n_samples();
-    let speakers: Vec<Speaker> = (0..cfg.n_speakers)
-        .map(|k| Speaker::new(cfg.seed, k))
-        .collect();
+    let speakers: Vec<Speaker> = (0..cfg.n_speakers).map(|k| Speaker::new(cfg.seed, k)).collect();
     // Planted mode: one recipe for all classes, at a level that leaves headroom for the cue.
     let planted_recipe = Recipe {
         level_db: PLANTED_LEVEL_DB,
@@ -711,10 +699,7 @@ fn synth_voice(base: &Recipe, spk: &Speaker, fs_hz: f64, n: usize, seed: u64) ->
         0.0
     };
     x.iter_mut().for_each(|v| *v *= scale);
-    Voice {
-        samples: x,
-        envelope,
-    }
+    Voice { samples: x, envelope }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -740,17 +725,11 @@ fn plant_band(
     };
     let mut spec: Vec<Complex<f64>> = x.iter().map(|&v| Complex::new(v, 0.0)).collect();
     fft.process(&mut spec);
-    let voice_band: f64 = (0..n)
-        .filter(|&k| in_band(k))
-        .map(|k| spec[k].norm_sqr())
-        .sum();
+    let voice_band: f64 = (0..n).filter(|&k| in_band(k)).map(|k| spec[k].norm_sqr()).sum();
     let voice_total: f64 = spec.iter().map(|c| c.norm_sqr()).sum();
 
     let mut rng = SplitMix64::new(mix3(seed, 0x91A4_7ED0, 0));
-    let mut noise: Vec<Complex<f64>> = envelope
-        .iter()
-        .map(|&e| Complex::new(e * rng.normal(), 0.0))
-        .collect();
+    let mut noise: Vec<Complex<f64>> = envelope.iter().map(|&e| Complex::new(e * rng.normal(), 0.0)).collect();
     fft.process(&mut noise);
     for (k, c) in noise.iter_mut().enumerate() {
         if !in_band(k) {

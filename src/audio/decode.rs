@@ -108,9 +108,7 @@ fn decode_stream(path: &Path, file: fs::File) -> Result<Audio> {
             SymError::IoError(io_err) if io_err.kind() == io::ErrorKind::UnexpectedEof => {
                 decode_err(path, "file ends inside the audio header (truncated?)")
             }
-            SymError::IoError(io_err) => {
-                decode_err(path, format!("cannot read the audio header ({io_err})"))
-            }
+            SymError::IoError(io_err) => decode_err(path, format!("cannot read the audio header ({io_err})")),
             other => decode_err(path, format!("not a recognised audio file ({other})")),
         })?;
     let mut format = probed.format;
@@ -133,10 +131,7 @@ fn decode_stream(path: &Path, file: fs::File) -> Result<Audio> {
             Ok(packet) => packet,
             Err(SymError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => break,
             Err(SymError::ResetRequired) => {
-                return Err(decode_err(
-                    path,
-                    "stream changed mid-file (decoder reset required)",
-                ));
+                return Err(decode_err(path, "stream changed mid-file (decoder reset required)"));
             }
             Err(e) => return Err(decode_err(path, format!("cannot read packet ({e})"))),
         };
@@ -161,10 +156,7 @@ fn decode_stream(path: &Path, file: fs::File) -> Result<Audio> {
             }
             Err(SymError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => break,
             Err(SymError::ResetRequired) => {
-                return Err(decode_err(
-                    path,
-                    "stream changed mid-file (decoder reset required)",
-                ));
+                return Err(decode_err(path, "stream changed mid-file (decoder reset required)"));
             }
             Err(e) => return Err(decode_err(path, format!("cannot decode packet ({e})"))),
         };
@@ -220,12 +212,7 @@ pub fn load_mono(path: &Path, target_rate_hz: u32, min_len: usize) -> Result<Vec
     if audio.samples.is_empty() {
         return Err(bad_audio(path, "no samples"));
     }
-    if let Some((i, x)) = audio
-        .samples
-        .iter()
-        .enumerate()
-        .find(|(_, x)| !x.is_finite())
-    {
+    if let Some((i, x)) = audio.samples.iter().enumerate().find(|(_, x)| !x.is_finite()) {
         return Err(bad_audio(path, format!("sample {i} is not finite ({x})")));
     }
     let samples = resample(&audio.samples, audio.sample_rate_hz, target_rate_hz).map_err(|e| {
@@ -277,15 +264,10 @@ pub fn resample(samples: &[f32], from_hz: u32, to_hz: u32) -> Result<Vec<f32>> {
     if from_hz == to_hz || samples.is_empty() {
         return Ok(samples.to_vec());
     }
-    let out_len = ((samples.len() as u128 * u128::from(to_hz) + u128::from(from_hz / 2))
-        / u128::from(from_hz)) as usize;
+    let out_len =
+        ((samples.len() as u128 * u128::from(to_hz) + u128::from(from_hz / 2)) / u128::from(from_hz)) as usize;
     let mut resampler = FftFixedInOut::<f32>::new(from_hz as usize, to_hz as usize, 1024, 1)
-        .map_err(|e| {
-            Error::config(
-                "to_hz",
-                format!("cannot resample {from_hz} hz to {to_hz} hz: {e}"),
-            )
-        })?;
+        .map_err(|e| Error::config("to_hz", format!("cannot resample {from_hz} hz to {to_hz} hz: {e}")))?;
     let chunk_in = resampler.input_frames_next();
     let chunk_out = resampler.output_frames_next();
     let delay = resampler.output_delay();
@@ -336,10 +318,7 @@ pub fn write_wav_i16(path: &Path, samples: &[f32], sample_rate_hz: u32) -> Resul
     if samples.len() >= (1usize << 31) - 64 {
         return Err(Error::io(
             path,
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "too many samples for one wav file",
-            ),
+            io::Error::new(io::ErrorKind::InvalidInput, "too many samples for one wav file"),
         ));
     }
     let file_name = path.file_name().ok_or_else(|| {

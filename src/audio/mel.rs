@@ -93,11 +93,7 @@ fn mel_frequencies_f64(n: usize, fmin_hz: f64, fmax_hz: f64, scale: MelScale) ->
             let step = (max_mel - min_mel) / (n - 1) as f64;
             (0..n)
                 .map(|i| {
-                    let mel = if i == n - 1 {
-                        max_mel
-                    } else {
-                        min_mel + i as f64 * step
-                    };
+                    let mel = if i == n - 1 { max_mel } else { min_mel + i as f64 * step };
                     mel_to_hz_f64(mel, scale)
                 })
                 .collect()
@@ -152,10 +148,7 @@ impl MelFilterbank {
         }
         let nyquist_hz = f64::from(sample_rate_hz) / 2.0;
         if !fmin_hz.is_finite() || fmin_hz < 0.0 {
-            return Err(Error::config(
-                "fmin_hz",
-                format!("{fmin_hz} must be finite and >= 0"),
-            ));
+            return Err(Error::config("fmin_hz", format!("{fmin_hz} must be finite and >= 0")));
         }
         if !fmax_hz.is_finite() || f64::from(fmax_hz) > nyquist_hz {
             return Err(Error::config(
@@ -275,11 +268,7 @@ impl MelFilterbank {
     /// Errors: [`Error::Shape`] when `power` does not have `K` rows.
     pub fn apply(&self, power: ArrayView2<f32>) -> Result<Array2<f32>> {
         let (n_bins, n_frames) = power.dim(); // [K, T]
-        check_shape(
-            "power",
-            &[self.n_freq_bins(), n_frames],
-            &[n_bins, n_frames],
-        )?;
+        check_shape("power", &[self.n_freq_bins(), n_frames], &[n_bins, n_frames])?;
         let power = power.as_standard_layout(); // [K, T], row-major
         let mut mel = Array2::<f32>::zeros((self.n_mels(), n_frames)); // [M, T]
         for (m, &(lo, hi)) in self.support.iter().enumerate() {

@@ -74,10 +74,7 @@ impl FrontEndConfig {
             ));
         }
         if self.n_fft < 16 {
-            return Err(Error::config(
-                "n_fft",
-                format!("{} is below 16", self.n_fft),
-            ));
+            return Err(Error::config("n_fft", format!("{} is below 16", self.n_fft)));
         }
         if self.win_len == 0 || self.win_len > self.n_fft {
             return Err(Error::config(
@@ -89,10 +86,7 @@ impl FrontEndConfig {
             return Err(Error::config("hop_len", "must be positive"));
         }
         if !(2..=512).contains(&self.n_mels) {
-            return Err(Error::config(
-                "n_mels",
-                format!("{} is outside 2..=512", self.n_mels),
-            ));
+            return Err(Error::config("n_mels", format!("{} is outside 2..=512", self.n_mels)));
         }
         let nyquist_hz = self.sample_rate_hz as f32 / 2.0;
         if !self.fmin_hz.is_finite() || self.fmin_hz < 0.0 {
@@ -127,13 +121,7 @@ impl FrontEndConfig {
     /// Validates the config and builds the STFT plan it describes.
     pub fn stft(&self) -> Result<Stft> {
         self.validate()?;
-        Stft::new(
-            self.n_fft,
-            self.win_len,
-            self.hop_len,
-            self.window,
-            self.center,
-        )
+        Stft::new(self.n_fft, self.win_len, self.hop_len, self.window, self.center)
     }
 
     /// Validates the config and builds the mel filterbank it describes (weights `[M, K]`).

@@ -84,13 +84,7 @@ impl Stft {
     /// samples centred in `n_fft` (as `librosa.util.pad_center` does).
     ///
     /// Errors ([`Error::Config`]): `n_fft < 2`, `win_len` not in `1..=n_fft`, `hop_len == 0`.
-    pub fn new(
-        n_fft: usize,
-        win_len: usize,
-        hop_len: usize,
-        window: WindowKind,
-        center: bool,
-    ) -> Result<Self> {
+    pub fn new(n_fft: usize, win_len: usize, hop_len: usize, window: WindowKind, center: bool) -> Result<Self> {
         if n_fft < 2 {
             return Err(Error::config("n_fft", format!("{n_fft} is below 2")));
         }
@@ -272,8 +266,7 @@ impl Stft {
                     column[n_fft - k].conj()
                 };
             }
-            self.inverse_plan
-                .process_with_scratch(&mut buf, &mut scratch);
+            self.inverse_plan.process_with_scratch(&mut buf, &mut scratch);
             let offset = t * self.hop_len;
             let end = (offset + n_fft).min(total);
             let span = end - offset;
@@ -347,8 +340,7 @@ impl Stft {
             for ((dst, x), w) in buf.iter_mut().zip(frame).zip(&self.window) {
                 *dst = Complex32::new(x * w, 0.0);
             }
-            self.forward_plan
-                .process_with_scratch(&mut buf, &mut scratch);
+            self.forward_plan.process_with_scratch(&mut buf, &mut scratch);
             sink(t, &buf[..n_bins]);
         }
     }

@@ -1,8 +1,8 @@
 //! Sharing buffers with Burn: a Burn tensor's wgpu buffer bound as a storage binding of our kernels.
 
 use crate::error::{Error, Result};
-use burn::backend::wgpu::AutoCompiler;
 use burn::backend::Cube;
+use burn::backend::wgpu::AutoCompiler;
 use burn::cubecl::wgpu::WgpuServer;
 use burn::tensor::{DType, Device, Tensor};
 
@@ -21,7 +21,11 @@ impl<const D: usize> BoundTensor<D> {
         let cube = tensor
             .try_into_primitive::<Cube>()
             .map_err(|e| Error::Device(format!("tensor is not on a wgpu device: {e:?}")))?;
-        let cube = if cube.is_contiguous() { cube } else { burn::backend::wgpu::into_contiguous(cube) };
+        let cube = if cube.is_contiguous() {
+            cube
+        } else {
+            burn::backend::wgpu::into_contiguous(cube)
+        };
         if cube.dtype != DType::F32 {
             return Err(Error::Device(format!("expected an f32 tensor, got {:?}", cube.dtype)));
         }
@@ -32,7 +36,13 @@ impl<const D: usize> BoundTensor<D> {
         let r = pinned.resource();
         let (buffer, offset, size) = (r.buffer.clone(), r.offset, r.size);
         let tensor = Tensor::<D>::from_primitive::<Cube>(cube);
-        Ok(BoundTensor { tensor, buffer, offset, size, _pin: Box::new(pinned) })
+        Ok(BoundTensor {
+            tensor,
+            buffer,
+            offset,
+            size,
+            _pin: Box::new(pinned),
+        })
     }
 
     /// Allocates an uninitialised f32 tensor of `shape` on `device` and pins it.
@@ -57,7 +67,9 @@ impl<const D: usize> BoundTensor<D> {
 
 /// Submits our encoder after Burn's pending work, so both run in issue order on the one queue.
 pub fn submit_after_burn(device: &Device, queue: &wgpu::Queue, encoder: wgpu::CommandEncoder) -> Result<()> {
-    device.flush().map_err(|e| Error::Device(format!("flushing burn's queue: {e:?}")))?;
+    device
+        .flush()
+        .map_err(|e| Error::Device(format!("flushing burn's queue: {e:?}")))?;
     queue.submit([encoder.finish()]);
     Ok(())
 }

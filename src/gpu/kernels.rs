@@ -1,6 +1,6 @@
 //! Compiled compute pipelines and their `#[repr(C)]` params, one per `.wgsl` file.
 
-use super::{shaders, GpuContext};
+use super::{GpuContext, shaders};
 use crate::error::{Error, Result};
 use bytemuck::{Pod, Zeroable};
 
@@ -158,7 +158,10 @@ impl Kernel {
         let entries: Vec<wgpu::BindGroupEntry> = bindings
             .iter()
             .enumerate()
-            .map(|(i, r)| wgpu::BindGroupEntry { binding: i as u32, resource: r.clone() })
+            .map(|(i, r)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: r.clone(),
+            })
             .collect();
         let group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(self.name),

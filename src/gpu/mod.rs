@@ -56,7 +56,7 @@ pub fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
         backend: format!("{:?}", info.backend),
         driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
         device_type: format!("{:?}", info.device_type),
-        max_storage_binding_bytes: limits.max_storage_buffer_binding_size as u64,
+        max_storage_binding_bytes: limits.max_storage_buffer_binding_size,
         max_buffer_bytes: limits.max_buffer_size,
         max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
     }
@@ -105,9 +105,10 @@ impl GpuContext {
     /// buffers, the adapter's limits), so Burn can adopt it.
     pub fn new(instance: wgpu::Instance, index: usize) -> Result<Self> {
         let all = adapters(&instance);
-        let adapter = all.get(index).cloned().ok_or_else(|| {
-            Error::Device(format!("no adapter gpu:{index} ({} adapters found)", all.len()))
-        })?;
+        let adapter = all
+            .get(index)
+            .cloned()
+            .ok_or_else(|| Error::Device(format!("no adapter gpu:{index} ({} adapters found)", all.len())))?;
         let summary = summarize(index, &adapter);
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -121,12 +122,22 @@ impl GpuContext {
         }))
         .map_err(|e| Error::Device(format!("{}: cannot open device: {e}", summary.name)))?;
         let kernels = Arc::new(kernels::Kernels::new(&device)?);
-        Ok(GpuContext { instance, adapter, device, queue, summary, limits, kernels })
+        Ok(GpuContext {
+            instance,
+            adapter,
+            device,
+            queue,
+            summary,
+            limits,
+            kernels,
+        })
     }
 
     /// Largest storage binding in bytes.
     pub fn max_binding_bytes(&self) -> u64 {
-        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
     }
 
     /// Blocks until all submitted work is done.
@@ -188,7 +199,9 @@ impl GpuContext {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
         enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
         self.queue.submit([enc.finish()]);
         let (tx, rx) = crossbeam_channel::bounded(1);

@@ -1,12 +1,12 @@
 //! Typed launches of the kernels: the GPU twins of `MelFilterbank::apply`, `perturb::row_means`,
 //! `perturb::perturb_cpu` and `surrogate::fit_cpu`.
 
-use super::kernels::{groups, MelParams, PerturbParams, RowMeanParams, SurrogateParams};
+use super::kernels::{MelParams, PerturbParams, RowMeanParams, SurrogateParams, groups};
 use super::{GpuContext, GrowBuffer};
 use crate::audio::MelFilterbank;
-use crate::error::{check_shape, Error, Result};
+use crate::error::{Error, Result, check_shape};
 use crate::perturb::FillMode;
-use crate::surrogate::{check_fit_inputs, packed_len, SurrogateConfig, SurrogateFit};
+use crate::surrogate::{SurrogateConfig, SurrogateFit, check_fit_inputs, packed_len};
 use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3};
 
 /// Largest classes and bands the surrogate kernel handles.
@@ -66,8 +66,23 @@ impl GpuMel {
         let mel_buf = self.mel.ensure(ctx, mel_bytes).clone();
         let means_buf = self.means.ensure(ctx, (m * 4) as u64).clone();
         let kernels = ctx.kernels.clone();
-        let mp = ctx.uniform("mel params", &MelParams { n_bins: k as u32, n_frames: t as u32, n_mels: m as u32, _pad: 0 });
-        let rp = ctx.uniform("row mean params", &RowMeanParams { n_mels: m as u32, n_frames: t as u32, _pad: [0; 2] });
+        let mp = ctx.uniform(
+            "mel params",
+            &MelParams {
+                n_bins: k as u32,
+                n_frames: t as u32,
+                n_mels: m as u32,
+                _pad: 0,
+            },
+        );
+        let rp = ctx.uniform(
+            "row mean params",
+            &RowMeanParams {
+                n_mels: m as u32,
+                n_frames: t as u32,
+                _pad: [0; 2],
+            },
+        );
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         kernels.mel.dispatch(
             ctx,
@@ -84,7 +99,11 @@ impl GpuMel {
         kernels.row_mean.dispatch(
             ctx,
             &mut enc,
-            &[rp.as_entire_binding(), mel_buf.as_entire_binding(), means_buf.as_entire_binding()],
+            &[
+                rp.as_entire_binding(),
+                mel_buf.as_entire_binding(),
+                means_buf.as_entire_binding(),
+            ],
             [m as u32, 1, 1],
         )?;
         ctx.queue.submit([enc.finish()]);
@@ -185,7 +204,11 @@ pub fn perturb_to_host(
     check_shape("row_mean", &[m], &[row_mean.len()])?;
     check_shape("row_band", &[m], &[row_band.len()])?;
     if offset + n_chunk > n || row_band.iter().any(|&r| r as usize >= b) {
-        return Err(Error::shape("masks", format!("[>={}, >{}]", offset + n_chunk, row_band.iter().max().unwrap_or(&0)), format!("[{n}, {b}]")));
+        return Err(Error::shape(
+            "masks",
+            format!("[>={}, >{}]", offset + n_chunk, row_band.iter().max().unwrap_or(&0)),
+            format!("[{n}, {b}]"),
+        ));
     }
     let mel_c = mel.as_standard_layout();
     let masks_c = masks.as_standard_layout();
@@ -231,7 +254,17 @@ pub fn fit_gpu(
     let preds_c = preds.as_standard_layout();
     let pred_buf = ctx.upload("preds", preds_c.as_slice().expect("standard layout"));
     let mut enc = ctx.device.create_command_encoder(&Default::default());
-    let out = encode_fit(ctx, &mut enc, masks, weights, pred_buf.as_entire_binding(), u, c, empty, cfg)?;
+    let out = encode_fit(
+        ctx,
+        &mut enc,
+        masks,
+        weights,
+        pred_buf.as_entire_binding(),
+        u,
+        c,
+        empty,
+        cfg,
+    )?;
     ctx.queue.submit([enc.finish()]);
     read_fits(ctx, &out, u, c, masks.ncols())
 }
@@ -253,10 +286,15 @@ pub fn encode_fit(
     let (n, b) = masks.dim();
     let c = n_classes;
     if b > MAX_SURROGATE_DIM || c > MAX_SURROGATE_DIM {
-        return Err(Error::config("surrogate", format!("the gpu surrogate handles at most 64 bands and 64 classes, got {b} and {c}")));
+        return Err(Error::config(
+            "surrogate",
+            format!("the gpu surrogate handles at most 64 bands and 64 classes, got {b} and {c}"),
+        ));
     }
     if (n_utts * n * c * 4) as u64 > ctx.max_binding_bytes() {
-        return Err(Error::Device(format!("{n_utts}x{n}x{c} predictions exceed the storage binding limit")));
+        return Err(Error::Device(format!(
+            "{n_utts}x{n}x{c} predictions exceed the storage binding limit"
+        )));
     }
     let p = if cfg.mode_code() == 1 { b - 1 } else { b };
     let masks_c = masks.as_standard_layout();
@@ -299,7 +337,10 @@ pub fn read_fits(ctx: &GpuContext, out: &wgpu::Buffer, n_utts: usize, c: usize, 
     flat.chunks(c * stride)
         .map(|chunk| {
             if chunk.iter().any(|v| v.is_nan()) {
-                return Err(Error::config("surrogate", "the weighted normal equations are singular; use alpha > 0"));
+                return Err(Error::config(
+                    "surrogate",
+                    "the weighted normal equations are singular; use alpha > 0",
+                ));
             }
             SurrogateFit::from_packed(chunk, c, b)
         })

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use emolime::Error;
 use emolime::audio::{
-    FrontEndConfig, MelFilterbank, MelScale, Stft, WindowKind, decode_file, hz_to_mel, load_mono,
-    mel_frequencies_hz, mel_to_hz, resample, write_wav_i16,
+    FrontEndConfig, MelFilterbank, MelScale, Stft, WindowKind, decode_file, hz_to_mel, load_mono, mel_frequencies_hz,
+    mel_to_hz, resample, write_wav_i16,
 };
 use ndarray::Array2;
 use rustfft::num_complex::Complex32;
@@ -34,10 +34,7 @@ fn noise(n: usize, seed: u64) -> Vec<f32> {
 /// `n` samples of `amp * sin(2 pi freq t)` at `rate_hz`.
 fn sine(n: usize, freq_hz: f64, rate_hz: u32, amp: f64) -> Vec<f32> {
     (0..n)
-        .map(|i| {
-            (amp * (2.0 * std::f64::consts::PI * freq_hz * i as f64 / f64::from(rate_hz)).sin())
-                as f32
-        })
+        .map(|i| (amp * (2.0 * std::f64::consts::PI * freq_hz * i as f64 / f64::from(rate_hz)).sin()) as f32)
         .collect()
 }
 
@@ -76,8 +73,7 @@ fn write_wav(
 fn write_i16(path: &Path, samples: &[f32], rate_hz: u32) {
     write_wav(path, 1, rate_hz, 16, hound::SampleFormat::Int, |w| {
         for &x in samples {
-            w.write_sample((x * 32767.0).round() as i16)
-                .expect("sample");
+            w.write_sample((x * 32767.0).round() as i16).expect("sample");
         }
     });
 }
@@ -88,9 +84,7 @@ fn tmp() -> tempfile::TempDir {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+    a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
 }
 
 fn assert_close(got: f32, want: f64, rel: f64, what: &str) {
@@ -127,8 +121,7 @@ fn default_config_is_valid_and_serde_round_trips() {
     let back: FrontEndConfig = serde_json::from_str(&json).expect("deserialise");
     assert_eq!(back, cfg);
     let partial: FrontEndConfig =
-        serde_json::from_str(r#"{"n_mels": 64, "window": "hamming", "mel_scale": "htk"}"#)
-            .expect("partial config");
+        serde_json::from_str(r#"{"n_mels": 64, "window": "hamming", "mel_scale": "htk"}"#).expect("partial config");
     assert_eq!(partial.n_mels, 64);
     assert_eq!(partial.window, WindowKind::Hamming);
     assert_eq!(partial.mel_scale, MelScale::Htk);
@@ -268,12 +261,7 @@ fn hz_to_mel_matches_librosa() {
         (8000.0, 45.245640471924965),
     ];
     for (hz, mel) in slaney {
-        assert_close(
-            hz_to_mel(hz, MelScale::Slaney),
-            mel,
-            1e-6,
-            "slaney hz_to_mel",
-        );
+        assert_close(hz_to_mel(hz, MelScale::Slaney), mel, 1e-6, "slaney hz_to_mel");
         let back = mel_to_hz(hz_to_mel(hz, MelScale::Slaney), MelScale::Slaney);
         assert!(
             (back - hz).abs() <= 1e-3 * hz.max(1.0),
@@ -290,10 +278,7 @@ fn hz_to_mel_matches_librosa() {
     for (hz, mel) in htk {
         assert_close(hz_to_mel(hz, MelScale::Htk), mel, 1e-6, "htk hz_to_mel");
         let back = mel_to_hz(hz_to_mel(hz, MelScale::Htk), MelScale::Htk);
-        assert!(
-            (back - hz).abs() <= 1e-3 * hz.max(1.0),
-            "htk round trip {hz} -> {back}"
-        );
+        assert!((back - hz).abs() <= 1e-3 * hz.max(1.0), "htk round trip {hz} -> {back}");
     }
 }
 
@@ -332,11 +317,7 @@ fn mel_frequencies_match_librosa() {
         8000.000000000002,
     ];
     for (i, hz) in want.iter().enumerate() {
-        assert!(
-            (f64::from(f[i]) - hz).abs() <= 1e-5 * hz,
-            "htk[{i}] = {}",
-            f[i]
-        );
+        assert!((f64::from(f[i]) - hz).abs() <= 1e-5 * hz, "htk[{i}] = {}", f[i]);
     }
 }
 
@@ -390,10 +371,7 @@ fn mel_filterbank_matches_librosa_slaney() {
     assert_eq!(fb.n_empty_filters(), 0);
     // Edges are the 130 mel frequencies.
     let edges = fb.edges_hz();
-    assert_eq!(
-        edges,
-        mel_frequencies_hz(130, 0.0, 8000.0, MelScale::Slaney).as_slice()
-    );
+    assert_eq!(edges, mel_frequencies_hz(130, 0.0, 8000.0, MelScale::Slaney).as_slice());
 }
 
 #[test]
@@ -446,9 +424,7 @@ fn mel_apply_equals_matrix_product_and_checks_shape() {
     }
     // Column-major input gives the same result.
     let transposed = power.t().to_owned(); // [T, K]
-    let mel_t = fb
-        .apply(transposed.t())
-        .expect("apply on a transposed view");
+    let mel_t = fb.apply(transposed.t()).expect("apply on a transposed view");
     assert_eq!(mel_t, mel);
     let wrong = Array2::<f32>::zeros((256, n_frames));
     assert!(matches!(fb.apply(wrong.view()), Err(Error::Shape { .. })));
@@ -475,23 +451,11 @@ fn mel_filterbank_rejects_bad_arguments() {
 fn periodic_windows_match_scipy() {
     // scipy.signal.get_window('hann', 8) = [0, .1464466, .5, .8535534, 1, .8535534, .5, .1464466]
     let hann = WindowKind::Hann.periodic(8);
-    let want = [
-        0.0,
-        0.146_446_6,
-        0.5,
-        0.853_553_4,
-        1.0,
-        0.853_553_4,
-        0.5,
-        0.146_446_6,
-    ];
+    let want = [0.0, 0.146_446_6, 0.5, 0.853_553_4, 1.0, 0.853_553_4, 0.5, 0.146_446_6];
     assert!(max_abs_diff(&hann, &want) < 1e-6, "{hann:?}");
     // get_window('hamming', 4) = [0.08, 0.54, 1.0, 0.54]
     let hamming = WindowKind::Hamming.periodic(4);
-    assert!(
-        max_abs_diff(&hamming, &[0.08, 0.54, 1.0, 0.54]) < 1e-6,
-        "{hamming:?}"
-    );
+    assert!(max_abs_diff(&hamming, &[0.08, 0.54, 1.0, 0.54]) < 1e-6, "{hamming:?}");
     assert_eq!(WindowKind::Rectangular.periodic(3), vec![1.0; 3]);
 }
 
@@ -569,11 +533,7 @@ fn istft_of_modified_spectrum_matches_librosa() {
         (2899, -0.005026571918278933),
     ];
     for (i, v) in want {
-        assert!(
-            (f64::from(y[i]) - v).abs() < 1e-5,
-            "y[{i}] = {}, want {v}",
-            y[i]
-        );
+        assert!((f64::from(y[i]) - v).abs() < 1e-5, "y[{i}] = {}, want {v}", y[i]);
     }
 }
 
@@ -596,9 +556,7 @@ fn stft_istft_round_trip_reconstructs_random_signal() {
         let err = max_abs_diff(&x, &y);
         assert!(err < 1e-4, "case {i}: max error {err}");
         // Asking for more samples zero-pads past the last frame, fewer truncates.
-        let longer = stft
-            .inverse(spec.view(), len + 3 * n_fft)
-            .expect("inverse longer");
+        let longer = stft.inverse(spec.view(), len + 3 * n_fft).expect("inverse longer");
         assert!(max_abs_diff(&x, &longer[..len]) < 1e-4);
         assert!(longer[len + 2 * n_fft..].iter().all(|&v| v == 0.0));
         let shorter = stft.inverse(spec.view(), len / 2).expect("inverse shorter");
@@ -625,10 +583,7 @@ fn sine_power_peaks_at_its_bin() {
         }
         // Periodic Hann coherent gain is 1/2: |X| = amp * n_fft / 4 = 256.
         let peak = p[[bin, 15]].sqrt();
-        assert!(
-            (peak - 256.0).abs() < 1.0,
-            "{freq_hz} hz peak magnitude {peak}"
-        );
+        assert!((peak - 256.0).abs() < 1.0, "{freq_hz} hz peak magnitude {peak}");
         // forward and power agree.
         let s = stft.forward(&x).expect("forward");
         assert!((s[[bin, 15]].norm_sqr() - p[[bin, 15]]).abs() < 1e-2);
@@ -664,15 +619,9 @@ fn stft_frame_counts_and_short_signals() {
     }
     // Inverse shape checks.
     let wrong = Array2::<Complex32>::zeros((100, 3));
-    assert!(matches!(
-        nc.inverse(wrong.view(), 10),
-        Err(Error::Shape { .. })
-    ));
+    assert!(matches!(nc.inverse(wrong.view(), 10), Err(Error::Shape { .. })));
     let empty = Array2::<Complex32>::zeros((257, 0));
-    assert!(matches!(
-        nc.inverse(empty.view(), 10),
-        Err(Error::Shape { .. })
-    ));
+    assert!(matches!(nc.inverse(empty.view(), 10), Err(Error::Shape { .. })));
     // Bad plans.
     assert!(matches!(
         Stft::new(512, 600, 128, WindowKind::Hann, true),
@@ -785,11 +734,7 @@ fn stereo_is_averaged_to_mono() {
     });
     let audio = decode_file(&path).expect("decode stereo");
     assert_eq!(audio.samples.len(), 2000);
-    let want: Vec<f32> = left
-        .iter()
-        .zip(&right)
-        .map(|(l, r)| (l + r) * 0.5)
-        .collect();
+    let want: Vec<f32> = left.iter().zip(&right).map(|(l, r)| (l + r) * 0.5).collect();
     assert!(max_abs_diff(&audio.samples, &want) < 1e-6);
 }
 
@@ -807,11 +752,7 @@ fn resamples_48k_keeping_a_1khz_sine_at_1khz() {
         .power(&y)
         .expect("power");
     for t in [3, 16, 28] {
-        assert_eq!(
-            peak_bin(&p, t),
-            128,
-            "frame {t}: 1 khz is bin 128 at 16 khz"
-        );
+        assert_eq!(peak_bin(&p, t), 128, "frame {t}: 1 khz is bin 128 at 16 khz");
     }
     // Delay is compensated: the output lines up with the ideal 16 kHz sine.
     let want = sine(16000, 1000.0, 16000, 0.5);
@@ -826,10 +767,7 @@ fn resample_lengths_are_rounded_and_rates_checked() {
     assert_eq!(resample(&x[..1001], 44100, 16000).expect("odd").len(), 363); // 363.17
     assert_eq!(resample(&x[..1000], 22050, 16000).expect("up").len(), 726); // 725.62
     assert_eq!(resample(&x[..7], 8000, 16000).expect("tiny").len(), 14);
-    assert_eq!(
-        resample(&x[..10], 16000, 16000).expect("same"),
-        x[..10].to_vec()
-    );
+    assert_eq!(resample(&x[..10], 16000, 16000).expect("same"), x[..10].to_vec());
     assert!(resample(&[], 48000, 16000).expect("empty").is_empty());
     assert!(matches!(resample(&x, 0, 16000), Err(Error::Config { .. })));
     assert!(matches!(resample(&x, 16000, 0), Err(Error::Config { .. })));
@@ -887,10 +825,7 @@ fn truncated_wav_decodes_available_part() {
     write_i16(&path, &x, 16000);
     let full_len = std::fs::metadata(&path).expect("meta").len();
     // Keep the 44-byte header and 5000.5 samples: the header still claims 16000.
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .expect("open");
+    let file = std::fs::OpenOptions::new().write(true).open(&path).expect("open");
     file.set_len(44 + 10_001).expect("truncate");
     drop(file);
     assert!(full_len > 44 + 10_001);
@@ -904,17 +839,11 @@ fn truncated_wav_decodes_available_part() {
     let n = audio.samples.len();
     assert!(max_abs_diff(&audio.samples, &want[..n]) < 1e-6);
     // Header only: decodes to nothing, which load_mono rejects.
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .expect("open");
+    let file = std::fs::OpenOptions::new().write(true).open(&path).expect("open");
     file.set_len(44).expect("truncate");
     drop(file);
     let err = load_mono(&path, 16000, 1).expect_err("no samples");
-    assert!(
-        matches!(err, Error::BadAudio { .. } | Error::Decode { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::BadAudio { .. } | Error::Decode { .. }), "{err:?}");
 }
 
 #[test]
@@ -986,25 +915,12 @@ fn write_wav_i16_round_trips_and_clamps() {
     let path = dir.path().join("out.wav");
     let x = vec![0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -3.0, f32::NAN, 0.25];
     write_wav_i16(&path, &x, 22050).expect("write");
-    assert_eq!(
-        dir_entries(dir.path()),
-        vec![path.clone()],
-        "no temp file left"
-    );
+    assert_eq!(dir_entries(dir.path()), vec![path.clone()], "no temp file left");
     let mut reader = hound::WavReader::open(&path).expect("open");
     let spec = reader.spec();
-    assert_eq!(
-        (spec.channels, spec.sample_rate, spec.bits_per_sample),
-        (1, 22050, 16)
-    );
-    let got: Vec<i16> = reader
-        .samples::<i16>()
-        .map(|s| s.expect("sample"))
-        .collect();
-    assert_eq!(
-        got,
-        vec![0, 16384, -16384, 32767, -32767, 32767, -32767, 0, 8192]
-    );
+    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (1, 22050, 16));
+    let got: Vec<i16> = reader.samples::<i16>().map(|s| s.expect("sample")).collect();
+    assert_eq!(got, vec![0, 16384, -16384, 32767, -32767, 32767, -32767, 0, 8192]);
     // Overwrites atomically.
     write_wav_i16(&path, &[0.1; 10], 16000).expect("overwrite");
     assert_eq!(decode_file(&path).expect("decode").samples.len(), 10);
@@ -1015,10 +931,7 @@ fn write_wav_i16_round_trips_and_clamps() {
         matches!(err, Error::Io { .. }) && err.to_string().contains("x.wav"),
         "{err}"
     );
-    assert!(matches!(
-        write_wav_i16(&path, &x, 0),
-        Err(Error::Config { .. })
-    ));
+    assert!(matches!(write_wav_i16(&path, &x, 0), Err(Error::Config { .. })));
 }
 
 /// A 400-sample mono 16-bit FLAC at 8 kHz holding `round(16384 * sin(2 pi 1000 t))`,
@@ -1056,9 +969,7 @@ fn decodes_flac() {
     let audio = decode_file(&path).expect("decode flac");
     assert_eq!((audio.sample_rate_hz, audio.samples.len()), (8000, 400));
     let want: Vec<f32> = (0..400)
-        .map(|i| {
-            (16384.0 * (2.0 * std::f64::consts::PI * i as f64 / 8.0).sin()).round() as f32 / 32768.0
-        })
+        .map(|i| (16384.0 * (2.0 * std::f64::consts::PI * i as f64 / 8.0).sin()).round() as f32 / 32768.0)
         .collect();
     assert!(max_abs_diff(&audio.samples, &want) < 1e-6);
     // Cut inside the header: a decode error, not a panic.

@@ -4,9 +4,15 @@ use emolime::gpu::{self, GpuContext};
 
 /// A fresh seed for each run (printed, so a failure can be replayed with EMOLIME_TEST_SEED).
 pub fn fresh_seed(test: &str) -> u64 {
-    let seed = std::env::var("EMOLIME_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
-    });
+    let seed = std::env::var("EMOLIME_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
     eprintln!("{test}: EMOLIME_TEST_SEED={seed}");
     seed
 }
@@ -45,7 +51,10 @@ pub fn gpu() -> Option<GpuContext> {
         }
         panic!("no wgpu adapter found: install mesa-vulkan-drivers (or set EMOLIME_SKIP_GPU_TESTS=1)");
     }
-    let index = std::env::var("EMOLIME_TEST_ADAPTER").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let index = std::env::var("EMOLIME_TEST_ADAPTER")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     Some(GpuContext::new(instance, index).expect("open the test adapter"))
 }
 

@@ -1,17 +1,22 @@
 //! The surrogate against independent references: scikit-learn's weighted Ridge written in f64
 //! as an augmented system (intercept column unpenalised), and Shapley values by their definition.
 
-use crate::common::{fresh_seed, gpu, Rng};
+// Dense linear algebra by row and column index reads clearest here.
+#![allow(clippy::needless_range_loop)]
+
+use crate::common::{Rng, fresh_seed, gpu};
 use emolime::gpu::ops::fit_gpu;
-use emolime::sampling::{kernel_weights, sample_masks, KernelKind, MaskConfig, SampleCount};
-use emolime::surrogate::{fit_cpu, SurrogateConfig, SurrogateFit};
+use emolime::sampling::{KernelKind, MaskConfig, SampleCount, kernel_weights, sample_masks};
+use emolime::surrogate::{SurrogateConfig, SurrogateFit, fit_cpu};
 use ndarray::{Array2, Array3};
 
 /// Solves `A x = y` by Gaussian elimination with partial pivoting (f64).
 fn solve(mut a: Vec<Vec<f64>>, mut y: Vec<f64>) -> Vec<f64> {
     let n = y.len();
     for col in 0..n {
-        let piv = (col..n).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs())).unwrap();
+        let piv = (col..n)
+            .max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))
+            .unwrap();
         a.swap(col, piv);
         y.swap(col, piv);
         for row in col + 1..n {
@@ -59,17 +64,30 @@ fn sklearn_ridge(x: &Array2<f32>, y: &[f32], w: &[f32], alpha: f64) -> (Vec<f64>
     (coefs.clone(), icpt, 1.0 - ss_res / ss_tot, pred(0))
 }
 
-fn check_against_sklearn(fit: &SurrogateFit, masks: &Array2<f32>, preds: &Array2<f32>, w: &[f32], alpha: f64, what: &str) {
+fn check_against_sklearn(
+    fit: &SurrogateFit,
+    masks: &Array2<f32>,
+    preds: &Array2<f32>,
+    w: &[f32],
+    alpha: f64,
+    what: &str,
+) {
     for k in 0..preds.ncols() {
         let y: Vec<f32> = preds.column(k).to_vec();
         let (coefs, icpt, r2, local) = sklearn_ridge(masks, &y, w, alpha);
         for (j, want) in coefs.iter().enumerate() {
             let got = fit.coefs[[k, j]] as f64;
-            assert!((got - want).abs() < 1e-4, "{what}: class {k} band {j}: {got} vs sklearn {want}");
+            assert!(
+                (got - want).abs() < 1e-4,
+                "{what}: class {k} band {j}: {got} vs sklearn {want}"
+            );
         }
         assert!((fit.intercept[k] as f64 - icpt).abs() < 1e-4, "{what}: intercept");
         assert!((fit.r2[k] as f64 - r2).abs() < 1e-3, "{what}: r2 {} vs {r2}", fit.r2[k]);
-        assert!((fit.local_pred[k] as f64 - local).abs() < 1e-4, "{what}: local prediction");
+        assert!(
+            (fit.local_pred[k] as f64 - local).abs() < 1e-4,
+            "{what}: local prediction"
+        );
     }
 }
 
@@ -89,7 +107,16 @@ fn lime_surrogate_matches_sklearn_ridge_cpu_and_gpu() {
     let mut rng = Rng(seed);
     let ctx = gpu();
     for (b, n) in [(8, 64), (8, 1000), (2 + rng.below(20), 100 + rng.below(2000))] {
-        let masks = sample_masks(&MaskConfig { samples: SampleCount::Random(n), keep_prob: 0.5, seed: rng.next_u64() }, b, false).unwrap();
+        let masks = sample_masks(
+            &MaskConfig {
+                samples: SampleCount::Random(n),
+                keep_prob: 0.5,
+                seed: rng.next_u64(),
+            },
+            b,
+            false,
+        )
+        .unwrap();
         let w = kernel_weights(&masks, KernelKind::Lime { width: 0.25 }).unwrap();
         let preds = plausible_preds(&masks, 4, &mut rng);
         let cfg = SurrogateConfig::default();
@@ -143,23 +170,46 @@ fn shapley_kernel_with_exhaustive_masks_gives_exact_shapley_values() {
         let on = |j: usize| ((s >> j) & 1) as f64;
         0.3 + (0..b).map(|j| coef[j] * on(j)).sum::<f64>() + 0.4 * on(pair.0) * on(pair.1)
     };
-    let masks = sample_masks(&MaskConfig { samples: SampleCount::Exhaustive, keep_prob: 0.5, seed }, b, true).unwrap();
+    let masks = sample_masks(
+        &MaskConfig {
+            samples: SampleCount::Exhaustive,
+            keep_prob: 0.5,
+            seed,
+        },
+        b,
+        true,
+    )
+    .unwrap();
     let preds = Array2::from_shape_fn((masks.nrows(), 1), |(i, _)| {
         let s = (0..b).fold(0u32, |acc, j| acc | ((masks[[i, j]] as u32) << j));
         f(s) as f32
     });
     let w = kernel_weights(&masks, KernelKind::Shapley).unwrap();
-    let cfg = SurrogateConfig { kernel: KernelKind::Shapley, alpha: 0.0 };
+    let cfg = SurrogateConfig {
+        kernel: KernelKind::Shapley,
+        alpha: 0.0,
+    };
     let want = shapley_by_definition(b, &f);
     let mut fits = vec![("cpu", fit_cpu(masks.view(), &w, preds.view(), &cfg).unwrap())];
     if let Some(ctx) = &ctx {
         let p3: Array3<f32> = preds.clone().insert_axis(ndarray::Axis(0));
-        fits.push(("gpu", fit_gpu(ctx, masks.view(), &w, p3.view(), &cfg).unwrap().remove(0)));
+        fits.push((
+            "gpu",
+            fit_gpu(ctx, masks.view(), &w, p3.view(), &cfg).unwrap().remove(0),
+        ));
     }
     for (what, fit) in fits {
         for j in 0..b {
-            assert!((fit.coefs[[0, j]] as f64 - want[j]).abs() < 1e-4, "{what} B={b} player {j}: {} vs {}", fit.coefs[[0, j]], want[j]);
+            assert!(
+                (fit.coefs[[0, j]] as f64 - want[j]).abs() < 1e-4,
+                "{what} B={b} player {j}: {} vs {}",
+                fit.coefs[[0, j]],
+                want[j]
+            );
         }
-        assert!((fit.intercept[0] as f64 - f(0)).abs() < 1e-5, "{what}: intercept is f(empty)");
+        assert!(
+            (fit.intercept[0] as f64 - f(0)).abs() < 1e-5,
+            "{what}: intercept is f(empty)"
+        );
     }
 }

@@ -2,17 +2,17 @@
 //! planted-cue test (a model trained on a planted corpus must point at the planted band).
 
 use crate::common::{fresh_seed, gpu};
+use emolime::Error;
 use emolime::audio::FrontEndConfig;
 use emolime::bands::BandLayout;
 use emolime::corpus::{explain_corpus, load_training_set};
 use emolime::device::{ComputeDevice, DeviceSpec};
 use emolime::explain::{ExplainConfig, Explainer};
 use emolime::input::collect_inputs;
-use emolime::model::{train, Classifier, TrainConfig};
+use emolime::model::{Classifier, TrainConfig, train};
 use emolime::output::OutputDir;
 use emolime::sampling::{MaskConfig, SampleCount};
-use emolime::synth::{write_corpus, SynthConfig};
-use emolime::Error;
+use emolime::synth::{SynthConfig, write_corpus};
 use std::path::Path;
 
 fn train_on_corpus(dir: &Path, synth: &SynthConfig, epochs: usize, device: &ComputeDevice) -> Classifier {
@@ -21,14 +21,21 @@ fn train_on_corpus(dir: &Path, synth: &SynthConfig, epochs: usize, device: &Comp
     let fe = FrontEndConfig::default();
     let (examples, classes, failures) = load_training_set(&inputs.items, &fe, |_| {}).unwrap();
     assert!(failures.is_empty(), "{failures:?}");
-    let cfg = TrainConfig { epochs, ..TrainConfig::default() };
+    let cfg = TrainConfig {
+        epochs,
+        ..TrainConfig::default()
+    };
     let (model, report) = train(&examples, classes, fe, &cfg, &device.burn, |_, _| {}).unwrap();
     eprintln!("trained: {report:?}");
     model
 }
 
 fn small_corpus() -> SynthConfig {
-    SynthConfig { n_per_class: 6, duration_s: 1.0, ..SynthConfig::default() }
+    SynthConfig {
+        n_per_class: 6,
+        duration_s: 1.0,
+        ..SynthConfig::default()
+    }
 }
 
 #[test]
@@ -49,7 +56,10 @@ fn model_files_round_trip_and_bad_ones_are_errors() {
         ("empty", vec![]),
         ("text", b"hello world\n".to_vec()),
         ("truncated", bytes[..bytes.len() / 2].to_vec()),
-        ("header only", bytes[..bytes.iter().position(|&c| c == b'\n').unwrap() + 5].to_vec()),
+        (
+            "header only",
+            bytes[..bytes.iter().position(|&c| c == b'\n').unwrap() + 5].to_vec(),
+        ),
     ];
     for (what, content) in cases {
         let p = tmp.path().join(format!("{what}.emolime"));
@@ -60,7 +70,10 @@ fn model_files_round_trip_and_bad_ones_are_errors() {
             Ok(_) => panic!("{what}: loaded a bad model"),
         }
     }
-    assert!(matches!(Classifier::load(&tmp.path().join("missing"), &cpu.burn), Err(Error::Io { .. })));
+    assert!(matches!(
+        Classifier::load(&tmp.path().join("missing"), &cpu.burn),
+        Err(Error::Io { .. })
+    ));
 }
 
 #[test]
@@ -73,10 +86,21 @@ fn gpu_explanations_match_cpu_explanations() {
     let model = train_on_corpus(&tmp.path().join("corpus"), &small_corpus(), 2, &cpu);
     let path = tmp.path().join("m.emolime");
     model.save(&path).unwrap();
-    let index = std::env::var("EMOLIME_TEST_ADAPTER").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let index = std::env::var("EMOLIME_TEST_ADAPTER")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let gpu_dev = ComputeDevice::open(DeviceSpec::Gpu(index)).unwrap();
     let gpu_model = Classifier::load(&path, &gpu_dev.burn).unwrap();
-    let cfg = ExplainConfig { masks: MaskConfig { samples: SampleCount::Random(96), keep_prob: 0.5, seed }, batch_size: 40, ..ExplainConfig::default() };
+    let cfg = ExplainConfig {
+        masks: MaskConfig {
+            samples: SampleCount::Random(96),
+            keep_prob: 0.5,
+            seed,
+        },
+        batch_size: 40,
+        ..ExplainConfig::default()
+    };
     let items = collect_inputs(&tmp.path().join("corpus/manifest.csv")).unwrap().items;
     let mut on_cpu = Explainer::new(&model, &cpu, cfg.clone()).unwrap();
     let mut on_gpu = Explainer::new(&gpu_model, &gpu_dev, cfg).unwrap();
@@ -117,33 +141,77 @@ fn corpus_run_reports_each_bad_input_and_keeps_going() {
     let model = train_on_corpus(&tmp.path().join("corpus"), &small_corpus(), 1, &cpu);
     let dir = tmp.path().join("inputs/angry");
     std::fs::create_dir_all(&dir).unwrap();
-    let voice = |sr: f64| move |i: usize| 0.3 * (2.0 * std::f64::consts::PI * 220.0 * i as f64 / sr).sin() + 0.1 * (2.0 * std::f64::consts::PI * 1300.0 * i as f64 / sr).sin();
-    let spec = |ch, sr, bits, fmt| hound::WavSpec { channels: ch, sample_rate: sr, bits_per_sample: bits, sample_format: fmt };
+    let voice = |sr: f64| {
+        move |i: usize| {
+            0.3 * (2.0 * std::f64::consts::PI * 220.0 * i as f64 / sr).sin()
+                + 0.1 * (2.0 * std::f64::consts::PI * 1300.0 * i as f64 / sr).sin()
+        }
+    };
+    let spec = |ch, sr, bits, fmt| hound::WavSpec {
+        channels: ch,
+        sample_rate: sr,
+        bits_per_sample: bits,
+        sample_format: fmt,
+    };
     use hound::SampleFormat::{Float, Int};
     // Good files in awkward formats.
     write_wav_spec(&dir.join("ok_16.wav"), spec(1, 16000, 16, Int), 16000, voice(16000.0));
-    write_wav_spec(&dir.join("ok_stereo_48k_24bit.wav"), spec(2, 48000, 24, Int), 48000, voice(48000.0));
+    write_wav_spec(
+        &dir.join("ok_stereo_48k_24bit.wav"),
+        spec(2, 48000, 24, Int),
+        48000,
+        voice(48000.0),
+    );
     write_wav_spec(&dir.join("ok_8bit.wav"), spec(1, 16000, 8, Int), 16000, voice(16000.0));
-    write_wav_spec(&dir.join("ok_float.wav"), spec(1, 22050, 32, Float), 22050, voice(22050.0));
+    write_wav_spec(
+        &dir.join("ok_float.wav"),
+        spec(1, 22050, 32, Float),
+        22050,
+        voice(22050.0),
+    );
     // Bad ones.
     std::fs::write(dir.join("empty.wav"), b"").unwrap();
-    std::fs::write(dir.join("text.wav"), b"this is not audio at all, just text\n".repeat(20)).unwrap();
+    std::fs::write(
+        dir.join("text.wav"),
+        b"this is not audio at all, just text\n".repeat(20),
+    )
+    .unwrap();
     write_wav_spec(&dir.join("silent.wav"), spec(1, 16000, 16, Int), 16000, |_| 0.0);
     write_wav_spec(&dir.join("short.wav"), spec(1, 16000, 16, Int), 100, voice(16000.0));
-    write_wav_spec(&dir.join("nan.wav"), spec(1, 16000, 32, Float), 16000, |i| if i == 500 { f64::NAN } else { 0.1 });
+    write_wav_spec(&dir.join("nan.wav"), spec(1, 16000, 32, Float), 16000, |i| {
+        if i == 500 { f64::NAN } else { 0.1 }
+    });
     let ok = std::fs::read(dir.join("ok_16.wav")).unwrap();
     std::fs::write(dir.join("truncated.wav"), &ok[..30]).unwrap();
     let inputs = collect_inputs(&tmp.path().join("inputs")).unwrap();
     assert_eq!(inputs.items.len(), 10);
-    let cfg = ExplainConfig { masks: MaskConfig { samples: SampleCount::Random(32), keep_prob: 0.5, seed: 1 }, ..ExplainConfig::default() };
+    let cfg = ExplainConfig {
+        masks: MaskConfig {
+            samples: SampleCount::Random(32),
+            keep_prob: 0.5,
+            seed: 1,
+        },
+        ..ExplainConfig::default()
+    };
     let mut explainer = Explainer::new(&model, &cpu, cfg).unwrap();
     let out_path = tmp.path().join("out");
     let out = OutputDir::create(&out_path, false).unwrap();
     let report = explain_corpus(&mut explainer, &inputs.items, vec![], "cpu", &out, |_| {}).unwrap();
     out.commit().unwrap();
     let failed: Vec<&str> = report.failures.iter().map(|f| f.id.as_str()).collect();
-    for bad in ["empty.wav", "text.wav", "silent.wav", "short.wav", "nan.wav", "truncated.wav"] {
-        let f = report.failures.iter().find(|f| f.id.ends_with(bad)).unwrap_or_else(|| panic!("{bad} did not fail: {failed:?}"));
+    for bad in [
+        "empty.wav",
+        "text.wav",
+        "silent.wav",
+        "short.wav",
+        "nan.wav",
+        "truncated.wav",
+    ] {
+        let f = report
+            .failures
+            .iter()
+            .find(|f| f.id.ends_with(bad))
+            .unwrap_or_else(|| panic!("{bad} did not fail: {failed:?}"));
         assert!(f.error.contains(bad), "error names the file: {}", f.error);
     }
     assert_eq!(report.n_explained, 4, "failures: {failed:?}");
@@ -152,7 +220,10 @@ fn corpus_run_reports_each_bad_input_and_keeps_going() {
     let failures = std::fs::read_to_string(out_path.join("failures.jsonl")).unwrap();
     assert_eq!(failures.lines().count(), 6);
     // The folder exists now: a second run refuses to overwrite it.
-    assert!(matches!(OutputDir::create(&out_path, false), Err(Error::OutputExists { .. })));
+    assert!(matches!(
+        OutputDir::create(&out_path, false),
+        Err(Error::OutputExists { .. })
+    ));
 }
 
 #[test]
@@ -160,16 +231,33 @@ fn planted_band_is_the_top_band_of_the_planted_class() {
     let tmp = tempfile::tempdir().unwrap();
     let cpu = ComputeDevice::cpu("test");
     let planted = (1200.0, 1600.0);
-    let synth = SynthConfig { n_per_class: 16, duration_s: 1.0, planted_band_hz: Some(planted), planted_class: 0, ..SynthConfig::default() };
+    let synth = SynthConfig {
+        n_per_class: 16,
+        duration_s: 1.0,
+        planted_band_hz: Some(planted),
+        planted_class: 0,
+        ..SynthConfig::default()
+    };
     let model = train_on_corpus(&tmp.path().join("corpus"), &synth, 12, &cpu);
     let planted_name = synth.classes[0].clone();
     let k = model.meta.classes.iter().position(|c| *c == planted_name).unwrap();
-    let cfg = ExplainConfig { masks: MaskConfig { samples: SampleCount::Random(256), keep_prob: 0.5, seed: 7 }, ..ExplainConfig::default() };
+    let cfg = ExplainConfig {
+        masks: MaskConfig {
+            samples: SampleCount::Random(256),
+            keep_prob: 0.5,
+            seed: 7,
+        },
+        ..ExplainConfig::default()
+    };
     let mut explainer = Explainer::new(&model, &cpu, cfg).unwrap();
     let layout: BandLayout = explainer.layout().clone();
     let items = collect_inputs(&tmp.path().join("corpus/manifest.csv")).unwrap().items;
     let mut mean = vec![0f32; layout.n_bands()];
-    let chosen: Vec<_> = items.iter().filter(|i| i.label.as_deref() == Some(planted_name.as_str())).take(6).collect();
+    let chosen: Vec<_> = items
+        .iter()
+        .filter(|i| i.label.as_deref() == Some(planted_name.as_str()))
+        .take(6)
+        .collect();
     for item in &chosen {
         let samples = emolime::explain::load_item(item, &model.meta.front_end).unwrap();
         let power = explainer.power_spectrogram(&samples).unwrap();
@@ -179,7 +267,15 @@ fn planted_band_is_the_top_band_of_the_planted_class() {
         }
     }
     let top = emolime::model::argmax(&mean);
-    eprintln!("planted {planted:?}: mean coefficients {mean:?}, edges {:?}", layout.edges_hz);
+    eprintln!(
+        "planted {planted:?}: mean coefficients {mean:?}, edges {:?}",
+        layout.edges_hz
+    );
     let overlap = layout.band_overlap_hz(top, planted.0, planted.1);
-    assert!(overlap >= 0.5 * (planted.1 - planted.0), "top band {top} ({}-{} Hz) misses the planted {planted:?}", layout.edges_hz[top], layout.edges_hz[top + 1]);
+    assert!(
+        overlap >= 0.5 * (planted.1 - planted.0),
+        "top band {top} ({}-{} Hz) misses the planted {planted:?}",
+        layout.edges_hz[top],
+        layout.edges_hz[top + 1]
+    );
 }

@@ -57,22 +57,13 @@ fn same_seed_gives_identical_audio_and_other_seed_differs() {
     }
     let c = synthesize(&SynthConfig { seed: 1, ..cfg }).unwrap();
     for (x, z) in a.iter().zip(&c) {
-        assert_ne!(
-            x.samples, z.samples,
-            "{} did not change with the seed",
-            x.id
-        );
+        assert_ne!(x.samples, z.samples, "{} did not change with the seed", x.id);
     }
 }
 
 #[test]
 fn lengths_ids_and_order() {
-    for (duration_s, sr_hz) in [
-        (0.4f32, 22050u32),
-        (1.5, 16000),
-        (0.25, 8000),
-        (0.37, 44100),
-    ] {
+    for (duration_s, sr_hz) in [(0.4f32, 22050u32), (1.5, 16000), (0.25, 8000), (0.37, 44100)] {
         let cfg = SynthConfig {
             n_per_class: 2,
             duration_s,
@@ -108,11 +99,7 @@ fn peak_at_most_one_and_finite() {
             ..SynthConfig::default()
         };
         for u in synthesize(&cfg).unwrap() {
-            assert!(
-                u.samples.iter().all(|v| v.is_finite()),
-                "{} has NaN/inf",
-                u.id
-            );
+            assert!(u.samples.iter().all(|v| v.is_finite()), "{} has NaN/inf", u.id);
             let peak = u.samples.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             assert!(peak <= 1.0 && peak > 0.05, "{} peak {peak}", u.id);
         }
@@ -122,11 +109,7 @@ fn peak_at_most_one_and_finite() {
         ..small()
     };
     for u in synthesize(&planted).unwrap() {
-        assert!(
-            u.samples.iter().all(|v| v.is_finite() && v.abs() <= 1.0),
-            "{}",
-            u.id
-        );
+        assert!(u.samples.iter().all(|v| v.is_finite() && v.abs() <= 1.0), "{}", u.id);
     }
 }
 
@@ -202,10 +185,7 @@ fn planted_band_is_the_only_difference() {
             10.0 * in_ratio.log10()
         );
         assert!(in_ratio > 3.0, "in-band ratio vs {other}: {in_ratio}");
-        assert!(
-            out_db.abs() < 1.5,
-            "outside-band difference vs {other}: {out_db} dB"
-        );
+        assert!(out_db.abs() < 1.5, "outside-band difference vs {other}: {out_db} dB");
     }
 }
 
@@ -233,28 +213,18 @@ fn write_corpus_creates_files_and_manifest() {
         let cols: Vec<&str> = row.split(',').collect();
         assert_eq!(
             cols,
-            [
-                format!("{}/{}.wav", u.label, u.id).as_str(),
-                &u.label,
-                &u.speaker
-            ]
+            [format!("{}/{}.wav", u.label, u.id).as_str(), &u.label, &u.speaker]
         );
         let mut reader = hound::WavReader::open(dir.join(cols[0])).unwrap();
         let spec = reader.spec();
-        assert_eq!(
-            (spec.channels, spec.sample_rate, spec.bits_per_sample),
-            (1, 8000, 16)
-        );
+        assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (1, 8000, 16));
         let read: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
         assert_eq!(read.len(), cfg.n_samples());
         for (&r, &s) in read.iter().zip(&u.samples) {
             assert!((r as f32 / 32767.0 - s).abs() <= 1.0 / 32767.0);
         }
     }
-    let leftovers = walk(&dir)
-        .into_iter()
-        .filter(|p| p.ends_with(".tmp"))
-        .count();
+    let leftovers = walk(&dir).into_iter().filter(|p| p.ends_with(".tmp")).count();
     assert_eq!(leftovers, 0, "no temporary files left behind");
 }
 
@@ -310,27 +280,9 @@ fn invalid_configs_are_config_errors() {
                 ..d()
             },
         ),
-        (
-            "n_per_class 0",
-            SynthConfig {
-                n_per_class: 0,
-                ..d()
-            },
-        ),
-        (
-            "n_speakers 0",
-            SynthConfig {
-                n_speakers: 0,
-                ..d()
-            },
-        ),
-        (
-            "short",
-            SynthConfig {
-                duration_s: 0.2,
-                ..d()
-            },
-        ),
+        ("n_per_class 0", SynthConfig { n_per_class: 0, ..d() }),
+        ("n_speakers 0", SynthConfig { n_speakers: 0, ..d() }),
+        ("short", SynthConfig { duration_s: 0.2, ..d() }),
         (
             "long",
             SynthConfig {
@@ -397,10 +349,7 @@ fn invalid_configs_are_config_errors() {
     ];
     let tmp = tempfile::tempdir().unwrap();
     for (what, cfg) in bad {
-        assert!(
-            matches!(cfg.validate(), Err(Error::Config { .. })),
-            "{what}: validate"
-        );
+        assert!(matches!(cfg.validate(), Err(Error::Config { .. })), "{what}: validate");
         assert!(
             matches!(synthesize(&cfg), Err(Error::Config { .. })),
             "{what}: synthesize"

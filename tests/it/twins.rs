@@ -1,11 +1,11 @@
 //! Every GPU kernel against its CPU twin, on fresh random input.
 
-use crate::common::{fresh_seed, gpu, max_abs_diff, Rng};
+use crate::common::{Rng, fresh_seed, gpu, max_abs_diff};
 use emolime::audio::{MelFilterbank, MelScale};
-use emolime::gpu::ops::{fit_gpu, perturb_to_host, GpuMel};
-use emolime::perturb::{perturb_cpu, row_means, FillMode};
-use emolime::sampling::{kernel_weights, sample_masks, KernelKind, MaskConfig, SampleCount};
-use emolime::surrogate::{fit_cpu, SurrogateConfig};
+use emolime::gpu::ops::{GpuMel, fit_gpu, perturb_to_host};
+use emolime::perturb::{FillMode, perturb_cpu, row_means};
+use emolime::sampling::{KernelKind, MaskConfig, SampleCount, kernel_weights, sample_masks};
+use emolime::surrogate::{SurrogateConfig, fit_cpu};
 use ndarray::{Array2, Array3};
 
 #[test]
@@ -41,17 +41,50 @@ fn perturb_kernel_matches_cpu_for_every_fill() {
     let mel = Array2::from_shape_fn((m, t), |_| rng.f32() * 5.0);
     let means = row_means(mel.view());
     let row_band: Vec<u32> = (0..m).map(|r| (r * b / m) as u32).collect();
-    let masks = sample_masks(&MaskConfig { samples: SampleCount::Random(40), keep_prob: 0.5, seed }, b, false).unwrap();
+    let masks = sample_masks(
+        &MaskConfig {
+            samples: SampleCount::Random(40),
+            keep_prob: 0.5,
+            seed,
+        },
+        b,
+        false,
+    )
+    .unwrap();
     let (offset, chunk) = (rng.below(10), 1 + rng.below(25));
     for fill in [FillMode::Zero, FillMode::Mean, FillMode::Noise] {
         let mut want = Array3::<f32>::zeros((chunk, m, t));
-        perturb_cpu(mel.view(), means.view(), &row_band, masks.view(), offset, fill, seed, want.view_mut()).unwrap();
-        let got = perturb_to_host(&ctx, mel.view(), means.as_slice().unwrap(), &row_band, masks.view(), offset, chunk, fill, seed).unwrap();
+        perturb_cpu(
+            mel.view(),
+            means.view(),
+            &row_band,
+            masks.view(),
+            offset,
+            fill,
+            seed,
+            want.view_mut(),
+        )
+        .unwrap();
+        let got = perturb_to_host(
+            &ctx,
+            mel.view(),
+            means.as_slice().unwrap(),
+            &row_band,
+            masks.view(),
+            offset,
+            chunk,
+            fill,
+            seed,
+        )
+        .unwrap();
         for (g, w) in got.iter().zip(want.iter()) {
             assert!((g - w).abs() <= 1e-6 + 1e-5 * w.abs(), "{fill:?}: {g} vs {w}");
         }
         if fill == FillMode::Zero {
-            assert!(got.iter().zip(want.iter()).all(|(g, w)| g == w), "zero fill must be bit-exact");
+            assert!(
+                got.iter().zip(want.iter()).all(|(g, w)| g == w),
+                "zero fill must be bit-exact"
+            );
         }
     }
 }
@@ -66,10 +99,22 @@ fn surrogate_kernel_matches_cpu() {
         let n = 50 + rng.below(400);
         let (u, c) = (1 + rng.below(3), 2 + rng.below(5));
         let shapley = kernel == KernelKind::Shapley;
-        let masks = sample_masks(&MaskConfig { samples: SampleCount::Random(n), keep_prob: 0.5, seed }, b, shapley).unwrap();
+        let masks = sample_masks(
+            &MaskConfig {
+                samples: SampleCount::Random(n),
+                keep_prob: 0.5,
+                seed,
+            },
+            b,
+            shapley,
+        )
+        .unwrap();
         let weights = kernel_weights(&masks, kernel).unwrap();
         let preds = Array3::from_shape_fn((u, n, c), |_| rng.f32());
-        let cfg = SurrogateConfig { kernel, alpha: if shapley { 0.0 } else { 1.0 } };
+        let cfg = SurrogateConfig {
+            kernel,
+            alpha: if shapley { 0.0 } else { 1.0 },
+        };
         let fits = fit_gpu(&ctx, masks.view(), &weights, preds.view(), &cfg).unwrap();
         assert_eq!(fits.len(), u);
         for (k, fit) in fits.iter().enumerate() {
