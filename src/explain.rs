@@ -7,7 +7,7 @@ use crate::device::ComputeDevice;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::gpu::interop::{BoundTensor, submit_after_burn};
-use crate::gpu::ops::{GpuMel, PerturbInputs, encode_fit, perturb_into, read_fits};
+use crate::gpu::ops::{FitInputs, GpuMel, PerturbInputs, encode_fit, perturb_into, read_fits};
 use crate::input::InputItem;
 use crate::model::{Classifier, MIN_FRAMES, read_f32};
 use crate::perturb::{FillMode, perturb_cpu, row_means};
@@ -78,6 +78,7 @@ struct GpuState {
     mel: GpuMel,
     row_band: wgpu::Buffer,
     masks: wgpu::Buffer,
+    weights: wgpu::Buffer,
 }
 
 /// Explains utterances with one classifier on one device; everything reusable is built once.
@@ -116,6 +117,7 @@ impl<'a> Explainer<'a> {
                 mel: GpuMel::new(ctx, &filterbank),
                 row_band: ctx.upload("row band", &layout.row_band),
                 masks: ctx.upload("masks", masks_c.as_slice().expect("standard layout")),
+                weights: ctx.upload("weights", &weights),
             }
         });
         Ok(Explainer {
@@ -195,7 +197,6 @@ impl<'a> Explainer<'a> {
                 self.classifier,
                 &self.layout,
                 &self.masks,
-                &self.weights,
                 self.empty,
                 &self.cfg,
                 power,
@@ -262,7 +263,6 @@ fn explain_gpu(
     classifier: &Classifier,
     layout: &BandLayout,
     masks: &Array2<f32>,
-    weights: &[f32],
     empty: usize,
     cfg: &ExplainConfig,
     power: &Array2<f32>,
@@ -297,17 +297,13 @@ fn explain_gpu(
     let preds = Tensor::cat(outputs, 0); // [N, C]
     let bound = BoundTensor::<2>::new(preds)?;
     let mut enc = ctx.device.create_command_encoder(&Default::default());
-    let out = encode_fit(
-        ctx,
-        &mut enc,
-        masks.view(),
-        weights,
-        bound.binding(),
-        1,
-        c,
-        empty,
-        &cfg.surrogate,
-    )?;
+    let fit_inputs = FitInputs {
+        masks: &state.masks,
+        weights: &state.weights,
+        n_samples: n,
+        n_bands: b,
+    };
+    let out = encode_fit(ctx, &mut enc, &fit_inputs, bound.binding(), 1, c, empty, &cfg.surrogate)?;
     submit_after_burn(device, &ctx.queue, enc)?;
     let fit = read_fits(ctx, &out, 1, c, b)?
         .pop()

@@ -253,20 +253,31 @@ pub fn fit_gpu(
     }
     let preds_c = preds.as_standard_layout();
     let pred_buf = ctx.upload("preds", preds_c.as_slice().expect("standard layout"));
+    let masks_c = masks.as_standard_layout();
+    let mask_buf = ctx.upload("masks", masks_c.as_slice().expect("standard layout"));
+    let weight_buf = ctx.upload("weights", weights);
+    let inputs = FitInputs {
+        masks: &mask_buf,
+        weights: &weight_buf,
+        n_samples: n_rows,
+        n_bands: masks.ncols(),
+    };
     let mut enc = ctx.device.create_command_encoder(&Default::default());
-    let out = encode_fit(
-        ctx,
-        &mut enc,
-        masks,
-        weights,
-        pred_buf.as_entire_binding(),
-        u,
-        c,
-        empty,
-        cfg,
-    )?;
+    let out = encode_fit(ctx, &mut enc, &inputs, pred_buf.as_entire_binding(), u, c, empty, cfg)?;
     ctx.queue.submit([enc.finish()]);
     read_fits(ctx, &out, u, c, masks.ncols())
+}
+
+/// The masks and kernel weights of a surrogate fit, resident on the GPU (uploaded once per run).
+pub struct FitInputs<'a> {
+    /// Masks. // [N, B]
+    pub masks: &'a wgpu::Buffer,
+    /// Kernel weights. // [N]
+    pub weights: &'a wgpu::Buffer,
+    /// Samples `N`.
+    pub n_samples: usize,
+    /// Bands `B`.
+    pub n_bands: usize,
 }
 
 /// Records the surrogate fit on predictions already on the GPU (`preds` binding `[U, N, C]`);
@@ -275,15 +286,14 @@ pub fn fit_gpu(
 pub fn encode_fit(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
-    masks: ArrayView2<f32>,
-    weights: &[f32],
+    inputs: &FitInputs<'_>,
     preds: wgpu::BindingResource<'_>,
     n_utts: usize,
     n_classes: usize,
     empty_sample: usize,
     cfg: &SurrogateConfig,
 ) -> Result<wgpu::Buffer> {
-    let (n, b) = masks.dim();
+    let (n, b) = (inputs.n_samples, inputs.n_bands);
     let c = n_classes;
     if b > MAX_SURROGATE_DIM || c > MAX_SURROGATE_DIM {
         return Err(Error::config(
@@ -297,9 +307,6 @@ pub fn encode_fit(
         )));
     }
     let p = if cfg.mode_code() == 1 { b - 1 } else { b };
-    let masks_c = masks.as_standard_layout();
-    let mask_b = ctx.upload("masks", masks_c.as_slice().expect("standard layout"));
-    let weight_b = ctx.upload("weights", weights);
     let scratch = ctx.storage("surrogate scratch", (n_utts * (p * p + c * p) * 4) as u64);
     let stride = packed_len(b);
     let out = ctx.storage("surrogate out", (n_utts * c * stride * 4) as u64);
@@ -319,8 +326,8 @@ pub fn encode_fit(
         enc,
         &[
             pb.as_entire_binding(),
-            mask_b.as_entire_binding(),
-            weight_b.as_entire_binding(),
+            inputs.masks.as_entire_binding(),
+            inputs.weights.as_entire_binding(),
             preds,
             scratch.as_entire_binding(),
             out.as_entire_binding(),
