@@ -164,28 +164,27 @@ impl<'a> Explainer<'a> {
         &self.classifier.meta.front_end
     }
 
-    /// Power spectrogram of a waveform (CPU, rustfft), checked for length.
+    /// Power spectrogram of a waveform (CPU, rustfft).
     ///
     /// # Shapes
     /// `samples` [S] -> [K, T]
     pub fn power_spectrogram(&self, samples: &[f32]) -> Result<Array2<f32>> {
-        let power = self.stft.power(samples)?;
-        if power.ncols() < MIN_FRAMES {
-            return Err(Error::shape(
-                "audio",
-                format!("at least {MIN_FRAMES} frames"),
-                format!("{} frames", power.ncols()),
-            ));
-        }
-        Ok(power)
+        self.stft.power(samples)
     }
 
-    /// Explains one utterance from its power spectrogram.
+    /// Explains one utterance from its power spectrogram (at least [`MIN_FRAMES`] frames).
     ///
     /// # Shapes
     /// `power` [K, T] -> coefficients [C, B]
     pub fn explain_power(&mut self, power: &Array2<f32>) -> Result<UtteranceExplanation> {
         let t = power.ncols();
+        if t < MIN_FRAMES {
+            return Err(Error::shape(
+                "audio",
+                format!("at least {MIN_FRAMES} frames"),
+                format!("{t} frames"),
+            ));
+        }
         let m = self.filterbank.n_mels();
         let c = self.classifier.n_classes();
         let n = self.masks.nrows();

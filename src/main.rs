@@ -79,9 +79,10 @@ enum KernelArg {
 /// Flags shared by `explain` and `demo`; converted into [`ExplainConfig`].
 #[derive(Args)]
 struct ExplainFlags {
-    /// Perturbed samples per utterance, or `exhaustive` for all 2^B masks (B <= 16).
-    #[arg(long, default_value = "1000")]
-    samples: String,
+    /// Perturbed samples per utterance, or `exhaustive` for all 2^B masks (B <= 16)
+    /// [default: 1000 for explain, 512 for demo].
+    #[arg(long)]
+    samples: Option<String>,
     /// Number of bands (2..=64).
     #[arg(long, default_value_t = 8)]
     bands: usize,
@@ -117,12 +118,19 @@ struct ExplainFlags {
     save_samples: bool,
 }
 
-impl TryFrom<&ExplainFlags> for ExplainConfig {
-    type Error = anyhow::Error;
-    fn try_from(f: &ExplainFlags) -> Result<Self> {
-        let samples = match f.samples.as_str() {
-            "exhaustive" => SampleCount::Exhaustive,
-            n => SampleCount::Random(
+/// Samples per utterance when `--samples` is not given.
+const EXPLAIN_SAMPLES: usize = 1000;
+/// The demo's smaller default, so it stays quick on a CPU.
+const DEMO_SAMPLES: usize = 512;
+
+impl ExplainFlags {
+    /// The explain settings these flags ask for, with `default_samples` when `--samples` is absent.
+    fn to_config(&self, default_samples: usize) -> Result<ExplainConfig> {
+        let f = self;
+        let samples = match f.samples.as_deref() {
+            None => SampleCount::Random(default_samples),
+            Some("exhaustive") => SampleCount::Exhaustive,
+            Some(n) => SampleCount::Random(
                 n.parse()
                     .with_context(|| format!("--samples: expected a number or `exhaustive`, got `{n}`"))?,
             ),
@@ -465,7 +473,7 @@ fn print_report(report: &CorpusReport, out: &Path) {
 }
 
 fn explain(a: &ExplainArgs) -> Result<()> {
-    let cfg = ExplainConfig::try_from(&a.flags)?;
+    let cfg = a.flags.to_config(EXPLAIN_SAMPLES)?;
     let device = a.device.open()?;
     let model = Classifier::load(&a.model, &device.burn)?;
     let inputs = collect_inputs(&a.input)?;
@@ -505,10 +513,7 @@ fn demo(a: &DemoArgs) -> Result<()> {
             .find(|p| !p.exists())
             .expect("unbounded search"),
     };
-    let mut cfg = ExplainConfig::try_from(&a.flags)?;
-    if a.flags.samples == "1000" {
-        cfg.masks.samples = SampleCount::Random(512);
-    }
+    let cfg = a.flags.to_config(DEMO_SAMPLES)?;
     let out = OutputDir::create(&target, a.force)?;
     let device = a.device.open()?;
     println!("device: {}", device.description);
