@@ -122,7 +122,19 @@ impl BandLayout {
                             .map(|i| erb_rate_to_hz(lo + (hi - lo) * i as f32 / b as f32))
                             .collect()
                     }
-                    BandKind::Custom(e) => e.clone(),
+                    BandKind::Custom(e) => {
+                        let (lo, hi) = (e[0], e[e.len() - 1]);
+                        if lo < fmin_hz - 0.5 || hi > fmax_hz + 0.5 {
+                            return Err(Error::config(
+                                "band-edges-hz",
+                                format!(
+                                    "edges {lo:.0}-{hi:.0} Hz reach outside the model's analysed range \
+                                     {fmin_hz:.0}-{fmax_hz:.0} Hz"
+                                ),
+                            ));
+                        }
+                        e.clone()
+                    }
                     BandKind::EqualMel => unreachable!("handled above"),
                 };
                 let rows = assign_rows(centres, &edges)?;
@@ -130,7 +142,11 @@ impl BandLayout {
             }
         };
         let layout = BandLayout {
-            config: config.clone(),
+            // The count actually used (a custom layout's `n_bands` field is ignored otherwise).
+            config: BandConfig {
+                kind: config.kind.clone(),
+                n_bands: b,
+            },
             edges_hz,
             row_band,
         };

@@ -2,7 +2,7 @@
 //! output, per-file failures that do not stop the run, and a summary of band importance.
 
 use crate::error::{Error, Result};
-use crate::explain::{Explainer, ExplanationRecord, load_item};
+use crate::explain::{Explainer, ExplanationRecord, Prepared};
 use crate::input::InputItem;
 use crate::output::{JsonLines, OutputDir, write_json};
 use ndarray::Array2;
@@ -72,8 +72,7 @@ pub fn explain_corpus(
     mut progress: impl FnMut(Progress),
 ) -> Result<CorpusReport> {
     let started = std::time::Instant::now();
-    let fe = explainer.front_end().clone();
-    let stft = fe.stft()?;
+    let preparer = explainer.preparer();
     let mut lines = JsonLines::create(out.path("explanations.jsonl"))?;
     if explainer.config().keep_samples {
         let dir = out.path("samples");
@@ -86,29 +85,23 @@ pub fn explain_corpus(
     let (mut labelled, mut correct, mut explained) = (0usize, 0usize, 0usize);
     let total = items.len();
     // Decoding and the STFT run on a worker thread, a few utterances ahead of the device.
-    let (tx, rx) = crossbeam_channel::bounded::<(usize, Result<ndarray::Array2<f32>>)>(4);
+    let (tx, rx) = crossbeam_channel::bounded::<(usize, Result<Prepared>)>(4);
     std::thread::scope(|scope| -> Result<()> {
         // Owned here so it is dropped if this closure returns early, unblocking the decoder.
         let rx = rx;
-        let fe = &fe;
         scope.spawn(move || {
             for (i, item) in items.iter().enumerate() {
-                let power = load_item(item, fe).and_then(|s| {
-                    stft.power(&s).map_err(|e| Error::BadAudio {
-                        path: item.path.clone(),
-                        reason: e.to_string(),
-                    })
-                });
-                if tx.send((i, power)).is_err() {
+                let prepared = preparer.load_and_prepare(item);
+                if tx.send((i, prepared)).is_err() {
                     break;
                 }
             }
         });
-        for (done, (i, power)) in rx.iter().enumerate() {
+        for (done, (i, prepared)) in rx.iter().enumerate() {
             let item = &items[i];
-            // Too-short spectrograms come back as shape errors and are reported as bad audio.
-            let result = power.and_then(|p| {
-                explainer.explain_power(&p).map_err(|e| match e {
+            // Too-short inputs come back as shape errors and are reported as bad audio.
+            let result = prepared.and_then(|p| {
+                explainer.explain(&p).map_err(|e| match e {
                     Error::Shape { .. } | Error::Config { .. } => Error::BadAudio {
                         path: item.path.clone(),
                         reason: e.to_string(),
@@ -221,7 +214,11 @@ pub fn load_training_set(
                 path: item.path.clone(),
                 reason: "no label (use a manifest or class folders)".into(),
             })?;
-            let samples = load_item(item, fe)?;
+            let samples = crate::audio::load_mono(
+                &item.path,
+                fe.sample_rate_hz,
+                fe.win_len.max((crate::model::MIN_FRAMES - 1) * fe.hop_len),
+            )?;
             let power = stft.power(&samples).map_err(|e| Error::BadAudio {
                 path: item.path.clone(),
                 reason: e.to_string(),

@@ -4,17 +4,20 @@
 use crate::audio::{self, FrontEndConfig, MelFilterbank, Stft};
 use crate::bands::{BandConfig, BandLayout};
 use crate::device::ComputeDevice;
-use crate::error::{Error, Result};
-use crate::gpu::GpuContext;
+use crate::error::{Error, Result, check_shape};
 use crate::gpu::interop::{BoundTensor, submit_after_burn};
-use crate::gpu::ops::{FitInputs, GpuMel, PerturbInputs, encode_fit, perturb_into, read_fits};
+use crate::gpu::ops::{
+    FitInputs, GpuMel, PerturbInputs, ResynthInputs, encode_fit, perturb_into, read_fits, resynth_into,
+};
+use crate::gpu::{GpuContext, GrowBuffer};
 use crate::input::InputItem;
-use crate::model::{Classifier, MIN_FRAMES, read_f32};
+use crate::model::{MIN_FRAMES, ModelInput, SerModel, read_f32};
 use crate::perturb::{FillMode, perturb_cpu, row_means};
+use crate::resynth::{BandSignals, bin_bands, resynth_cpu};
 use crate::sampling::{KernelKind, MaskConfig, kernel_weights, sample_masks};
 use crate::surrogate::{SurrogateConfig, SurrogateFit, empty_sample, fit_cpu};
-use burn::tensor::Tensor;
-use ndarray::{Array2, Array3};
+use burn::tensor::{Tensor, TensorData};
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 /// Explanation settings.
@@ -67,39 +70,120 @@ pub struct UtteranceExplanation {
     pub fit: SurrogateFit,
     /// Class probabilities of the unperturbed input (sample 0). // [C]
     pub probs: Vec<f32>,
-    /// Frames of the spectrogram.
+    /// Frames of the spectrogram (0 for waveform models).
     pub n_frames: usize,
     /// Model outputs of every sample when `keep_samples` is set. // [N, C]
     pub sample_probs: Option<Array2<f32>>,
 }
 
+/// The host-side input of one utterance, made on a CPU thread by [`Preparer::prepare`]: all
+/// the FFT work an explanation needs.
+#[derive(Clone, Debug)]
+pub enum Prepared {
+    /// Power spectrogram, for models consuming mel power. // [K, T]
+    Power(Array2<f32>),
+    /// Band and fill signals, for waveform models. // rows [B + 1, S]
+    Bands(BandSignals),
+}
+
+/// Decodes inputs and makes their [`Prepared`] form; cheap to clone and `Send`, so corpus runs
+/// do this on worker threads while the device explains.
+#[derive(Clone, Debug)]
+pub struct Preparer {
+    input: ModelInput,
+    front_end: FrontEndConfig,
+    stft: Stft,
+    bins: Vec<Option<u32>>,
+    n_bands: usize,
+    fill: FillMode,
+    seed: u64,
+    min_samples: usize,
+}
+
+impl Preparer {
+    /// Decodes one input at the model's rate and checks it is long enough for the model.
+    pub fn load(&self, item: &InputItem) -> Result<Vec<f32>> {
+        audio::load_mono(&item.path, self.front_end.sample_rate_hz, self.min_samples)
+    }
+
+    /// The FFT work of one utterance: its power spectrogram (mel models) or its band signals
+    /// (waveform models).
+    ///
+    /// # Shapes
+    /// `samples` [S] -> [K, T] or rows [B + 1, S]
+    pub fn prepare(&self, samples: &[f32]) -> Result<Prepared> {
+        if samples.len() < self.min_samples {
+            return Err(Error::shape(
+                "audio",
+                format!("at least {} samples", self.min_samples),
+                format!("{} samples", samples.len()),
+            ));
+        }
+        match self.input {
+            ModelInput::MelPower(_) => self.stft.power(samples).map(Prepared::Power),
+            ModelInput::Waveform { .. } => {
+                BandSignals::new(&self.stft, &self.bins, self.n_bands, samples, self.fill, self.seed)
+                    .map(Prepared::Bands)
+            }
+        }
+    }
+
+    /// Decodes and prepares one input; a failure names the file.
+    pub fn load_and_prepare(&self, item: &InputItem) -> Result<Prepared> {
+        let samples = self.load(item)?;
+        self.prepare(&samples).map_err(|e| match e {
+            Error::Shape { .. } | Error::Config { .. } => Error::BadAudio {
+                path: item.path.clone(),
+                reason: e.to_string(),
+            },
+            other => other,
+        })
+    }
+}
+
 /// GPU state reused across utterances.
 struct GpuState {
-    mel: GpuMel,
+    mel: Option<GpuMel>,
     row_band: wgpu::Buffer,
     masks: wgpu::Buffer,
     weights: wgpu::Buffer,
+    band_rows: GrowBuffer,
 }
 
-/// Explains utterances with one classifier on one device; everything reusable is built once.
+/// Explains utterances with one model on one device; everything reusable is built once.
 pub struct Explainer<'a> {
     cfg: ExplainConfig,
-    classifier: &'a Classifier,
+    model: &'a dyn SerModel,
     device: &'a ComputeDevice,
     layout: BandLayout,
-    stft: Stft,
-    filterbank: MelFilterbank,
+    preparer: Preparer,
+    filterbank: Option<MelFilterbank>,
     masks: Array2<f32>,
     weights: Vec<f32>,
     empty: usize,
     gpu: Option<GpuState>,
 }
 
+/// The front end that defines bands and the STFT for a model: its own for mel models; for
+/// waveform models the default analysis (n_fft 2048, hop 512, 128 Slaney mel rows up to
+/// 8 kHz or the Nyquist frequency) at its rate, so bands match a mel model's band for band.
+pub fn analysis_front_end(input: &ModelInput) -> FrontEndConfig {
+    match input {
+        ModelInput::MelPower(fe) => fe.clone(),
+        ModelInput::Waveform { sample_rate_hz } => FrontEndConfig {
+            sample_rate_hz: *sample_rate_hz,
+            fmax_hz: (*sample_rate_hz as f32 / 2.0).min(8000.0),
+            ..FrontEndConfig::default()
+        },
+    }
+}
+
 impl<'a> Explainer<'a> {
     /// Prepares masks, weights, the band layout, FFT plans and GPU buffers.
-    pub fn new(classifier: &'a Classifier, device: &'a ComputeDevice, cfg: ExplainConfig) -> Result<Self> {
+    pub fn new(model: &'a dyn SerModel, device: &'a ComputeDevice, cfg: ExplainConfig) -> Result<Self> {
         cfg.validate()?;
-        let fe = &classifier.meta.front_end;
+        let input = model.input();
+        let fe = analysis_front_end(&input);
         let layout = BandLayout::new(&cfg.bands, fe.n_mels, fe.fmin_hz, fe.fmax_hz, fe.mel_scale)?;
         let shapley = matches!(cfg.surrogate.kernel, KernelKind::Shapley);
         let masks = sample_masks(&cfg.masks, layout.n_bands(), shapley)?;
@@ -110,22 +194,41 @@ impl<'a> Explainer<'a> {
             0
         };
         let stft = fe.stft()?;
-        let filterbank = fe.mel_filterbank()?;
+        let (filterbank, bins) = match &input {
+            ModelInput::MelPower(_) => (Some(fe.mel_filterbank()?), vec![]),
+            ModelInput::Waveform { sample_rate_hz } => (None, bin_bands(&layout, fe.n_fft, *sample_rate_hz)?),
+        };
+        let mut min_samples = model.min_samples().max(1);
+        if matches!(input, ModelInput::Waveform { .. }) {
+            // The band split needs one STFT frame.
+            min_samples = min_samples.max(stft.min_signal_len());
+        }
+        let preparer = Preparer {
+            input,
+            front_end: fe,
+            stft,
+            bins,
+            n_bands: layout.n_bands(),
+            fill: cfg.fill,
+            seed: cfg.masks.seed,
+            min_samples,
+        };
         let gpu = device.gpu.as_ref().map(|ctx| {
             let masks_c = masks.as_standard_layout();
             GpuState {
-                mel: GpuMel::new(ctx, &filterbank),
+                mel: filterbank.as_ref().map(|fb| GpuMel::new(ctx, fb)),
                 row_band: ctx.upload("row band", &layout.row_band),
                 masks: ctx.upload("masks", masks_c.as_slice().expect("standard layout")),
                 weights: ctx.upload("weights", &weights),
+                band_rows: GrowBuffer::new("band rows"),
             }
         });
         Ok(Explainer {
             cfg,
-            classifier,
+            model,
             device,
             layout,
-            stft,
+            preparer,
             filterbank,
             masks,
             weights,
@@ -156,12 +259,22 @@ impl<'a> Explainer<'a> {
 
     /// Class names, model order.
     pub fn classes(&self) -> &[String] {
-        &self.classifier.meta.classes
+        self.model.classes()
     }
 
-    /// The front end of the model.
+    /// The model explained.
+    pub fn model(&self) -> &dyn SerModel {
+        self.model
+    }
+
+    /// The front end defining the bands and the STFT (see [`analysis_front_end`]).
     pub fn front_end(&self) -> &FrontEndConfig {
-        &self.classifier.meta.front_end
+        &self.preparer.front_end
+    }
+
+    /// A preparer for worker threads.
+    pub fn preparer(&self) -> Preparer {
+        self.preparer.clone()
     }
 
     /// Power spectrogram of a waveform (CPU, rustfft).
@@ -169,58 +282,109 @@ impl<'a> Explainer<'a> {
     /// # Shapes
     /// `samples` [S] -> [K, T]
     pub fn power_spectrogram(&self, samples: &[f32]) -> Result<Array2<f32>> {
-        self.stft.power(samples)
+        self.preparer.stft.power(samples)
     }
 
-    /// Explains one utterance from its power spectrogram (at least [`MIN_FRAMES`] frames).
+    /// Explains one utterance of a mel model from its power spectrogram (at least
+    /// [`MIN_FRAMES`] frames).
     ///
     /// # Shapes
     /// `power` [K, T] -> coefficients [C, B]
     pub fn explain_power(&mut self, power: &Array2<f32>) -> Result<UtteranceExplanation> {
-        let t = power.ncols();
-        if t < MIN_FRAMES {
-            return Err(Error::shape(
-                "audio",
-                format!("at least {MIN_FRAMES} frames"),
-                format!("{t} frames"),
-            ));
-        }
-        let m = self.filterbank.n_mels();
-        let c = self.classifier.n_classes();
+        self.explain(&Prepared::Power(power.clone()))
+    }
+
+    /// Explains one utterance from its waveform (any model kind).
+    ///
+    /// # Shapes
+    /// `samples` [S] -> coefficients [C, B]
+    pub fn explain_waveform(&mut self, samples: &[f32]) -> Result<UtteranceExplanation> {
+        let prepared = self.preparer.prepare(samples)?;
+        self.explain(&prepared)
+    }
+
+    /// Explains one prepared utterance: every perturbed input built on the device, scored in
+    /// batches, and the surrogate fitted for every class.
+    pub fn explain(&mut self, prepared: &Prepared) -> Result<UtteranceExplanation> {
+        let c = self.model.classes().len();
         let n = self.masks.nrows();
-        let chunk = self.chunk_samples(m, t)?;
+        let (dim, n_frames) = match (prepared, &self.filterbank) {
+            (Prepared::Power(power), Some(fb)) => {
+                let t = power.ncols();
+                check_shape("power", &[fb.n_freq_bins(), t], &[power.nrows(), t])?;
+                if t < MIN_FRAMES {
+                    return Err(Error::shape(
+                        "audio",
+                        format!("at least {MIN_FRAMES} frames"),
+                        format!("{t} frames"),
+                    ));
+                }
+                (fb.n_mels() * t, t)
+            }
+            (Prepared::Bands(bands), None) => {
+                check_shape("band rows", &[self.layout.n_bands() + 1], &[bands.rows.nrows()])?;
+                (bands.n_samples(), 0)
+            }
+            _ => {
+                return Err(Error::config(
+                    "model",
+                    "the prepared input does not match what the model consumes",
+                ));
+            }
+        };
+        let chunk = self.chunk_samples(dim)?;
         let (fit, preds_host) = match (&mut self.gpu, &self.device.gpu) {
             (Some(state), Some(ctx)) => explain_gpu(
                 ctx,
                 state,
-                self.classifier,
+                self.model,
                 &self.layout,
                 &self.masks,
                 self.empty,
                 &self.cfg,
-                power,
+                prepared,
                 chunk,
             )?,
             _ => {
-                let mel = self.filterbank.apply(power.view())?;
-                let means = row_means(mel.view());
+                let mel = match (prepared, &self.filterbank) {
+                    (Prepared::Power(power), Some(fb)) => {
+                        let mel = fb.apply(power.view())?;
+                        let means = row_means(mel.view());
+                        Some((mel, means))
+                    }
+                    _ => None,
+                };
                 let mut preds = Array2::<f32>::zeros((n, c));
-                let mut batch = Array3::<f32>::zeros((chunk, m, t));
+                let mut batch = Array2::<f32>::zeros((chunk, dim));
                 for start in (0..n).step_by(chunk) {
                     let nc = chunk.min(n - start);
-                    let mut view = batch.slice_mut(ndarray::s![..nc, .., ..]);
-                    perturb_cpu(
-                        mel.view(),
-                        means.view(),
-                        &self.layout.row_band,
-                        self.masks.view(),
-                        start,
-                        self.cfg.fill,
-                        self.cfg.masks.seed,
-                        view.view_mut(),
-                    )?;
+                    let mut view = batch.slice_mut(ndarray::s![..nc, ..]);
+                    match (prepared, &mel) {
+                        (Prepared::Power(_), Some((mel, means))) => {
+                            let t = mel.ncols();
+                            let out = view
+                                .view_mut()
+                                .into_shape_with_order((nc, mel.nrows(), t))
+                                .map_err(|e| Error::Device(e.to_string()))?;
+                            perturb_cpu(
+                                mel.view(),
+                                means.view(),
+                                &self.layout.row_band,
+                                self.masks.view(),
+                                start,
+                                self.cfg.fill,
+                                self.cfg.masks.seed,
+                                out,
+                            )?;
+                        }
+                        (Prepared::Bands(bands), _) => {
+                            resynth_cpu(bands.rows.view(), self.masks.view(), start, view.view_mut())?;
+                        }
+                        _ => unreachable!("checked above"),
+                    }
                     let flat: Vec<f32> = view.iter().copied().collect();
-                    let p = self.classifier.probs_host(flat, [nc, m, t])?;
+                    let x = Tensor::<2>::from_data(TensorData::new(flat, [nc, dim]), self.model.device());
+                    let p = read_f32(self.model.probs(x)?)?;
                     for (i, row) in p.chunks(c).enumerate() {
                         preds.row_mut(start + i).assign(&ndarray::ArrayView1::from(row));
                     }
@@ -234,64 +398,93 @@ impl<'a> Explainer<'a> {
         Ok(UtteranceExplanation {
             fit,
             probs,
-            n_frames: t,
+            n_frames,
             sample_probs,
         })
     }
 
-    /// Samples per model call: the configured batch, limited by the binding size.
-    fn chunk_samples(&self, m: usize, t: usize) -> Result<usize> {
-        let per_sample = (m * t * 4) as u64;
+    /// Samples per model call: the configured batch, limited so that the input and the largest
+    /// tensor the model makes fit one storage binding.
+    fn chunk_samples(&self, dim: usize) -> Result<usize> {
+        let per_sample = (dim as u64 * 4).max(self.model.largest_tensor_bytes(dim));
         let limit = self.device.gpu.as_ref().map_or(u64::MAX, GpuContext::max_binding_bytes);
         let fit = (limit / per_sample.max(1)) as usize;
         if fit == 0 {
             return Err(Error::Device(format!(
-                "one spectrogram of {t} frames ({per_sample} bytes) exceeds the adapter's {limit} byte binding"
+                "one input of {dim} values needs a {per_sample} byte tensor, over the adapter's {limit} byte binding"
             )));
         }
         Ok(self.cfg.batch_size.min(fit).min(self.masks.nrows()))
     }
 }
 
-/// The GPU path: mel on the GPU, masked batches written straight into the model's input tensor,
-/// model outputs concatenated on the device and fitted there.
+/// The GPU path: every perturbed input built straight into the model's input tensor (masked
+/// mel spectrograms or resynthesized waveforms), model outputs concatenated on the device and
+/// fitted there.
 #[allow(clippy::too_many_arguments)]
 fn explain_gpu(
     ctx: &GpuContext,
     state: &mut GpuState,
-    classifier: &Classifier,
+    model: &dyn SerModel,
     layout: &BandLayout,
     masks: &Array2<f32>,
     empty: usize,
     cfg: &ExplainConfig,
-    power: &Array2<f32>,
+    prepared: &Prepared,
     chunk: usize,
 ) -> Result<(SurrogateFit, Array2<f32>)> {
     let (n, b) = masks.dim();
-    let m = layout.n_mels();
-    let t = power.ncols();
-    let c = classifier.n_classes();
-    let device = &classifier.device;
-    let (mel, means) = state.mel.run(ctx, power.view())?;
-    let inputs = PerturbInputs {
-        mel,
-        row_mean: means,
-        row_band: &state.row_band,
-        masks: &state.masks,
-        n_mels: m,
-        n_frames: t,
-        n_bands: b,
-        fill: cfg.fill,
-        seed: cfg.masks.seed,
-    };
+    let c = model.classes().len();
+    let device = model.device();
     let mut outputs: Vec<Tensor<2>> = Vec::with_capacity(n.div_ceil(chunk));
-    for start in (0..n).step_by(chunk) {
-        let nc = chunk.min(n - start);
-        let bound = BoundTensor::<4>::empty([nc, 1, m, t], device)?;
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        perturb_into(ctx, &mut enc, &inputs, start, nc, bound.binding())?;
-        submit_after_burn(device, &ctx.queue, enc)?;
-        outputs.push(classifier.probs(bound.into_tensor()));
+    match prepared {
+        Prepared::Power(power) => {
+            let m = layout.n_mels();
+            let t = power.ncols();
+            let gpu_mel = state
+                .mel
+                .as_mut()
+                .ok_or_else(|| Error::config("model", "no mel filterbank for a mel input"))?;
+            let (mel, means) = gpu_mel.run(ctx, power.view())?;
+            let inputs = PerturbInputs {
+                mel,
+                row_mean: means,
+                row_band: &state.row_band,
+                masks: &state.masks,
+                n_mels: m,
+                n_frames: t,
+                n_bands: b,
+                fill: cfg.fill,
+                seed: cfg.masks.seed,
+            };
+            for start in (0..n).step_by(chunk) {
+                let nc = chunk.min(n - start);
+                let bound = BoundTensor::<2>::empty([nc, m * t], device)?;
+                let mut enc = ctx.device.create_command_encoder(&Default::default());
+                perturb_into(ctx, &mut enc, &inputs, start, nc, bound.binding())?;
+                submit_after_burn(device, &ctx.queue, enc)?;
+                outputs.push(model.probs(bound.into_tensor())?);
+            }
+        }
+        Prepared::Bands(bands) => {
+            let s = bands.n_samples();
+            let rows_c = bands.rows.as_standard_layout();
+            let rows = state.band_rows.write(ctx, rows_c.as_slice().expect("standard layout"));
+            let inputs = ResynthInputs {
+                rows,
+                masks: &state.masks,
+                n_samples: s,
+                n_bands: b,
+            };
+            for start in (0..n).step_by(chunk) {
+                let nc = chunk.min(n - start);
+                let bound = BoundTensor::<2>::empty([nc, s], device)?;
+                let mut enc = ctx.device.create_command_encoder(&Default::default());
+                resynth_into(ctx, &mut enc, &inputs, start, nc, bound.binding())?;
+                submit_after_burn(device, &ctx.queue, enc)?;
+                outputs.push(model.probs(bound.into_tensor())?);
+            }
+        }
     }
     let preds = Tensor::cat(outputs, 0); // [N, C]
     let bound = BoundTensor::<2>::new(preds)?;
@@ -367,7 +560,7 @@ impl ExplanationRecord {
         explainer: &Explainer<'_>,
         device: &str,
     ) -> Vec<Self> {
-        let classes = &explainer.classifier.meta.classes;
+        let classes = explainer.classes();
         let predicted = classes[crate::model::argmax(&exp.probs)].clone();
         let cfg = explainer.config();
         classes
@@ -398,13 +591,4 @@ impl ExplanationRecord {
             })
             .collect()
     }
-}
-
-/// Decodes and checks one input file at the model's sample rate.
-pub fn load_item(item: &InputItem, fe: &FrontEndConfig) -> Result<Vec<f32>> {
-    audio::load_mono(
-        &item.path,
-        fe.sample_rate_hz,
-        fe.win_len.max((MIN_FRAMES - 1) * fe.hop_len),
-    )
 }

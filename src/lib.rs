@@ -20,6 +20,7 @@ pub mod input;
 pub mod model;
 pub mod output;
 pub mod perturb;
+pub mod resynth;
 pub mod sampling;
 pub mod surrogate;
 pub mod synth;

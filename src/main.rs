@@ -8,7 +8,7 @@ use emolime::corpus::{CorpusReport, Failure, Progress, explain_corpus, load_trai
 use emolime::device::{ComputeDevice, DeviceSpec};
 use emolime::explain::{ExplainConfig, Explainer, ExplanationRecord};
 use emolime::input::{InputItem, collect_inputs};
-use emolime::model::{Classifier, TrainConfig, train};
+use emolime::model::{AnyModel, Classifier, SerModel, TrainConfig, train};
 use emolime::output::OutputDir;
 use emolime::perturb::FillMode;
 use emolime::sampling::{KernelKind, MaskConfig, SampleCount};
@@ -173,7 +173,8 @@ impl ExplainFlags {
 
 #[derive(Args)]
 struct ExplainArgs {
-    /// A model written by `emolime train`.
+    /// A model written by `emolime train`, or a Hugging Face checkpoint folder
+    /// (`Wav2Vec2ForSequenceClassification` / `HubertForSequenceClassification`).
     #[arg(long)]
     model: PathBuf,
     /// An audio file, a folder (searched recursively) or a CSV manifest `path,label[,speaker]`.
@@ -272,9 +273,23 @@ fn main() {
         Command::Devices(a) => devices(a),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", render_error(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes on one line, each cause once: the library's messages already
+/// carry their cause, so a cause whose text is already there is not repeated.
+fn render_error(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 fn bar(total: usize, what: &str) -> ProgressBar {
@@ -414,7 +429,7 @@ fn train_on(
 }
 
 fn run_explain(
-    model: &Classifier,
+    model: &dyn SerModel,
     device: &ComputeDevice,
     cfg: ExplainConfig,
     items: &[InputItem],
@@ -456,6 +471,10 @@ fn print_report(report: &CorpusReport, out: &Path) {
         edges.join(" | ")
     );
     for c in &report.importance {
+        if c.n_utterances == 0 {
+            println!("  {:>8} (n=  0): no utterances", c.class);
+            continue;
+        }
         let cells: Vec<String> = c.mean_coefficients.iter().map(|v| format!("{v:+.3}")).collect();
         let top = emolime::model::argmax(&c.mean_coefficients);
         println!(
@@ -475,7 +494,9 @@ fn print_report(report: &CorpusReport, out: &Path) {
 fn explain(a: &ExplainArgs) -> Result<()> {
     let cfg = a.flags.to_config(EXPLAIN_SAMPLES)?;
     let device = a.device.open()?;
-    let model = Classifier::load(&a.model, &device.burn)?;
+    let model = AnyModel::load(&a.model, &device.burn)?;
+    let model = model.as_model();
+    println!("model: {}", model.describe());
     let inputs = collect_inputs(&a.input)?;
     let prior: Vec<Failure> = inputs
         .errors
@@ -486,7 +507,7 @@ fn explain(a: &ExplainArgs) -> Result<()> {
         })
         .collect();
     let out = OutputDir::create(&a.out, a.force)?;
-    let report = run_explain(&model, &device, cfg, &inputs.items, prior, &out)?;
+    let report = run_explain(model, &device, cfg, &inputs.items, prior, &out)?;
     let path = out.commit()?;
     print_report(&report, &path);
     if !report.failures.is_empty() {

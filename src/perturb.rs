@@ -5,7 +5,8 @@ use crate::sampling::{STREAM_NOISE, random_u32, unit_open};
 use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut3};
 use serde::{Deserialize, Serialize};
 
-/// What replaces a removed band.
+/// What replaces a removed band. For mel models the fill is applied to mel power rows (below);
+/// for waveform models to STFT bins before resynthesis (see [`crate::resynth`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FillMode {

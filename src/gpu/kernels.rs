@@ -52,6 +52,20 @@ pub struct PerturbParams {
     pub seed_hi: u32,
 }
 
+/// Uniforms of `resynth.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct ResynthParams {
+    /// Waveform samples `S`.
+    pub n_samples: u32,
+    /// Bands `B`.
+    pub n_bands: u32,
+    /// Waveforms in this chunk `Nc`.
+    pub n_chunk: u32,
+    /// Mask row of the chunk's first waveform.
+    pub sample_offset: u32,
+}
+
 /// Uniforms of `surrogate.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -189,6 +203,8 @@ pub struct Kernels {
     pub perturb: Kernel,
     /// `surrogate.wgsl`.
     pub surrogate: Kernel,
+    /// `resynth.wgsl`.
+    pub resynth: Kernel,
 }
 
 impl Kernels {
@@ -210,6 +226,7 @@ impl Kernels {
                 shaders::SURROGATE,
                 &[Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite],
             )?,
+            resynth: Kernel::new(device, "resynth", shaders::RESYNTH, &[Uniform, Read, Read, ReadWrite])?,
         })
     }
 }

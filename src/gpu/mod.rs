@@ -35,9 +35,16 @@ pub struct AdapterSummary {
     pub max_workgroups_per_dim: u32,
 }
 
-/// Creates the wgpu instance every adapter query goes through (backends from `WGPU_BACKEND`).
+/// Creates the wgpu instance every adapter query goes through: backends from `WGPU_BACKEND`
+/// when it is set, else the primary ones (Vulkan, Metal, DX12). OpenGL is left out by default:
+/// probing it prints spurious `XDG_RUNTIME_DIR` errors on headless machines, and every GPU it
+/// reaches is also reached through a primary backend (`WGPU_BACKEND=gl` asks for it).
 pub fn new_instance() -> wgpu::Instance {
-    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if std::env::var_os("WGPU_BACKEND").is_none() {
+        desc.backends = wgpu::Backends::PRIMARY;
+    }
+    wgpu::Instance::new(desc)
 }
 
 /// All adapters, in wgpu's order (the index used by `--device gpu:N`).

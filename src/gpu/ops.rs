@@ -1,7 +1,7 @@
 //! Typed launches of the kernels: the GPU twins of `MelFilterbank::apply`, `perturb::row_means`,
 //! `perturb::perturb_cpu` and `surrogate::fit_cpu`.
 
-use super::kernels::{MelParams, PerturbParams, RowMeanParams, SurrogateParams, groups};
+use super::kernels::{MelParams, PerturbParams, ResynthParams, RowMeanParams, SurrogateParams, groups};
 use super::{GpuContext, GrowBuffer};
 use crate::audio::MelFilterbank;
 use crate::error::{Error, Result, check_shape};
@@ -233,6 +233,86 @@ pub fn perturb_to_host(
     ctx.queue.submit([enc.finish()]);
     let flat = ctx.read_f32(&out, n_chunk * m * t)?;
     Array3::from_shape_vec((n_chunk, m, t), flat).map_err(|e| Error::Device(e.to_string()))
+}
+
+/// Band signals of one utterance resident on the GPU, for [`resynth_into`].
+pub struct ResynthInputs<'a> {
+    /// Rows `[delta_0 .. delta_{B-1}, base]` of [`crate::resynth::BandSignals`]. // [B + 1, S]
+    pub rows: &'a wgpu::Buffer,
+    /// Masks. // [N, B]
+    pub masks: &'a wgpu::Buffer,
+    /// Waveform samples `S`.
+    pub n_samples: usize,
+    /// Bands `B`.
+    pub n_bands: usize,
+}
+
+/// Records the resynthesis of waveforms `offset..offset + n_chunk` into `out` (`[Nc, S]` f32).
+pub fn resynth_into(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    inputs: &ResynthInputs<'_>,
+    offset: usize,
+    n_chunk: usize,
+    out: wgpu::BindingResource<'_>,
+) -> Result<()> {
+    let params = ResynthParams {
+        n_samples: inputs.n_samples as u32,
+        n_bands: inputs.n_bands as u32,
+        n_chunk: n_chunk as u32,
+        sample_offset: offset as u32,
+    };
+    let pb = ctx.uniform("resynth params", &params);
+    ctx.kernels.resynth.dispatch(
+        ctx,
+        encoder,
+        &[
+            pb.as_entire_binding(),
+            inputs.rows.as_entire_binding(),
+            inputs.masks.as_entire_binding(),
+            out,
+        ],
+        [groups(inputs.n_samples, 256), n_chunk as u32, 1],
+    )
+}
+
+/// GPU twin of [`crate::resynth::resynth_cpu`] with host arrays (tests, benches).
+///
+/// # Shapes
+/// `rows` [B + 1, S], `masks` [N, B] -> [Nc, S]
+pub fn resynth_to_host(
+    ctx: &GpuContext,
+    rows: ArrayView2<f32>,
+    masks: ArrayView2<f32>,
+    offset: usize,
+    n_chunk: usize,
+) -> Result<Array2<f32>> {
+    let (b1, s) = rows.dim();
+    let (n, b) = masks.dim();
+    check_shape("rows", &[b + 1, s], &[b1, s])?;
+    if offset + n_chunk > n {
+        return Err(Error::shape(
+            "masks",
+            format!("[>={}, B]", offset + n_chunk),
+            format!("[{n}, {b}]"),
+        ));
+    }
+    let rows_c = rows.as_standard_layout();
+    let masks_c = masks.as_standard_layout();
+    let rows_b = ctx.upload("band rows", rows_c.as_slice().expect("standard layout"));
+    let mask_b = ctx.upload("masks", masks_c.as_slice().expect("standard layout"));
+    let out = ctx.storage("resynthesized", (n_chunk * s * 4) as u64);
+    let inputs = ResynthInputs {
+        rows: &rows_b,
+        masks: &mask_b,
+        n_samples: s,
+        n_bands: b,
+    };
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    resynth_into(ctx, &mut enc, &inputs, offset, n_chunk, out.as_entire_binding())?;
+    ctx.queue.submit([enc.finish()]);
+    let flat = ctx.read_f32(&out, n_chunk * s)?;
+    Array2::from_shape_vec((n_chunk, s), flat).map_err(|e| Error::Device(e.to_string()))
 }
 
 /// Fits the surrogate for `U` utterances sharing one set of masks and weights, on the GPU.

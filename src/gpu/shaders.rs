@@ -8,3 +8,5 @@ pub const ROW_MEAN: &str = include_str!("../../shaders/row_mean.wgsl");
 pub const PERTURB: &str = include_str!("../../shaders/perturb.wgsl");
 /// `shaders/surrogate.wgsl`: the weighted least-squares surrogate.
 pub const SURROGATE: &str = include_str!("../../shaders/surrogate.wgsl");
+/// `shaders/resynth.wgsl`: perturbed waveforms mixed from band signals.
+pub const RESYNTH: &str = include_str!("../../shaders/resynth.wgsl");

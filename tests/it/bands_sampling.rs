@@ -49,6 +49,20 @@ fn other_layouts_cover_every_row_and_reject_empty_bands() {
         n_bands: 65,
     };
     assert!(BandLayout::new(&too_many, 128, 0.0, 8000.0, MelScale::Slaney).is_err());
+    // Edges past the analysed range are refused, not reported as given.
+    let above = BandConfig {
+        kind: BandKind::Custom(vec![0.0, 4000.0, 12000.0]),
+        n_bands: 8,
+    };
+    let err = BandLayout::new(&above, 128, 0.0, 8000.0, MelScale::Slaney).unwrap_err();
+    assert!(err.to_string().contains("outside the model's analysed range"), "{err}");
+    // The stored config names the band count actually used.
+    let two = BandConfig {
+        kind: BandKind::Custom(vec![0.0, 2000.0, 8000.0]),
+        n_bands: 8,
+    };
+    let l = BandLayout::new(&two, 128, 0.0, 8000.0, MelScale::Slaney).unwrap();
+    assert_eq!(l.config.n_bands, 2);
     let descending = BandConfig {
         kind: BandKind::Custom(vec![0.0, 500.0, 400.0]),
         n_bands: 0,

@@ -63,3 +63,14 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
+
+/// The test adapter opened as a compute device (Burn on the shared wgpu device), or None when
+/// GPU tests are skipped.
+pub fn gpu_device() -> Option<emolime::device::ComputeDevice> {
+    gpu()?;
+    let index = std::env::var("EMOLIME_TEST_ADAPTER")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Some(emolime::device::ComputeDevice::open(emolime::device::DeviceSpec::Gpu(index)).expect("open the test device"))
+}

@@ -6,5 +6,7 @@ mod common;
 mod input;
 mod lime;
 mod pipeline;
+mod resynth;
 mod synth;
 mod twins;
+mod wav2vec2;

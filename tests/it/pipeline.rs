@@ -105,7 +105,7 @@ fn gpu_explanations_match_cpu_explanations() {
     let mut on_cpu = Explainer::new(&model, &cpu, cfg.clone()).unwrap();
     let mut on_gpu = Explainer::new(&gpu_model, &gpu_dev, cfg).unwrap();
     for item in items.iter().step_by(7).take(2) {
-        let samples = emolime::explain::load_item(item, &model.meta.front_end).unwrap();
+        let samples = on_cpu.preparer().load(item).unwrap();
         let power = on_cpu.power_spectrogram(&samples).unwrap();
         let a = on_cpu.explain_power(&power).unwrap();
         let b = on_gpu.explain_power(&power).unwrap();
@@ -259,7 +259,7 @@ fn planted_band_is_the_top_band_of_the_planted_class() {
         .take(6)
         .collect();
     for item in &chosen {
-        let samples = emolime::explain::load_item(item, &model.meta.front_end).unwrap();
+        let samples = explainer.preparer().load(item).unwrap();
         let power = explainer.power_spectrogram(&samples).unwrap();
         let exp = explainer.explain_power(&power).unwrap();
         for (m, c) in mean.iter_mut().zip(exp.fit.coefs.row(k)) {

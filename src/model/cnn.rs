@@ -1,4 +1,4 @@
-//! The log-mel CNN classifier (Burn), its training loop and its model file.
+//! The log-mel CNN classifier (Burn), its training loop and its model file (emolime's own format).
 //!
 //! The model takes *power* mel spectrograms `[N, 1, M, T]`, the form the perturbation kernel
 //! writes, and converts them to normalised decibels itself, so a masked band filled with zeros

@@ -1,0 +1,141 @@
+//! The black boxes emolime explains: what each one consumes ([`ModelInput`]) and the one
+//! interface ([`SerModel`]) the explainer scores batches through.
+//!
+//! - [`cnn`]: emolime's own log-mel CNN (power mel spectrograms).
+//! - [`wav2vec2`]: wav2vec 2.0 / HuBERT encoders in Burn (waveforms).
+//! - [`hf`]: Hugging Face checkpoint folders (`config.json`, `model.safetensors` or
+//!   `pytorch_model.bin`, `preprocessor_config.json`) with their classification head.
+
+pub mod cnn;
+pub mod hf;
+pub mod wav2vec2;
+
+pub use cnn::*;
+
+use crate::audio::FrontEndConfig;
+use crate::error::Result;
+use burn::tensor::{Device, Tensor};
+use std::path::Path;
+
+/// What a model consumes. The explainer builds this input from the masks on the device,
+/// straight into the tensor passed to [`SerModel::probs`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelInput {
+    /// Power mel spectrograms made with this front end; a batch is `[N, M * T]` (row-major
+    /// `[M, T]` per sample).
+    MelPower(FrontEndConfig),
+    /// Raw waveforms at `sample_rate_hz` (mono, unnormalised: the model applies its own
+    /// preprocessing); a batch is `[N, S]`.
+    Waveform {
+        /// Rate the model expects, in Hz.
+        sample_rate_hz: u32,
+    },
+}
+
+impl ModelInput {
+    /// Rate inputs are resampled to, in Hz.
+    pub fn sample_rate_hz(&self) -> u32 {
+        match self {
+            ModelInput::MelPower(fe) => fe.sample_rate_hz,
+            ModelInput::Waveform { sample_rate_hz } => *sample_rate_hz,
+        }
+    }
+}
+
+/// A classifier the explainer can score: class probabilities for a batch of inputs of the
+/// kind it declares.
+pub trait SerModel {
+    /// Class names, in output order.
+    fn classes(&self) -> &[String];
+    /// What [`SerModel::probs`] consumes.
+    fn input(&self) -> ModelInput;
+    /// The Burn device the model lives on.
+    fn device(&self) -> &Device;
+    /// Shortest waveform (in samples at the model's rate) the model can score.
+    fn min_samples(&self) -> usize;
+    /// Bytes of the largest single tensor a forward pass makes per sample, for an input of
+    /// `dim` values per sample; the explainer sizes batches so that tensor fits one storage
+    /// binding.
+    fn largest_tensor_bytes(&self, dim: usize) -> u64;
+    /// One line naming the model, for logs and outputs.
+    fn describe(&self) -> String;
+    /// Class probabilities.
+    ///
+    /// # Shapes
+    /// `batch` [N, D] (D = M * T or S, see [`ModelInput`]) -> [N, C]
+    fn probs(&self, batch: Tensor<2>) -> Result<Tensor<2>>;
+}
+
+/// Any model emolime can load: an emolime model file or a Hugging Face folder.
+pub enum AnyModel {
+    /// emolime's log-mel CNN.
+    Cnn(Classifier),
+    /// A wav2vec 2.0 / HuBERT checkpoint with its classification head.
+    Hf(hf::HfClassifier),
+}
+
+impl AnyModel {
+    /// Loads `path` onto `device`: a folder is read as a Hugging Face checkpoint, a file as an
+    /// emolime model file.
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        if path.is_dir() {
+            Ok(AnyModel::Hf(hf::HfClassifier::load(path, device)?))
+        } else {
+            Ok(AnyModel::Cnn(Classifier::load(path, device)?))
+        }
+    }
+
+    /// The model as the explainer sees it.
+    pub fn as_model(&self) -> &dyn SerModel {
+        match self {
+            AnyModel::Cnn(m) => m,
+            AnyModel::Hf(m) => m,
+        }
+    }
+}
+
+impl SerModel for Classifier {
+    fn classes(&self) -> &[String] {
+        &self.meta.classes
+    }
+
+    fn input(&self) -> ModelInput {
+        ModelInput::MelPower(self.meta.front_end.clone())
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn min_samples(&self) -> usize {
+        let fe = &self.meta.front_end;
+        fe.win_len.max((MIN_FRAMES - 1) * fe.hop_len)
+    }
+
+    fn largest_tensor_bytes(&self, dim: usize) -> u64 {
+        // The first conv block's output: c1 channels over half the mel rows.
+        let c1 = self.meta.channels[0] as u64;
+        (dim as u64 * 4).max(c1 * dim as u64 * 4 / 2)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "log-mel cnn ({} classes, {} mel bins)",
+            self.meta.classes.len(),
+            self.meta.front_end.n_mels
+        )
+    }
+
+    fn probs(&self, batch: Tensor<2>) -> Result<Tensor<2>> {
+        let [n, d] = batch.dims();
+        let m = self.meta.front_end.n_mels;
+        if d % m != 0 || d / m < MIN_FRAMES {
+            return Err(crate::error::Error::shape(
+                "batch",
+                format!("[N, {m} * T] with T >= {MIN_FRAMES}"),
+                format!("[{n}, {d}]"),
+            ));
+        }
+        Ok(Classifier::probs(self, batch.reshape([n, 1, m, d / m])))
+    }
+}

@@ -1,0 +1,483 @@
+//! wav2vec 2.0 and HuBERT encoders in Burn, layer for layer as `transformers` defines them
+//! (`modeling_wav2vec2.py`, `modeling_hubert.py`), loaded from a checkpoint's tensors.
+//!
+//! Both variants are covered: the base layout (group-norm feature encoder, post-norm
+//! transformer) and the "stable layer norm" layout of large / robust models (layer-norm feature
+//! encoder, pre-norm transformer). Inference only: dropout and masking are left out.
+
+use super::hf::Weights;
+use crate::error::{Error, Result};
+use burn::module::Param;
+use burn::nn::conv::Conv1d;
+use burn::nn::{GroupNorm, GroupNormConfig, LayerNorm, Linear};
+use burn::tensor::activation::{gelu, relu, softmax};
+use burn::tensor::{Device, Tensor};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The fields of a `config.json` the encoder and its heads use; missing fields take
+/// `transformers`' defaults.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct EncoderConfig {
+    /// `wav2vec2` or `hubert`.
+    pub model_type: String,
+    /// Class names of the architectures the checkpoint was saved from.
+    pub architectures: Option<Vec<String>>,
+    /// Width of the transformer `H`.
+    pub hidden_size: usize,
+    /// Transformer layers `L`.
+    pub num_hidden_layers: usize,
+    /// Attention heads (divides `H`).
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward layer.
+    pub intermediate_size: usize,
+    /// Activation of the feed-forward layer (`gelu` or `relu`).
+    pub hidden_act: String,
+    /// Channels of each feature-encoder convolution.
+    pub conv_dim: Vec<usize>,
+    /// Stride of each feature-encoder convolution.
+    pub conv_stride: Vec<usize>,
+    /// Kernel of each feature-encoder convolution.
+    pub conv_kernel: Vec<usize>,
+    /// Whether the feature-encoder convolutions have a bias.
+    pub conv_bias: bool,
+    /// `group` (group norm on the first convolution) or `layer` (layer norm on every one).
+    pub feat_extract_norm: String,
+    /// Activation of the feature encoder (`gelu`).
+    pub feat_extract_activation: String,
+    /// HuBERT only: layer norm before the feature projection (wav2vec 2.0 always has it).
+    pub feat_proj_layer_norm: bool,
+    /// Kernel of the convolutional positional embedding.
+    pub num_conv_pos_embeddings: usize,
+    /// Groups of the convolutional positional embedding.
+    pub num_conv_pos_embedding_groups: usize,
+    /// Pre-norm transformer ("stable layer norm", large and robust models).
+    pub do_stable_layer_norm: bool,
+    /// Epsilon of every layer norm.
+    pub layer_norm_eps: f64,
+    /// Width of the classification head's projector.
+    pub classifier_proj_size: usize,
+    /// The head mixes every hidden state with learned softmax weights.
+    pub use_weighted_layer_sum: bool,
+    /// Class names by output index (keys are decimal indices).
+    pub id2label: BTreeMap<String, String>,
+    /// Batch norm in the positional embedding (not supported).
+    pub conv_pos_batch_norm: bool,
+    /// Adapter layers after the encoder (not supported).
+    pub add_adapter: bool,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        EncoderConfig {
+            model_type: "wav2vec2".into(),
+            architectures: None,
+            hidden_size: 768,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            intermediate_size: 3072,
+            hidden_act: "gelu".into(),
+            conv_dim: vec![512; 7],
+            conv_stride: vec![5, 2, 2, 2, 2, 2, 2],
+            conv_kernel: vec![10, 3, 3, 3, 3, 2, 2],
+            conv_bias: false,
+            feat_extract_norm: "group".into(),
+            feat_extract_activation: "gelu".into(),
+            feat_proj_layer_norm: true,
+            num_conv_pos_embeddings: 128,
+            num_conv_pos_embedding_groups: 16,
+            do_stable_layer_norm: false,
+            layer_norm_eps: 1e-5,
+            classifier_proj_size: 256,
+            use_weighted_layer_sum: false,
+            id2label: BTreeMap::new(),
+            conv_pos_batch_norm: false,
+            add_adapter: false,
+        }
+    }
+}
+
+impl EncoderConfig {
+    /// Checks the sizes and that every switch is one this implementation follows; `key` errors
+    /// name the offending `config.json` key.
+    pub fn validate(&self) -> std::result::Result<(), (String, String)> {
+        let bad = |k: &str, why: String| Err((k.to_string(), why));
+        if self.model_type != "wav2vec2" && self.model_type != "hubert" {
+            return bad(
+                "model_type",
+                format!(
+                    "`{}` is not wav2vec 2.0 or HuBERT (expected `wav2vec2` or `hubert`)",
+                    self.model_type
+                ),
+            );
+        }
+        let n = self.conv_dim.len();
+        if n == 0 || self.conv_stride.len() != n || self.conv_kernel.len() != n {
+            return bad(
+                "conv_dim",
+                format!(
+                    "conv_dim, conv_stride and conv_kernel must have one equal, non-zero length (got {n}, {}, {})",
+                    self.conv_stride.len(),
+                    self.conv_kernel.len()
+                ),
+            );
+        }
+        if self.conv_dim.contains(&0) || self.conv_stride.contains(&0) || self.conv_kernel.contains(&0) {
+            return bad("conv_dim", "sizes must be >= 1".into());
+        }
+        if self.hidden_size == 0 || self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+            return bad(
+                "num_attention_heads",
+                format!(
+                    "{} heads do not divide hidden_size {}",
+                    self.num_attention_heads, self.hidden_size
+                ),
+            );
+        }
+        if self.intermediate_size == 0 || self.num_conv_pos_embeddings == 0 {
+            return bad("intermediate_size", "sizes must be >= 1".into());
+        }
+        let g = self.num_conv_pos_embedding_groups;
+        if g == 0 || self.hidden_size % g != 0 {
+            return bad(
+                "num_conv_pos_embedding_groups",
+                format!("{g} groups do not divide hidden_size {}", self.hidden_size),
+            );
+        }
+        if !["group", "layer"].contains(&self.feat_extract_norm.as_str()) {
+            return bad(
+                "feat_extract_norm",
+                format!("`{}` is not `group` or `layer`", self.feat_extract_norm),
+            );
+        }
+        for (k, v) in [
+            ("hidden_act", &self.hidden_act),
+            ("feat_extract_activation", &self.feat_extract_activation),
+        ] {
+            if Activation::parse(v).is_none() {
+                return bad(k, format!("activation `{v}` is not supported (gelu, relu)"));
+            }
+        }
+        if self.conv_pos_batch_norm {
+            return bad(
+                "conv_pos_batch_norm",
+                "batch norm in the positional embedding is not supported".into(),
+            );
+        }
+        if self.add_adapter {
+            return bad("add_adapter", "adapter layers are not supported".into());
+        }
+        if !(self.layer_norm_eps > 0.0) {
+            return bad("layer_norm_eps", "must be > 0".into());
+        }
+        Ok(())
+    }
+
+    /// Shortest input (samples) for which the feature encoder yields one frame.
+    pub fn receptive_field(&self) -> usize {
+        self.conv_kernel
+            .iter()
+            .zip(&self.conv_stride)
+            .rev()
+            .fold(1, |need, (&k, &s)| (need - 1) * s + k)
+    }
+
+    /// Frames the feature encoder yields for `n_samples` (0 when shorter than the receptive field).
+    pub fn n_frames(&self, n_samples: usize) -> usize {
+        self.conv_kernel.iter().zip(&self.conv_stride).fold(
+            n_samples,
+            |len, (&k, &s)| {
+                if len < k { 0 } else { (len - k) / s + 1 }
+            },
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Activation {
+    Gelu,
+    Relu,
+}
+
+impl Activation {
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "gelu" => Some(Activation::Gelu),
+            "relu" => Some(Activation::Relu),
+            _ => None,
+        }
+    }
+
+    fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::Gelu => gelu(x),
+            Activation::Relu => relu(x),
+        }
+    }
+}
+
+/// The normalisation of one feature-encoder convolution.
+#[derive(Debug)]
+enum ConvNorm {
+    None,
+    Group(GroupNorm),
+    Layer(LayerNorm),
+}
+
+#[derive(Debug)]
+struct ConvLayer {
+    conv: Conv1d,
+    norm: ConvNorm,
+}
+
+#[derive(Debug)]
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    heads: usize,
+}
+
+impl Attention {
+    /// # Shapes
+    /// `x` [N, T, H] -> [N, T, H]
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [n, t, h] = x.dims();
+        let hd = h / self.heads;
+        let split = |y: Tensor<3>| y.reshape([n, t, self.heads, hd]).swap_dims(1, 2); // [N, heads, T, hd]
+        let q = split(self.q.forward(x.clone()).mul_scalar((hd as f32).powf(-0.5)));
+        let k = split(self.k.forward(x.clone()));
+        let v = split(self.v.forward(x));
+        let scores = q.matmul(k.swap_dims(2, 3)); // [N, heads, T, T]
+        let ctx = softmax(scores, 3).matmul(v); // [N, heads, T, hd]
+        self.out.forward(ctx.swap_dims(1, 2).reshape([n, t, h]))
+    }
+}
+
+#[derive(Debug)]
+struct EncoderLayer {
+    attention: Attention,
+    layer_norm: LayerNorm,
+    ff_in: Linear,
+    ff_out: Linear,
+    final_layer_norm: LayerNorm,
+}
+
+/// A wav2vec 2.0 or HuBERT encoder with its weights, ready for inference.
+#[derive(Debug)]
+pub struct Encoder {
+    cfg: EncoderConfig,
+    conv_layers: Vec<ConvLayer>,
+    proj_norm: Option<LayerNorm>,
+    projection: Linear,
+    pos_conv: Conv1d,
+    pos_drop_last: bool,
+    encoder_norm: LayerNorm,
+    layers: Vec<EncoderLayer>,
+    act: Activation,
+    conv_act: Activation,
+}
+
+impl Encoder {
+    /// Builds the encoder from `weights`, whose names start with `prefix` (`wav2vec2.`,
+    /// `hubert.` or empty for a bare model). Every tensor is checked against the shape the
+    /// config implies; a missing or mis-shaped one is an [`Error::Model`] naming it.
+    pub fn load(cfg: &EncoderConfig, weights: &mut Weights, prefix: &str, device: &Device) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let eps = cfg.layer_norm_eps;
+        let mut conv_layers = Vec::with_capacity(cfg.conv_dim.len());
+        let mut in_ch = 1;
+        for (i, ((&out_ch, &k), &s)) in cfg
+            .conv_dim
+            .iter()
+            .zip(&cfg.conv_kernel)
+            .zip(&cfg.conv_stride)
+            .enumerate()
+        {
+            let p = format!("{prefix}feature_extractor.conv_layers.{i}.");
+            let conv = weights.conv1d(&format!("{p}conv"), in_ch, out_ch, k, s, 1, 0, cfg.conv_bias, device)?;
+            let norm = match (cfg.feat_extract_norm.as_str(), i) {
+                ("group", 0) => {
+                    let mut gn = GroupNormConfig::new(out_ch, out_ch).with_epsilon(1e-5).init(device);
+                    gn.gamma = Some(Param::from_tensor(weights.get(
+                        &format!("{p}layer_norm.weight"),
+                        [out_ch],
+                        device,
+                    )?));
+                    gn.beta = Some(Param::from_tensor(weights.get(
+                        &format!("{p}layer_norm.bias"),
+                        [out_ch],
+                        device,
+                    )?));
+                    ConvNorm::Group(gn)
+                }
+                ("layer", _) => ConvNorm::Layer(weights.layer_norm(&format!("{p}layer_norm"), out_ch, 1e-5, device)?),
+                _ => ConvNorm::None,
+            };
+            conv_layers.push(ConvLayer { conv, norm });
+            in_ch = out_ch;
+        }
+        let c = in_ch;
+        let proj_norm = if cfg.model_type == "wav2vec2" || cfg.feat_proj_layer_norm {
+            Some(weights.layer_norm(&format!("{prefix}feature_projection.layer_norm"), c, eps, device)?)
+        } else {
+            None
+        };
+        let projection = weights.linear(&format!("{prefix}feature_projection.projection"), c, h, device)?;
+        let kp = cfg.num_conv_pos_embeddings;
+        let groups = cfg.num_conv_pos_embedding_groups;
+        let pos_conv = weights.weight_norm_conv1d(
+            &format!("{prefix}encoder.pos_conv_embed.conv"),
+            h,
+            h / groups,
+            kp,
+            groups,
+            device,
+        )?;
+        let encoder_norm = weights.layer_norm(&format!("{prefix}encoder.layer_norm"), h, eps, device)?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for l in 0..cfg.num_hidden_layers {
+            let p = format!("{prefix}encoder.layers.{l}.");
+            layers.push(EncoderLayer {
+                attention: Attention {
+                    q: weights.linear(&format!("{p}attention.q_proj"), h, h, device)?,
+                    k: weights.linear(&format!("{p}attention.k_proj"), h, h, device)?,
+                    v: weights.linear(&format!("{p}attention.v_proj"), h, h, device)?,
+                    out: weights.linear(&format!("{p}attention.out_proj"), h, h, device)?,
+                    heads: cfg.num_attention_heads,
+                },
+                layer_norm: weights.layer_norm(&format!("{p}layer_norm"), h, eps, device)?,
+                ff_in: weights.linear(
+                    &format!("{p}feed_forward.intermediate_dense"),
+                    h,
+                    cfg.intermediate_size,
+                    device,
+                )?,
+                ff_out: weights.linear(
+                    &format!("{p}feed_forward.output_dense"),
+                    cfg.intermediate_size,
+                    h,
+                    device,
+                )?,
+                final_layer_norm: weights.layer_norm(&format!("{p}final_layer_norm"), h, eps, device)?,
+            });
+        }
+        Ok(Encoder {
+            cfg: cfg.clone(),
+            conv_layers,
+            proj_norm,
+            projection,
+            pos_conv,
+            pos_drop_last: kp % 2 == 0,
+            encoder_norm,
+            layers,
+            act: Activation::parse(&cfg.hidden_act).ok_or_else(|| Error::config("hidden_act", "unsupported"))?,
+            conv_act: Activation::parse(&cfg.feat_extract_activation)
+                .ok_or_else(|| Error::config("feat_extract_activation", "unsupported"))?,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EncoderConfig {
+        &self.cfg
+    }
+
+    /// Feature encoder and projection.
+    ///
+    /// # Shapes
+    /// `wave` [N, S] -> [N, T', H] with `T' = config().n_frames(S)`
+    pub fn features(&self, wave: Tensor<2>) -> Tensor<3> {
+        let [n, s] = wave.dims();
+        let mut x = wave.reshape([n, 1, s]); // [N, 1, S]
+        for layer in &self.conv_layers {
+            x = layer.conv.forward(x); // [N, C, T]
+            x = match &layer.norm {
+                ConvNorm::None => x,
+                ConvNorm::Group(gn) => gn.forward(x),
+                ConvNorm::Layer(ln) => ln.forward(x.swap_dims(1, 2)).swap_dims(1, 2),
+            };
+            x = self.conv_act.apply(x);
+        }
+        let mut x = x.swap_dims(1, 2); // [N, T', C]
+        if let Some(ln) = &self.proj_norm {
+            x = ln.forward(x);
+        }
+        self.projection.forward(x)
+    }
+
+    /// The hidden states `0..=up_to` as `transformers` 5 returns them with
+    /// `output_hidden_states=True`: entry 0 is the transformer's input, entry `l` the output of
+    /// layer `l`. In the stable-layer-norm variant the final layer norm belongs to
+    /// `last_hidden_state` only ([`Encoder::last_hidden_state`]); `transformers` 4 applied it to
+    /// the last entry of `hidden_states` too. Layers past `up_to` are not computed.
+    ///
+    /// # Shapes
+    /// `wave` [N, S] -> `up_to + 1` tensors [N, T', H]
+    pub fn hidden_states(&self, wave: Tensor<2>, up_to: usize) -> Vec<Tensor<3>> {
+        let up_to = up_to.min(self.layers.len());
+        let x = self.features(wave); // [N, T', H]
+        let pos = self.pos_conv.forward(x.clone().swap_dims(1, 2)); // [N, H, T' (+1)]
+        let [n, h, tp] = pos.dims();
+        let pos = if self.pos_drop_last {
+            pos.slice([0..n, 0..h, 0..tp - 1])
+        } else {
+            pos
+        };
+        let mut x = x + gelu(pos).swap_dims(1, 2);
+        let stable = self.cfg.do_stable_layer_norm;
+        if !stable {
+            x = self.encoder_norm.forward(x);
+        }
+        let mut states = Vec::with_capacity(up_to + 1);
+        states.push(x.clone());
+        for layer in self.layers.iter().take(up_to) {
+            x = if stable {
+                let a = layer.attention.forward(layer.layer_norm.forward(x.clone()));
+                let x = x + a;
+                let ff = layer.ff_out.forward(
+                    self.act
+                        .apply(layer.ff_in.forward(layer.final_layer_norm.forward(x.clone()))),
+                );
+                x + ff
+            } else {
+                let a = layer.attention.forward(x.clone());
+                let x = layer.layer_norm.forward(x + a);
+                let ff = layer.ff_out.forward(self.act.apply(layer.ff_in.forward(x.clone())));
+                layer.final_layer_norm.forward(x + ff)
+            };
+            states.push(x.clone());
+        }
+        states
+    }
+
+    /// `last_hidden_state` from the output of the last layer: the final layer norm in the
+    /// stable-layer-norm variant, the identity otherwise.
+    ///
+    /// # Shapes
+    /// `last` [N, T', H] -> [N, T', H]
+    pub fn last_hidden_state(&self, last: Tensor<3>) -> Tensor<3> {
+        if self.cfg.do_stable_layer_norm {
+            self.encoder_norm.forward(last)
+        } else {
+            last
+        }
+    }
+
+    /// Layers `L`.
+    pub fn n_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Bytes of the largest tensor one sample of `n_samples` creates: the first convolution's
+    /// output, the attention scores or the feed-forward activations.
+    pub fn largest_tensor_bytes(&self, n_samples: usize) -> u64 {
+        let c0 = self.cfg.conv_dim[0] as u64;
+        let t0 = (n_samples / self.cfg.conv_stride[0]) as u64 + 1;
+        let t = self.cfg.n_frames(n_samples) as u64 + 1;
+        let heads = self.cfg.num_attention_heads as u64;
+        let inter = self.cfg.intermediate_size as u64;
+        4 * (c0 * t0).max(heads * t * t).max(inter * t)
+    }
+}

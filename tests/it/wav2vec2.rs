@@ -1,0 +1,198 @@
+//! wav2vec 2.0 / HuBERT in Burn against `transformers` (fixtures made by
+//! scripts/make_w2v_fixtures.py), checkpoint errors, and explaining a waveform model.
+
+use crate::common::{fresh_seed, gpu_device};
+use burn::tensor::{Device, Tensor, TensorData};
+use emolime::Error;
+use emolime::device::ComputeDevice;
+use emolime::explain::{ExplainConfig, Explainer};
+use emolime::model::hf::{HfClassifier, HfEncoder, Weights};
+use emolime::model::{AnyModel, ModelInput, SerModel, read_f32};
+use emolime::sampling::{MaskConfig, SampleCount};
+use std::path::{Path, PathBuf};
+
+const FIXTURES: [&str; 5] = [
+    "w2v_base_head",
+    "w2v_large_head_weighted",
+    "hubert_base_head_bin",
+    "hubert_large_bare",
+    "w2v_base_bare",
+];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/w2v")
+        .join(name)
+}
+
+/// A reference tensor as (shape, values).
+fn reference(name: &str, key: &str) -> Option<(Vec<usize>, Vec<f32>)> {
+    let mut w = Weights::open(&fixture(name).join("reference.safetensors")).unwrap();
+    w.raw(key)
+        .unwrap()
+        .map(|d| (d.shape().to_vec(), d.try_to_vec::<f32>().unwrap()))
+}
+
+fn input(name: &str, device: &Device) -> Tensor<2> {
+    let (shape, values) = reference(name, "input").unwrap();
+    Tensor::from_data(TensorData::new(values, [shape[0], shape[1]]), device)
+}
+
+/// Largest difference relative to the reference's largest magnitude.
+fn rel_err(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max) / scale
+}
+
+fn check_against_transformers(device: &Device, what: &str) {
+    for name in FIXTURES {
+        let (enc, cfg, _) = HfEncoder::load(&fixture(name), device).unwrap();
+        let states = enc.hidden_states(input(name, device), cfg.num_hidden_layers);
+        assert_eq!(states.len(), cfg.num_hidden_layers + 1);
+        for (j, h) in states.into_iter().enumerate() {
+            let (shape, want) = reference(name, &format!("hidden_states.{j}")).unwrap();
+            assert_eq!(h.dims().to_vec(), shape, "{name} hidden state {j} shape");
+            let err = rel_err(&read_f32(h).unwrap(), &want);
+            assert!(err <= 1e-4, "{what}: {name} hidden state {j}: relative error {err}");
+        }
+        if let Some((_, want)) = reference(name, "logits") {
+            let model = HfClassifier::load(&fixture(name), device).unwrap();
+            let err = rel_err(&read_f32(model.logits(input(name, device))).unwrap(), &want);
+            assert!(err <= 1e-4, "{what}: {name} logits: relative error {err}");
+        }
+    }
+}
+
+#[test]
+fn encoders_match_transformers_on_cpu() {
+    check_against_transformers(&ComputeDevice::cpu("test").burn, "cpu");
+}
+
+#[test]
+fn encoders_match_transformers_on_gpu() {
+    let Some(dev) = gpu_device() else { return };
+    check_against_transformers(&dev.burn, &dev.description);
+}
+
+/// A copy of a fixture folder with `config.json` edited by `edit`.
+fn edited(tmp: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let dir = tmp.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(fixture(name)).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+    }
+    let cfg_path = dir.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    edit(&mut cfg);
+    std::fs::write(&cfg_path, serde_json::to_string(&cfg).unwrap()).unwrap();
+    dir
+}
+
+fn load_err(dir: &Path) -> String {
+    let cpu = ComputeDevice::cpu("test");
+    match AnyModel::load(dir, &cpu.burn) {
+        Ok(_) => panic!("{} loaded", dir.display()),
+        Err(e) => {
+            assert!(matches!(e, Error::Model { .. } | Error::Io { .. }), "{e:?}");
+            e.to_string()
+        }
+    }
+}
+
+#[test]
+fn bad_checkpoints_give_one_clear_error_each() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    // Not a checkpoint folder.
+    std::fs::create_dir_all(t.join("empty")).unwrap();
+    assert!(load_err(&t.join("empty")).contains("no config.json"));
+    // A config that does not parse.
+    let dir = edited(t, "w2v_base_head", |_| {});
+    std::fs::write(dir.join("config.json"), "{ not json").unwrap();
+    let e = load_err(&dir);
+    assert!(e.contains("config.json") && e.contains("does not parse"), "{e}");
+    // Another architecture.
+    let e = load_err(&edited(&t.join("a"), "w2v_base_head", |c| {
+        c["model_type"] = "bert".into()
+    }));
+    assert!(e.contains("model_type") && e.contains("bert"), "{e}");
+    // A mis-shaped tensor.
+    let e = load_err(&edited(&t.join("b"), "w2v_base_head", |c| {
+        c["intermediate_size"] = 48.into()
+    }));
+    assert!(e.contains("intermediate_dense.weight") && e.contains("[64, 32]"), "{e}");
+    // A missing tensor.
+    let e = load_err(&edited(&t.join("c"), "w2v_base_head", |c| {
+        c["num_hidden_layers"] = 3.into()
+    }));
+    assert!(e.contains("missing tensor `wav2vec2.encoder.layers.2."), "{e}");
+    // A head whose classes do not match id2label.
+    let e = load_err(&edited(&t.join("d"), "w2v_base_head", |c| {
+        c["id2label"]["4"] = "bored".into();
+    }));
+    assert!(e.contains("classifier.weight") && e.contains("5 classes"), "{e}");
+    // No head at all.
+    let e = load_err(&fixture("hubert_large_bare"));
+    assert!(e.contains("no sequence-classification head"), "{e}");
+    // No weights.
+    let dir = edited(&t.join("e"), "w2v_base_head", |_| {});
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    assert!(load_err(&dir).contains("no weights"));
+}
+
+#[test]
+fn waveform_model_is_explained_on_cpu_and_gpu_alike() {
+    let seed = fresh_seed("explain wav2vec2");
+    let cpu = ComputeDevice::cpu("test");
+    let model = HfClassifier::load(&fixture("w2v_base_head"), &cpu.burn).unwrap();
+    assert_eq!(model.input(), ModelInput::Waveform { sample_rate_hz: 16000 });
+    assert_eq!(model.classes(), ["angry", "happy", "neutral", "sad"]);
+    let cfg = ExplainConfig {
+        masks: MaskConfig {
+            samples: SampleCount::Random(48),
+            keep_prob: 0.5,
+            seed,
+        },
+        batch_size: 20,
+        ..ExplainConfig::default()
+    };
+    // A 0.5 s voice-like signal.
+    let x: Vec<f32> = (0..8000)
+        .map(|i| {
+            let t = i as f32 / 16000.0;
+            (1..8)
+                .map(|h| (std::f32::consts::TAU * 140.0 * h as f32 * t).sin() / h as f32)
+                .sum::<f32>()
+                * 0.2
+        })
+        .collect();
+    let mut on_cpu = Explainer::new(&model, &cpu, cfg.clone()).unwrap();
+    let a = on_cpu.explain_waveform(&x).unwrap();
+    // Sample 0 is the input itself: its probabilities are the model's on the raw audio.
+    let direct = read_f32(
+        model
+            .probs(Tensor::from_data(TensorData::new(x.clone(), [1, x.len()]), &cpu.burn))
+            .unwrap(),
+    )
+    .unwrap();
+    for (p, q) in a.probs.iter().zip(&direct) {
+        assert!((p - q).abs() < 1e-5, "sample 0 probability {p} vs the input's {q}");
+    }
+    assert!(a.fit.coefs.iter().all(|c| c.is_finite()));
+    let Some(dev) = gpu_device() else { return };
+    let gpu_model = HfClassifier::load(&fixture("w2v_base_head"), &dev.burn).unwrap();
+    let mut on_gpu = Explainer::new(&gpu_model, &dev, cfg).unwrap();
+    let b = on_gpu.explain_waveform(&x).unwrap();
+    for (p, q) in a.probs.iter().zip(&b.probs) {
+        assert!((p - q).abs() < 1e-4, "probabilities {p} vs {q}");
+    }
+    for (p, q) in a.fit.coefs.iter().zip(b.fit.coefs.iter()) {
+        assert!((p - q).abs() < 1e-3, "coefficients {p} vs {q}");
+    }
+    // Shorter than the model's receptive field (40 samples here) is an error, not a panic.
+    assert_eq!(model.min_samples(), 40);
+    assert!(on_gpu.explain_waveform(&x[..39]).is_err());
+    assert!(on_cpu.explain_waveform(&x[..39]).is_err());
+}
