@@ -264,6 +264,13 @@ struct DevicesArgs {
 }
 
 fn main() {
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        // Mesa's implicit Vulkan layer VK_LAYER_MESA_device_select only reorders adapters (emolime
+        // picks its own), and on a headless machine it prints `error: XDG_RUNTIME_DIR is invalid`
+        // twice while probing Wayland. Its documented switch turns it off.
+        // SAFETY: nothing else runs yet, so no other thread reads the environment.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Demo(a) => demo(a),
