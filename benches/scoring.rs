@@ -1,10 +1,16 @@
-//! Scoring throughput: perturbed spectrograms through the CNN per second on the bench device.
+//! Scoring throughput on the bench device: perturbed spectrograms through the CNN, and
+//! perturbed waveforms through wav2vec 2.0 base- and large-sized classifiers with random
+//! weights (the same FLOPs as real checkpoints). `EMOLIME_BENCH_W2V=base,large` (default)
+//! picks the sizes, `EMOLIME_BENCH_W2V_SECONDS` (default 1) the length, `EMOLIME_BENCH_W2V_BATCH`
+//! (default 8) the batch; `EMOLIME_BENCH_W2V=none` skips them.
 
 mod common;
 use burn::tensor::{Tensor, TensorData};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use emolime::audio::FrontEndConfig;
-use emolime::model::{Example, TrainConfig, read_f32, train};
+use emolime::model::hf::HfClassifier;
+use emolime::model::wav2vec2::EncoderConfig;
+use emolime::model::{Example, SerModel, TrainConfig, read_f32, train};
 
 fn scoring(c: &mut Criterion) {
     let dev = common::bench_device();
@@ -41,6 +47,33 @@ fn scoring(c: &mut Criterion) {
             b.iter(|| {
                 let x = Tensor::<4>::from_data(TensorData::new(data.clone(), [batch, 1, m, t]), &dev.burn);
                 read_f32(model.probs(x)).unwrap()
+            })
+        });
+    }
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    let seconds: f32 = env("EMOLIME_BENCH_W2V_SECONDS", "1")
+        .parse()
+        .expect("EMOLIME_BENCH_W2V_SECONDS");
+    let batch: usize = env("EMOLIME_BENCH_W2V_BATCH", "8")
+        .parse()
+        .expect("EMOLIME_BENCH_W2V_BATCH");
+    let s = (seconds * 16000.0) as usize;
+    for size in env("EMOLIME_BENCH_W2V", "base,large").split(',') {
+        let cfg = match size {
+            "base" => EncoderConfig::base(),
+            "large" => EncoderConfig::large(),
+            "none" | "" => continue,
+            other => panic!("EMOLIME_BENCH_W2V: unknown size {other}"),
+        };
+        dev.burn.seed(7);
+        let model = HfClassifier::random(&cfg, &dev.burn).unwrap();
+        let data: Vec<f32> = (0..batch * s).map(|i| common::noise(i) - 0.5).collect();
+        g.throughput(Throughput::Elements(batch as u64));
+        g.sample_size(10);
+        g.bench_function(format!("w2v_{size}_probs_batch{batch}_{seconds}s"), |b| {
+            b.iter(|| {
+                let x = Tensor::<2>::from_data(TensorData::new(data.clone(), [batch, s]), &dev.burn);
+                read_f32(model.probs(x).unwrap()).unwrap()
             })
         });
     }

@@ -35,6 +35,9 @@ pub struct ExplainConfig {
     pub batch_size: usize,
     /// Keep each utterance's masks, weights and model outputs in the result.
     pub keep_samples: bool,
+    /// Explain at most the first this many seconds of each utterance (longer audio is
+    /// cropped, and the output says so); `None` explains everything.
+    pub max_seconds: Option<f32>,
 }
 
 impl Default for ExplainConfig {
@@ -46,6 +49,7 @@ impl Default for ExplainConfig {
             fill: FillMode::Zero,
             batch_size: 256,
             keep_samples: false,
+            max_seconds: None,
         }
     }
 }
@@ -58,6 +62,14 @@ impl ExplainConfig {
         self.surrogate.validate()?;
         if self.batch_size == 0 {
             return Err(Error::config("batch-size", "must be >= 1"));
+        }
+        if let Some(s) = self.max_seconds
+            && !(s.is_finite() && s > 0.0)
+        {
+            return Err(Error::config(
+                "max-seconds",
+                format!("must be a positive number of seconds, got {s}"),
+            ));
         }
         Ok(())
     }
@@ -72,6 +84,10 @@ pub struct UtteranceExplanation {
     pub probs: Vec<f32>,
     /// Frames of the spectrogram (0 for waveform models).
     pub n_frames: usize,
+    /// Duration explained, in seconds.
+    pub seconds: f32,
+    /// Duration of the decoded audio when it was cropped to `max_seconds`.
+    pub cropped_from_seconds: Option<f32>,
     /// Model outputs of every sample when `keep_samples` is set. // [N, C]
     pub sample_probs: Option<Array2<f32>>,
 }
@@ -79,7 +95,18 @@ pub struct UtteranceExplanation {
 /// The host-side input of one utterance, made on a CPU thread by [`Preparer::prepare`]: all
 /// the FFT work an explanation needs.
 #[derive(Clone, Debug)]
-pub enum Prepared {
+pub struct Prepared {
+    /// What the explainer builds the model's inputs from.
+    pub input: PreparedInput,
+    /// Duration explained, in seconds.
+    pub seconds: f32,
+    /// Duration of the decoded audio when it was cropped to `--max-seconds`.
+    pub cropped_from_seconds: Option<f32>,
+}
+
+/// The per-utterance arrays the explainer works from.
+#[derive(Clone, Debug)]
+pub enum PreparedInput {
     /// Power spectrogram, for models consuming mel power. // [K, T]
     Power(Array2<f32>),
     /// Band and fill signals, for waveform models. // rows [B + 1, S]
@@ -98,6 +125,7 @@ pub struct Preparer {
     fill: FillMode,
     seed: u64,
     min_samples: usize,
+    max_samples: Option<usize>,
 }
 
 impl Preparer {
@@ -112,6 +140,13 @@ impl Preparer {
     /// # Shapes
     /// `samples` [S] -> [K, T] or rows [B + 1, S]
     pub fn prepare(&self, samples: &[f32]) -> Result<Prepared> {
+        let rate = self.front_end.sample_rate_hz as f32;
+        let full = samples.len();
+        let samples = match self.max_samples {
+            Some(max) if full > max => &samples[..max],
+            _ => samples,
+        };
+        let cropped_from_seconds = (samples.len() < full).then_some(full as f32 / rate);
         if samples.len() < self.min_samples {
             return Err(Error::shape(
                 "audio",
@@ -119,13 +154,18 @@ impl Preparer {
                 format!("{} samples", samples.len()),
             ));
         }
-        match self.input {
-            ModelInput::MelPower(_) => self.stft.power(samples).map(Prepared::Power),
+        let input = match self.input {
+            ModelInput::MelPower(_) => self.stft.power(samples).map(PreparedInput::Power),
             ModelInput::Waveform { .. } => {
                 BandSignals::new(&self.stft, &self.bins, self.n_bands, samples, self.fill, self.seed)
-                    .map(Prepared::Bands)
+                    .map(PreparedInput::Bands)
             }
-        }
+        }?;
+        Ok(Prepared {
+            input,
+            seconds: samples.len() as f32 / rate,
+            cropped_from_seconds,
+        })
     }
 
     /// Decodes and prepares one input; a failure names the file.
@@ -203,6 +243,7 @@ impl<'a> Explainer<'a> {
             // The band split needs one STFT frame.
             min_samples = min_samples.max(stft.min_signal_len());
         }
+        let fe_rate = fe.sample_rate_hz;
         let preparer = Preparer {
             input,
             front_end: fe,
@@ -212,6 +253,7 @@ impl<'a> Explainer<'a> {
             fill: cfg.fill,
             seed: cfg.masks.seed,
             min_samples,
+            max_samples: cfg.max_seconds.map(|s| ((s * fe_rate as f32) as usize).max(1)),
         };
         let gpu = device.gpu.as_ref().map(|ctx| {
             let masks_c = masks.as_standard_layout();
@@ -291,7 +333,13 @@ impl<'a> Explainer<'a> {
     /// # Shapes
     /// `power` [K, T] -> coefficients [C, B]
     pub fn explain_power(&mut self, power: &Array2<f32>) -> Result<UtteranceExplanation> {
-        self.explain(&Prepared::Power(power.clone()))
+        let fe = &self.preparer.front_end;
+        let seconds = (power.ncols().saturating_sub(1) * fe.hop_len) as f32 / fe.sample_rate_hz as f32;
+        self.explain(&Prepared {
+            input: PreparedInput::Power(power.clone()),
+            seconds,
+            cropped_from_seconds: None,
+        })
     }
 
     /// Explains one utterance from its waveform (any model kind).
@@ -305,11 +353,12 @@ impl<'a> Explainer<'a> {
 
     /// Explains one prepared utterance: every perturbed input built on the device, scored in
     /// batches, and the surrogate fitted for every class.
-    pub fn explain(&mut self, prepared: &Prepared) -> Result<UtteranceExplanation> {
+    pub fn explain(&mut self, utterance: &Prepared) -> Result<UtteranceExplanation> {
+        let prepared = &utterance.input;
         let c = self.model.classes().len();
         let n = self.masks.nrows();
         let (dim, n_frames) = match (prepared, &self.filterbank) {
-            (Prepared::Power(power), Some(fb)) => {
+            (PreparedInput::Power(power), Some(fb)) => {
                 let t = power.ncols();
                 check_shape("power", &[fb.n_freq_bins(), t], &[power.nrows(), t])?;
                 if t < MIN_FRAMES {
@@ -321,7 +370,7 @@ impl<'a> Explainer<'a> {
                 }
                 (fb.n_mels() * t, t)
             }
-            (Prepared::Bands(bands), None) => {
+            (PreparedInput::Bands(bands), None) => {
                 check_shape("band rows", &[self.layout.n_bands() + 1], &[bands.rows.nrows()])?;
                 (bands.n_samples(), 0)
             }
@@ -347,7 +396,7 @@ impl<'a> Explainer<'a> {
             )?,
             _ => {
                 let mel = match (prepared, &self.filterbank) {
-                    (Prepared::Power(power), Some(fb)) => {
+                    (PreparedInput::Power(power), Some(fb)) => {
                         let mel = fb.apply(power.view())?;
                         let means = row_means(mel.view());
                         Some((mel, means))
@@ -360,7 +409,7 @@ impl<'a> Explainer<'a> {
                     let nc = chunk.min(n - start);
                     let mut view = batch.slice_mut(ndarray::s![..nc, ..]);
                     match (prepared, &mel) {
-                        (Prepared::Power(_), Some((mel, means))) => {
+                        (PreparedInput::Power(_), Some((mel, means))) => {
                             let t = mel.ncols();
                             let out = view
                                 .view_mut()
@@ -377,7 +426,7 @@ impl<'a> Explainer<'a> {
                                 out,
                             )?;
                         }
-                        (Prepared::Bands(bands), _) => {
+                        (PreparedInput::Bands(bands), _) => {
                             resynth_cpu(bands.rows.view(), self.masks.view(), start, view.view_mut())?;
                         }
                         _ => unreachable!("checked above"),
@@ -399,6 +448,8 @@ impl<'a> Explainer<'a> {
             fit,
             probs,
             n_frames,
+            seconds: utterance.seconds,
+            cropped_from_seconds: utterance.cropped_from_seconds,
             sample_probs,
         })
     }
@@ -430,7 +481,7 @@ fn explain_gpu(
     masks: &Array2<f32>,
     empty: usize,
     cfg: &ExplainConfig,
-    prepared: &Prepared,
+    prepared: &PreparedInput,
     chunk: usize,
 ) -> Result<(SurrogateFit, Array2<f32>)> {
     let (n, b) = masks.dim();
@@ -438,7 +489,7 @@ fn explain_gpu(
     let device = model.device();
     let mut outputs: Vec<Tensor<2>> = Vec::with_capacity(n.div_ceil(chunk));
     match prepared {
-        Prepared::Power(power) => {
+        PreparedInput::Power(power) => {
             let m = layout.n_mels();
             let t = power.ncols();
             let gpu_mel = state
@@ -466,7 +517,7 @@ fn explain_gpu(
                 outputs.push(model.probs(bound.into_tensor())?);
             }
         }
-        Prepared::Bands(bands) => {
+        PreparedInput::Bands(bands) => {
             let s = bands.n_samples();
             let rows_c = bands.rows.as_standard_layout();
             let rows = state.band_rows.write(ctx, rows_c.as_slice().expect("standard layout"));
@@ -546,8 +597,12 @@ pub struct ExplanationRecord {
     pub seed: u64,
     /// Perturbed samples used.
     pub n_samples: usize,
-    /// Frames of the spectrogram.
+    /// Frames of the spectrogram (0 for waveform models).
     pub n_frames: usize,
+    /// Duration explained, in seconds.
+    pub seconds: f32,
+    /// Duration of the decoded audio when it was cropped to `--max-seconds` (else null).
+    pub cropped_from_seconds: Option<f32>,
     /// Device that computed it.
     pub device: String,
 }
@@ -587,6 +642,8 @@ impl ExplanationRecord {
                 seed: cfg.masks.seed,
                 n_samples: explainer.masks.nrows(),
                 n_frames: exp.n_frames,
+                seconds: exp.seconds,
+                cropped_from_seconds: exp.cropped_from_seconds,
                 device: device.to_string(),
             })
             .collect()

@@ -116,6 +116,9 @@ struct ExplainFlags {
     /// Also write each utterance's masks, weights and model outputs (samples/NNNNNN.json).
     #[arg(long)]
     save_samples: bool,
+    /// Explain only the first this many seconds of each utterance (the output notes the crop).
+    #[arg(long)]
+    max_seconds: Option<f32>,
 }
 
 /// Samples per utterance when `--samples` is not given.
@@ -165,6 +168,7 @@ impl ExplainFlags {
             },
             batch_size: f.batch_size,
             keep_samples: f.save_samples,
+            max_seconds: f.max_seconds,
         };
         cfg.validate()?;
         Ok(cfg)

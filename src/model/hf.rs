@@ -23,6 +23,9 @@ pub struct Weights {
 enum Store {
     Safetensors(Box<SafetensorsStore>),
     Pytorch(Box<PytorchStore>),
+    /// Every tensor asked for exists, with N(0, 0.02) values: a model of a real size for
+    /// speed measurements.
+    Random,
 }
 
 impl Weights {
@@ -46,6 +49,16 @@ impl Weights {
         })
     }
 
+    /// A source that has every tensor asked for, filled with N(0, 0.02) values from the
+    /// device's generator: random-weight models of real sizes cost the same FLOPs as trained
+    /// ones (benches). Seed the device for repeatable values.
+    pub fn random() -> Self {
+        Weights {
+            file: PathBuf::from("<random weights>"),
+            store: Store::Random,
+        }
+    }
+
     /// The weights file.
     pub fn file(&self) -> &Path {
         &self.file
@@ -63,6 +76,7 @@ impl Weights {
         let found = match &mut self.store {
             Store::Safetensors(s) => s.get_tensor(name).map_err(|e| e.to_string()),
             Store::Pytorch(s) => s.get_tensor(name).map_err(|e| e.to_string()),
+            Store::Random => return Ok(None),
         };
         let found = match found {
             Ok(t) => t.cloned(),
@@ -78,11 +92,18 @@ impl Weights {
 
     /// Whether the file holds a tensor named `name`.
     pub fn contains(&mut self, name: &str) -> Result<bool> {
+        if matches!(self.store, Store::Random) {
+            return Ok(true);
+        }
         Ok(self.raw(name)?.is_some())
     }
 
     /// The tensor `name`, which must have exactly `shape`.
     pub fn get<const D: usize>(&mut self, name: &str, shape: [usize; D], device: &Device) -> Result<Tensor<D>> {
+        if matches!(self.store, Store::Random) {
+            let normal = burn::tensor::Distribution::Normal(0.0, 0.02);
+            return Ok(Tensor::random(shape, normal, device));
+        }
         let data = self
             .raw(name)?
             .ok_or_else(|| self.bad(format!("missing tensor `{name}`")))?;
@@ -290,6 +311,19 @@ impl HfEncoder {
                 reason: "no weights (model.safetensors or pytorch_model.bin)".into(),
             })?;
         let mut weights = Weights::open(&weights_file)?;
+        let mut me = Self::from_weights(&cfg, preprocessor, &mut weights, device)?;
+        me.folder = folder.to_path_buf();
+        me.has_preprocessor_file = has_preprocessor_file;
+        Ok((me, cfg, weights))
+    }
+
+    /// Builds the encoder of `cfg` from `weights` (a checkpoint, or [`Weights::random`]).
+    pub fn from_weights(
+        cfg: &EncoderConfig,
+        preprocessor: Preprocessor,
+        weights: &mut Weights,
+        device: &Device,
+    ) -> Result<Self> {
         let prefix = format!("{}.", cfg.model_type);
         let probe = format!("{prefix}feature_extractor.conv_layers.0.conv.weight");
         let prefix = if weights.contains(&probe)? {
@@ -297,15 +331,14 @@ impl HfEncoder {
         } else {
             String::new()
         };
-        let encoder = Encoder::load(&cfg, &mut weights, &prefix, device)?;
-        let me = HfEncoder {
-            folder: folder.to_path_buf(),
-            weights_file,
+        let encoder = Encoder::load(cfg, weights, &prefix, device)?;
+        Ok(HfEncoder {
+            folder: PathBuf::new(),
+            weights_file: weights.file().to_path_buf(),
             encoder,
             preprocessor,
-            has_preprocessor_file,
-        };
-        Ok((me, cfg, weights))
+            has_preprocessor_file: false,
+        })
     }
 
     /// The preprocessing the feature extractor applies to every waveform.
@@ -348,6 +381,21 @@ impl HfClassifier {
     /// [`Error::Model`].
     pub fn load(folder: &Path, device: &Device) -> Result<Self> {
         let (backbone, cfg, mut weights) = HfEncoder::load(folder, device)?;
+        Self::with_head(backbone, &cfg, &mut weights, device)
+    }
+
+    /// A classifier of `cfg`'s size with random weights (see [`Weights::random`]), for speed
+    /// measurements; `cfg.id2label` names the classes.
+    pub fn random(cfg: &EncoderConfig, device: &Device) -> Result<Self> {
+        cfg.validate()
+            .map_err(|(key, why)| Error::config("model", format!("`{key}`: {why}")))?;
+        let mut weights = Weights::random();
+        let backbone = HfEncoder::from_weights(cfg, Preprocessor::default(), &mut weights, device)?;
+        Self::with_head(backbone, cfg, &mut weights, device)
+    }
+
+    /// Adds the sequence-classification head from `weights` to `backbone`.
+    fn with_head(backbone: HfEncoder, cfg: &EncoderConfig, weights: &mut Weights, device: &Device) -> Result<Self> {
         if !weights.contains("classifier.weight")? {
             return Err(Error::Model {
                 path: backbone.weights_file.clone(),
@@ -356,8 +404,8 @@ impl HfClassifier {
                     .into(),
             });
         }
-        let config_path = folder.join("config.json");
-        let classes = class_names(&cfg).map_err(|reason| Error::Model {
+        let config_path = backbone.folder.join("config.json");
+        let classes = class_names(cfg).map_err(|reason| Error::Model {
             path: config_path,
             reason,
         })?;

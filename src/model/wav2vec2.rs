@@ -99,6 +99,34 @@ impl Default for EncoderConfig {
 }
 
 impl EncoderConfig {
+    /// The size of wav2vec 2.0 base (95 M parameters), with a four-emotion head.
+    pub fn base() -> Self {
+        EncoderConfig {
+            architectures: Some(vec!["Wav2Vec2ForSequenceClassification".into()]),
+            id2label: ["angry", "happy", "neutral", "sad"]
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (i.to_string(), c.to_string()))
+                .collect(),
+            ..EncoderConfig::default()
+        }
+    }
+
+    /// The size of wav2vec 2.0 large / robust (317 M parameters: layer-norm feature encoder,
+    /// pre-norm transformer), with a four-emotion head.
+    pub fn large() -> Self {
+        EncoderConfig {
+            hidden_size: 1024,
+            num_hidden_layers: 24,
+            num_attention_heads: 16,
+            intermediate_size: 4096,
+            feat_extract_norm: "layer".into(),
+            do_stable_layer_norm: true,
+            conv_bias: true,
+            ..EncoderConfig::base()
+        }
+    }
+
     /// Checks the sizes and that every switch is one this implementation follows; `key` errors
     /// name the offending `config.json` key.
     pub fn validate(&self) -> std::result::Result<(), (String, String)> {
@@ -126,7 +154,10 @@ impl EncoderConfig {
         if self.conv_dim.contains(&0) || self.conv_stride.contains(&0) || self.conv_kernel.contains(&0) {
             return bad("conv_dim", "sizes must be >= 1".into());
         }
-        if self.hidden_size == 0 || self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.hidden_size == 0
+            || self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return bad(
                 "num_attention_heads",
                 format!(
@@ -139,7 +170,7 @@ impl EncoderConfig {
             return bad("intermediate_size", "sizes must be >= 1".into());
         }
         let g = self.num_conv_pos_embedding_groups;
-        if g == 0 || self.hidden_size % g != 0 {
+        if g == 0 || !self.hidden_size.is_multiple_of(g) {
             return bad(
                 "num_conv_pos_embedding_groups",
                 format!("{g} groups do not divide hidden_size {}", self.hidden_size),
@@ -168,7 +199,7 @@ impl EncoderConfig {
         if self.add_adapter {
             return bad("add_adapter", "adapter layers are not supported".into());
         }
-        if !(self.layer_norm_eps > 0.0) {
+        if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
             return bad("layer_norm_eps", "must be > 0".into());
         }
         Ok(())
@@ -370,7 +401,7 @@ impl Encoder {
             proj_norm,
             projection,
             pos_conv,
-            pos_drop_last: kp % 2 == 0,
+            pos_drop_last: kp.is_multiple_of(2),
             encoder_norm,
             layers,
             act: Activation::parse(&cfg.hidden_act).ok_or_else(|| Error::config("hidden_act", "unsupported"))?,

@@ -191,6 +191,21 @@ fn waveform_model_is_explained_on_cpu_and_gpu_alike() {
     for (p, q) in a.fit.coefs.iter().zip(b.fit.coefs.iter()) {
         assert!((p - q).abs() < 1e-3, "coefficients {p} vs {q}");
     }
+    // --max-seconds crops the audio and says so; the full-length explanation says nothing.
+    assert_eq!(a.seconds, 0.5);
+    assert_eq!(a.cropped_from_seconds, None);
+    let cropped_cfg = ExplainConfig {
+        max_seconds: Some(0.25),
+        ..on_gpu.config().clone()
+    };
+    let mut cropped = Explainer::new(&model, &cpu, cropped_cfg).unwrap();
+    let c = cropped.explain_waveform(&x).unwrap();
+    assert_eq!((c.seconds, c.cropped_from_seconds), (0.25, Some(0.5)));
+    let bad = ExplainConfig {
+        max_seconds: Some(0.0),
+        ..ExplainConfig::default()
+    };
+    assert!(matches!(Explainer::new(&model, &cpu, bad), Err(Error::Config { .. })));
     // Shorter than the model's receptive field (40 samples here) is an error, not a panic.
     assert_eq!(model.min_samples(), 40);
     assert!(on_gpu.explain_waveform(&x[..39]).is_err());
