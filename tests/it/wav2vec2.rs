@@ -19,10 +19,13 @@ const FIXTURES: [&str; 5] = [
     "w2v_base_bare",
 ];
 
+/// A fixture folder; the repository root is `CARGO_MANIFEST_DIR` at run time when set (a test
+/// binary run by hand in another checkout), else where the binary was built.
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/w2v")
-        .join(name)
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    root.join("tests/fixtures/w2v").join(name)
 }
 
 /// A reference tensor as (shape, values).
