@@ -244,6 +244,15 @@ impl<'a> Explainer<'a> {
             min_samples = min_samples.max(stft.min_signal_len());
         }
         let fe_rate = fe.sample_rate_hz;
+        if let Some(max) = cfg.max_seconds {
+            let min_s = min_samples as f32 / fe_rate as f32;
+            if max < min_s {
+                return Err(Error::config(
+                    "max-seconds",
+                    format!("{max} s is shorter than the {min_samples} samples ({min_s} s) the model needs"),
+                ));
+            }
+        }
         let preparer = Preparer {
             input,
             front_end: fe,
@@ -462,7 +471,8 @@ impl<'a> Explainer<'a> {
         let fit = (limit / per_sample.max(1)) as usize;
         if fit == 0 {
             return Err(Error::Device(format!(
-                "one input of {dim} values needs a {per_sample} byte tensor, over the adapter's {limit} byte binding"
+                "one input of {dim} values needs a {per_sample} byte tensor, over the adapter's {limit} byte \
+                 binding; explain a shorter part with --max-seconds"
             )));
         }
         Ok(self.cfg.batch_size.min(fit).min(self.masks.nrows()))

@@ -11,8 +11,10 @@
 //!
 //! with `delta_b = x_b - f_b` and `base = r + sum_b f_b`. [`BandSignals`] holds the `B + 1`
 //! rows `[delta_0 .. delta_{B-1}, base]`, so a batch of `N` waveforms is the product
-//! `[N, B + 1] x [B + 1, S]` of the masks (with a constant 1 column) and those rows: the only
-//! FFT work is the `B + 1` inverse STFTs per utterance.
+//! `[N, B + 1] x [B + 1, S]` of the masks (with a constant 1 column) and those rows. By
+//! linearity each row is one inverse STFT (`delta_b` of the spectrum `X - F` on the bins of band
+//! `b`, `base` of `X` on the residual bins plus `F` on every band's bins, `F` the fill
+//! spectrum): one forward and `B + 1` inverse STFTs per utterance are the only FFT work.
 //!
 //! Fills ([`FillMode`]) in the waveform domain: `zero` removes the band's bins; `mean` puts
 //! each bin's mean magnitude over time under the original phase of every frame; `noise` puts
@@ -24,7 +26,7 @@ use crate::bands::BandLayout;
 use crate::error::{Error, Result, check_shape};
 use crate::perturb::FillMode;
 use crate::sampling::{random_u32, unit_open};
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use rustfft::num_complex::Complex32;
 
 /// Stream id of the seeded noise of [`FillMode::Noise`] in the waveform domain.
@@ -102,9 +104,6 @@ impl BandSignals {
         let (k, t) = spec.dim();
         let s = signal.len();
         let mut rows = Array2::<f32>::zeros((n_bands + 1, s));
-        // Spectrum of one band (or of the residual), reused for every inverse.
-        let mut part = Array2::<Complex32>::zeros((k, t)); // [K, T]
-        let mut fill_part = Array2::<Complex32>::zeros((k, t)); // [K, T]
         let fill_level: Vec<f32> = (0..k)
             .map(|i| {
                 let col = spec.row(i);
@@ -115,36 +114,38 @@ impl BandSignals {
                 }
             })
             .collect();
-        for band in 0..=n_bands {
-            // band == n_bands: the residual (bins outside every band).
-            let wanted = (band < n_bands).then_some(band as u32);
+        // The fill spectrum F and the spectrum of `base` (residual bins of X, fill bins of F).
+        let mut fills = Array2::<Complex32>::zeros((k, t)); // [K, T]
+        let mut base = Array2::<Complex32>::zeros((k, t)); // [K, T]
+        for (i, &owner) in bins.iter().enumerate() {
+            for j in 0..t {
+                let x = spec[[i, j]];
+                base[[i, j]] = match owner {
+                    None => x,
+                    Some(_) => {
+                        let f = fill_bin(fill, x, fill_level[i], seed, i, j);
+                        fills[[i, j]] = f;
+                        f
+                    }
+                };
+            }
+        }
+        rows.row_mut(n_bands)
+            .assign(&ArrayView1::from(&stft.inverse(base.view(), s)?));
+        // delta_b = iSTFT((X - F) on the bins of band b): B + 1 inverse STFTs in all.
+        let mut part = base; // reused: [K, T]
+        for band in 0..n_bands as u32 {
             for (i, &owner) in bins.iter().enumerate() {
-                let keep = owner == wanted;
                 for j in 0..t {
-                    let x = spec[[i, j]];
-                    part[[i, j]] = if keep { x } else { Complex32::default() };
-                    fill_part[[i, j]] = if keep && wanted.is_some() {
-                        fill_bin(fill, x, fill_level[i], seed, i, j)
+                    part[[i, j]] = if owner == Some(band) {
+                        spec[[i, j]] - fills[[i, j]]
                     } else {
                         Complex32::default()
                     };
                 }
             }
-            let x_b = stft.inverse(part.view(), s)?;
-            if wanted.is_none() {
-                // base += r
-                rows.row_mut(n_bands).iter_mut().zip(&x_b).for_each(|(d, v)| *d += v);
-                continue;
-            }
-            let f_b = if fill == FillMode::Zero {
-                vec![0.0; s]
-            } else {
-                stft.inverse(fill_part.view(), s)?
-            };
-            for ((d, x), f) in rows.row_mut(band).iter_mut().zip(&x_b).zip(&f_b) {
-                *d = x - f;
-            }
-            rows.row_mut(n_bands).iter_mut().zip(&f_b).for_each(|(d, v)| *d += v);
+            rows.row_mut(band as usize)
+                .assign(&ArrayView1::from(&stft.inverse(part.view(), s)?));
         }
         Ok(BandSignals { rows })
     }

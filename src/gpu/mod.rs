@@ -36,15 +36,22 @@ pub struct AdapterSummary {
 }
 
 /// Creates the wgpu instance every adapter query goes through: backends from `WGPU_BACKEND`
-/// when it is set, else the primary ones (Vulkan, Metal, DX12). OpenGL is left out by default:
-/// probing it prints spurious `XDG_RUNTIME_DIR` errors on headless machines, and every GPU it
-/// reaches is also reached through a primary backend (`WGPU_BACKEND=gl` asks for it).
+/// when it is set; else the primary ones (Vulkan, Metal, DX12), and OpenGL only when they find
+/// no adapter at all (probing GL costs time and can print spurious errors; `WGPU_BACKEND=gl`
+/// asks for it outright).
 pub fn new_instance() -> wgpu::Instance {
-    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-    if std::env::var_os("WGPU_BACKEND").is_none() {
-        desc.backends = wgpu::Backends::PRIMARY;
+    let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env;
+    if std::env::var_os("WGPU_BACKEND").is_some() {
+        return wgpu::Instance::new(desc());
     }
-    wgpu::Instance::new(desc)
+    let mut primary = desc();
+    primary.backends = wgpu::Backends::PRIMARY;
+    let instance = wgpu::Instance::new(primary);
+    if adapters(&instance).is_empty() {
+        wgpu::Instance::new(desc())
+    } else {
+        instance
+    }
 }
 
 /// All adapters, in wgpu's order (the index used by `--device gpu:N`).

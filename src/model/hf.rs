@@ -324,6 +324,8 @@ impl HfEncoder {
         weights: &mut Weights,
         device: &Device,
     ) -> Result<Self> {
+        cfg.validate()
+            .map_err(|(key, why)| Error::config("model", format!("`{key}`: {why}")))?;
         let prefix = format!("{}.", cfg.model_type);
         let probe = format!("{prefix}feature_extractor.conv_layers.0.conv.weight");
         let prefix = if weights.contains(&probe)? {
@@ -442,15 +444,15 @@ impl HfClassifier {
     /// `wave` [N, S] -> [N, C]
     pub fn logits(&self, wave: Tensor<2>) -> Tensor<2> {
         let encoder = &self.backbone.encoder;
-        let mut states = self.backbone.hidden_states(wave, encoder.n_layers());
         let hidden = match &self.head.layer_weights {
             Some(w) => {
+                let states = self.backbone.hidden_states(wave, encoder.n_layers());
                 let norm = softmax(w.clone(), 0);
                 let stacked = Tensor::stack::<4>(states, 0); // [L + 1, N, T', H]
                 let [l, _, _, _] = stacked.dims();
                 (stacked * norm.reshape([l, 1, 1, 1])).sum_dim(0).squeeze_dim::<3>(0)
             }
-            None => encoder.last_hidden_state(states.pop().expect("hidden_states returns at least one state")),
+            None => encoder.last_hidden_state(encoder.last_layer_output(self.backbone.preprocess(wave))),
         };
         let projected = self.head.projector.forward(hidden); // [N, T', P]
         let pooled = projected.mean_dim(1).squeeze_dim::<2>(1); // [N, P]
@@ -499,7 +501,15 @@ impl SerModel for HfClassifier {
     }
 
     fn largest_tensor_bytes(&self, dim: usize) -> u64 {
-        self.backbone.encoder.largest_tensor_bytes(dim)
+        let encoder = &self.backbone.encoder;
+        let cfg = encoder.config();
+        // The weighted layer sum stacks every hidden state: [L + 1, T', H] per sample.
+        let stacked = if self.head.layer_weights.is_some() {
+            4 * ((cfg.num_hidden_layers + 1) * (cfg.n_frames(dim) + 1) * cfg.hidden_size) as u64
+        } else {
+            0
+        };
+        encoder.largest_tensor_bytes(dim).max(stacked)
     }
 
     fn describe(&self) -> String {

@@ -79,10 +79,20 @@ impl AnyModel {
     /// emolime model file.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
         if path.is_dir() {
-            Ok(AnyModel::Hf(hf::HfClassifier::load(path, device)?))
-        } else {
-            Ok(AnyModel::Cnn(Classifier::load(path, device)?))
+            return Ok(AnyModel::Hf(hf::HfClassifier::load(path, device)?));
         }
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let checkpoint_file = ["config.json", "preprocessor_config.json"].contains(&name)
+            || [".safetensors", ".bin", ".pt", ".pth"]
+                .iter()
+                .any(|e| name.ends_with(e));
+        if checkpoint_file {
+            return Err(crate::error::Error::Model {
+                path: path.to_path_buf(),
+                reason: "a file of a Hugging Face checkpoint: pass the folder that holds it".into(),
+            });
+        }
+        Ok(AnyModel::Cnn(Classifier::load(path, device)?))
     }
 
     /// The model as the explainer sees it.
@@ -113,9 +123,15 @@ impl SerModel for Classifier {
     }
 
     fn largest_tensor_bytes(&self, dim: usize) -> u64 {
-        // The first conv block's output: c1 channels over half the mel rows.
-        let c1 = self.meta.channels[0] as u64;
-        (dim as u64 * 4).max(c1 * dim as u64 * 4 / 2)
+        // Each conv block's output: c1 channels over ceil(M / 2) rows and T frames, then c2 and
+        // c3 channels after each 2x2 pooling.
+        let m = self.meta.front_end.n_mels.max(1);
+        let (rows, t) = (m.div_ceil(2) as u64, (dim / m) as u64);
+        let [c1, c2, c3] = self.meta.channels.map(|c| c as u64);
+        let conv1 = c1 * rows * t;
+        let conv2 = c2 * (rows / 2) * (t / 2);
+        let conv3 = c3 * (rows / 4) * (t / 4);
+        4 * (dim as u64).max(conv1).max(conv2).max(conv3)
     }
 
     fn describe(&self) -> String {

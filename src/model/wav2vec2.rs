@@ -447,6 +447,22 @@ impl Encoder {
     /// # Shapes
     /// `wave` [N, S] -> `up_to + 1` tensors [N, T', H]
     pub fn hidden_states(&self, wave: Tensor<2>, up_to: usize) -> Vec<Tensor<3>> {
+        self.run(wave, up_to, true)
+    }
+
+    /// The output of the last layer (the last entry of [`Encoder::hidden_states`]), keeping no
+    /// earlier state alive.
+    ///
+    /// # Shapes
+    /// `wave` [N, S] -> [N, T', H]
+    pub fn last_layer_output(&self, wave: Tensor<2>) -> Tensor<3> {
+        self.run(wave, self.layers.len(), false)
+            .pop()
+            .expect("run returns at least one state")
+    }
+
+    /// Runs the encoder up to layer `up_to`, returning every state (`keep_all`) or the last one.
+    fn run(&self, wave: Tensor<2>, up_to: usize, keep_all: bool) -> Vec<Tensor<3>> {
         let up_to = up_to.min(self.layers.len());
         let x = self.features(wave); // [N, T', H]
         let pos = self.pos_conv.forward(x.clone().swap_dims(1, 2)); // [N, H, T' (+1)]
@@ -456,13 +472,16 @@ impl Encoder {
         } else {
             pos
         };
-        let mut x = x + gelu(pos).swap_dims(1, 2);
+        // transformers applies `feat_extract_activation` here too.
+        let mut x = x + self.conv_act.apply(pos).swap_dims(1, 2);
         let stable = self.cfg.do_stable_layer_norm;
         if !stable {
             x = self.encoder_norm.forward(x);
         }
-        let mut states = Vec::with_capacity(up_to + 1);
-        states.push(x.clone());
+        let mut states = Vec::with_capacity(if keep_all { up_to + 1 } else { 1 });
+        if keep_all {
+            states.push(x.clone());
+        }
         for layer in self.layers.iter().take(up_to) {
             x = if stable {
                 let a = layer.attention.forward(layer.layer_norm.forward(x.clone()));
@@ -478,7 +497,12 @@ impl Encoder {
                 let ff = layer.ff_out.forward(self.act.apply(layer.ff_in.forward(x.clone())));
                 layer.final_layer_norm.forward(x + ff)
             };
-            states.push(x.clone());
+            if keep_all {
+                states.push(x.clone());
+            }
+        }
+        if !keep_all {
+            states.push(x);
         }
         states
     }

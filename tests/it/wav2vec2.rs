@@ -139,6 +139,9 @@ fn bad_checkpoints_give_one_clear_error_each() {
     // No head at all.
     let e = load_err(&fixture("hubert_large_bare"));
     assert!(e.contains("no sequence-classification head"), "{e}");
+    // A file inside a checkpoint folder instead of the folder.
+    let e = load_err(&fixture("w2v_base_head").join("model.safetensors"));
+    assert!(e.contains("pass the folder"), "{e}");
     // No weights.
     let dir = edited(&t.join("e"), "w2v_base_head", |_| {});
     std::fs::remove_file(dir.join("model.safetensors")).unwrap();
@@ -209,6 +212,14 @@ fn waveform_model_is_explained_on_cpu_and_gpu_alike() {
         ..ExplainConfig::default()
     };
     assert!(matches!(Explainer::new(&model, &cpu, bad), Err(Error::Config { .. })));
+    let too_short = ExplainConfig {
+        max_seconds: Some(0.001), // 16 samples, under the 40 the model needs
+        ..ExplainConfig::default()
+    };
+    match Explainer::new(&model, &cpu, too_short) {
+        Err(e) => assert!(e.to_string().contains("shorter than the 40 samples"), "{e}"),
+        Ok(_) => panic!("a crop shorter than the receptive field was accepted"),
+    }
     // Shorter than the model's receptive field (40 samples here) is an error, not a panic.
     assert_eq!(model.min_samples(), 40);
     assert!(on_gpu.explain_waveform(&x[..39]).is_err());
