@@ -13,8 +13,11 @@ pub enum DeviceSpec {
     Auto,
     /// Adapter `N` as listed by `emolime devices`.
     Gpu(usize),
-    /// Plain Rust CPU twins and Burn's CPU backend.
+    /// Plain Rust CPU twins and Burn's `flex` CPU backend (im2col + gemm convolutions, SIMD,
+    /// threads).
     Cpu,
+    /// The CPU twins with Burn's older `ndarray` backend (`cpu:ndarray`), kept for comparison.
+    CpuNdarray,
 }
 
 impl FromStr for DeviceSpec {
@@ -23,12 +26,13 @@ impl FromStr for DeviceSpec {
         match s {
             "auto" => Ok(DeviceSpec::Auto),
             "cpu" => Ok(DeviceSpec::Cpu),
+            "cpu:ndarray" => Ok(DeviceSpec::CpuNdarray),
             "gpu" => Ok(DeviceSpec::Gpu(0)),
             _ => s
                 .strip_prefix("gpu:")
                 .and_then(|n| n.parse().ok())
                 .map(DeviceSpec::Gpu)
-                .ok_or_else(|| Error::config("device", format!("expected auto, cpu or gpu:N, got `{s}`"))),
+                .ok_or_else(|| Error::config("device", format!("expected auto, cpu, cpu:ndarray or gpu:N, got `{s}`"))),
         }
     }
 }
@@ -39,6 +43,7 @@ impl std::fmt::Display for DeviceSpec {
             DeviceSpec::Auto => write!(f, "auto"),
             DeviceSpec::Gpu(i) => write!(f, "gpu:{i}"),
             DeviceSpec::Cpu => write!(f, "cpu"),
+            DeviceSpec::CpuNdarray => write!(f, "cpu:ndarray"),
         }
     }
 }
@@ -58,6 +63,15 @@ impl ComputeDevice {
     pub fn open(spec: DeviceSpec) -> Result<Self> {
         let index = match spec {
             DeviceSpec::Cpu => return Ok(Self::cpu("cpu (requested)")),
+            DeviceSpec::CpuNdarray => {
+                #[allow(deprecated)]
+                let burn = burn::tensor::Device::ndarray();
+                return Ok(ComputeDevice {
+                    burn,
+                    gpu: None,
+                    description: "cpu (requested, burn ndarray backend)".into(),
+                });
+            }
             DeviceSpec::Gpu(i) => i,
             DeviceSpec::Auto => {
                 let instance = gpu::new_instance();
@@ -92,10 +106,9 @@ impl ComputeDevice {
         })
     }
 
-    /// The CPU path.
+    /// The CPU path (Burn's `flex` backend).
     pub fn cpu(why: &str) -> Self {
-        #[allow(deprecated)]
-        let burn = burn::tensor::Device::ndarray();
+        let burn = burn::tensor::Device::flex();
         ComputeDevice {
             burn,
             gpu: None,

@@ -44,7 +44,8 @@ enum Command {
 
 #[derive(Args)]
 struct DeviceArg {
-    /// auto (a hardware GPU, else the CPU), gpu:N (see `emolime devices`) or cpu.
+    /// auto (a hardware GPU, else the CPU), gpu:N (see `emolime devices`), cpu (Burn's flex
+    /// backend) or cpu:ndarray (Burn's older ndarray backend, for comparison).
     #[arg(long, default_value = "auto")]
     device: String,
 }
