@@ -1,13 +1,14 @@
 //! emolime: LIME explanations of speech emotion recognition models over frequency subbands,
 //! at corpus scale on the GPU.
 //!
-//! The pipeline for one utterance: decode and resample ([`audio`]), STFT on the CPU and the power
-//! mel spectrogram on the GPU ([`gpu`]), seeded band masks ([`sampling`]) over a band layout
-//! ([`bands`]), the whole batch of masked spectrograms built by a compute shader straight into the
-//! model's input tensor ([`perturb`]), scored by a Burn classifier on the same device ([`model`]),
-//! and a weighted least-squares surrogate fitted on the GPU for every class at once
-//! ([`surrogate`]). Every GPU kernel has a CPU twin, which is also the path for machines without a
-//! GPU. [`explain`] ties it together; [`synth`] makes a labelled corpus so nothing needs a download.
+//! The pipeline for one utterance: decode and resample ([`audio`]), seeded band masks
+//! ([`sampling`]) over a band layout in Hz ([`bands`]), the whole batch of perturbed inputs built
+//! by a compute shader straight into the input tensor of the model ([`model`]) on the same device,
+//! in the form the model declares it consumes: masked power mel spectrograms ([`perturb`]) or
+//! waveforms resynthesized from phase-preserving band signals ([`resynth`]); then a weighted
+//! least-squares surrogate fitted on the GPU for every class at once ([`surrogate`]). Every GPU
+//! kernel has a CPU twin, which is also the path for machines without a GPU. [`explain`] ties it
+//! together; [`synth`] makes a labelled corpus so nothing needs a download.
 
 pub mod audio;
 pub mod bands;
