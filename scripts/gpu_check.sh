@@ -6,13 +6,17 @@
 #     bash scripts/gpu_check.sh prepare
 # Then on the device machine, carrying .gpu and .gl (Vulkan loader debs, see the device notes):
 #     bash scripts/gpu_check.sh run
+# Checked end to end on lavapipe (OUT=/tmp/gpuout EMOLIME_BENCH_W2V=none ... run); the NVIDIA
+# parts (loader debs, VK_DRIVER_FILES) are untested until a device session runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHES="resynth scoring"
 
 case "${1:-}" in
 prepare)
-    grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+    exclude=$(git rev-parse --git-path info/exclude)
+    mkdir -p "$(dirname "$exclude")"
+    grep -qx '/.gpu/' "$exclude" 2>/dev/null || echo '/.gpu/' >> "$exclude"
     cargo build --release
     cargo test --release --no-run
     cargo bench --no-run
@@ -46,7 +50,7 @@ run)
     export EMOLIME_TEST_ADAPTER="$index" EMOLIME_BENCH_DEVICE="gpu:$index"
     echo "testing on gpu:$index"
     (time .gpu/it --test-threads=4) > "$out/tests.log" 2>&1 || echo "TESTS FAILED" | tee -a "$out/tests.log"
-    tail -n 3 "$out/tests.log"
+    grep -E '^test result|FAILED|panicked' "$out/tests.log" || true
     for b in $BENCHES; do
         (time ".gpu/bench-$b" --bench --warm-up-time 1 --measurement-time 3 --sample-size 10) \
             > "$out/bench-$b.log" 2>&1 || echo "BENCH $b FAILED" | tee -a "$out/bench-$b.log"
