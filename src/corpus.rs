@@ -100,15 +100,7 @@ pub fn explain_corpus(
         for (done, (i, prepared)) in rx.iter().enumerate() {
             let item = &items[i];
             // Too-short inputs come back as shape errors and are reported as bad audio.
-            let result = prepared.and_then(|p| {
-                explainer.explain(&p).map_err(|e| match e {
-                    Error::Shape { .. } | Error::Config { .. } => Error::BadAudio {
-                        path: item.path.clone(),
-                        reason: e.to_string(),
-                    },
-                    other => other,
-                })
-            });
+            let result = prepared.and_then(|p| explainer.explain(&p).map_err(|e| e.into_bad_audio(&item.path)));
             match result {
                 Ok(exp) => {
                     if exp.probs.iter().any(|p| !p.is_finite()) {
@@ -214,11 +206,7 @@ pub fn load_training_set(
                 path: item.path.clone(),
                 reason: "no label (use a manifest or class folders)".into(),
             })?;
-            let samples = crate::audio::load_mono(
-                &item.path,
-                fe.sample_rate_hz,
-                fe.win_len.max((crate::model::MIN_FRAMES - 1) * fe.hop_len),
-            )?;
+            let samples = crate::audio::load_mono(&item.path, fe.sample_rate_hz, crate::model::min_input_samples(fe))?;
             let power = stft.power(&samples).map_err(|e| Error::BadAudio {
                 path: item.path.clone(),
                 reason: e.to_string(),

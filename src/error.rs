@@ -94,6 +94,18 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// An input-shaped error (too short, wrong shape, inconsistent with the settings) as a
+    /// per-file [`Error::BadAudio`] naming `path`; any other error is returned unchanged.
+    pub fn into_bad_audio(self, path: &std::path::Path) -> Self {
+        match self {
+            Error::Shape { .. } | Error::Config { .. } => Error::BadAudio {
+                path: path.to_path_buf(),
+                reason: self.to_string(),
+            },
+            other => other,
+        }
+    }
+
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

@@ -171,13 +171,7 @@ impl Preparer {
     /// Decodes and prepares one input; a failure names the file.
     pub fn load_and_prepare(&self, item: &InputItem) -> Result<Prepared> {
         let samples = self.load(item)?;
-        self.prepare(&samples).map_err(|e| match e {
-            Error::Shape { .. } | Error::Config { .. } => Error::BadAudio {
-                path: item.path.clone(),
-                reason: e.to_string(),
-            },
-            other => other,
-        })
+        self.prepare(&samples).map_err(|e| e.into_bad_audio(&item.path))
     }
 }
 

@@ -24,6 +24,12 @@ const FREQ_GROUPS: usize = 8;
 /// Smallest number of frames the network accepts (two 2x2 poolings).
 pub const MIN_FRAMES: usize = 4;
 
+/// Shortest waveform (samples at `fe`'s rate) that gives the network [`MIN_FRAMES`] frames and
+/// one full analysis window.
+pub fn min_input_samples(fe: &FrontEndConfig) -> usize {
+    fe.win_len.max((MIN_FRAMES - 1) * fe.hop_len)
+}
+
 /// Everything about a model except its weights; stored as JSON in the model file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelMeta {

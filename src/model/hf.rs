@@ -389,8 +389,6 @@ impl HfClassifier {
     /// A classifier of `cfg`'s size with random weights (see [`Weights::random`]), for speed
     /// measurements; `cfg.id2label` names the classes.
     pub fn random(cfg: &EncoderConfig, device: &Device) -> Result<Self> {
-        cfg.validate()
-            .map_err(|(key, why)| Error::config("model", format!("`{key}`: {why}")))?;
         let mut weights = Weights::random();
         let backbone = HfEncoder::from_weights(cfg, Preprocessor::default(), &mut weights, device)?;
         Self::with_head(backbone, cfg, &mut weights, device)

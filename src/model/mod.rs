@@ -32,16 +32,6 @@ pub enum ModelInput {
     },
 }
 
-impl ModelInput {
-    /// Rate inputs are resampled to, in Hz.
-    pub fn sample_rate_hz(&self) -> u32 {
-        match self {
-            ModelInput::MelPower(fe) => fe.sample_rate_hz,
-            ModelInput::Waveform { sample_rate_hz } => *sample_rate_hz,
-        }
-    }
-}
-
 /// A classifier the explainer can score: class probabilities for a batch of inputs of the
 /// kind it declares.
 pub trait SerModel {
@@ -118,8 +108,7 @@ impl SerModel for Classifier {
     }
 
     fn min_samples(&self) -> usize {
-        let fe = &self.meta.front_end;
-        fe.win_len.max((MIN_FRAMES - 1) * fe.hop_len)
+        min_input_samples(&self.meta.front_end)
     }
 
     fn largest_tensor_bytes(&self, dim: usize) -> u64 {
