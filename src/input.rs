@@ -17,6 +17,8 @@ pub struct InputItem {
     pub label: Option<String>,
     /// Speaker from the manifest, if any.
     pub speaker: Option<String>,
+    /// Dataset (corpus, recording condition) from the manifest's `dataset` column, if any.
+    pub dataset: Option<String>,
 }
 
 /// What [`collect_inputs`] found: the usable items and one error per bad manifest row.
@@ -28,8 +30,8 @@ pub struct Inputs {
     pub errors: Vec<Error>,
 }
 
-/// Collects utterances from `path`: a `.csv` manifest (`path,label[,speaker]`, header optional,
-/// paths relative to the manifest's folder), a folder (walked recursively, sorted, label = parent
+/// Collects utterances from `path`: a `.csv` manifest (see [`read_manifest`]; paths relative to
+/// the manifest's folder), a folder (walked recursively, sorted, label = parent
 /// folder name), or a single audio file.
 pub fn collect_inputs(path: &Path) -> Result<Inputs> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
@@ -49,6 +51,7 @@ pub fn collect_inputs(path: &Path) -> Result<Inputs> {
                     id: id_of(rel),
                     label,
                     speaker: None,
+                    dataset: None,
                     path: f,
                 }
             })
@@ -67,6 +70,7 @@ pub fn collect_inputs(path: &Path) -> Result<Inputs> {
                 id,
                 label: None,
                 speaker: None,
+                dataset: None,
             }],
             errors: vec![],
         })
@@ -100,11 +104,54 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// Columns of a manifest with a header row.
+struct Columns {
+    path: usize,
+    label: usize,
+    speaker: Option<usize>,
+    dataset: Option<usize>,
+}
+
+impl Columns {
+    /// `path,label[,speaker]` without a header.
+    const PLAIN: Columns = Columns {
+        path: 0,
+        label: 1,
+        speaker: Some(2),
+        dataset: None,
+    };
+
+    /// Finds the columns by name in a header row whose first field is `path`: the label is the
+    /// `label`, `emotion` or `class` column; `speaker` and `dataset` are optional; other columns
+    /// are ignored (the `metadata.csv` of `gen_emo_corpus.py` reads as is).
+    fn from_header(fields: &[&str]) -> std::result::Result<Columns, String> {
+        let find = |names: &[&str]| {
+            fields
+                .iter()
+                .position(|f| names.iter().any(|n| f.eq_ignore_ascii_case(n)))
+        };
+        let label = find(&["label", "emotion", "class"])
+            .ok_or_else(|| "header has no `label`, `emotion` or `class` column".to_string())?;
+        Ok(Columns {
+            path: 0,
+            label,
+            speaker: find(&["speaker"]),
+            dataset: find(&["dataset"]),
+        })
+    }
+}
+
 /// Reads a CSV manifest; bad rows become errors in [`Inputs::errors`], missing files too.
+///
+/// Without a header a row is `path,label[,speaker]`. With a header (first field `path`) the
+/// columns are found by name: `path`, a label column (`label`, `emotion` or `class`), and
+/// optionally `speaker` and `dataset`; any other column is ignored.
 pub fn read_manifest(path: &Path) -> Result<Inputs> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let root = path.parent().unwrap_or(Path::new("."));
     let mut inputs = Inputs::default();
+    let mut columns = Columns::PLAIN;
+    let mut headed = false;
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
         let line = line.trim();
@@ -112,30 +159,44 @@ pub fn read_manifest(path: &Path) -> Result<Inputs> {
             continue;
         }
         let fields: Vec<&str> = split_csv(line);
-        if i == 0 && fields.first().is_some_and(|f| f.eq_ignore_ascii_case("path")) {
-            continue;
-        }
         let bad = |reason: String| Error::Manifest {
             path: path.to_path_buf(),
             line: line_no,
             reason,
         };
-        if !(2..=3).contains(&fields.len()) {
+        if i == 0 && fields.first().is_some_and(|f| f.eq_ignore_ascii_case("path")) {
+            if fields.len() > 2 || fields.get(1).is_some_and(|f| !f.eq_ignore_ascii_case("label")) {
+                columns = Columns::from_header(&fields).map_err(bad)?;
+                headed = true;
+            }
+            continue;
+        }
+        let field = |k: usize| fields.get(k).copied().filter(|s| !s.is_empty());
+        if headed {
+            if fields.len() <= columns.label.max(columns.path) {
+                inputs.errors.push(bad(format!(
+                    "expected at least {} fields as the header says, got {}",
+                    columns.label.max(columns.path) + 1,
+                    fields.len()
+                )));
+                continue;
+            }
+        } else if !(2..=3).contains(&fields.len()) {
             inputs.errors.push(bad(format!(
                 "expected `path,label[,speaker]`, got {} fields",
                 fields.len()
             )));
             continue;
         }
-        if fields[0].is_empty() || fields[1].is_empty() {
+        let (Some(rel), Some(label)) = (field(columns.path), field(columns.label)) else {
             inputs.errors.push(bad("empty path or label".into()));
             continue;
-        }
-        let rel = Path::new(fields[0]);
-        let audio = if rel.is_absolute() {
-            rel.to_path_buf()
+        };
+        let rel_path = Path::new(rel);
+        let audio = if rel_path.is_absolute() {
+            rel_path.to_path_buf()
         } else {
-            root.join(rel)
+            root.join(rel_path)
         };
         if !audio.is_file() {
             inputs.errors.push(bad(format!("{}: no such file", audio.display())));
@@ -143,9 +204,10 @@ pub fn read_manifest(path: &Path) -> Result<Inputs> {
         }
         inputs.items.push(InputItem {
             path: audio,
-            id: fields[0].to_string(),
-            label: Some(fields[1].to_string()),
-            speaker: fields.get(2).filter(|s| !s.is_empty()).map(|s| s.to_string()),
+            id: rel.to_string(),
+            label: Some(label.to_string()),
+            speaker: columns.speaker.and_then(field).map(str::to_string),
+            dataset: columns.dataset.and_then(field).map(str::to_string),
         });
     }
     Ok(inputs)

@@ -16,6 +16,7 @@ pub mod corpus;
 pub mod device;
 pub mod error;
 pub mod explain;
+pub mod features;
 pub mod gpu;
 pub mod input;
 pub mod model;

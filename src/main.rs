@@ -7,6 +7,7 @@ use emolime::bands::{BandConfig, BandKind};
 use emolime::corpus::{CorpusReport, Failure, Progress, explain_corpus, load_training_set};
 use emolime::device::{ComputeDevice, DeviceSpec};
 use emolime::explain::{ExplainConfig, Explainer, ExplanationRecord};
+use emolime::features::corpus::{FeatureConfig, Level, extract_corpus, write_csv};
 use emolime::input::{InputItem, collect_inputs};
 use emolime::model::{AnyModel, Classifier, SerModel, TrainConfig, train};
 use emolime::output::OutputDir;
@@ -40,6 +41,47 @@ enum Command {
     Synth(SynthArgs),
     /// List the adapters wgpu sees and the one `--device auto` picks.
     Devices(DevicesArgs),
+    /// Extract eGeMAPS v02 features (openSMILE's 88 functionals, or the 25 frame-level
+    /// descriptors with --lld) for one file, a folder or a CSV manifest, into a CSV file.
+    Features(FeaturesArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FeatureSetArg {
+    /// eGeMAPS v02, openSMILE's column names and order.
+    Egemaps,
+}
+
+#[derive(Args)]
+struct FeaturesArgs {
+    /// One audio file, a folder (label = parent folder) or a CSV manifest (`path,label[,speaker]`,
+    /// or a header naming `path`, `label`/`emotion`, `speaker`, `dataset` columns).
+    #[arg(long)]
+    input: PathBuf,
+    /// Feature set.
+    #[arg(long, value_enum, default_value = "egemaps")]
+    set: FeatureSetArg,
+    /// Output CSV (written atomically; one row per file, or per frame with --lld).
+    #[arg(long)]
+    out: PathBuf,
+    /// Write the frame-level descriptors (10 ms hop) instead of the functionals.
+    #[arg(long)]
+    lld: bool,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+    /// Replace an existing output file.
+    #[arg(long)]
+    force: bool,
+}
+
+impl From<&FeaturesArgs> for FeatureConfig {
+    fn from(a: &FeaturesArgs) -> Self {
+        FeatureConfig {
+            level: if a.lld { Level::Lld } else { Level::Functionals },
+            workers: a.workers,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -283,6 +325,7 @@ fn main() {
         Command::Train(a) => train_cmd(a).map(|_| ()),
         Command::Synth(a) => synth(a),
         Command::Devices(a) => devices(a),
+        Command::Features(a) => features(a),
     };
     if let Err(e) = result {
         eprintln!("error: {}", render_error(&e));
@@ -302,6 +345,48 @@ fn render_error(e: &anyhow::Error) -> String {
         }
     }
     out
+}
+
+fn features(a: &FeaturesArgs) -> Result<()> {
+    let FeatureSetArg::Egemaps = a.set;
+    if a.out.exists() && !a.force {
+        bail!(
+            "{}: output file already exists (pass --force to replace it)",
+            a.out.display()
+        );
+    }
+    let inputs = collect_inputs(&a.input)?;
+    for e in &inputs.errors {
+        eprintln!("skipped: {e}");
+    }
+    if inputs.items.is_empty() {
+        bail!("{}: no audio files to analyse", a.input.display());
+    }
+    let cfg = FeatureConfig::from(a);
+    let pb = bar(inputs.items.len(), "egemaps");
+    let t0 = std::time::Instant::now();
+    let results = extract_corpus(&inputs.items, &cfg, |done, _| pb.set_position(done as u64));
+    let seconds = t0.elapsed().as_secs_f64();
+    pb.finish_and_clear();
+    let mut failed = 0;
+    for r in &results {
+        if let Err(e) = r {
+            eprintln!("failed: {e}");
+            failed += 1;
+        }
+    }
+    let n_ok = results.len() - failed;
+    if n_ok == 0 {
+        bail!("no file could be analysed ({failed} failures)");
+    }
+    write_csv(&a.out, &inputs.items, &results, cfg.level)?;
+    println!(
+        "{n_ok} files in {seconds:.2} s ({:.1} files/s on {} threads), {failed} failed -> {}",
+        n_ok as f64 / seconds,
+        cfg.resolved_workers().min(inputs.items.len()),
+        a.out.display()
+    );
+    Ok(())
 }
 
 fn bar(total: usize, what: &str) -> ProgressBar {

@@ -1,0 +1,336 @@
+//! Interpretable acoustic features: eGeMAPS v02 (88 functionals, 25 frame-level descriptors)
+//! computed in Rust the way openSMILE computes them, for one waveform or a whole corpus.
+//!
+//! ```text
+//! waveform (16 kHz) ─┬─ 20 ms Hamming frames ── loudness, alpha ratio, Hammarberg, slopes,
+//!                    │                           flux, MFCC 1-4, energy, LPC formants
+//!                    └─ 60 ms Gaussian frames ── SHS F0 ─ Viterbi ─ jitter, shimmer, HNR,
+//!                                                                    H1-H2, H1-A3, formant levels
+//!     └─ 3-frame smoothing ─ voiced / unvoiced selection ─ functionals (means, CoV,
+//!        percentiles, slopes, peaks, segments) ─ 88 values in openSMILE's order
+//! ```
+//!
+//! The agreement with openSMILE 3.0 (the PyPI `opensmile` package) is measured by
+//! `scripts/egemaps_compare.py` and tabled in the README. Conventions where openSMILE has none:
+//! audio at another rate is resampled to 16 kHz first, and a clip shorter than one 60 ms frame
+//! is zero-padded to one frame, so every input gives 88 finite values.
+
+pub mod corpus;
+pub mod functionals;
+mod names;
+pub mod pitch;
+pub mod spectral;
+pub mod voice;
+
+pub use names::{EGEMAPS_NAMES, LLD_NAMES};
+
+use crate::error::{Error, Result};
+use functionals::{mean, mean_stddev_norm, non_zero, peaks2, percentiles_20_50_80, segments, smooth3};
+use ndarray::Array2;
+use pitch::{PitchAnalyzer, PitchFrame, semitones_from_27_5, smooth_f0};
+use spectral::{SpectralAnalyzer, SpectralFrame};
+use voice::{HarmonicAnalyzer, HarmonicFrame, JitterTracker};
+
+/// Sample rate every descriptor is computed at, Hz.
+pub const SAMPLE_RATE_HZ: u32 = 16_000;
+/// Hop between frames, samples at 16 kHz (10 ms).
+pub const HOP_LEN: usize = 160;
+/// openSMILE reads 16-bit PCM as `int / 32767`; decoders give `int / 32768`.
+const PCM_SCALE: f64 = 32768.0 / 32767.0;
+
+/// The eGeMAPS v02 extractor: FFT plans, filterbanks and tables built once, reused for every
+/// waveform. Not shared between threads: give each worker its own.
+pub struct Egemaps {
+    spectral: SpectralAnalyzer,
+    pitch: PitchAnalyzer,
+    harmonics: HarmonicAnalyzer,
+}
+
+/// Every frame-level value of one waveform, before smoothing.
+struct Frames {
+    /// One per 20 ms frame, `[N20]`.
+    short: Vec<SpectralFrame>,
+    /// F0 in Hz per 60 ms frame, `[N60]`, 0 when unvoiced.
+    f0_hz: Vec<f64>,
+    /// `[N60]`.
+    harmonic: Vec<HarmonicFrame>,
+    /// `(jitter, shimmer dB)` per 60 ms frame, `[N60]`.
+    jitter: Vec<(f64, f64)>,
+}
+
+impl Default for Egemaps {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The 25 descriptors of one 60 ms frame index, in [`LLD_NAMES`] order, unsmoothed; `gate`
+/// zeroes the formant frequencies and bandwidths of unvoiced frames (as the functionals see
+/// them; the LLD output keeps them).
+fn lld_row(fr: &Frames, k: usize, gate: bool) -> [f64; 25] {
+    let s = &fr.short[k];
+    let h = &fr.harmonic[k];
+    let f0 = fr.f0_hz[k];
+    let voiced = f0 > 0.0;
+    let mut row = [0.0; 25];
+    row[..10].copy_from_slice(&[
+        s.loudness,
+        s.alpha_ratio_db,
+        s.hammarberg_db,
+        s.slope_0_500,
+        s.slope_500_1500,
+        s.flux,
+        s.mfcc[0],
+        s.mfcc[1],
+        s.mfcc[2],
+        s.mfcc[3],
+    ]);
+    row[10] = semitones_from_27_5(f0);
+    row[11] = fr.jitter[k].0;
+    row[12] = fr.jitter[k].1;
+    row[13] = h.hnr_db;
+    row[14] = h.h1_h2_db;
+    row[15] = h.h1_a3_db;
+    for f in 0..3 {
+        let keep = !gate || voiced;
+        row[16 + 3 * f] = if keep { s.formant_hz[f] } else { 0.0 };
+        row[17 + 3 * f] = if keep { s.bandwidth_hz[f] } else { 0.0 };
+        row[18 + 3 * f] = h.formant_amp_db[f];
+    }
+    row
+}
+
+impl Egemaps {
+    /// Builds the analysers.
+    pub fn new() -> Self {
+        Egemaps {
+            spectral: SpectralAnalyzer::new(),
+            pitch: PitchAnalyzer::new(),
+            harmonics: HarmonicAnalyzer::new(),
+        }
+    }
+
+    /// Checks and converts `samples` to openSMILE's scale at 16 kHz, padded to one 60 ms frame.
+    fn signal(samples: &[f32], sample_rate_hz: u32) -> Result<Vec<f64>> {
+        if let Some((i, x)) = samples.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            return Err(Error::config("samples", format!("sample {i} is not finite ({x})")));
+        }
+        let resampled;
+        let at_16k = if sample_rate_hz == SAMPLE_RATE_HZ {
+            samples
+        } else {
+            resampled = crate::audio::resample(samples, sample_rate_hz, SAMPLE_RATE_HZ)?;
+            &resampled[..]
+        };
+        let mut x: Vec<f64> = at_16k.iter().map(|v| *v as f64 * PCM_SCALE).collect();
+        if x.len() < pitch::FRAME_LEN {
+            x.resize(pitch::FRAME_LEN, 0.0);
+        }
+        Ok(x)
+    }
+
+    fn frames(&mut self, x: &[f64]) -> Frames {
+        let n20 = (x.len() - spectral::FRAME_LEN) / HOP_LEN + 1;
+        let n60 = (x.len() - pitch::FRAME_LEN) / HOP_LEN + 1;
+        self.spectral.reset();
+        let short: Vec<SpectralFrame> = (0..n20)
+            .map(|k| {
+                self.spectral
+                    .analyse(&x[k * HOP_LEN..k * HOP_LEN + spectral::FRAME_LEN])
+            })
+            .collect();
+        let long: Vec<PitchFrame> = (0..n60)
+            .map(|k| self.pitch.analyse(&x[k * HOP_LEN..k * HOP_LEN + pitch::FRAME_LEN]))
+            .collect();
+        let f0_hz = smooth_f0(&long);
+        let mut tracker = JitterTracker::new();
+        let jitter = (0..n60).map(|k| tracker.frame(k, f0_hz[k], x)).collect();
+        let harmonic = (0..n60)
+            .map(|k| {
+                let f = &short[k].formant_hz;
+                self.harmonics
+                    .analyse(f0_hz[k], &long[k].magnitudes, [f[0], f[1], f[2]])
+            })
+            .collect();
+        Frames {
+            short,
+            f0_hz,
+            harmonic,
+            jitter,
+        }
+    }
+
+    /// The 25 frame-level descriptors, smoothed as openSMILE writes them: one row per 60 ms
+    /// frame (10 ms hop, frame k starts at `k * 10 ms`), columns in [`LLD_NAMES`] order.
+    ///
+    /// # Shapes
+    /// `samples`: `[S]` mono at `sample_rate_hz`, nominally in `[-1, 1]`; returns `[T, 25]`
+    /// with `T = (S16 - 960) / 160 + 1` for `S16` samples at 16 kHz (at least 1).
+    ///
+    /// Errors: [`Error::Config`] for a non-finite sample or a zero rate.
+    pub fn lld(&mut self, samples: &[f32], sample_rate_hz: u32) -> Result<Array2<f64>> {
+        let x = Self::signal(samples, sample_rate_hz)?;
+        let fr = self.frames(&x);
+        let n20 = fr.short.len();
+        let n60 = fr.f0_hz.len();
+        // Spectral columns are smoothed over all 20 ms frames, the others over the 60 ms ones.
+        let mut out = Array2::zeros((n60, 25));
+        for c in 0..25 {
+            let len = if c < 10 { n20 } else { n60 };
+            let raw: Vec<f64> = (0..len)
+                .map(|k| {
+                    if c < 10 {
+                        spectral_column(&fr.short[k], c)
+                    } else {
+                        lld_row(&fr, k, false)[c]
+                    }
+                })
+                .collect();
+            let smooth = smooth3(&raw, c >= 10);
+            for k in 0..n60 {
+                out[[k, c]] = smooth[k];
+            }
+        }
+        Ok(out)
+    }
+
+    /// The 88 eGeMAPS v02 functionals of one waveform, in [`EGEMAPS_NAMES`] order.
+    ///
+    /// # Shapes
+    /// `samples`: `[S]` mono at `sample_rate_hz`, nominally in `[-1, 1]`; returns `[88]`.
+    ///
+    /// Errors: [`Error::Config`] for a non-finite sample or a zero rate. Silent, unvoiced,
+    /// constant or very short input gives finite values (0 for the functionals of an empty
+    /// voiced set, -120 dB sound level for digital silence).
+    pub fn functionals(&mut self, samples: &[f32], sample_rate_hz: u32) -> Result<[f64; 88]> {
+        let x = Self::signal(samples, sample_rate_hz)?;
+        let fr = self.frames(&x);
+        Ok(functionals_of(&fr))
+    }
+}
+
+/// Column `c` (0..10) of the spectral descriptors.
+fn spectral_column(s: &SpectralFrame, c: usize) -> f64 {
+    match c {
+        0 => s.loudness,
+        1 => s.alpha_ratio_db,
+        2 => s.hammarberg_db,
+        3 => s.slope_0_500,
+        4 => s.slope_500_1500,
+        5 => s.flux,
+        _ => s.mfcc[c - 6],
+    }
+}
+
+fn functionals_of(fr: &Frames) -> [f64; 88] {
+    let n20 = fr.short.len();
+    let n60 = fr.f0_hz.len();
+    // openSMILE's functionals of the 60 ms sets see all but the last 1 or 2 smoothed frames
+    // (its end-of-input scheduling): 2 when the utterance ends voiced, else 1.
+    let tail_voiced = fr.f0_hz[n60.saturating_sub(3)..].iter().any(|f| *f > 0.0);
+    let keep = n60.saturating_sub(if tail_voiced { 2 } else { 1 });
+    let mut out = [0.0; 88];
+    let mut put = |i: &mut usize, v: f64| {
+        out[*i] = v;
+        *i += 1;
+    };
+    let mut i = 0usize;
+
+    // F0 semitones: smoothed over voiced frames, functionals over voiced frames.
+    let semitones: Vec<f64> = fr.f0_hz.iter().map(|f| semitones_from_27_5(*f)).collect();
+    let f0_s = smooth3(&semitones, true);
+    let f0_s = &f0_s[..keep];
+    let f0_nz = non_zero(f0_s);
+    let (m, sd) = mean_stddev_norm(&f0_nz);
+    let p = percentiles_20_50_80(&f0_nz);
+    let pk = peaks2(&f0_nz);
+    for v in [m, sd, p[0], p[1], p[2], p[3]] {
+        put(&mut i, v);
+    }
+    for v in [
+        pk.mean_rising_slope,
+        pk.stddev_rising_slope,
+        pk.mean_falling_slope,
+        pk.stddev_falling_slope,
+    ] {
+        put(&mut i, v);
+    }
+
+    // Loudness over all 20 ms frames.
+    let col = |c: usize| -> Vec<f64> { fr.short.iter().map(|s| spectral_column(s, c)).collect() };
+    let loud = smooth3(&col(0), false);
+    let (m, sd) = mean_stddev_norm(&loud);
+    let p = percentiles_20_50_80(&loud);
+    let lpk = peaks2(&loud);
+    for v in [m, sd, p[0], p[1], p[2], p[3]] {
+        put(&mut i, v);
+    }
+    for v in [
+        lpk.mean_rising_slope,
+        lpk.stddev_rising_slope,
+        lpk.mean_falling_slope,
+        lpk.stddev_falling_slope,
+    ] {
+        put(&mut i, v);
+    }
+
+    // Flux and MFCC 1-4 over all 20 ms frames.
+    for c in 5..10 {
+        let (m, sd) = mean_stddev_norm(&smooth3(&col(c), false));
+        put(&mut i, m);
+        put(&mut i, sd);
+    }
+
+    // Voice quality and formants over voiced frames (formant levels keep their -201 floor).
+    let rows: Vec<[f64; 25]> = (0..n60).map(|k| lld_row(fr, k, true)).collect();
+    for c in 11..25 {
+        let raw: Vec<f64> = rows.iter().map(|r| r[c]).collect();
+        let s = smooth3(&raw, true);
+        let (m, sd) = mean_stddev_norm(&non_zero(&s[..keep]));
+        put(&mut i, m);
+        put(&mut i, sd);
+    }
+
+    // Spectral descriptors of the first N60 20 ms frames, split by the (unsmoothed) voicing.
+    let gated = |c: usize, voiced: bool| -> Vec<f64> {
+        let raw: Vec<f64> = (0..n60)
+            .map(|k| {
+                let v = semitones[k] > 1e-6;
+                if v == voiced {
+                    spectral_column(&fr.short[k], c)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let s = smooth3(&raw, true);
+        non_zero(&s[..keep])
+    };
+    for c in [1, 2, 3, 4, 5, 6, 7, 8, 9] {
+        let (m, sd) = mean_stddev_norm(&gated(c, true));
+        put(&mut i, m);
+        put(&mut i, sd);
+    }
+    for c in [1, 2, 3, 4, 5] {
+        put(&mut i, mean(&gated(c, false)));
+    }
+
+    // Rates and segment lengths.
+    put(&mut i, lpk.peaks_per_s);
+    let voiced = segments(f0_s, false);
+    let unvoiced = segments(f0_s, true);
+    for v in [
+        voiced.per_s,
+        voiced.mean_len_s,
+        voiced.stddev_len_s,
+        unvoiced.mean_len_s,
+        unvoiced.stddev_len_s,
+    ] {
+        put(&mut i, v);
+    }
+    let energy = mean(&fr.short.iter().map(|s| s.energy).collect::<Vec<_>>());
+    put(&mut i, if energy > 1e-12 { 10.0 * energy.log10() } else { -120.0 });
+    debug_assert_eq!(i, 88);
+    debug_assert!(n20 >= n60);
+    out
+}

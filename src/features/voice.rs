@@ -1,0 +1,436 @@
+//! Voice quality of eGeMAPS v02: jitter and shimmer from pitch periods in the waveform
+//! (`cPitchJitter`), and from the 60 ms spectrum the ACF harmonics-to-noise ratio, the
+//! harmonic differences H1-H2 and H1-A3 and the formant amplitudes (`cHarmonics`).
+//!
+//! openSMILE's conventions are kept where they change values: "H1" and "H2" are the
+//! harmonics at 2 F0 and 3 F0 relative to the F0 peak, a voiced frame with no accepted period
+//! repeats the previous frame's jitter and shimmer, and unvoiced frames give -201 dB formant
+//! amplitudes.
+
+use super::pitch::{N_BINS, bin_hz, quad3};
+use rustfft::num_complex::Complex;
+use rustfft::{Fft, FftPlanner};
+use std::sync::Arc;
+
+/// Samples a period search may read per 60 ms frame at 16 kHz.
+const FRAME_LEN: usize = 960;
+/// Hop at 16 kHz.
+const HOP: usize = 160;
+/// Seconds per sample at 16 kHz.
+const SAMPLE_S: f64 = 1.0 / 16_000.0;
+
+/// Pearson correlation of two equally long slices (NaN when one is constant, as in openSMILE).
+fn pearson(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        let (da, db) = (a - mx, b - my);
+        sxy += da * db;
+        sxx += da * da;
+        syy += db * db;
+    }
+    sxy / (sxx.sqrt() * syy.sqrt())
+}
+
+/// Peak-to-peak amplitude of a period, its first and last samples left out.
+fn peak_to_peak(x: &[f64]) -> f64 {
+    let inner = &x[1..x.len().saturating_sub(1).max(1)];
+    let (lo, hi) = inner
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+    if inner.is_empty() { 0.0 } else { hi - lo }
+}
+
+/// Period-by-period jitter and shimmer over consecutive 60 ms frames (state carries over).
+#[derive(Default)]
+pub struct JitterTracker {
+    last_idx: usize,
+    last_mis: usize,
+    last_t0: f64,
+    last_jitter: f64,
+    last_shimmer: f64,
+    cc: Vec<f64>,
+}
+
+impl JitterTracker {
+    /// A tracker at the start of a signal.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `(jitterLocal, shimmerLocaldB)` of frame `k`, whose smoothed F0 is `f0_hz` (0 when
+    /// unvoiced); frames must come in order.
+    ///
+    /// # Shapes
+    /// `signal`: `[S]` samples at 16 kHz, the whole utterance.
+    pub fn frame(&mut self, k: usize, f0_hz: f64, signal: &[f64]) -> (f64, f64) {
+        let start_v = k * HOP;
+        let to_read0 = HOP + self.last_mis;
+        let mut to_read = to_read0;
+        let (mut t0f, mut t0min, mut t0max) = (0usize, 0usize, 0usize);
+        if f0_hz > 0.0 {
+            let tf = (1.0 / f0_hz) / SAMPLE_S;
+            t0f = (tf + 0.5).floor() as usize;
+            t0min = (0.9 * tf).floor() as usize;
+            t0max = (1.1 * tf).ceil() as usize;
+            to_read = to_read.max(2 * t0max + 2);
+        }
+        to_read = to_read.min(self.last_mis + FRAME_LEN);
+        if start_v.checked_sub(self.last_mis) != Some(self.last_idx) {
+            self.last_idx = start_v;
+            to_read = to_read.min(FRAME_LEN);
+        }
+        let end = (self.last_idx + to_read).min(signal.len());
+        let m = &signal[self.last_idx.min(end)..end];
+        let n_t = m.len();
+        let (mut n_periods, mut n_local) = (0usize, 0usize);
+        let (mut avg_period, mut jl, mut avg_amp, mut avg_amp_diff) = (0.0, 0.0, 0.0, 0.0);
+        let mut last_period = 0usize;
+        if f0_hz > 0.0 && t0min >= 1 {
+            let width = t0max - t0min + 1;
+            self.cc.resize(width, 0.0);
+            let mut start = 0usize;
+            while start + 2 * t0max + 1 < n_t {
+                for lag in t0min..=t0max {
+                    self.cc[lag - t0min] = pearson(&m[start..start + lag], &m[start + lag..start + 2 * lag]);
+                }
+                let cc = &self.cc;
+                let mut max_i: Option<usize> = None;
+                for i in 1..width.saturating_sub(2) {
+                    if cc[i - 1] < cc[i] && cc[i] > cc[i + 1] && max_i.is_none_or(|m| cc[i] > cc[m]) {
+                        max_i = Some(i);
+                    }
+                }
+                match max_i {
+                    None => start += t0f.max(1),
+                    Some(mi) => {
+                        let pp = t0min + mi;
+                        let os = start;
+                        start += pp;
+                        let a0 = peak_to_peak(&m[os..os + pp]);
+                        let a1 = peak_to_peak(&m[start..(start + pp).min(n_t)]);
+                        let (xv, cci) = quad3(
+                            mi as f64 - 1.0,
+                            cc[mi - 1],
+                            mi as f64,
+                            cc[mi],
+                            mi as f64 + 1.0,
+                            cc[mi + 1],
+                        );
+                        let period = (t0min as f64 + xv).abs() * SAMPLE_S;
+                        if cci > 0.5 {
+                            avg_period += period;
+                            n_periods += 1;
+                            if self.last_t0 > 0.0 {
+                                jl += (self.last_t0 - period).abs();
+                                n_local += 1;
+                            }
+                            self.last_t0 = period;
+                            avg_amp += (a0 + a1) / 2.0;
+                            avg_amp_diff += (a0 - a1).abs();
+                        }
+                    }
+                }
+                if start + 1 < to_read0 {
+                    last_period = start;
+                }
+            }
+            self.last_mis = to_read0 - last_period;
+        } else {
+            last_period = to_read0;
+            self.last_mis = 0;
+            self.last_t0 = 0.0;
+            self.last_jitter = 0.0;
+            self.last_shimmer = 0.0;
+        }
+        self.last_idx += last_period;
+        if f0_hz <= 0.0 {
+            return (0.0, 0.0);
+        }
+        if n_periods > 0 && n_local > 0 {
+            self.last_jitter = ((jl / n_local as f64) / (avg_period / n_periods as f64)).min(1.0);
+        }
+        let jitter = if n_periods > 0 && n_local == 0 {
+            0.0
+        } else {
+            self.last_jitter
+        };
+        if n_periods > 0 {
+            self.last_shimmer = if avg_amp > 0.0 { avg_amp_diff / avg_amp } else { 0.0 };
+        }
+        self.last_shimmer = self.last_shimmer.min(1.0);
+        (jitter, 20.0 * (self.last_shimmer + 1.0).log10())
+    }
+}
+
+/// What `cHarmonics` gives eGeMAPS for one frame.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HarmonicFrame {
+    /// Harmonics-to-noise ratio from the autocorrelation, dB (0 when unvoiced).
+    pub hnr_db: f64,
+    /// Level of the 2 F0 harmonic minus the 3 F0 harmonic, dB (0 when unvoiced).
+    pub h1_h2_db: f64,
+    /// Level of the 2 F0 harmonic minus the harmonic nearest F3's peak, dB (0 when unvoiced).
+    pub h1_a3_db: f64,
+    /// Level of the strongest harmonic near F1, F2, F3 relative to the F0 peak, dB (-201 when
+    /// unvoiced, 0 when no harmonic is near the formant).
+    pub formant_amp_db: [f64; 3],
+}
+
+/// Harmonic analysis of the 60 ms magnitude spectrum, built once.
+pub struct HarmonicAnalyzer {
+    ifft: Arc<dyn Fft<f64>>,
+    buf: Vec<Complex<f64>>,
+    scratch: Vec<Complex<f64>>,
+    acf: Vec<f64>,
+    frq: Vec<f64>,
+}
+
+const N_HARM: usize = 100;
+
+#[derive(Clone, Copy, Default)]
+struct Harmonic {
+    bin: usize,
+    freq: f64,
+    mag: f64,
+    mag_interp: f64,
+    log_rel: f64,
+}
+
+fn is_peak(x: &[f64], n: isize) -> bool {
+    let len = x.len() as isize;
+    if n < 0 || n >= len {
+        return false;
+    }
+    let i = n as usize;
+    if n + 1 < len {
+        if n > 0 {
+            x[i] > x[i - 1] && x[i] > x[i + 1]
+        } else {
+            x[0] > x[1]
+        }
+    } else {
+        n > 0 && x[i] > x[i - 1]
+    }
+}
+
+/// The nearest peak of `x` to `idx`, left first, as openSMILE's `getClosestPeak`.
+fn closest_peak(x: &[f64], idx: usize) -> usize {
+    let n = x.len();
+    let i = idx as isize;
+    if is_peak(x, i) {
+        return idx;
+    }
+    let mut o = 1isize;
+    while i - o > 0 || i + o < n as isize - 1 {
+        if i - o > 0 && is_peak(x, i - o) {
+            return (i - o) as usize;
+        }
+        if i + o < n as isize - 1 && is_peak(x, i + o) {
+            return (i + o) as usize;
+        }
+        o += 1;
+    }
+    let (first, last, here) = (x[0], x[n - 1], x[idx.min(n - 1)]);
+    if first > here && last <= here {
+        0
+    } else if first <= here && last > here {
+        n - 1
+    } else if first > here && last > here {
+        if idx < n / 2 { 0 } else { n - 1 }
+    } else {
+        idx
+    }
+}
+
+impl Default for HarmonicAnalyzer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HarmonicAnalyzer {
+    /// Plans the inverse FFT of the autocorrelation.
+    pub fn new() -> Self {
+        let n = 2 * (N_BINS - 1);
+        let ifft = FftPlanner::new().plan_fft_inverse(n);
+        let scratch = vec![Complex::default(); ifft.get_inplace_scratch_len()];
+        HarmonicAnalyzer {
+            ifft,
+            buf: vec![Complex::default(); n],
+            scratch,
+            acf: vec![0.0; N_BINS],
+            frq: (0..N_BINS).map(bin_hz).collect(),
+        }
+    }
+
+    /// First bin at or after `start` above `f`, or the one before it when nearer; 0 when none.
+    fn freq_to_bin(&self, f: f64, start: usize) -> usize {
+        for b in start.max(1)..self.frq.len() {
+            if self.frq[b] > f {
+                return if self.frq[b] - f > f - self.frq[b - 1] {
+                    b - 1
+                } else {
+                    b
+                };
+            }
+        }
+        0
+    }
+
+    /// Harmonic descriptors of one frame.
+    ///
+    /// # Shapes
+    /// `mag`: `[N_BINS]` magnitudes of the 60 ms frame; `formants_hz`: F1-F3 of the frame.
+    pub fn analyse(&mut self, f0_hz: f64, mag: &[f64], formants_hz: [f64; 3]) -> HarmonicFrame {
+        let n = N_BINS;
+        let hnr_db = self.hnr(f0_hz, mag);
+        if f0_hz <= 0.0 {
+            return HarmonicFrame {
+                hnr_db,
+                h1_h2_db: 0.0,
+                h1_a3_db: 0.0,
+                formant_amp_db: [-201.0; 3],
+            };
+        }
+        let f0 = f0_hz as f32;
+        let mut h = [Harmonic::default(); N_HARM];
+        let mut last_bin = self.freq_to_bin((0.5f32 * f0) as f64, 1);
+        let first_bin = self.freq_to_bin((0.5f32 * f0) as f64, last_bin);
+        for (i, hi) in h.iter_mut().enumerate() {
+            let cand = self.freq_to_bin(((i + 1) as f32 * f0) as f64, last_bin);
+            let mut peak: isize = -1;
+            if is_peak(mag, cand as isize) {
+                peak = cand as isize;
+            } else {
+                let (mut l, mut r) = (cand as isize - 1, cand as isize + 1);
+                let lo = self.freq_to_bin(((i as f32 + 0.5) * f0) as f64, last_bin) as isize;
+                let hi_b = self.freq_to_bin(((i as f32 + 1.5) * f0) as f64, cand) as isize;
+                while (l >= lo || r <= hi_b) && peak == -1 {
+                    if r <= hi_b {
+                        if is_peak(mag, r) {
+                            peak = r;
+                            break;
+                        }
+                        r += 1;
+                    }
+                    if l >= lo {
+                        if is_peak(mag, l) {
+                            peak = l;
+                            break;
+                        }
+                        l -= 1;
+                    }
+                }
+            }
+            if peak >= first_bin as isize && peak < n as isize - 1 && peak >= 1 {
+                let p = peak as usize;
+                let (fi, mi) = quad3(
+                    self.frq[p - 1],
+                    mag[p - 1],
+                    self.frq[p],
+                    mag[p],
+                    self.frq[p + 1],
+                    mag[p + 1],
+                );
+                *hi = Harmonic {
+                    bin: p,
+                    freq: fi as f32 as f64,
+                    mag: mag[p],
+                    mag_interp: mi as f32 as f64,
+                    log_rel: 0.0,
+                };
+            } else {
+                *hi = Harmonic {
+                    bin: cand,
+                    ..Harmonic::default()
+                };
+            }
+            last_bin = cand;
+        }
+        let m0 = h[0].mag;
+        let lm0 = if m0 != 0.0 { m0.log10() } else { 0.0 };
+        for i in 1..N_HARM {
+            h[i].log_rel = if m0 == 0.0 {
+                -201.0
+            } else if h[i].mag_interp > 0.0 {
+                (20.0 * (h[i].mag_interp.log10() - lm0)).max(-200.0)
+            } else {
+                -200.0
+            };
+            if h[i].bin == h[i - 1].bin {
+                h[i] = Harmonic {
+                    log_rel: -201.0,
+                    ..Harmonic::default()
+                };
+            }
+        }
+        let near = |fc: f64| -> Option<usize> {
+            let (lo, hi) = ((0.8f32 * fc as f32) as f64, (1.2f32 * fc as f32) as f64);
+            let mut best: Option<usize> = None;
+            let mut best_mag = 0.0;
+            for (k, hk) in h.iter().enumerate() {
+                if hk.freq >= lo && hk.freq <= hi && hk.mag > best_mag {
+                    best = Some(k);
+                    best_mag = hk.mag;
+                }
+            }
+            best
+        };
+        let clamp = |v: f64| v.clamp(-201.0, 201.0);
+        let h1_h2_db = clamp(h[1].log_rel - h[2].log_rel);
+        let h1_a3_db = match near(formants_hz[2]) {
+            Some(a3) => clamp(h[1].log_rel - h[a3].log_rel),
+            None => clamp(h[1].log_rel - 201.0),
+        };
+        let mut formant_amp_db = [0.0; 3];
+        for (k, amp) in formant_amp_db.iter_mut().enumerate() {
+            *amp = near(formants_hz[k]).map_or(0.0, |i| h[i].log_rel);
+        }
+        HarmonicFrame {
+            hnr_db,
+            h1_h2_db,
+            h1_a3_db,
+            formant_amp_db,
+        }
+    }
+
+    /// HNR from the circular autocorrelation (inverse FFT of the power spectrum) at the lag of
+    /// the peak nearest one period, clamped to [-90, 110] dB.
+    fn hnr(&mut self, f0_hz: f64, mag: &[f64]) -> f64 {
+        let n = self.buf.len();
+        for (k, m) in mag.iter().enumerate() {
+            let p = m * m;
+            self.buf[k] = Complex::new(p, 0.0);
+            if k > 0 && k < n / 2 {
+                self.buf[n - k] = Complex::new(p, 0.0);
+            }
+        }
+        self.ifft.process_with_scratch(&mut self.buf, &mut self.scratch);
+        for (a, c) in self.acf.iter_mut().zip(&self.buf) {
+            *a = (c.re / 2.0).abs() / N_BINS as f64;
+        }
+        let lag = if f0_hz > 0.0 {
+            (self.frq[N_BINS - 1] * 2.0 / f0_hz).floor() as usize
+        } else {
+            0
+        };
+        if lag == 0 {
+            return 0.0;
+        }
+        let b = closest_peak(&self.acf, lag.min(N_BINS - 1));
+        if b == 0 {
+            return 0.0;
+        }
+        let r = self.acf[0] - self.acf[b];
+        let ratio = if r == 0.0 { 1e11 } else { self.acf[b] / r };
+        if ratio > 1e11 {
+            110.0
+        } else if ratio < 1e-9 {
+            -90.0
+        } else {
+            10.0 * ratio.log10()
+        }
+    }
+}
