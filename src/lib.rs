@@ -12,6 +12,7 @@
 
 pub mod audio;
 pub mod bands;
+pub mod classify;
 pub mod corpus;
 pub mod device;
 pub mod error;

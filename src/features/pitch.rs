@@ -230,7 +230,7 @@ impl PitchAnalyzer {
             self.buf[pad + i] = Complex::new(v, 0.0);
         }
         self.fft.process_with_scratch(&mut self.buf, &mut self.scratch);
-        let magnitudes: Vec<f64> = self.buf[..N_BINS].iter().map(|c| c.norm()).collect();
+        let magnitudes: Vec<f64> = self.buf[..N_BINS].iter().map(|c| c.norm_sqr().sqrt()).collect();
         self.work.copy_from_slice(&magnitudes);
         self.scale.apply(&mut self.work, &mut self.octave);
         let candidates = self.shs();

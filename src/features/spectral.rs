@@ -63,14 +63,23 @@ pub struct SpectralAnalyzer {
     mel_taps: Vec<(usize, usize, f64)>,
     equal_loudness: [f64; N_MEL],
     mel: [f64; N_MEL],
-    /// `[RESAMPLED_LEN, HALF]` cosine and sine tables of the spectral resampler.
-    resample_cos: Vec<f64>,
-    resample_sin: Vec<f64>,
+    /// Inverse FFT of length `RESAMPLE_FFT_LEN` that evaluates the frame at 11 kHz.
+    resample_ifft: Arc<dyn Fft<f64>>,
+    resample_buf: Vec<Complex<f64>>,
+    resample_scratch: Vec<Complex<f64>>,
     resampled: Vec<f64>,
+    /// Roots of the last frame's LPC polynomial, the next frame's starting points.
+    roots: [Complex<f64>; LPC_ORDER],
+    /// Whether `roots` converged.
+    roots_ok: bool,
+    /// `[4, N_MEL]` DCT-II rows of MFCC 1-4, liftering and scale included.
+    dct: [[f64; N_MEL]; 4],
 }
 
 /// Harmonics of the spectral resampler (`kMax / 2`).
 const RESAMPLE_HALF: usize = RESAMPLED_LEN / 2;
+/// `FFT_LEN * 11 kHz / 16 kHz`: the period, in output samples, of openSMILE's resampling sum.
+const RESAMPLE_FFT_LEN: usize = 352;
 
 fn hz_to_mel(f: f64) -> f64 {
     if f > 0.0 { 1127.0 * (1.0 + f / 700.0).ln() } else { 0.0 }
@@ -128,14 +137,17 @@ impl SpectralAnalyzer {
         for (i, e) in eql.iter_mut().enumerate() {
             *e = equal_loudness(mel_to_hz(cf[i + 1]));
         }
-        let nd = FFT_LEN as f64 * FORMANT_RATE_HZ / 16_000.0;
-        let mut resample_cos = vec![0.0; RESAMPLED_LEN * RESAMPLE_HALF];
-        let mut resample_sin = vec![0.0; RESAMPLED_LEN * RESAMPLE_HALF];
-        for i in 0..RESAMPLED_LEN {
-            for k in 1..RESAMPLE_HALF {
-                let a = 2.0 * std::f64::consts::PI * (k * i) as f64 / nd;
-                resample_cos[i * RESAMPLE_HALF + k] = a.cos();
-                resample_sin[i * RESAMPLE_HALF + k] = a.sin();
+        debug_assert_eq!(RESAMPLE_FFT_LEN as f64, FFT_LEN as f64 * FORMANT_RATE_HZ / 16_000.0);
+        let resample_ifft = FftPlanner::new().plan_fft_inverse(RESAMPLE_FFT_LEN);
+        let resample_scratch = vec![Complex::default(); resample_ifft.get_inplace_scratch_len()];
+        let mut dct = [[0.0; N_MEL]; 4];
+        for (i, row) in dct.iter_mut().enumerate() {
+            let q = (i + 1) as f64;
+            let lifter = 1.0 + 11.0 * (std::f64::consts::PI * q / 22.0).sin();
+            for (m, v) in row.iter_mut().enumerate() {
+                *v = (std::f64::consts::PI * q / N_MEL as f64 * (m as f64 + 0.5)).cos()
+                    * (2.0 / N_MEL as f64).sqrt()
+                    * lifter;
             }
         }
         SpectralAnalyzer {
@@ -149,15 +161,20 @@ impl SpectralAnalyzer {
             mel_taps: taps,
             equal_loudness: eql,
             mel: [0.0; N_MEL],
-            resample_cos,
-            resample_sin,
+            resample_ifft,
+            resample_buf: vec![Complex::default(); RESAMPLE_FFT_LEN],
+            resample_scratch,
             resampled: vec![0.0; RESAMPLED_LEN],
+            dct,
+            roots: [Complex::default(); LPC_ORDER],
+            roots_ok: false,
         }
     }
 
     /// Starts a new signal: the next frame's flux is 0.
     pub fn reset(&mut self) {
         self.first = true;
+        self.roots_ok = false;
     }
 
     /// The magnitude spectrum of the last analysed frame, `[N_BINS]`.
@@ -182,7 +199,7 @@ impl SpectralAnalyzer {
         }
         self.fft.process_with_scratch(&mut self.buf, &mut self.scratch);
         for (m, c) in self.mag.iter_mut().zip(&self.buf) {
-            *m = c.norm();
+            *m = c.norm_sqr().sqrt();
         }
 
         // Mel power bands: loudness (auditory spectrum) and MFCC.
@@ -199,15 +216,12 @@ impl SpectralAnalyzer {
             / N_MEL as f64;
         // HTK scaling: power of 16-bit integers, floor 1 before the log.
         let htk = 32767.0f64 * 32767.0;
-        for (i, c) in out.mfcc.iter_mut().enumerate() {
-            let q = (i + 1) as f64;
-            let mut acc = 0.0;
-            for (m, p) in self.mel.iter().enumerate() {
-                let l = (p * htk).max(1.0).ln();
-                acc += l * (std::f64::consts::PI * q / N_MEL as f64 * (m as f64 + 0.5)).cos();
-            }
-            let lifter = 1.0 + 11.0 * (std::f64::consts::PI * q / 22.0).sin();
-            *c = acc * (2.0 / N_MEL as f64).sqrt() * lifter;
+        let mut log_mel = [0.0; N_MEL];
+        for (l, p) in log_mel.iter_mut().zip(&self.mel) {
+            *l = (p * htk).max(1.0).ln();
+        }
+        for (c, row) in out.mfcc.iter_mut().zip(&self.dct) {
+            *c = row.iter().zip(&log_mel).map(|(d, l)| d * l).sum();
         }
 
         // Flux over the magnitudes of bins 0..160.
@@ -268,15 +282,15 @@ impl SpectralAnalyzer {
 
     /// F1-F5 from an order-11 LPC of the frame resampled to 11 kHz through its spectrum.
     fn formants(&mut self, out: &mut SpectralFrame) {
-        // Band-limited evaluation of the padded frame at 11 kHz; a[2k] = Re X_k, a[2k+1] = -Im X_k.
-        for i in 0..RESAMPLED_LEN {
-            let row = i * RESAMPLE_HALF;
-            let mut v = self.buf[0].re;
-            for k in 1..RESAMPLE_HALF {
-                let c = self.buf[k];
-                v += c.re * self.resample_cos[row + k] - c.im * self.resample_sin[row + k];
-            }
-            self.resampled[i] = v / (FFT_LEN / 2) as f64;
+        // Band-limited evaluation of the padded frame at 11 kHz, openSMILE's sum
+        // `a[0] + sum_k (a[2k] cos + a[2k+1] sin)(2 pi k i / 352)` with a[2k] = Re X_k,
+        // a[2k+1] = -Im X_k, i.e. Re(sum_k X_k e^{+2 pi i k i / 352}): one inverse FFT.
+        self.resample_buf.fill(Complex::default());
+        self.resample_buf[..RESAMPLE_HALF].copy_from_slice(&self.buf[..RESAMPLE_HALF]);
+        self.resample_ifft
+            .process_with_scratch(&mut self.resample_buf, &mut self.resample_scratch);
+        for (y, c) in self.resampled.iter_mut().zip(&self.resample_buf) {
+            *y = c.re / (FFT_LEN / 2) as f64;
         }
         let Some(a) = lpc(&self.resampled) else {
             return;
@@ -287,22 +301,37 @@ impl SpectralAnalyzer {
             poly[i] = Complex::new(-a[LPC_ORDER - 1 - i], 0.0);
         }
         poly[LPC_ORDER] = Complex::new(1.0, 0.0);
-        let roots = poly_roots(&poly);
-        let mut found: Vec<(f64, f64)> = Vec::with_capacity(5);
-        for mut r in roots {
-            if r.norm() > 1.0 {
+        // Neighbouring frames have nearby roots: start from the last frame's (spread apart a
+        // little so no two coincide), and from a circle when that does not converge.
+        let warm = self.roots_ok;
+        if warm {
+            for (k, z) in self.roots.iter_mut().enumerate() {
+                *z *= Complex::from_polar(1.0 + 1e-6 * (k + 1) as f64, 1e-6 * k as f64);
+            }
+        }
+        self.roots_ok = warm && aberth(&poly, &mut self.roots, 60);
+        if !self.roots_ok {
+            circle_start(&poly, &mut self.roots);
+            self.roots_ok = aberth(&poly, &mut self.roots, 500);
+        }
+        let mut found = [(0.0f64, 0.0f64); 5];
+        let mut n_found = 0;
+        for &r in &self.roots {
+            let mut r = r;
+            if r.norm_sqr().sqrt() > 1.0 {
                 r = Complex::new(1.0, 0.0) / r.conj();
             }
             if r.im < 0.0 {
                 continue;
             }
             let f = r.im.atan2(r.re).abs() * FORMANT_RATE_HZ / (2.0 * std::f64::consts::PI);
-            if (50.0..=5450.0).contains(&f) && found.len() < 5 {
-                found.push((f, -r.norm().ln() * FORMANT_RATE_HZ / std::f64::consts::PI));
+            if (50.0..=5450.0).contains(&f) && n_found < 5 {
+                found[n_found] = (f, -r.norm_sqr().sqrt().ln() * FORMANT_RATE_HZ / std::f64::consts::PI);
+                n_found += 1;
             }
         }
-        found.sort_by(|a, b| a.0.total_cmp(&b.0));
-        for (i, (f, b)) in found.into_iter().enumerate() {
+        found[..n_found].sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (i, &(f, b)) in found[..n_found].iter().enumerate() {
             out.formant_hz[i] = f;
             out.bandwidth_hz[i] = b;
         }
@@ -340,7 +369,25 @@ fn lpc(y: &[f64]) -> Option<[f64; LPC_ORDER]> {
 /// All complex roots of the monic polynomial `sum c[i] x^i` (`c` ascending, `c[n] = 1`), by the
 /// Aberth-Ehrlich iteration from points on a circle.
 pub fn poly_roots(c: &[Complex<f64>]) -> Vec<Complex<f64>> {
-    let n = c.len() - 1;
+    let mut z = vec![Complex::default(); c.len() - 1];
+    circle_start(c, &mut z);
+    aberth(c, &mut z, 500);
+    z
+}
+
+/// Starting points on a circle rotated off the real axis (LPC roots lie near the unit circle).
+fn circle_start(c: &[Complex<f64>], z: &mut [Complex<f64>]) {
+    let n = z.len();
+    let radius = (1.0 + c[..n].iter().map(|v| v.norm_sqr().sqrt()).fold(0.0, f64::max)).clamp(0.5, 2.0);
+    for (k, zk) in z.iter_mut().enumerate() {
+        *zk = Complex::from_polar(radius, 2.0 * std::f64::consts::PI * (k as f64 + 0.25) / n as f64);
+    }
+}
+
+/// Refines `z` towards the roots of `c` by Aberth-Ehrlich steps; true once every step is below
+/// 1e-12 (within `max_iter` sweeps).
+fn aberth(c: &[Complex<f64>], z: &mut [Complex<f64>], max_iter: usize) -> bool {
+    let n = z.len();
     let eval = |x: Complex<f64>| {
         let (mut p, mut d) = (c[n], Complex::new(0.0, 0.0));
         for k in (0..n).rev() {
@@ -349,31 +396,31 @@ pub fn poly_roots(c: &[Complex<f64>]) -> Vec<Complex<f64>> {
         }
         (p, d)
     };
-    // Start on a circle rotated off the real axis; LPC roots lie near the unit circle.
-    let radius = (1.0 + c[..n].iter().map(|v| v.norm()).fold(0.0, f64::max)).clamp(0.5, 2.0);
-    let mut z: Vec<Complex<f64>> = (0..n)
-        .map(|k| Complex::from_polar(radius, 2.0 * std::f64::consts::PI * (k as f64 + 0.25) / n as f64))
-        .collect();
-    for _ in 0..500 {
+    for _ in 0..max_iter {
         let mut moved = 0.0f64;
         for i in 0..n {
             let (p, d) = eval(z[i]);
-            if p.norm() == 0.0 {
+            if p.norm_sqr() == 0.0 {
                 continue;
             }
             let ratio = p / d;
-            let sum: Complex<f64> = (0..n).filter(|j| *j != i).map(|j| 1.0 / (z[i] - z[j])).sum();
+            let mut sum = Complex::new(0.0, 0.0);
+            for j in 0..n {
+                if j != i {
+                    sum += 1.0 / (z[i] - z[j]);
+                }
+            }
             let step = ratio / (Complex::new(1.0, 0.0) - ratio * sum);
             if step.is_finite() {
                 z[i] -= step;
-                moved = moved.max(step.norm());
+                moved = moved.max(step.norm_sqr().sqrt());
             }
         }
-        if moved < 1e-14 {
-            break;
+        if moved < 1e-12 {
+            return true;
         }
     }
-    z
+    false
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 mod audio;
 mod bands_sampling;
 mod common;
+mod features;
 mod input;
 mod lime;
 mod pipeline;
