@@ -4,11 +4,14 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use emolime::audio::FrontEndConfig;
 use emolime::bands::{BandConfig, BandKind};
+use emolime::classify::{FeatureClassifier, HeadConfig, accuracy, confusion_matrix};
 use emolime::corpus::{CorpusReport, Failure, Progress, explain_corpus, load_training_set};
 use emolime::device::{ComputeDevice, DeviceSpec};
 use emolime::explain::{ExplainConfig, Explainer, ExplanationRecord};
+use emolime::features::EGEMAPS_NAMES;
 use emolime::features::corpus::{FeatureConfig, Level, extract_corpus, write_csv};
 use emolime::input::{InputItem, collect_inputs};
+use emolime::model::features::EGEMAPS_SET;
 use emolime::model::{AnyModel, Classifier, SerModel, TrainConfig, train};
 use emolime::output::OutputDir;
 use emolime::perturb::FillMode;
@@ -35,7 +38,8 @@ enum Command {
     Demo(DemoArgs),
     /// Explain a model's predictions for one file, a folder or a CSV manifest.
     Explain(ExplainArgs),
-    /// Train the log-mel CNN on a folder (class sub-folders) or a CSV manifest.
+    /// Train the log-mel CNN, or with --features a classifier on eGeMAPS functionals, on a
+    /// folder (class sub-folders) or a CSV manifest.
     Train(TrainArgs),
     /// Write the built-in synthetic corpus as WAV files and a manifest.
     Synth(SynthArgs),
@@ -250,12 +254,24 @@ struct TrainArgs {
     /// Replace an existing model file.
     #[arg(long)]
     force: bool,
-    /// Passes over the data.
-    #[arg(long, default_value_t = TrainConfig::default().epochs)]
-    epochs: usize,
-    /// Seed of initialisation and shuffling.
+    /// Passes over the data [default: the CNN's 30-odd, 200 for the mlp head].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Seed of initialisation, shuffling and the SVM's probability folds.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Train a classifier on this feature set instead of the CNN.
+    #[arg(long, value_enum)]
+    features: Option<FeatureSetArg>,
+    /// Classifier on the features: svm (RBF, Platt probabilities, as EmoLIME), logreg or mlp.
+    #[arg(long, default_value = "svm", requires = "features")]
+    head: String,
+    /// Labelled files to report the trained classifier's accuracy on (e.g. another dataset).
+    #[arg(long, requires = "features")]
+    test_input: Option<PathBuf>,
+    /// Feature extraction threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
     #[command(flatten)]
     device: DeviceArg,
 }
@@ -263,7 +279,7 @@ struct TrainArgs {
 impl From<&TrainArgs> for TrainConfig {
     fn from(a: &TrainArgs) -> Self {
         TrainConfig {
-            epochs: a.epochs,
+            epochs: a.epochs.unwrap_or(TrainConfig::default().epochs),
             seed: a.seed,
             ..TrainConfig::default()
         }
@@ -322,7 +338,7 @@ fn main() {
     let result = match &cli.command {
         Command::Demo(a) => demo(a),
         Command::Explain(a) => explain(a),
-        Command::Train(a) => train_cmd(a).map(|_| ()),
+        Command::Train(a) => train_cmd(a),
         Command::Synth(a) => synth(a),
         Command::Devices(a) => devices(a),
         Command::Features(a) => features(a),
@@ -461,7 +477,149 @@ fn devices(a: &DevicesArgs) -> Result<()> {
     Ok(())
 }
 
-fn train_cmd(a: &TrainArgs) -> Result<Classifier> {
+fn train_cmd(a: &TrainArgs) -> Result<()> {
+    if a.features.is_some() {
+        return train_features(a);
+    }
+    train_cnn(a).map(|_| ())
+}
+
+/// Labelled eGeMAPS rows: features `[N, 88]`, label indices `[N]`, class names, and one
+/// message per skipped item.
+struct LabelledFeatures {
+    x: ndarray::Array2<f64>,
+    y: Vec<usize>,
+    classes: Vec<String>,
+    skipped: Vec<String>,
+}
+
+/// Extracts eGeMAPS of every labelled item, labels indexed into `classes` (`None`: the sorted
+/// labels of `items`).
+fn labelled_features(
+    items: &[InputItem],
+    classes: Option<&[String]>,
+    workers: usize,
+    what: &str,
+) -> Result<LabelledFeatures> {
+    let classes: Vec<String> = match classes {
+        Some(c) => c.to_vec(),
+        None => {
+            let mut c: Vec<String> = items.iter().filter_map(|i| i.label.clone()).collect();
+            c.sort();
+            c.dedup();
+            c
+        }
+    };
+    let cfg = FeatureConfig {
+        level: Level::Functionals,
+        workers,
+    };
+    let pb = bar(items.len(), what);
+    let results = extract_corpus(items, &cfg, |done, _| pb.set_position(done as u64));
+    pb.finish_and_clear();
+    let (mut rows, mut labels, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+    for (item, r) in items.iter().zip(results) {
+        let label = item.label.as_ref().and_then(|l| classes.iter().position(|c| c == l));
+        match (r, label) {
+            (Err(e), _) => skipped.push(e.to_string()),
+            (Ok(_), None) => skipped.push(format!(
+                "{}: label {:?} is not one of the model's classes",
+                item.path.display(),
+                item.label.as_deref().unwrap_or("(none)")
+            )),
+            (Ok(x), Some(l)) => {
+                rows.extend(x.iter().copied());
+                labels.push(l);
+            }
+        }
+    }
+    let x = ndarray::Array2::from_shape_vec((labels.len(), EGEMAPS_NAMES.len()), rows)?;
+    Ok(LabelledFeatures {
+        x,
+        y: labels,
+        classes,
+        skipped,
+    })
+}
+
+fn train_features(a: &TrainArgs) -> Result<()> {
+    if a.out.exists() && !a.force {
+        bail!(
+            "{}: model file already exists (pass --force to replace it)",
+            a.out.display()
+        );
+    }
+    let head = HeadConfig {
+        kind: a.head.parse()?,
+        seed: a.seed,
+        epochs: a.epochs.unwrap_or(HeadConfig::default().epochs),
+        ..HeadConfig::default()
+    };
+    head.validate()?;
+    let inputs = collect_inputs(&a.input)?;
+    let t0 = std::time::Instant::now();
+    let LabelledFeatures {
+        x,
+        y,
+        classes,
+        mut skipped,
+    } = labelled_features(&inputs.items, None, a.workers, "egemaps")?;
+    skipped.extend(inputs.errors.iter().map(|e| e.to_string()));
+    for e in &skipped {
+        eprintln!("skipped: {e}");
+    }
+    if y.is_empty() {
+        bail!("no usable training example ({} skipped)", skipped.len());
+    }
+    let extract_s = t0.elapsed().as_secs_f64();
+    let t1 = std::time::Instant::now();
+    let names = EGEMAPS_NAMES.iter().map(|s| s.to_string()).collect();
+    let model = FeatureClassifier::fit(x.view(), &y, classes, EGEMAPS_SET, names, &head)?;
+    let fit_s = t1.elapsed().as_secs_f64();
+    let train_acc = accuracy(&model.predict(x.view())?, &y)?;
+    model.save(&a.out)?;
+    println!(
+        "{} on eGeMAPS: {} utterances, {} classes; features {extract_s:.1} s, fit {fit_s:.2} s; \
+         train accuracy {train_acc:.3}; model {}",
+        head.kind,
+        y.len(),
+        model.classes().len(),
+        a.out.display()
+    );
+    if let Some(test) = &a.test_input {
+        let inputs = collect_inputs(test)?;
+        let LabelledFeatures {
+            x: xt, y: yt, skipped, ..
+        } = labelled_features(&inputs.items, Some(model.classes()), a.workers, "test")?;
+        for e in skipped
+            .iter()
+            .chain(inputs.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().iter())
+        {
+            eprintln!("test skipped: {e}");
+        }
+        if yt.is_empty() {
+            bail!("{}: no labelled test utterance with a known class", test.display());
+        }
+        let pred = model.predict(xt.view())?;
+        let cm = confusion_matrix(&pred, &yt, model.classes().len())?;
+        println!(
+            "test accuracy {:.3} on {} utterances ({})",
+            accuracy(&pred, &yt)?,
+            yt.len(),
+            test.display()
+        );
+        println!(
+            "confusion (rows: true, columns: predicted; {})",
+            model.classes().join(", ")
+        );
+        for row in cm.outer_iter() {
+            println!("  {}", row.iter().map(|v| format!("{v:5}")).collect::<String>());
+        }
+    }
+    Ok(())
+}
+
+fn train_cnn(a: &TrainArgs) -> Result<Classifier> {
     if a.out.exists() && !a.force {
         bail!(
             "{}: model file already exists (pass --force to replace it)",

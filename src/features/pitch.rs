@@ -57,8 +57,6 @@ pub struct PitchAnalyzer {
 /// Log-frequency resampling of a 513-bin magnitude spectrum: `cSpecScale` with `scale =
 /// octave`, spline interpolation, SHS smoothing and enhancement, auditory weighting.
 struct OctaveScale {
-    /// Source abscissa (log2 Hz) per bin.
-    src_t: Vec<f64>,
     /// For each target point: lower source index and the spline weights `(a, c, d)`.
     taps: Vec<(usize, f64, f64, f64)>,
     weights: Vec<f64>,
@@ -67,6 +65,15 @@ struct OctaveScale {
     f_max_t: f64,
     y2: Vec<f64>,
     u: Vec<f64>,
+    /// Per source point, the grid-only parts of the spline's tridiagonal solve: `sig`,
+    /// `1 / p`, the forward coefficient `(sig - 1) / p`, `1 / (x[i+1] - x[i])` and
+    /// `6 / (x[i+1] - x[i-1])`.
+    sig: Vec<f64>,
+    inv_p: Vec<f64>,
+    fwd: Vec<f64>,
+    inv_h: Vec<f64>,
+    six_over_span: Vec<f64>,
+    peaks: Vec<usize>,
 }
 
 impl OctaveScale {
@@ -102,8 +109,26 @@ impl OctaveScale {
                 (k - 1, a, (a * a * a - a) * r2, (b * b * b - b) * r2)
             })
             .collect();
+        let (mut sig, mut inv_p, mut fwd) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        let mut inv_h = vec![0.0; n];
+        let mut six_over_span = vec![0.0; n];
+        for i in 0..n - 1 {
+            inv_h[i] = 1.0 / (src_t[i + 1] - src_t[i]);
+        }
+        for i in 1..n - 1 {
+            sig[i] = (src_t[i] - src_t[i - 1]) / (src_t[i + 1] - src_t[i - 1]);
+            let p = sig[i] * fwd[i - 1] + 2.0;
+            inv_p[i] = 1.0 / p;
+            fwd[i] = (sig[i] - 1.0) / p;
+            six_over_span[i] = 6.0 / (src_t[i + 1] - src_t[i - 1]);
+        }
         OctaveScale {
-            src_t,
+            sig,
+            inv_p,
+            fwd,
+            inv_h,
+            six_over_span,
+            peaks: Vec::with_capacity(n),
             taps,
             weights,
             ppo,
@@ -120,7 +145,8 @@ impl OctaveScale {
         let n = y.len();
         // Enhancement: keep +-2 bins around each peak. With exactly one peak openSMILE reads
         // an unset second peak position (0) and zeroes everything from bin 3 (kept).
-        let mut peaks: Vec<usize> = Vec::new();
+        let peaks = &mut self.peaks;
+        peaks.clear();
         if y[0] > y[1] {
             peaks.push(0);
         }
@@ -149,20 +175,16 @@ impl OctaveScale {
             y[i] = (prev + 2.0 * c + y[i + 1]) / 4.0;
             prev = c;
         }
-        // Natural cubic spline (Numerical Recipes) through (src_t, y).
-        let x = &self.src_t;
-        self.y2[0] = 0.0;
+        // Natural cubic spline (Numerical Recipes) through (src_t, y); the grid-only factors
+        // of the tridiagonal solve are precomputed.
         self.u[0] = 0.0;
         for i in 1..n - 1 {
-            let sig = (x[i] - x[i - 1]) / (x[i + 1] - x[i - 1]);
-            let p = sig * self.y2[i - 1] + 2.0;
-            self.y2[i] = (sig - 1.0) / p;
-            let d = (y[i + 1] - y[i]) / (x[i + 1] - x[i]) - (y[i] - y[i - 1]) / (x[i] - x[i - 1]);
-            self.u[i] = (6.0 * d / (x[i + 1] - x[i - 1]) - sig * self.u[i - 1]) / p;
+            let d = (y[i + 1] - y[i]) * self.inv_h[i] - (y[i] - y[i - 1]) * self.inv_h[i - 1];
+            self.u[i] = (d * self.six_over_span[i] - self.sig[i] * self.u[i - 1]) * self.inv_p[i];
         }
         self.y2[n - 1] = 0.0;
         for j in (0..n - 1).rev() {
-            self.y2[j] = self.y2[j] * self.y2[j + 1] + self.u[j];
+            self.y2[j] = self.fwd[j] * self.y2[j + 1] + self.u[j];
         }
         for (j, &(k, a, c, d)) in self.taps.iter().enumerate() {
             let v = (a * y[k] + (1.0 - a) * y[k + 1] + c * self.y2[k] + d * self.y2[k + 1]) as f32;

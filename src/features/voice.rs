@@ -19,18 +19,46 @@ const HOP: usize = 160;
 /// Seconds per sample at 16 kHz.
 const SAMPLE_S: f64 = 1.0 / 16_000.0;
 
-/// Pearson correlation of two equally long slices (NaN when one is constant, as in openSMILE).
-fn pearson(x: &[f64], y: &[f64]) -> f64 {
-    let n = x.len() as f64;
-    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (a, b) in x.iter().zip(y) {
-        let (da, db) = (a - mx, b - my);
-        sxy += da * db;
-        sxx += da * da;
-        syy += db * db;
+/// Running sums of a frame's samples and squares, for Pearson correlations of neighbouring
+/// stretches in O(L) (the cross term) instead of three passes.
+#[derive(Default)]
+struct PrefixSums {
+    sum: Vec<f64>,
+    sum_sq: Vec<f64>,
+}
+
+impl PrefixSums {
+    fn fill(&mut self, m: &[f64]) {
+        self.sum.clear();
+        self.sum_sq.clear();
+        let (mut s, mut q) = (0.0, 0.0);
+        self.sum.push(0.0);
+        self.sum_sq.push(0.0);
+        for v in m {
+            s += v;
+            q += v * v;
+            self.sum.push(s);
+            self.sum_sq.push(q);
+        }
     }
-    sxy / (sxx.sqrt() * syy.sqrt())
+
+    /// Pearson correlation of `m[a..a+l]` and `m[a+l..a+2l]`; NaN when either is constant, as
+    /// openSMILE's 0 / 0.
+    fn pearson(&self, m: &[f64], a: usize, l: usize) -> f64 {
+        let n = l as f64;
+        let (sx, sy) = (self.sum[a + l] - self.sum[a], self.sum[a + 2 * l] - self.sum[a + l]);
+        let (qx, qy) = (
+            self.sum_sq[a + l] - self.sum_sq[a],
+            self.sum_sq[a + 2 * l] - self.sum_sq[a + l],
+        );
+        let sxy: f64 = m[a..a + l].iter().zip(&m[a + l..a + 2 * l]).map(|(x, y)| x * y).sum();
+        let vx = qx - sx * sx / n;
+        let vy = qy - sy * sy / n;
+        if vx <= 1e-12 * qx || vy <= 1e-12 * qy {
+            return f64::NAN;
+        }
+        (sxy - sx * sy / n) / (vx.sqrt() * vy.sqrt())
+    }
 }
 
 /// Peak-to-peak amplitude of a period, its first and last samples left out.
@@ -51,6 +79,7 @@ pub struct JitterTracker {
     last_jitter: f64,
     last_shimmer: f64,
     cc: Vec<f64>,
+    sums: PrefixSums,
 }
 
 impl JitterTracker {
@@ -90,10 +119,11 @@ impl JitterTracker {
         if f0_hz > 0.0 && t0min >= 1 {
             let width = t0max - t0min + 1;
             self.cc.resize(width, 0.0);
+            self.sums.fill(m);
             let mut start = 0usize;
             while start + 2 * t0max + 1 < n_t {
                 for lag in t0min..=t0max {
-                    self.cc[lag - t0min] = pearson(&m[start..start + lag], &m[start + lag..start + 2 * lag]);
+                    self.cc[lag - t0min] = self.sums.pearson(m, start, lag);
                 }
                 let cc = &self.cc;
                 let mut max_i: Option<usize> = None;
@@ -267,16 +297,24 @@ impl HarmonicAnalyzer {
 
     /// First bin at or after `start` above `f`, or the one before it when nearer; 0 when none.
     fn freq_to_bin(&self, f: f64, start: usize) -> usize {
-        for b in start.max(1)..self.frq.len() {
-            if self.frq[b] > f {
-                return if self.frq[b] - f > f - self.frq[b - 1] {
-                    b - 1
-                } else {
-                    b
-                };
-            }
+        let n = self.frq.len();
+        // First bin above f: the axis is linear, so jump there, then settle on exact comparisons.
+        let mut b = ((f / self.frq[1]).floor().max(0.0) as usize + 1).min(n);
+        while b > 0 && self.frq[b - 1] > f {
+            b -= 1;
         }
-        0
+        while b < n && self.frq[b] <= f {
+            b += 1;
+        }
+        let b = b.max(start.max(1));
+        if b >= n {
+            return 0;
+        }
+        if self.frq[b] - f > f - self.frq[b - 1] {
+            b - 1
+        } else {
+            b
+        }
     }
 
     /// Harmonic descriptors of one frame.

@@ -3,10 +3,12 @@
 //!
 //! - [`cnn`]: emolime's own log-mel CNN (power mel spectrograms).
 //! - [`wav2vec2`]: wav2vec 2.0 / HuBERT encoders in Burn (waveforms).
+//! - [`features`]: classifiers on eGeMAPS functionals (waveforms in, features on the CPU).
 //! - [`hf`]: Hugging Face checkpoint folders (`config.json`, `model.safetensors` or
 //!   `pytorch_model.bin`, `preprocessor_config.json`) with their classification head.
 
 pub mod cnn;
+pub mod features;
 pub mod hf;
 pub mod wav2vec2;
 
@@ -62,11 +64,13 @@ pub enum AnyModel {
     Cnn(Classifier),
     /// A wav2vec 2.0 / HuBERT checkpoint with its classification head.
     Hf(hf::HfClassifier),
+    /// A classifier on eGeMAPS functionals (`emolime train --features egemaps`).
+    Features(features::FeatureModel),
 }
 
 impl AnyModel {
-    /// Loads `path` onto `device`: a folder is read as a Hugging Face checkpoint, a file as an
-    /// emolime model file.
+    /// Loads `path` onto `device`: a folder is read as a Hugging Face checkpoint, a JSON file as
+    /// a feature classifier, any other file as an emolime CNN model file.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
         if path.is_dir() {
             return Ok(AnyModel::Hf(hf::HfClassifier::load(path, device)?));
@@ -82,6 +86,13 @@ impl AnyModel {
                 reason: "a file of a Hugging Face checkpoint: pass the folder that holds it".into(),
             });
         }
+        let mut head = [0u8; 64];
+        let n = std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+            .map_err(|e| crate::error::Error::io(path, e))?;
+        if head[..n].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+            return Ok(AnyModel::Features(features::FeatureModel::load(path, device)?));
+        }
         Ok(AnyModel::Cnn(Classifier::load(path, device)?))
     }
 
@@ -90,6 +101,7 @@ impl AnyModel {
         match self {
             AnyModel::Cnn(m) => m,
             AnyModel::Hf(m) => m,
+            AnyModel::Features(m) => m,
         }
     }
 }

@@ -187,3 +187,78 @@ fn corpus_rows_keep_order_and_name_failures() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn feature_classifier_is_explained_through_waveforms() {
+    use emolime::classify::{FeatureClassifier, HeadConfig, HeadKind};
+    use emolime::device::ComputeDevice;
+    use emolime::explain::{ExplainConfig, Explainer};
+    use emolime::model::features::{EGEMAPS_SET, FeatureModel};
+    use emolime::model::{AnyModel, ModelInput, SerModel};
+    use emolime::sampling::{MaskConfig, SampleCount};
+
+    let seed = fresh_seed("feature_classifier_is_explained_through_waveforms");
+    // Functionals of the four fixtures, one class each, as the training set.
+    let (_, rows) = read_csv(&fixtures().join("opensmile_functionals.csv"));
+    let mut eg = Egemaps::new();
+    let mut x = ndarray::Array2::zeros((rows.len(), 88));
+    let mut waves = Vec::new();
+    for (i, (file, _)) in rows.iter().enumerate() {
+        let audio = decode_file(&fixtures().join(file)).unwrap();
+        x.row_mut(i)
+            .assign(&ndarray::arr1(&eg.functionals(&audio.samples, 16_000).unwrap()));
+        waves.push(audio.samples);
+    }
+    let classes: Vec<String> = ["angry", "sad", "neutral", "happy"].map(String::from).to_vec();
+    let names = EGEMAPS_NAMES.iter().map(|s| s.to_string()).collect();
+    let head = HeadConfig {
+        kind: HeadKind::LogReg,
+        seed,
+        ..HeadConfig::default()
+    };
+    let clf = FeatureClassifier::fit(x.view(), &[0, 1, 2, 3], classes, EGEMAPS_SET, names, &head).unwrap();
+    let dir = std::env::temp_dir().join(format!("emolime-fmodel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("svm.json");
+    clf.save(&path).unwrap();
+
+    let cpu = ComputeDevice::cpu("test");
+    let AnyModel::Features(model) = AnyModel::load(&path, &cpu.burn).unwrap() else {
+        panic!("a feature classifier file loads as a feature model");
+    };
+    assert_eq!(model.input(), ModelInput::Waveform { sample_rate_hz: 16_000 });
+    let cfg = ExplainConfig {
+        masks: MaskConfig {
+            samples: SampleCount::Random(24),
+            keep_prob: 0.5,
+            seed,
+        },
+        batch_size: 10,
+        ..ExplainConfig::default()
+    };
+    let mut explainer = Explainer::new(&model, &cpu, cfg).unwrap();
+    let e = explainer.explain_waveform(&waves[1]).unwrap();
+    // Sample 0 is the utterance itself: the classifier's probabilities on its own features.
+    let direct = model
+        .classifier()
+        .predict_proba(x.slice(ndarray::s![1..2, ..]))
+        .unwrap();
+    for (p, q) in e.probs.iter().zip(direct.iter()) {
+        assert!((*p as f64 - q).abs() < 1e-3, "explainer {p} vs direct {q}");
+    }
+    assert!(e.fit.coefs.iter().all(|c| c.is_finite()));
+    // A classifier on other features is refused, naming the file.
+    let other = FeatureClassifier::fit(
+        x.slice(ndarray::s![.., ..2]),
+        &[0, 1, 2, 3],
+        ["a", "b", "c", "d"].map(String::from).to_vec(),
+        "custom",
+        vec!["f1".into(), "f2".into()],
+        &head,
+    )
+    .unwrap();
+    other.save(&path).unwrap();
+    let err = FeatureModel::load(&path, &cpu.burn).err().unwrap().to_string();
+    assert!(err.contains("svm.json") && err.contains("eGeMAPS"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
