@@ -146,12 +146,12 @@ def compare(args):
         lines.append((name, r, medrel[name], len(x)))
     out = [f"files compared: {len(ids)} (reference {len(ref)}, ours {len(ours)})", "",
            "| feature | Pearson r | median rel. diff |", "| --- | ---: | ---: |"]
-    out += [f"| {n} | {r:.3f} | {m:.3f} |" for n, r, m, _ in lines]
+    out += [f"| {n} | {r:.4f} | {m:.1e} |" for n, r, m, _ in lines]
     out += ["",
             f"r >= 0.9: {n_09} of {len(names)} features; r < 0.7: {n_07} ({', '.join(low)})",
             f"median relative difference: F0semitoneFrom27.5Hz_sma3nz_amean "
-            f"{medrel['F0semitoneFrom27.5Hz_sma3nz_amean']:.4f}, loudness_sma3_amean "
-            f"{medrel['loudness_sma3_amean']:.4f}"]
+            f"{medrel['F0semitoneFrom27.5Hz_sma3nz_amean']:.1e}, loudness_sma3_amean "
+            f"{medrel['loudness_sma3_amean']:.1e}"]
     text = "\n".join(out)
     print(text)
     if args.markdown:

@@ -385,7 +385,7 @@ fn circle_start(c: &[Complex<f64>], z: &mut [Complex<f64>]) {
 }
 
 /// Refines `z` towards the roots of `c` by Aberth-Ehrlich steps; true once every step is below
-/// 1e-12 (within `max_iter` sweeps).
+/// 1e-10 (within `max_iter` sweeps; a formant moves by under 1e-5 Hz then).
 fn aberth(c: &[Complex<f64>], z: &mut [Complex<f64>], max_iter: usize) -> bool {
     let n = z.len();
     let eval = |x: Complex<f64>| {
@@ -416,7 +416,7 @@ fn aberth(c: &[Complex<f64>], z: &mut [Complex<f64>], max_iter: usize) -> bool {
                 moved = moved.max(step.norm_sqr().sqrt());
             }
         }
-        if moved < 1e-12 {
+        if moved < 1e-10 {
             return true;
         }
     }
