@@ -56,7 +56,11 @@ impl FeatureModel {
 
     /// Loads a classifier file written by `emolime train --features egemaps`.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
-        let classifier = FeatureClassifier::load(path)?;
+        Self::from_classifier(path, FeatureClassifier::load(path)?, device)
+    }
+
+    /// Wraps a classifier read from `path` (named in errors).
+    pub fn from_classifier(path: &Path, classifier: FeatureClassifier, device: &Device) -> Result<Self> {
         Self::new(classifier, device, 0).map_err(|e| Error::Model {
             path: path.to_path_buf(),
             reason: e.to_string(),

@@ -4,10 +4,12 @@
 //! - [`cnn`]: emolime's own log-mel CNN (power mel spectrograms).
 //! - [`wav2vec2`]: wav2vec 2.0 / HuBERT encoders in Burn (waveforms).
 //! - [`features`]: classifiers on eGeMAPS functionals (waveforms in, features on the CPU).
+//! - [`embedding`]: emolime's own heads on a mean-pooled layer of a wav2vec 2.0 / HuBERT backbone.
 //! - [`hf`]: Hugging Face checkpoint folders (`config.json`, `model.safetensors` or
 //!   `pytorch_model.bin`, `preprocessor_config.json`) with their classification head.
 
 pub mod cnn;
+pub mod embedding;
 pub mod features;
 pub mod hf;
 pub mod wav2vec2;
@@ -66,6 +68,8 @@ pub enum AnyModel {
     Hf(hf::HfClassifier),
     /// A classifier on eGeMAPS functionals (`emolime train --features egemaps`).
     Features(features::FeatureModel),
+    /// A classifier on a backbone layer's mean-pooled states (`emolime train --backbone`).
+    Embedding(embedding::EmbeddingModel),
 }
 
 impl AnyModel {
@@ -91,7 +95,15 @@ impl AnyModel {
             .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
             .map_err(|e| crate::error::Error::io(path, e))?;
         if head[..n].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-            return Ok(AnyModel::Features(features::FeatureModel::load(path, device)?));
+            let classifier = crate::classify::FeatureClassifier::load(path)?;
+            if embedding::parse_feature_set(classifier.feature_set()).is_some() {
+                return Ok(AnyModel::Embedding(embedding::EmbeddingModel::from_classifier(
+                    path, classifier, device,
+                )?));
+            }
+            return Ok(AnyModel::Features(features::FeatureModel::from_classifier(
+                path, classifier, device,
+            )?));
         }
         Ok(AnyModel::Cnn(Classifier::load(path, device)?))
     }
@@ -102,6 +114,7 @@ impl AnyModel {
             AnyModel::Cnn(m) => m,
             AnyModel::Hf(m) => m,
             AnyModel::Features(m) => m,
+            AnyModel::Embedding(m) => m,
         }
     }
 }

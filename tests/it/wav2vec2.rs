@@ -225,3 +225,102 @@ fn waveform_model_is_explained_on_cpu_and_gpu_alike() {
     assert!(on_gpu.explain_waveform(&x[..39]).is_err());
     assert!(on_cpu.explain_waveform(&x[..39]).is_err());
 }
+
+#[test]
+fn own_head_on_a_backbone_layer_is_explained() {
+    use emolime::classify::{FeatureClassifier, HeadConfig, HeadKind};
+    use emolime::model::embedding::{Embedder, Layer};
+    let seed = fresh_seed("own head on a backbone layer");
+    let cpu = ComputeDevice::cpu("test");
+    let name = "w2v_base_bare";
+    // The embedding is the time mean of transformers' hidden state.
+    let e = Embedder::load(&fixture(name), Layer::Index(1), &cpu.burn).unwrap();
+    let got = e.embed(input(name, &cpu.burn)).unwrap();
+    let (shape, want) = reference(name, "hidden_states.1").unwrap();
+    let (n, t, h) = (shape[0], shape[1], shape[2]);
+    assert_eq!(got.dim(), (n, h));
+    for i in 0..n {
+        for k in 0..h {
+            let mean = (0..t).map(|j| want[(i * t + j) * h + k] as f64).sum::<f64>() / t as f64;
+            assert!((got[[i, k]] - mean).abs() < 1e-4, "dim {k}: {} vs {mean}", got[[i, k]]);
+        }
+    }
+    assert!(Embedder::load(&fixture(name), Layer::Index(99), &cpu.burn).is_err());
+    assert_eq!("last".parse::<Layer>().unwrap(), Layer::Last);
+
+    // A head on the last hidden state, trained on two kinds of tone, then explained.
+    let e = Embedder::load(&fixture(name), Layer::Last, &cpu.burn).unwrap();
+    let tone = |f0: f32, k: usize| -> Vec<f32> {
+        (0..4000)
+            .map(|i| {
+                let t = i as f32 / 16000.0;
+                (1..6)
+                    .map(|h| (std::f32::consts::TAU * (f0 + k as f32) * h as f32 * t).sin() / h as f32)
+                    .sum::<f32>()
+                    * 0.2
+            })
+            .collect()
+    };
+    let waves: Vec<Vec<f32>> = (0..6)
+        .map(|k| tone(if k % 2 == 0 { 120.0 } else { 400.0 }, k))
+        .collect();
+    let flat: Vec<f32> = waves.concat();
+    let x = e
+        .embed(Tensor::from_data(TensorData::new(flat, [6, 4000]), &cpu.burn))
+        .unwrap();
+    let labels: Vec<usize> = (0..6).map(|k| k % 2).collect();
+    let head = HeadConfig {
+        kind: HeadKind::LogReg,
+        seed,
+        ..HeadConfig::default()
+    };
+    let clf = FeatureClassifier::fit(
+        x.view(),
+        &labels,
+        vec!["low".into(), "high".into()],
+        &e.feature_set(),
+        e.feature_names(),
+        &head,
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("emolime-emb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("head.json");
+    clf.save(&path).unwrap();
+    let AnyModel::Embedding(model) = AnyModel::load(&path, &cpu.burn).unwrap() else {
+        panic!("a head on a backbone layer loads as an embedding model");
+    };
+    assert_eq!(model.input(), ModelInput::Waveform { sample_rate_hz: 16000 });
+    let cfg = ExplainConfig {
+        masks: MaskConfig {
+            samples: SampleCount::Random(16),
+            keep_prob: 0.5,
+            seed,
+        },
+        batch_size: 8,
+        ..ExplainConfig::default()
+    };
+    let mut explainer = Explainer::new(&model, &cpu, cfg).unwrap();
+    let out = explainer.explain_waveform(&waves[1]).unwrap();
+    let direct = model
+        .classifier()
+        .predict_proba(x.slice(ndarray::s![1..2, ..]))
+        .unwrap();
+    for (p, q) in out.probs.iter().zip(direct.iter()) {
+        assert!((*p as f64 - q).abs() < 1e-3, "explainer {p} vs direct {q}");
+    }
+    // A width that does not match the backbone is refused, naming the file.
+    let narrow = FeatureClassifier::fit(
+        x.slice(ndarray::s![.., ..3]),
+        &labels,
+        vec!["low".into(), "high".into()],
+        &e.feature_set(),
+        vec!["a".into(), "b".into(), "c".into()],
+        &head,
+    )
+    .unwrap();
+    narrow.save(&path).unwrap();
+    let err = AnyModel::load(&path, &cpu.burn).err().unwrap().to_string();
+    assert!(err.contains("head.json") && err.contains("features"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,240 @@
+//! emolime's own heads on a self-supervised backbone (EmoLIME's second black box: an SVC on
+//! mean-pooled wav2vec 2.0 states): a wav2vec 2.0 / HuBERT checkpoint folder, one of its layers
+//! mean-pooled over time, and a [`FeatureClassifier`] on that vector.
+//!
+//! The classifier file records the backbone and the layer in its feature-set name,
+//! `hf-layer:<layer>:<folder>` (`<layer>` is a hidden-state index or `last`), so
+//! [`super::AnyModel::load`] can rebuild the whole model from the one JSON file.
+
+use super::hf::HfEncoder;
+use super::{ModelInput, SerModel, read_f32};
+use crate::classify::FeatureClassifier;
+use crate::error::{Error, Result};
+use burn::tensor::{Device, Tensor, TensorData};
+use ndarray::{Array2, ArrayView2};
+use std::path::{Path, PathBuf};
+
+/// Prefix of the feature-set name of a classifier on backbone embeddings.
+pub const EMBEDDING_SET_PREFIX: &str = "hf-layer";
+
+/// Which hidden state is pooled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    /// Hidden state `i` as `transformers` numbers them (0: the transformer's input).
+    Index(usize),
+    /// `transformers`' `last_hidden_state` (the last layer, after the final layer norm of
+    /// stable-layer-norm models), EmoLIME's choice.
+    Last,
+}
+
+impl std::str::FromStr for Layer {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        if s.eq_ignore_ascii_case("last") {
+            return Ok(Layer::Last);
+        }
+        s.parse()
+            .map(Layer::Index)
+            .map_err(|_| Error::config("layer", format!("`{s}` is neither a layer index nor `last`")))
+    }
+}
+
+impl std::fmt::Display for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Layer::Index(i) => write!(f, "{i}"),
+            Layer::Last => f.write_str("last"),
+        }
+    }
+}
+
+/// A wav2vec 2.0 / HuBERT encoder as a feature extractor: one layer, mean-pooled over time.
+pub struct Embedder {
+    backbone: HfEncoder,
+    layer: Layer,
+    device: Device,
+}
+
+impl Embedder {
+    /// Loads the encoder of `folder` (a bare model or a classifier checkpoint; any head is
+    /// ignored) onto `device`.
+    ///
+    /// Errors: a bad folder ([`Error::Model`]), a layer index above the number of layers
+    /// ([`Error::Config`]).
+    pub fn load(folder: &Path, layer: Layer, device: &Device) -> Result<Self> {
+        let (backbone, _, _) = HfEncoder::load(folder, device)?;
+        let n = backbone.encoder.n_layers();
+        if let Layer::Index(i) = layer
+            && i > n
+        {
+            return Err(Error::config(
+                "layer",
+                format!("{} has hidden states 0..={n}, not {i}", folder.display()),
+            ));
+        }
+        Ok(Embedder {
+            backbone,
+            layer,
+            device: device.clone(),
+        })
+    }
+
+    /// The rate the backbone expects, Hz.
+    pub fn sample_rate_hz(&self) -> u32 {
+        self.backbone.preprocessor.sampling_rate
+    }
+
+    /// Width of the embedding.
+    pub fn dim(&self) -> usize {
+        self.backbone.encoder.config().hidden_size
+    }
+
+    /// The feature-set name a classifier on these embeddings records.
+    pub fn feature_set(&self) -> String {
+        let folder = std::fs::canonicalize(&self.backbone.folder).unwrap_or_else(|_| self.backbone.folder.clone());
+        format!("{EMBEDDING_SET_PREFIX}:{}:{}", self.layer, folder.display())
+    }
+
+    /// Column names of the embedding, `dim0 ..`.
+    pub fn feature_names(&self) -> Vec<String> {
+        (0..self.dim()).map(|i| format!("dim{i}")).collect()
+    }
+
+    /// Mean-pooled hidden states of raw waveforms (preprocessed as the checkpoint says).
+    ///
+    /// # Shapes
+    /// `wave` [N, S] -> [N, H]
+    pub fn embed(&self, wave: Tensor<2>) -> Result<Array2<f64>> {
+        let [n, s] = wave.dims();
+        let min = self.backbone.encoder.config().receptive_field();
+        if s < min {
+            return Err(Error::shape("wave", format!("[N, S >= {min}]"), format!("[{n}, {s}]")));
+        }
+        let encoder = &self.backbone.encoder;
+        let states = match self.layer {
+            Layer::Last => encoder.last_hidden_state(encoder.last_layer_output(self.backbone.preprocess(wave))),
+            Layer::Index(i) => self
+                .backbone
+                .hidden_states(wave, i)
+                .pop()
+                .expect("hidden_states returns up_to + 1 states"),
+        }; // [N, T', H]
+        let h = self.dim();
+        let pooled = read_f32(states.mean_dim(1).reshape([n, h]))?;
+        Ok(Array2::from_shape_vec((n, h), pooled.into_iter().map(f64::from).collect()).expect("[N, H]"))
+    }
+
+    /// The Burn device the backbone lives on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+}
+
+/// A [`FeatureClassifier`] on an [`Embedder`]'s vectors, behind the [`SerModel`] interface.
+pub struct EmbeddingModel {
+    embedder: Embedder,
+    classifier: FeatureClassifier,
+}
+
+/// `(layer, folder)` from a feature-set name `hf-layer:<layer>:<folder>`.
+pub fn parse_feature_set(name: &str) -> Option<(Layer, PathBuf)> {
+    let mut parts = name.splitn(3, ':');
+    if parts.next()? != EMBEDDING_SET_PREFIX {
+        return None;
+    }
+    let layer = parts.next()?.parse().ok()?;
+    Some((layer, PathBuf::from(parts.next()?)))
+}
+
+impl EmbeddingModel {
+    /// Pairs an embedder with a classifier fitted on its vectors.
+    ///
+    /// Errors: [`Error::Config`] when the classifier's width differs from the embedding's.
+    pub fn new(embedder: Embedder, classifier: FeatureClassifier) -> Result<Self> {
+        if classifier.feature_names().len() != embedder.dim() {
+            return Err(Error::config(
+                "model",
+                format!(
+                    "the classifier takes {} features, the backbone gives {}",
+                    classifier.feature_names().len(),
+                    embedder.dim()
+                ),
+            ));
+        }
+        Ok(EmbeddingModel { embedder, classifier })
+    }
+
+    /// Rebuilds the model from a classifier file written by `emolime train --backbone`.
+    pub fn from_classifier(path: &Path, classifier: FeatureClassifier, device: &Device) -> Result<Self> {
+        let bad = |reason: String| Error::Model {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let (layer, folder) = parse_feature_set(classifier.feature_set()).ok_or_else(|| {
+            bad(format!(
+                "feature set `{}` is not a backbone layer",
+                classifier.feature_set()
+            ))
+        })?;
+        let embedder = Embedder::load(&folder, layer, device)
+            .map_err(|e| bad(format!("its backbone {}: {e}", folder.display())))?;
+        Self::new(embedder, classifier).map_err(|e| bad(e.to_string()))
+    }
+
+    /// The classifier inside.
+    pub fn classifier(&self) -> &FeatureClassifier {
+        &self.classifier
+    }
+
+    /// The embedder inside.
+    pub fn embedder(&self) -> &Embedder {
+        &self.embedder
+    }
+}
+
+impl SerModel for EmbeddingModel {
+    fn classes(&self) -> &[String] {
+        self.classifier.classes()
+    }
+
+    fn input(&self) -> ModelInput {
+        ModelInput::Waveform {
+            sample_rate_hz: self.embedder.sample_rate_hz(),
+        }
+    }
+
+    fn device(&self) -> &Device {
+        &self.embedder.device
+    }
+
+    fn min_samples(&self) -> usize {
+        self.embedder.backbone.encoder.config().receptive_field()
+    }
+
+    fn largest_tensor_bytes(&self, dim: usize) -> u64 {
+        self.embedder.backbone.encoder.largest_tensor_bytes(dim)
+    }
+
+    fn describe(&self) -> String {
+        let cfg = self.embedder.backbone.encoder.config();
+        format!(
+            "{} on hidden state {} of {} ({} layers, hidden {}) from {}",
+            self.classifier.kind(),
+            self.embedder.layer,
+            cfg.model_type,
+            cfg.num_hidden_layers,
+            cfg.hidden_size,
+            self.embedder.backbone.folder.display()
+        )
+    }
+
+    fn probs(&self, batch: Tensor<2>) -> Result<Tensor<2>> {
+        let n = batch.dims()[0];
+        let x = self.embedder.embed(batch)?;
+        let p = self.classifier.predict_proba(ArrayView2::from(&x))?;
+        let c = p.ncols();
+        let flat: Vec<f32> = p.iter().map(|v| *v as f32).collect();
+        Ok(Tensor::from_data(TensorData::new(flat, [n, c]), &self.embedder.device))
+    }
+}
