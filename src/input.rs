@@ -152,6 +152,7 @@ pub fn read_manifest(path: &Path) -> Result<Inputs> {
     let mut inputs = Inputs::default();
     let mut columns = Columns::PLAIN;
     let mut headed = false;
+    let mut n_header = 0;
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
         let line = line.trim();
@@ -165,18 +166,24 @@ pub fn read_manifest(path: &Path) -> Result<Inputs> {
             reason,
         };
         if i == 0 && fields.first().is_some_and(|f| f.eq_ignore_ascii_case("path")) {
-            if fields.len() > 2 || fields.get(1).is_some_and(|f| !f.eq_ignore_ascii_case("label")) {
+            // `path,label[,speaker]` keeps the plain layout; any other header names its columns.
+            let plain = fields.len() <= 3
+                && fields
+                    .iter()
+                    .zip(["path", "label", "speaker"])
+                    .all(|(f, want)| f.eq_ignore_ascii_case(want));
+            if !plain {
                 columns = Columns::from_header(&fields).map_err(bad)?;
+                n_header = fields.len();
                 headed = true;
             }
             continue;
         }
         let field = |k: usize| fields.get(k).copied().filter(|s| !s.is_empty());
         if headed {
-            if fields.len() <= columns.label.max(columns.path) {
+            if fields.len() != n_header {
                 inputs.errors.push(bad(format!(
-                    "expected at least {} fields as the header says, got {}",
-                    columns.label.max(columns.path) + 1,
+                    "expected {n_header} fields as the header says, got {}",
                     fields.len()
                 )));
                 continue;

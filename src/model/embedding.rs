@@ -238,3 +238,37 @@ impl SerModel for EmbeddingModel {
         Ok(Tensor::from_data(TensorData::new(flat, [n, c]), &self.embedder.device))
     }
 }
+
+/// Embeds every item, one utterance per forward pass (no padding): `[N, H]` rows for the items
+/// that worked and one result per item in input order (`Ok(row)` / the error naming the file).
+/// `max_seconds` crops each utterance first (None: whole files).
+pub fn embed_items(
+    embedder: &Embedder,
+    items: &[crate::input::InputItem],
+    max_seconds: Option<f64>,
+    mut progress: impl FnMut(usize, usize),
+) -> Vec<Result<Vec<f64>>> {
+    let sr = embedder.sample_rate_hz();
+    let min = embedder.backbone.encoder.config().receptive_field();
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let r = (|| -> Result<Vec<f64>> {
+                let mut x = crate::audio::load_mono(&item.path, sr, min)?;
+                if let Some(s) = max_seconds {
+                    x.truncate(((s * sr as f64) as usize).max(min));
+                }
+                let n = x.len();
+                let wave = Tensor::from_data(TensorData::new(x, [1, n]), &embedder.device);
+                Ok(embedder
+                    .embed(wave)
+                    .map_err(|e| e.into_bad_audio(&item.path))?
+                    .into_raw_vec_and_offset()
+                    .0)
+            })();
+            progress(i + 1, items.len());
+            r
+        })
+        .collect()
+}

@@ -44,3 +44,34 @@ fn manifest_rows_are_checked_one_by_one() {
     assert_eq!(folder.items[1].label.as_deref(), Some("sub"));
     assert!(matches!(collect_inputs(&dir.join("nope")), Err(Error::Io { .. })));
 }
+
+#[test]
+fn manifest_header_names_its_columns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    emolime::audio::write_wav_i16(&dir.join("a.wav"), &[0.1; 4000], 16000).unwrap();
+    let manifest = dir.join("metadata.csv");
+    // gen_emo_corpus.py's layout: extra columns, a quoted field with a comma.
+    std::fs::write(
+        &manifest,
+        "path,dataset,speaker,gender,emotion,text\n\
+         a.wav,espeak,espeak_m1,M,angry,\"Yes, the table.\"\n\
+         a.wav,espeak,espeak_m1,M,sad\n",
+    )
+    .unwrap();
+    let inputs = collect_inputs(&manifest).unwrap();
+    assert_eq!(inputs.items.len(), 1);
+    let item = &inputs.items[0];
+    assert_eq!(item.label.as_deref(), Some("angry"));
+    assert_eq!(item.speaker.as_deref(), Some("espeak_m1"));
+    assert_eq!(item.dataset.as_deref(), Some("espeak"));
+    assert!(
+        inputs.errors[0].to_string().contains("expected 6 fields"),
+        "{}",
+        inputs.errors[0]
+    );
+    // A header without a label column is refused as a whole, naming the file.
+    std::fs::write(&manifest, "path,dataset\na.wav,x\n").unwrap();
+    let err = collect_inputs(&manifest).unwrap_err().to_string();
+    assert!(err.contains("metadata.csv") && err.contains("no `label`"), "{err}");
+}
