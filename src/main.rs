@@ -15,6 +15,7 @@ use emolime::model::features::EGEMAPS_SET;
 use emolime::model::{AnyModel, Classifier, SerModel, TrainConfig, train};
 use emolime::output::OutputDir;
 use emolime::perturb::FillMode;
+use emolime::rank::{Dataset, DatasetMeta, RankConfig, RankReport};
 use emolime::sampling::{KernelKind, MaskConfig, SampleCount};
 use emolime::surrogate::SurrogateConfig;
 use emolime::synth::{SynthConfig, write_corpus};
@@ -46,8 +47,73 @@ enum Command {
     /// List the adapters wgpu sees and the one `--device auto` picks.
     Devices(DevicesArgs),
     /// Extract eGeMAPS v02 features (openSMILE's 88 functionals, or the 25 frame-level
-    /// descriptors with --lld) for one file, a folder or a CSV manifest, into a CSV file.
-    Features(FeaturesArgs),
+    /// descriptors with --lld) for one file, a folder or a CSV manifest, into a CSV file;
+    /// `features rank` ranks them across corpora.
+    Features(FeaturesCmd),
+}
+
+/// `emolime features --input .. --out ..` (extraction) or `emolime features rank ..`.
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct FeaturesCmd {
+    #[command(subcommand)]
+    action: Option<FeaturesAction>,
+    #[command(flatten)]
+    extract: Option<FeaturesArgs>,
+}
+
+#[derive(Subcommand)]
+enum FeaturesAction {
+    /// Rank the eGeMAPS features of one or more labelled corpora (permutation importance, L1
+    /// stability selection, KernelSHAP over LLD groups; speaker-independent folds, bootstrap
+    /// intervals), with their agreement, a consensus and cross-corpus transfer.
+    Rank(RankArgs),
+}
+
+/// Parses `NAME=PATH`.
+fn parse_corpus(s: &str) -> std::result::Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, path)) if !name.trim().is_empty() && !path.trim().is_empty() => {
+            Ok((name.trim().to_string(), PathBuf::from(path.trim())))
+        }
+        _ => Err(format!("expected NAME=PATH, got `{s}`")),
+    }
+}
+
+#[derive(Args)]
+struct RankArgs {
+    /// A corpus as NAME=PATH (a CSV manifest with `path`, `label`/`emotion` and `speaker`
+    /// columns, or `path,label,speaker` rows); repeat for each corpus.
+    #[arg(long = "corpus", value_name = "NAME=PATH", required = true, value_parser = parse_corpus)]
+    corpora: Vec<(String, PathBuf)>,
+    /// Output folder (must not exist unless --force).
+    #[arg(long)]
+    out: PathBuf,
+    /// Speaker-independent folds per corpus [default: 5, capped at a corpus's speaker count;
+    /// given explicitly, a corpus with fewer speakers is an error].
+    #[arg(long)]
+    folds: Option<usize>,
+    /// Seed of folds, permutations, subsamples, coalitions and bootstraps.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Classifier for permutation importance, KernelSHAP and transfer: logreg, mlp or svm.
+    #[arg(long, default_value = "logreg")]
+    head: String,
+    /// Size of the consensus top set (transfer, top-k overlap).
+    #[arg(long, default_value_t = 10)]
+    top_k: usize,
+    /// Bootstrap replicates behind every interval.
+    #[arg(long, default_value_t = RankConfig::default().bootstrap)]
+    bootstrap: usize,
+    /// KernelSHAP coalitions per utterance (0 skips KernelSHAP).
+    #[arg(long, default_value_t = RankConfig::default().shap_coalitions)]
+    shap_coalitions: usize,
+    /// Worker threads for extraction and ranking (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+    /// Replace an existing output folder.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -341,7 +407,13 @@ fn main() {
         Command::Train(a) => train_cmd(a),
         Command::Synth(a) => synth(a),
         Command::Devices(a) => devices(a),
-        Command::Features(a) => features(a),
+        Command::Features(a) => match (&a.action, &a.extract) {
+            (Some(FeaturesAction::Rank(r)), _) => features_rank(r),
+            (None, Some(e)) => features(e),
+            (None, None) => Err(anyhow::anyhow!(
+                "features: give --input and --out to extract, or `features rank` (see --help)"
+            )),
+        },
     };
     if let Err(e) = result {
         eprintln!("error: {}", render_error(&e));
@@ -403,6 +475,139 @@ fn features(a: &FeaturesArgs) -> Result<()> {
         a.out.display()
     );
     Ok(())
+}
+
+fn features_rank(a: &RankArgs) -> Result<()> {
+    let cfg = RankConfig {
+        folds: a.folds,
+        seed: a.seed,
+        head: HeadConfig {
+            kind: a.head.parse()?,
+            ..RankConfig::default().head
+        },
+        top_k: a.top_k,
+        bootstrap: a.bootstrap,
+        shap_coalitions: a.shap_coalitions,
+        workers: a.workers,
+        ..RankConfig::default()
+    };
+    cfg.validate()?;
+    let out = OutputDir::create(&a.out, a.force)?;
+    // Manifests, labels and speakers first: a corpus that cannot be ranked fails before any
+    // feature is extracted.
+    let mut corpora = Vec::with_capacity(a.corpora.len());
+    for (name, path) in &a.corpora {
+        let inputs = collect_inputs(path).with_context(|| format!("corpus `{name}`"))?;
+        for e in &inputs.errors {
+            eprintln!("skipped (corpus `{name}`): {e}");
+        }
+        let meta = DatasetMeta::from_items(name, &inputs.items)?;
+        corpora.push((name.as_str(), inputs.items, meta));
+    }
+    let metas: Vec<&DatasetMeta> = corpora.iter().map(|c| &c.2).collect();
+    emolime::rank::plan(&metas, &cfg)?;
+    let t0 = std::time::Instant::now();
+    let features = FeatureConfig {
+        level: Level::Functionals,
+        workers: a.workers,
+    };
+    let mut datasets = Vec::with_capacity(corpora.len());
+    for (name, items, _) in &corpora {
+        let pb = bar(items.len(), name);
+        let results = extract_corpus(items, &features, |done, _| pb.set_position(done as u64));
+        pb.finish_and_clear();
+        let (ds, failed) = Dataset::from_extraction(name, items, results)?;
+        for f in &failed {
+            eprintln!("failed: {f}");
+        }
+        datasets.push(ds);
+    }
+    let extract_s = t0.elapsed().as_secs_f64();
+    let names: Vec<String> = EGEMAPS_NAMES.iter().map(|s| s.to_string()).collect();
+    let mut pb: Option<(emolime::rank::Stage, ProgressBar)> = None;
+    let report = emolime::rank::rank(&datasets, &names, &cfg, |p| {
+        if pb.as_ref().is_none_or(|(stage, _)| *stage != p.stage) {
+            if let Some((_, old)) = pb.take() {
+                old.finish_and_clear();
+            }
+            pb = Some((p.stage, bar(p.total, p.stage.name())));
+        }
+        if let Some((_, b)) = &pb {
+            b.set_position(p.done as u64);
+        }
+    })?;
+    if let Some((_, b)) = pb {
+        b.finish_and_clear();
+    }
+    report.write(&out)?;
+    let path = out.commit()?;
+    print_ranking(&report, extract_s);
+    println!("outputs: {}", path.display());
+    Ok(())
+}
+
+/// Prints the corpora, the consensus top k, Kendall's W and the transfer summary.
+fn print_ranking(r: &RankReport, extract_s: f64) {
+    for d in &r.datasets {
+        println!(
+            "{}: {} utterances, {} speakers, {} folds; cross-validated accuracy {:.3} (balanced {:.3})",
+            d.name, d.n_rows, d.n_speakers, d.folds, d.cv_accuracy, d.cv_balanced_accuracy
+        );
+    }
+    println!(
+        "consensus top {} (mean rank over {} rankings: {}; 95% CI; rankings with it in their top {})",
+        r.config.top_k,
+        r.consensus.rankings.len(),
+        r.consensus.rankings.join(", "),
+        r.config.top_k
+    );
+    for c in r.consensus.rows.iter().take(r.config.top_k) {
+        println!(
+            "  {:>2}  {:<42} {:5.1} [{:.1}, {:.1}]  {}/{}",
+            c.consensus_rank,
+            c.feature,
+            c.mean_rank,
+            c.ci_low,
+            c.ci_high,
+            (c.top_k_fraction * c.ranks.len() as f64).round(),
+            c.ranks.len()
+        );
+    }
+    let fmt_w = |w: &emolime::rank::KendallRow| match w.w {
+        Some(v) => format!("{v:.3} [{:.3}, {:.3}]", w.ci_low, w.ci_high),
+        None => "n/a".into(),
+    };
+    for (across, what) in [("datasets", "across corpora"), ("methods", "across methods")] {
+        let cells: Vec<String> = r
+            .agreement
+            .kendall
+            .iter()
+            .filter(|w| w.across == across)
+            .map(|w| format!("{} {} ({} items)", w.scope, fmt_w(w), w.n_items))
+            .collect();
+        if !cells.is_empty() {
+            println!("Kendall's W {what}: {}", cells.join("; "));
+        }
+    }
+    let summary = r.summary();
+    let cells: Vec<String> = summary
+        .transfer
+        .iter()
+        .map(|t| {
+            let f = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.3}"));
+            format!(
+                "{}: {} across, {} within",
+                t.features,
+                f(t.mean_cross_corpus_accuracy),
+                f(t.mean_within_corpus_accuracy)
+            )
+        })
+        .collect();
+    println!(
+        "transfer accuracy (mean; across = train != test, within = speaker CV): {}",
+        cells.join("; ")
+    );
+    println!("features {extract_s:.1} s, ranking {:.1} s", r.seconds);
 }
 
 fn bar(total: usize, what: &str) -> ProgressBar {

@@ -234,7 +234,7 @@ impl LogReg {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::rng::SplitMix64;
+    use crate::rng::SplitMix64;
 
     fn problem(n: usize, d: usize, k: usize) -> (Array2<f64>, Vec<usize>) {
         let mut rng = SplitMix64::new(11);

@@ -2,8 +2,8 @@
 //! mini-batches for a fixed number of epochs (scikit-learn's `MLPClassifier` recipe: Glorot-uniform
 //! initialisation, L2 penalty `alpha`, Adam with beta1 0.9, beta2 0.999, eps 1e-8).
 
-use super::rng::SplitMix64;
 use super::{HeadConfig, softmax_rows};
+use crate::rng::SplitMix64;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Dimension, Zip, s};
 use serde::{Deserialize, Serialize};

@@ -13,7 +13,6 @@
 
 mod logreg;
 mod mlp;
-mod rng;
 mod scaler;
 mod svm;
 
@@ -496,8 +495,8 @@ pub fn confusion_matrix(pred: &[usize], truth: &[usize], n_classes: usize) -> Re
 
 #[cfg(test)]
 mod tests {
-    use super::rng::SplitMix64;
     use super::*;
+    use crate::rng::SplitMix64;
 
     /// Three Gaussian blobs in `d` dimensions, `per` rows each, with offsets and scales that
     /// differ per feature (as raw eGeMAPS values do).

@@ -14,7 +14,7 @@
 //! differ slightly), and the coupled probabilities are renormalised to sum to exactly 1.
 
 use super::HeadConfig;
-use super::rng::SplitMix64;
+use crate::rng::SplitMix64;
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 

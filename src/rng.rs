@@ -1,5 +1,13 @@
-//! The classifiers' random numbers: a splitmix64 generator for weight initialisation, shuffles and
-//! fold splits, so every fit is a pure function of its data and seed.
+//! The library's CPU-side random numbers: one splitmix64 generator for weight initialisation,
+//! shuffles, fold splits, permutations and bootstraps, so every result is a pure function of its
+//! data and seed. (GPU-side masks use the counter-based hash of `sampling`.)
+
+/// splitmix64's output function.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
 
 /// The splitmix64 generator: tiny, fast and statistically fine for initialisation and shuffles.
 #[derive(Clone, Debug)]
@@ -21,12 +29,20 @@ impl SplitMix64 {
     }
 
     /// The next 64 random bits.
+    /// An independent stream for `(seed, purpose, task...)`: the same key always gives the same
+    /// stream, and different keys unrelated ones.
+    pub(crate) fn stream(seed: u64, purpose: u64, task: &[u64]) -> Self {
+        let mut h = mix(seed.wrapping_add(0x9E37_79B9_7F4A_7C15));
+        h = mix(h ^ purpose.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+        for &t in task {
+            h = mix(h.wrapping_add(0x9E37_79B9_7F4A_7C15) ^ t.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+        }
+        SplitMix64 { state: h }
+    }
+
     pub(crate) fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        mix(self.state)
     }
 
     /// Uniform in `[0, 1)`.

@@ -1,0 +1,167 @@
+//! Permutation importance on speaker-independent folds, and the per-fold work it shares with
+//! KernelSHAP: fit the head on the fold's training speakers, then score its test speakers with
+//! each feature's column permuted (several seeded repeats) and explain them with KernelSHAP.
+//!
+//! Importance of feature `j` = score(out-of-fold predictions) - mean over repeats of
+//! score(predictions with column `j` permuted within its test fold), the score being balanced
+//! accuracy (or accuracy) over all rows pooled out of fold. Both scores are linear in per-row
+//! correctness for fixed row weights, so the drop is `sum_i a_i drop_ij` with `drop_ij` = row
+//! `i`'s correctness minus its mean correctness under permutation; the bootstrap redraws the
+//! weights `a` (class-stratified multiplicities of the rows).
+
+use super::rng::{Purpose, Rng};
+use super::{FeatureGroup, RankConfig, fit_head, shap};
+use crate::classify::HeadConfig;
+use crate::error::Result;
+use crate::rank::folds::Fold;
+use ndarray::{Array2, Array3, ArrayView2, Axis, s};
+
+/// Everything one fold's task reads.
+pub(crate) struct FoldJob<'a> {
+    /// The corpus's rows. // [N, D]
+    pub x: ArrayView2<'a, f64>,
+    /// Label indices. // [N]
+    pub labels: &'a [usize],
+    /// The fold.
+    pub fold: &'a Fold,
+    /// Class names. // [C]
+    pub classes: &'a [String],
+    /// Feature names. // [D]
+    pub feature_names: &'a [String],
+    /// The classifier settings.
+    pub head: &'a HeadConfig,
+    /// The run's settings.
+    pub cfg: &'a RankConfig,
+    /// KernelSHAP's groups (empty: skip it).
+    pub groups: &'a [FeatureGroup],
+    /// (corpus, fold) indices, the random streams' coordinates.
+    pub task: [u64; 2],
+}
+
+/// One fold's results, for its test rows.
+pub(crate) struct FoldOutput {
+    /// The corpus rows tested. // [n]
+    pub test: Vec<usize>,
+    /// Predicted class per test row. // [n]
+    pub pred: Vec<usize>,
+    /// Correctness minus mean correctness with the column permuted. // [n, D]
+    pub drop: Array2<f64>,
+    /// |phi| per test row, explained class and group. // [n, C, G]
+    pub shap_abs: Array3<f64>,
+}
+
+/// The argmax of every row.
+fn argmax_rows(p: ArrayView2<f64>) -> Vec<usize> {
+    p.rows()
+        .into_iter()
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .fold((0, f64::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
+                .0
+        })
+        .collect()
+}
+
+/// Fits the fold's model and computes its permutation drops and KernelSHAP values.
+pub(crate) fn run_fold(job: &FoldJob) -> Result<FoldOutput> {
+    let d = job.x.ncols();
+    let all: Vec<usize> = (0..d).collect();
+    let clf = fit_head(
+        job.x,
+        job.labels,
+        &job.fold.train,
+        &all,
+        job.classes,
+        job.feature_names,
+        job.head,
+    )?;
+    let x_test = job.x.select(Axis(0), &job.fold.test);
+    let y_test: Vec<usize> = job.fold.test.iter().map(|&i| job.labels[i]).collect();
+    let n = x_test.nrows();
+    let pred = argmax_rows(clf.predict_proba(x_test.view())?.view());
+    let base: Vec<f64> = pred.iter().zip(&y_test).map(|(p, t)| (p == t) as u8 as f64).collect();
+
+    let reps = job.cfg.permutation_repeats;
+    let mut drop = Array2::zeros((n, d));
+    let mut stacked = Array2::zeros((reps * n, d));
+    for r in 0..reps {
+        stacked.slice_mut(s![r * n..(r + 1) * n, ..]).assign(&x_test);
+    }
+    let mut perm: Vec<usize> = (0..n).collect();
+    for j in 0..d {
+        for r in 0..reps {
+            perm.iter_mut().enumerate().for_each(|(i, p)| *p = i);
+            Rng::keyed(
+                job.cfg.seed,
+                Purpose::Permute,
+                &[job.task[0], job.task[1], j as u64, r as u64],
+            )
+            .shuffle(&mut perm);
+            for (i, &src) in perm.iter().enumerate() {
+                stacked[[r * n + i, j]] = x_test[[src, j]];
+            }
+        }
+        let p = argmax_rows(clf.predict_proba(stacked.view())?.view());
+        for i in 0..n {
+            let hits = (0..reps).filter(|&r| p[r * n + i] == y_test[i]).count();
+            drop[[i, j]] = base[i] - hits as f64 / reps as f64;
+        }
+        // Restore the column for the next feature.
+        for r in 0..reps {
+            stacked.slice_mut(s![r * n..(r + 1) * n, j]).assign(&x_test.column(j));
+        }
+    }
+
+    let k = job.classes.len();
+    let g = job.groups.len();
+    let mut shap_abs = Array3::zeros((n, k, g));
+    if g > 0 {
+        let train = job.x.select(Axis(0), &job.fold.train);
+        let background = train.mean_axis(Axis(0)).expect("a fold trains on rows").to_vec();
+        let mut rng = Rng::keyed(job.cfg.seed, Purpose::Coalitions, &job.task);
+        let masks = shap::coalitions(g, job.cfg.shap_coalitions, &mut rng);
+        for (i, row) in x_test.rows().into_iter().enumerate() {
+            let phi = shap::explain_row(&clf, row, &background, job.groups, masks.view())?;
+            shap_abs.index_axis_mut(Axis(0), i).assign(&phi.mapv(f64::abs));
+        }
+    }
+    Ok(FoldOutput {
+        test: job.fold.test.clone(),
+        pred,
+        drop,
+        shap_abs,
+    })
+}
+
+/// The folds' outputs put back in corpus row order.
+pub(crate) struct Pooled {
+    /// Out-of-fold prediction per row. // [N]
+    pub pred: Vec<usize>,
+    /// Permutation drops. // [N, D]
+    pub drop: Array2<f64>,
+    /// KernelSHAP |phi|. // [N, C, G]
+    pub shap_abs: Array3<f64>,
+}
+
+impl Pooled {
+    /// Scatters the folds' rows (every row is in exactly one fold's test part).
+    pub(crate) fn assemble(n: usize, d: usize, k: usize, g: usize, outs: &[FoldOutput]) -> Pooled {
+        let mut pooled = Pooled {
+            pred: vec![0; n],
+            drop: Array2::zeros((n, d)),
+            shap_abs: Array3::zeros((n, k, g)),
+        };
+        for o in outs {
+            for (t, &i) in o.test.iter().enumerate() {
+                pooled.pred[i] = o.pred[t];
+                pooled.drop.row_mut(i).assign(&o.drop.row(t));
+                pooled
+                    .shap_abs
+                    .index_axis_mut(Axis(0), i)
+                    .assign(&o.shap_abs.index_axis(Axis(0), t));
+            }
+        }
+        pooled
+    }
+}
