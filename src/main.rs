@@ -11,6 +11,7 @@ use emolime::explain::{ExplainConfig, Explainer, ExplanationRecord};
 use emolime::features::EGEMAPS_NAMES;
 use emolime::features::corpus::{FeatureConfig, Level, extract_corpus, write_csv};
 use emolime::input::{InputItem, collect_inputs};
+use emolime::model::embedding::{Embedder, Layer, embed_items};
 use emolime::model::features::EGEMAPS_SET;
 use emolime::model::{AnyModel, Classifier, SerModel, TrainConfig, train};
 use emolime::output::OutputDir;
@@ -310,6 +311,7 @@ struct ExplainArgs {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("feature_input").args(["features", "backbone"])))]
 struct TrainArgs {
     /// A folder with one sub-folder per class, or a CSV manifest `path,label[,speaker]`.
     #[arg(long)]
@@ -327,13 +329,21 @@ struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Train a classifier on this feature set instead of the CNN.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with = "backbone")]
     features: Option<FeatureSetArg>,
+    /// Train a classifier on a layer of this wav2vec 2.0 / HuBERT checkpoint folder, mean-pooled
+    /// over time (EmoLIME's second black box), instead of the CNN.
+    #[arg(long)]
+    backbone: Option<PathBuf>,
+    /// The backbone's hidden state: an index (0 = the transformer's input) or `last`
+    /// (transformers' last_hidden_state).
+    #[arg(long, default_value = "last", requires = "backbone")]
+    layer: String,
     /// Classifier on the features: svm (RBF, Platt probabilities, as EmoLIME), logreg or mlp.
-    #[arg(long, default_value = "svm", requires = "features")]
+    #[arg(long, default_value = "svm", requires = "feature_input")]
     head: String,
     /// Labelled files to report the trained classifier's accuracy on (e.g. another dataset).
-    #[arg(long, requires = "features")]
+    #[arg(long, requires = "feature_input")]
     test_input: Option<PathBuf>,
     /// Feature extraction threads (0: one per core).
     #[arg(long, default_value_t = 0)]
@@ -684,12 +694,23 @@ fn devices(a: &DevicesArgs) -> Result<()> {
 
 fn train_cmd(a: &TrainArgs) -> Result<()> {
     if a.features.is_some() {
-        return train_features(a);
+        return train_features(a, FeatureSource::Egemaps { workers: a.workers });
+    }
+    if let Some(folder) = &a.backbone {
+        let device = a.device.open()?;
+        let layer: Layer = a.layer.parse()?;
+        let embedder = Embedder::load(folder, layer, &device.burn)?;
+        eprintln!(
+            "backbone {} hidden state {layer} on {}",
+            folder.display(),
+            device.description
+        );
+        return train_features(a, FeatureSource::Backbone(embedder));
     }
     train_cnn(a).map(|_| ())
 }
 
-/// Labelled eGeMAPS rows: features `[N, 88]`, label indices `[N]`, class names, and one
+/// Labelled feature rows: features `[N, D]`, label indices `[N]`, class names, and one
 /// message per skipped item.
 struct LabelledFeatures {
     x: ndarray::Array2<f64>,
@@ -698,56 +719,89 @@ struct LabelledFeatures {
     skipped: Vec<String>,
 }
 
-/// Extracts eGeMAPS of every labelled item, labels indexed into `classes` (`None`: the sorted
-/// labels of `items`).
-fn labelled_features(
-    items: &[InputItem],
-    classes: Option<&[String]>,
-    workers: usize,
-    what: &str,
-) -> Result<LabelledFeatures> {
-    let classes: Vec<String> = match classes {
-        Some(c) => c.to_vec(),
-        None => {
-            let mut c: Vec<String> = items.iter().filter_map(|i| i.label.clone()).collect();
-            c.sort();
-            c.dedup();
-            c
-        }
-    };
-    let cfg = FeatureConfig {
-        level: Level::Functionals,
-        workers,
-    };
-    let pb = bar(items.len(), what);
-    let results = extract_corpus(items, &cfg, |done, _| pb.set_position(done as u64));
-    pb.finish_and_clear();
-    let (mut rows, mut labels, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
-    for (item, r) in items.iter().zip(results) {
-        let label = item.label.as_ref().and_then(|l| classes.iter().position(|c| c == l));
-        match (r, label) {
-            (Err(e), _) => skipped.push(e.to_string()),
-            (Ok(_), None) => skipped.push(format!(
-                "{}: label {:?} is not one of the model's classes",
-                item.path.display(),
-                item.label.as_deref().unwrap_or("(none)")
-            )),
-            (Ok(x), Some(l)) => {
-                rows.extend(x.iter().copied());
-                labels.push(l);
-            }
-        }
-    }
-    let x = ndarray::Array2::from_shape_vec((labels.len(), EGEMAPS_NAMES.len()), rows)?;
-    Ok(LabelledFeatures {
-        x,
-        y: labels,
-        classes,
-        skipped,
-    })
+/// What a feature classifier is trained on: eGeMAPS, or a backbone layer's embedding.
+enum FeatureSource {
+    Egemaps { workers: usize },
+    Backbone(Embedder),
 }
 
-fn train_features(a: &TrainArgs) -> Result<()> {
+impl FeatureSource {
+    fn name(&self) -> String {
+        match self {
+            FeatureSource::Egemaps { .. } => EGEMAPS_SET.to_string(),
+            FeatureSource::Backbone(e) => e.feature_set(),
+        }
+    }
+
+    fn feature_names(&self) -> Vec<String> {
+        match self {
+            FeatureSource::Egemaps { .. } => EGEMAPS_NAMES.iter().map(|s| s.to_string()).collect(),
+            FeatureSource::Backbone(e) => e.feature_names(),
+        }
+    }
+
+    /// Features of every item (one result per item, in order).
+    fn rows(&self, items: &[InputItem], what: &str) -> Vec<emolime::Result<Vec<f64>>> {
+        let pb = bar(items.len(), what);
+        let rows = match self {
+            FeatureSource::Egemaps { workers } => {
+                let cfg = FeatureConfig {
+                    level: Level::Functionals,
+                    workers: *workers,
+                };
+                extract_corpus(items, &cfg, |done, _| pb.set_position(done as u64))
+                    .into_iter()
+                    .map(|r| r.map(|a| a.into_raw_vec_and_offset().0))
+                    .collect()
+            }
+            FeatureSource::Backbone(e) => embed_items(e, items, None, |done, _| pb.set_position(done as u64)),
+        };
+        pb.finish_and_clear();
+        rows
+    }
+
+    /// The features of every labelled item, labels indexed into `classes` (`None`: the sorted
+    /// labels of `items`).
+    fn labelled(&self, items: &[InputItem], classes: Option<&[String]>, what: &str) -> Result<LabelledFeatures> {
+        let classes: Vec<String> = match classes {
+            Some(c) => c.to_vec(),
+            None => {
+                let mut c: Vec<String> = items.iter().filter_map(|i| i.label.clone()).collect();
+                c.sort();
+                c.dedup();
+                c
+            }
+        };
+        let dim = self.feature_names().len();
+        let (mut rows, mut labels, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+        for (item, r) in items.iter().zip(self.rows(items, what)) {
+            let label = item.label.as_ref().and_then(|l| classes.iter().position(|c| c == l));
+            match (r, label) {
+                (Err(e), _) => skipped.push(e.to_string()),
+                (Ok(_), None) => skipped.push(format!(
+                    "{}: label {:?} is not one of the model's classes",
+                    item.path.display(),
+                    item.label.as_deref().unwrap_or("(none)")
+                )),
+                (Ok(x), Some(l)) => {
+                    rows.extend(x);
+                    labels.push(l);
+                }
+            }
+        }
+        let x = ndarray::Array2::from_shape_vec((labels.len(), dim), rows)?;
+        Ok(LabelledFeatures {
+            x,
+            y: labels,
+            classes,
+            skipped,
+        })
+    }
+}
+
+/// `train --features egemaps` and `train --backbone DIR`: features, fit, save, and the
+/// accuracy on `--test-input`.
+fn train_features(a: &TrainArgs, source: FeatureSource) -> Result<()> {
     if a.out.exists() && !a.force {
         bail!(
             "{}: model file already exists (pass --force to replace it)",
@@ -768,7 +822,7 @@ fn train_features(a: &TrainArgs) -> Result<()> {
         y,
         classes,
         mut skipped,
-    } = labelled_features(&inputs.items, None, a.workers, "egemaps")?;
+    } = source.labelled(&inputs.items, None, "features")?;
     skipped.extend(inputs.errors.iter().map(|e| e.to_string()));
     for e in &skipped {
         eprintln!("skipped: {e}");
@@ -778,15 +832,15 @@ fn train_features(a: &TrainArgs) -> Result<()> {
     }
     let extract_s = t0.elapsed().as_secs_f64();
     let t1 = std::time::Instant::now();
-    let names = EGEMAPS_NAMES.iter().map(|s| s.to_string()).collect();
-    let model = FeatureClassifier::fit(x.view(), &y, classes, EGEMAPS_SET, names, &head)?;
+    let model = FeatureClassifier::fit(x.view(), &y, classes, &source.name(), source.feature_names(), &head)?;
     let fit_s = t1.elapsed().as_secs_f64();
     let train_acc = accuracy(&model.predict(x.view())?, &y)?;
     model.save(&a.out)?;
     println!(
-        "{} on eGeMAPS: {} utterances, {} classes; features {extract_s:.1} s, fit {fit_s:.2} s; \
+        "{} on {}: {} utterances, {} classes; features {extract_s:.1} s, fit {fit_s:.2} s; \
          train accuracy {train_acc:.3}; model {}",
         head.kind,
+        source.name(),
         y.len(),
         model.classes().len(),
         a.out.display()
@@ -795,11 +849,8 @@ fn train_features(a: &TrainArgs) -> Result<()> {
         let inputs = collect_inputs(test)?;
         let LabelledFeatures {
             x: xt, y: yt, skipped, ..
-        } = labelled_features(&inputs.items, Some(model.classes()), a.workers, "test")?;
-        for e in skipped
-            .iter()
-            .chain(inputs.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().iter())
-        {
+        } = source.labelled(&inputs.items, Some(model.classes()), "test")?;
+        for e in skipped.into_iter().chain(inputs.errors.iter().map(|e| e.to_string())) {
             eprintln!("test skipped: {e}");
         }
         if yt.is_empty() {
