@@ -705,7 +705,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
             folder.display(),
             device.description
         );
-        return train_features(a, FeatureSource::Backbone(embedder));
+        return train_features(a, FeatureSource::Backbone(Box::new(embedder)));
     }
     train_cnn(a).map(|_| ())
 }
@@ -722,7 +722,7 @@ struct LabelledFeatures {
 /// What a feature classifier is trained on: eGeMAPS, or a backbone layer's embedding.
 enum FeatureSource {
     Egemaps { workers: usize },
-    Backbone(Embedder),
+    Backbone(Box<Embedder>),
 }
 
 impl FeatureSource {
