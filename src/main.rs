@@ -339,6 +339,12 @@ struct TrainArgs {
     /// (transformers' last_hidden_state).
     #[arg(long, default_value = "last", requires = "backbone")]
     layer: String,
+    /// Folder of cached pooled embeddings [default: .emolime-embeddings beside --out].
+    #[arg(long, requires = "backbone")]
+    embedding_cache: Option<PathBuf>,
+    /// Do not read or write cached embeddings.
+    #[arg(long, requires = "backbone", conflicts_with = "embedding_cache")]
+    no_embedding_cache: bool,
     /// Classifier on the features: svm (RBF, Platt probabilities, as EmoLIME), logreg or mlp.
     #[arg(long, default_value = "svm", requires = "feature_input")]
     head: String,
@@ -705,7 +711,22 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
             folder.display(),
             device.description
         );
-        return train_features(a, FeatureSource::Backbone(Box::new(embedder)));
+        let cache = (!a.no_embedding_cache).then(|| {
+            a.embedding_cache.clone().unwrap_or_else(|| {
+                a.out
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+                    .join(".emolime-embeddings")
+            })
+        });
+        return train_features(
+            a,
+            FeatureSource::Backbone {
+                embedder: Box::new(embedder),
+                cache,
+            },
+        );
     }
     train_cnn(a).map(|_| ())
 }
@@ -721,27 +742,33 @@ struct LabelledFeatures {
 
 /// What a feature classifier is trained on: eGeMAPS, or a backbone layer's embedding.
 enum FeatureSource {
-    Egemaps { workers: usize },
-    Backbone(Box<Embedder>),
+    Egemaps {
+        workers: usize,
+    },
+    Backbone {
+        embedder: Box<Embedder>,
+        /// Folder of cached embeddings (None: no cache).
+        cache: Option<PathBuf>,
+    },
 }
 
 impl FeatureSource {
     fn name(&self) -> String {
         match self {
             FeatureSource::Egemaps { .. } => EGEMAPS_SET.to_string(),
-            FeatureSource::Backbone(e) => e.feature_set(),
+            FeatureSource::Backbone { embedder, .. } => embedder.feature_set(),
         }
     }
 
     fn feature_names(&self) -> Vec<String> {
         match self {
             FeatureSource::Egemaps { .. } => EGEMAPS_NAMES.iter().map(|s| s.to_string()).collect(),
-            FeatureSource::Backbone(e) => e.feature_names(),
+            FeatureSource::Backbone { embedder, .. } => embedder.feature_names(),
         }
     }
 
     /// Features of every item (one result per item, in order).
-    fn rows(&self, items: &[InputItem], what: &str) -> Vec<emolime::Result<Vec<f64>>> {
+    fn rows(&self, items: &[InputItem], what: &str) -> Result<Vec<emolime::Result<Vec<f64>>>> {
         let pb = bar(items.len(), what);
         let rows = match self {
             FeatureSource::Egemaps { workers } => {
@@ -754,10 +781,14 @@ impl FeatureSource {
                     .map(|r| r.map(|a| a.into_raw_vec_and_offset().0))
                     .collect()
             }
-            FeatureSource::Backbone(e) => embed_items(e, items, None, |done, _| pb.set_position(done as u64)),
+            FeatureSource::Backbone { embedder, cache } => {
+                embed_items(embedder, items, None, cache.as_deref(), |done, _| {
+                    pb.set_position(done as u64)
+                })?
+            }
         };
         pb.finish_and_clear();
-        rows
+        Ok(rows)
     }
 
     /// The features of every labelled item, labels indexed into `classes` (`None`: the sorted
@@ -774,7 +805,7 @@ impl FeatureSource {
         };
         let dim = self.feature_names().len();
         let (mut rows, mut labels, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
-        for (item, r) in items.iter().zip(self.rows(items, what)) {
+        for (item, r) in items.iter().zip(self.rows(items, what)?) {
             let label = item.label.as_ref().and_then(|l| classes.iter().position(|c| c == l));
             match (r, label) {
                 (Err(e), _) => skipped.push(e.to_string()),

@@ -239,36 +239,86 @@ impl SerModel for EmbeddingModel {
     }
 }
 
-/// Embeds every item, one utterance per forward pass (no padding): `[N, H]` rows for the items
-/// that worked and one result per item in input order (`Ok(row)` / the error naming the file).
-/// `max_seconds` crops each utterance first (None: whole files).
+/// FNV-1a, 64 bit: a hash that stays the same across Rust versions and machines.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The cache file of `item`'s embedding: keyed by the feature set (backbone folder and layer),
+/// the crop, and the audio file's canonical path, size and modification time, so an edited file
+/// or another layer never reads a stale vector.
+fn cache_file(dir: &Path, feature_set: &str, max_seconds: Option<f64>, audio: &Path) -> Option<PathBuf> {
+    let meta = std::fs::metadata(audio).ok()?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    let path = std::fs::canonicalize(audio).ok()?;
+    let key = format!(
+        "{feature_set}\n{max_seconds:?}\n{}\n{}\n{modified}",
+        path.display(),
+        meta.len()
+    );
+    Some(dir.join(format!("{:016x}.f64", fnv1a(key.as_bytes()))))
+}
+
+/// Embeds every item, one utterance per forward pass (no padding): one result per item in
+/// input order (the `[H]` vector, or the error naming the file). `max_seconds` crops each
+/// utterance first (None: whole files). With `cache`, vectors are read from and written to that
+/// folder (one little-endian f64 file per utterance, written atomically), so a second training
+/// run on the same files and layer skips the backbone.
 pub fn embed_items(
     embedder: &Embedder,
     items: &[crate::input::InputItem],
     max_seconds: Option<f64>,
+    cache: Option<&Path>,
     mut progress: impl FnMut(usize, usize),
-) -> Vec<Result<Vec<f64>>> {
+) -> Result<Vec<Result<Vec<f64>>>> {
+    if let Some(dir) = cache {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
     let sr = embedder.sample_rate_hz();
     let min = embedder.backbone.encoder.config().receptive_field();
-    items
+    let h = embedder.dim();
+    let feature_set = embedder.feature_set();
+    Ok(items
         .iter()
         .enumerate()
         .map(|(i, item)| {
+            let cached = cache.and_then(|dir| cache_file(dir, &feature_set, max_seconds, &item.path));
             let r = (|| -> Result<Vec<f64>> {
+                if let Some(file) = &cached
+                    && let Ok(bytes) = std::fs::read(file)
+                    && bytes.len() == 8 * h
+                {
+                    return Ok(bytes
+                        .chunks_exact(8)
+                        .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+                        .collect());
+                }
                 let mut x = crate::audio::load_mono(&item.path, sr, min)?;
                 if let Some(s) = max_seconds {
                     x.truncate(((s * sr as f64) as usize).max(min));
                 }
                 let n = x.len();
                 let wave = Tensor::from_data(TensorData::new(x, [1, n]), &embedder.device);
-                Ok(embedder
+                let v = embedder
                     .embed(wave)
                     .map_err(|e| e.into_bad_audio(&item.path))?
                     .into_raw_vec_and_offset()
-                    .0)
+                    .0;
+                if let Some(file) = &cached {
+                    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    crate::output::write_atomic(file, &bytes)?;
+                }
+                Ok(v)
             })();
             progress(i + 1, items.len());
             r
         })
-        .collect()
+        .collect())
 }

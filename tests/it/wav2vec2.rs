@@ -324,3 +324,48 @@ fn own_head_on_a_backbone_layer_is_explained() {
     assert!(err.contains("head.json") && err.contains("features"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn pooled_embeddings_are_cached_by_file_and_layer() {
+    use emolime::input::InputItem;
+    use emolime::model::embedding::{Embedder, Layer, embed_items};
+    let cpu = ComputeDevice::cpu("test");
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = tmp.path().join("a.wav");
+    let x: Vec<f32> = (0..4000).map(|i| (i as f32 * 0.05).sin() * 0.3).collect();
+    emolime::audio::write_wav_i16(&wav, &x, 16000).unwrap();
+    let items = vec![InputItem {
+        path: wav.clone(),
+        id: "a.wav".into(),
+        label: None,
+        speaker: None,
+        dataset: None,
+    }];
+    let cache = tmp.path().join("cache");
+    let e = Embedder::load(&fixture("w2v_base_bare"), Layer::Index(1), &cpu.burn).unwrap();
+    let fresh = embed_items(&e, &items, None, Some(&cache), |_, _| {}).unwrap();
+    let fresh = fresh[0].as_ref().unwrap().clone();
+    let files: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|f| f.unwrap().path()).collect();
+    assert_eq!(files.len(), 1);
+    // A second run reads the file: plant other values and they come back.
+    let planted: Vec<f64> = (0..fresh.len()).map(|i| i as f64).collect();
+    std::fs::write(
+        &files[0],
+        planted.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let again = embed_items(&e, &items, None, Some(&cache), |_, _| {}).unwrap();
+    assert_eq!(again[0].as_ref().unwrap(), &planted);
+    // Another layer, or an edited file, is a different key: computed afresh.
+    let other = Embedder::load(&fixture("w2v_base_bare"), Layer::Last, &cpu.burn).unwrap();
+    let o = embed_items(&other, &items, None, Some(&cache), |_, _| {}).unwrap();
+    assert_ne!(o[0].as_ref().unwrap(), &planted);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    emolime::audio::write_wav_i16(&wav, &x, 16000).unwrap();
+    let edited = embed_items(&e, &items, None, Some(&cache), |_, _| {}).unwrap();
+    let edited = edited[0].as_ref().unwrap();
+    assert!(
+        edited.iter().zip(&fresh).all(|(a, b)| (a - b).abs() < 1e-6),
+        "recomputed, not planted"
+    );
+}
