@@ -13,6 +13,7 @@
 pub mod audio;
 pub mod bands;
 pub mod classify;
+pub mod conditions;
 pub mod corpus;
 pub mod device;
 pub mod error;

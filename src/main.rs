@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use emolime::audio::FrontEndConfig;
 use emolime::bands::{BandConfig, BandKind};
 use emolime::classify::{FeatureClassifier, HeadConfig, accuracy, confusion_matrix};
+use emolime::conditions::{Condition, derive_seed, extract_corpus_under};
 use emolime::corpus::{CorpusReport, Failure, Progress, explain_corpus, load_training_set};
 use emolime::device::{ComputeDevice, DeviceSpec};
 use emolime::explain::{ExplainConfig, Explainer, ExplanationRecord};
@@ -81,6 +82,11 @@ fn parse_corpus(s: &str) -> std::result::Result<(String, PathBuf), String> {
     }
 }
 
+/// Parses `NAME[:PARAMS]` as a recording condition.
+fn parse_condition(s: &str) -> std::result::Result<Condition, String> {
+    s.parse().map_err(|e: emolime::Error| e.to_string())
+}
+
 #[derive(Args)]
 struct RankArgs {
     /// A corpus as NAME=PATH (a CSV manifest with `path`, `label`/`emotion` and `speaker`
@@ -112,6 +118,17 @@ struct RankArgs {
     /// Worker threads for extraction and ranking (0: one per core).
     #[arg(long, default_value_t = 0)]
     workers: usize,
+    /// A recording condition to rank under: clean, white:SNR_DB, babble:SNR_DB (other
+    /// utterances of the same corpus), telephone, hearing-aid or reverb:RT60_S; repeat for
+    /// several. Every condition but clean adds the datasets CORPUS@CONDITION, transformed before
+    /// extraction, seeded by --seed, the corpus and the file.
+    #[arg(
+        long = "condition",
+        value_name = "NAME[:PARAMS]",
+        default_value = "clean",
+        value_parser = parse_condition
+    )]
+    conditions: Vec<Condition>,
     /// Replace an existing output folder.
     #[arg(long)]
     force: bool,
@@ -508,6 +525,15 @@ fn features_rank(a: &RankArgs) -> Result<()> {
         ..RankConfig::default()
     };
     cfg.validate()?;
+    let sep = emolime::rank::CONDITION_SEPARATOR;
+    if let Some((name, _)) = a.corpora.iter().find(|(name, _)| name.contains(sep)) {
+        bail!("--corpus `{name}`: a corpus name cannot contain `{sep}` (it separates CORPUS{sep}CONDITION)");
+    }
+    for (i, c) in a.conditions.iter().enumerate() {
+        if a.conditions[..i].iter().any(|o| o.to_string() == c.to_string()) {
+            bail!("--condition `{c}` is given twice");
+        }
+    }
     let out = OutputDir::create(&a.out, a.force)?;
     // Manifests, labels and speakers first: a corpus that cannot be ranked fails before any
     // feature is extracted.
@@ -520,23 +546,49 @@ fn features_rank(a: &RankArgs) -> Result<()> {
         let meta = DatasetMeta::from_items(name, &inputs.items)?;
         corpora.push((name.as_str(), inputs.items, meta));
     }
-    let metas: Vec<&DatasetMeta> = corpora.iter().map(|c| &c.2).collect();
-    emolime::rank::plan(&metas, &cfg)?;
+    // One dataset per (condition, corpus): the corpus's name when clean, CORPUS@CONDITION else.
+    let dataset_name = |corpus: &str, c: &Condition| {
+        if c.is_clean() {
+            corpus.to_string()
+        } else {
+            format!("{corpus}{sep}{c}")
+        }
+    };
+    let metas: Vec<DatasetMeta> = a
+        .conditions
+        .iter()
+        .flat_map(|c| {
+            corpora.iter().map(move |(name, _, meta)| DatasetMeta {
+                name: dataset_name(name, c),
+                ..meta.clone()
+            })
+        })
+        .collect();
+    emolime::rank::plan(&metas.iter().collect::<Vec<_>>(), &cfg)?;
     let t0 = std::time::Instant::now();
     let features = FeatureConfig {
         level: Level::Functionals,
         workers: a.workers,
     };
-    let mut datasets = Vec::with_capacity(corpora.len());
-    for (name, items, _) in &corpora {
-        let pb = bar(items.len(), name);
-        let results = extract_corpus(items, &features, |done, _| pb.set_position(done as u64));
-        pb.finish_and_clear();
-        let (ds, failed) = Dataset::from_extraction(name, items, results)?;
-        for f in &failed {
-            eprintln!("failed: {f}");
+    let mut datasets = Vec::with_capacity(metas.len());
+    for c in &a.conditions {
+        for (k, (name, items, _)) in corpora.iter().enumerate() {
+            let label = dataset_name(name, c);
+            let pb = bar(items.len(), &label);
+            let results = if c.is_clean() {
+                extract_corpus(items, &features, |done, _| pb.set_position(done as u64))
+            } else {
+                let seed = derive_seed(a.seed, &[k as u64]);
+                extract_corpus_under(items, &features, c, seed, |done, _| pb.set_position(done as u64))
+                    .with_context(|| format!("corpus `{name}`, --condition `{c}`"))?
+            };
+            pb.finish_and_clear();
+            let (ds, failed) = Dataset::from_extraction(&label, items, results)?;
+            for f in &failed {
+                eprintln!("failed: {f}");
+            }
+            datasets.push(ds);
         }
-        datasets.push(ds);
     }
     let extract_s = t0.elapsed().as_secs_f64();
     let names: Vec<String> = EGEMAPS_NAMES.iter().map(|s| s.to_string()).collect();
@@ -593,7 +645,11 @@ fn print_ranking(r: &RankReport, extract_s: f64) {
         Some(v) => format!("{v:.3} [{:.3}, {:.3}]", w.ci_low, w.ci_high),
         None => "n/a".into(),
     };
-    for (across, what) in [("datasets", "across corpora"), ("methods", "across methods")] {
+    for (across, what) in [
+        ("datasets", "across corpora"),
+        ("methods", "across methods"),
+        ("conditions", "across conditions"),
+    ] {
         let cells: Vec<String> = r
             .agreement
             .kendall
@@ -604,6 +660,10 @@ fn print_ranking(r: &RankReport, extract_s: f64) {
         if !cells.is_empty() {
             println!("Kendall's W {what}: {}", cells.join("; "));
         }
+    }
+    for (condition, c) in &r.consensus_by_condition {
+        let top: Vec<&str> = c.rows.iter().take(5).map(|row| row.feature.as_str()).collect();
+        println!("consensus top 5 under {condition}: {}", top.join(", "));
     }
     let summary = r.summary();
     let cells: Vec<String> = summary

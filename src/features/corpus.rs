@@ -58,6 +58,18 @@ pub type FileFeatures = Array2<f64>;
 /// Errors: [`Error::Io`] / [`Error::Decode`] when the file cannot be read, [`Error::BadAudio`]
 /// naming the file when it holds no samples or a non-finite one.
 pub fn extract_file(extractor: &mut Egemaps, path: &Path, level: Level) -> Result<FileFeatures> {
+    extract_file_with(extractor, path, level, |samples, _| Ok(samples))
+}
+
+/// Decodes `path`, applies `transform(samples, sample_rate_hz)` (which returns samples at the
+/// same rate) and extracts the features of the result; the errors of [`extract_file`], and a
+/// transform's input-shaped errors as [`Error::BadAudio`] naming the file.
+fn extract_file_with(
+    extractor: &mut Egemaps,
+    path: &Path,
+    level: Level,
+    transform: impl FnOnce(Vec<f32>, u32) -> Result<Vec<f32>>,
+) -> Result<FileFeatures> {
     let audio = decode_file(path)?;
     if audio.samples.is_empty() {
         return Err(Error::BadAudio {
@@ -67,12 +79,13 @@ pub fn extract_file(extractor: &mut Egemaps, path: &Path, level: Level) -> Resul
     }
     let rate = audio.sample_rate_hz;
     let run = |e: &mut Egemaps| -> Result<FileFeatures> {
+        let samples = transform(audio.samples, rate)?;
         match level {
             Level::Functionals => {
-                let v = e.functionals(&audio.samples, rate)?;
+                let v = e.functionals(&samples, rate)?;
                 Ok(Array2::from_shape_vec((1, 88), v.to_vec()).expect("88 values"))
             }
-            Level::Lld => e.lld(&audio.samples, rate),
+            Level::Lld => e.lld(&samples, rate),
         }
     };
     run(extractor).map_err(|e| e.into_bad_audio(path))
@@ -83,8 +96,28 @@ pub fn extract_file(extractor: &mut Egemaps, path: &Path, level: Level) -> Resul
 pub fn extract_corpus(
     items: &[InputItem],
     config: &FeatureConfig,
-    mut progress: impl FnMut(usize, usize),
+    progress: impl FnMut(usize, usize),
 ) -> Vec<Result<FileFeatures>> {
+    extract_corpus_with(items, config, |_, samples, _| Ok(samples), progress)
+}
+
+/// Like [`extract_corpus`], with `transform(item_index, samples, sample_rate_hz)` applied to
+/// every decoded waveform before extraction (a recording condition, say; it returns samples at
+/// the same rate and is called from the worker threads). A transform's error fails that item
+/// only, as an [`Error::BadAudio`] naming the file when it is input-shaped ([`Error::Config`],
+/// [`Error::Shape`]).
+///
+/// # Shapes
+/// `items` [N] -> [N] results of `[1, 88]` (functionals) or `[T, 25]` (LLD)
+pub fn extract_corpus_with<T>(
+    items: &[InputItem],
+    config: &FeatureConfig,
+    transform: T,
+    mut progress: impl FnMut(usize, usize),
+) -> Vec<Result<FileFeatures>>
+where
+    T: Fn(usize, Vec<f32>, u32) -> Result<Vec<f32>> + Sync,
+{
     let workers = config.resolved_workers().min(items.len()).max(1);
     let (job_tx, job_rx) = crossbeam_channel::unbounded::<usize>();
     let (res_tx, res_rx) = crossbeam_channel::unbounded::<(usize, Result<FileFeatures>)>();
@@ -95,11 +128,13 @@ pub fn extract_corpus(
     let mut results: Vec<Option<Result<FileFeatures>>> = (0..items.len()).map(|_| None).collect();
     std::thread::scope(|s| {
         for _ in 0..workers {
-            let (job_rx, res_tx) = (job_rx.clone(), res_tx.clone());
+            let (job_rx, res_tx, transform) = (job_rx.clone(), res_tx.clone(), &transform);
             s.spawn(move || {
                 let mut extractor = Egemaps::new();
                 for i in job_rx.iter() {
-                    let r = extract_file(&mut extractor, &items[i].path, config.level);
+                    let r = extract_file_with(&mut extractor, &items[i].path, config.level, |x, sr| {
+                        transform(i, x, sr)
+                    });
                     if res_tx.send((i, r)).is_err() {
                         break;
                     }

@@ -1,10 +1,10 @@
-//! Agreement between rankings: Kendall's W across corpora (per method) and across methods (per
-//! corpus), pairwise Spearman correlation and top-k overlap, and the consensus ranking (mean rank
+//! Agreement between rankings: Kendall's W across corpora (per method), across methods (per
+//! corpus) and across recording conditions (per corpus and method), pairwise Spearman correlation and top-k overlap, and the consensus ranking (mean rank
 //! over corpora x methods) with its spread. Intervals come from the rankings' bootstrap replicates:
 //! replicate `b` of every ranking is re-ranked and the statistic recomputed.
 
-use super::Ranking;
 use super::stats::{percentile_ci, ranks_descending};
+use super::{Ranking, condition_of, corpus_of};
 use ndarray::Array2;
 use serde::Serialize;
 
@@ -92,10 +92,12 @@ pub fn top_k_overlap(a: &[f64], b: &[f64], k: usize) -> f64 {
 /// Kendall's W of a set of rankings.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct KendallRow {
-    /// `datasets` (one method's rankings of every corpus) or `methods` (one corpus's rankings by
-    /// every feature-level method).
+    /// `datasets` (one method's rankings of every corpus under one recording condition),
+    /// `methods` (one dataset's rankings by every feature-level method) or `conditions` (one
+    /// method's rankings of one corpus under every recording condition).
     pub across: String,
-    /// The method (across datasets) or the corpus (across methods).
+    /// The method (across datasets; `method@condition` for a condition other than clean), the
+    /// dataset (across methods) or `corpus/method` (across conditions).
     pub scope: String,
     /// Kendall's W (`None` when undefined).
     pub w: Option<f64>,
@@ -129,7 +131,8 @@ pub struct PairRow {
 /// All agreement statistics of a run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Agreement {
-    /// Kendall's W per method (across corpora), then per corpus (across methods).
+    /// Kendall's W per method and condition (across corpora), then per dataset (across
+    /// methods), then per corpus and method (across conditions).
     pub kendall: Vec<KendallRow>,
     /// Every pair of rankings of the same items.
     pub pairs: Vec<PairRow>,
@@ -170,25 +173,40 @@ pub(crate) fn agreement(rankings: &[Ranking], features: &[String], top_k: usize)
             methods.push(r.method);
         }
     }
-    for m in methods {
-        let rs: Vec<&Ranking> = rankings.iter().filter(|r| r.method == m).collect();
-        if rs.len() >= 2 {
-            let (w, lo, hi) = with_ci(&rs, kendall_w);
-            kendall.push(KendallRow {
-                across: "datasets".into(),
-                scope: m.name().into(),
-                w,
-                ci_low: lo,
-                ci_high: hi,
-                rankings: rs.iter().map(|r| r.label()).collect(),
-                n_items: rs[0].items.len(),
-            });
-        }
-    }
-    let mut datasets: Vec<&str> = vec![];
+    let (mut datasets, mut corpora, mut conditions): (Vec<&str>, Vec<&str>, Vec<&str>) = (vec![], vec![], vec![]);
     for r in rankings {
         if !datasets.contains(&r.dataset.as_str()) {
             datasets.push(&r.dataset);
+        }
+        if !corpora.contains(&corpus_of(&r.dataset)) {
+            corpora.push(corpus_of(&r.dataset));
+        }
+        if !conditions.contains(&condition_of(&r.dataset)) {
+            conditions.push(condition_of(&r.dataset));
+        }
+    }
+    for &m in &methods {
+        for &c in &conditions {
+            let rs: Vec<&Ranking> = rankings
+                .iter()
+                .filter(|r| r.method == m && condition_of(&r.dataset) == c)
+                .collect();
+            if rs.len() >= 2 {
+                let (w, lo, hi) = with_ci(&rs, kendall_w);
+                kendall.push(KendallRow {
+                    across: "datasets".into(),
+                    scope: if rs[0].dataset.contains(super::CONDITION_SEPARATOR) {
+                        format!("{}@{c}", m.name())
+                    } else {
+                        m.name().into()
+                    },
+                    w,
+                    ci_low: lo,
+                    ci_high: hi,
+                    rankings: rs.iter().map(|r| r.label()).collect(),
+                    n_items: rs[0].items.len(),
+                });
+            }
         }
     }
     for d in datasets {
@@ -207,6 +225,26 @@ pub(crate) fn agreement(rankings: &[Ranking], features: &[String], top_k: usize)
                 rankings: rs.iter().map(|r| r.label()).collect(),
                 n_items: features.len(),
             });
+        }
+    }
+    for &m in &methods {
+        for &c in &corpora {
+            let rs: Vec<&Ranking> = rankings
+                .iter()
+                .filter(|r| r.method == m && corpus_of(&r.dataset) == c)
+                .collect();
+            if rs.len() >= 2 {
+                let (w, lo, hi) = with_ci(&rs, kendall_w);
+                kendall.push(KendallRow {
+                    across: "conditions".into(),
+                    scope: format!("{c}/{}", m.name()),
+                    w,
+                    ci_low: lo,
+                    ci_high: hi,
+                    rankings: rs.iter().map(|r| r.label()).collect(),
+                    n_items: rs[0].items.len(),
+                });
+            }
         }
     }
     let mut pairs = vec![];
@@ -276,12 +314,20 @@ impl Consensus {
 }
 
 /// The consensus of the rankings of `features` (KernelSHAP over groups is left out unless its
-/// groups are the features), leaving out the rankings of `exclude` when given.
+/// groups are the features), leaving out the rankings of the corpus of `exclude` (under every
+/// recording condition) when given.
 pub(crate) fn consensus(rankings: &[Ranking], features: &[String], top_k: usize, exclude: Option<&str>) -> Consensus {
     let rs: Vec<&Ranking> = rankings
         .iter()
-        .filter(|r| r.items == features && Some(r.dataset.as_str()) != exclude)
+        .filter(|r| exclude.is_none_or(|e| corpus_of(&r.dataset) != corpus_of(e)))
         .collect();
+    consensus_of(&rs, features, top_k)
+}
+
+/// The consensus (mean rank, bootstrap interval, spread) of those of `rankings` that rank
+/// `features`; the others (KernelSHAP over groups) are left out.
+pub fn consensus_of(rankings: &[&Ranking], features: &[String], top_k: usize) -> Consensus {
+    let rs: Vec<&Ranking> = rankings.iter().copied().filter(|r| r.items == features).collect();
     let labels = rs.iter().map(|r| r.label()).collect();
     if rs.is_empty() {
         return Consensus {

@@ -36,7 +36,9 @@ mod stability;
 pub mod stats;
 pub mod transfer;
 
-pub use agreement::{Agreement, Consensus, ConsensusRow, KendallRow, PairRow, kendall_w, spearman, top_k_overlap};
+pub use agreement::{
+    Agreement, Consensus, ConsensusRow, KendallRow, PairRow, consensus_of, kendall_w, spearman, top_k_overlap,
+};
 pub use folds::{Fold, speaker_folds};
 pub use l1::{L1Fit, L1Options, fit_l1_logistic, lambda_for_selection, lambda_max, n_selected};
 pub use shap::{FeatureGroup, egemaps_groups, feature_groups};
@@ -54,6 +56,23 @@ use std::str::FromStr;
 
 /// Folds per corpus when none are asked for (capped at the corpus's speaker count).
 pub const DEFAULT_FOLDS: usize = 5;
+
+/// Separates a corpus from its recording condition in a dataset name, `CORPUS@CONDITION`
+/// (`espeak@white:10`, see [`crate::conditions`]); a name without it is the clean recording.
+/// Datasets of one corpus under several conditions share their folds, their Kendall's W across
+/// conditions is reported, and transfer never pairs them (they hold the same speakers).
+pub const CONDITION_SEPARATOR: char = '@';
+
+/// The corpus of a dataset name: `espeak@white:10` -> `espeak`, `espeak` -> `espeak`.
+pub fn corpus_of(dataset: &str) -> &str {
+    dataset.split_once(CONDITION_SEPARATOR).map_or(dataset, |(c, _)| c)
+}
+
+/// The recording condition of a dataset name: `espeak@white:10` -> `white:10`, `espeak` ->
+/// `clean`.
+pub fn condition_of(dataset: &str) -> &str {
+    dataset.split_once(CONDITION_SEPARATOR).map_or("clean", |(_, c)| c)
+}
 
 /// A ranking method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -394,7 +413,12 @@ pub fn plan(datasets: &[&DatasetMeta], cfg: &RankConfig) -> Result<Plan> {
             Some(k) => k,
             None => DEFAULT_FOLDS.min(n_spk),
         };
-        let fold_seed = Rng::keyed(cfg.seed, Purpose::Folds, &[di as u64]).next_u64();
+        // Keyed by the first dataset of the same corpus, so its conditions share their folds.
+        let key = datasets
+            .iter()
+            .position(|o| corpus_of(&o.name) == corpus_of(&d.name))
+            .unwrap_or(di);
+        let fold_seed = Rng::keyed(cfg.seed, Purpose::Folds, &[key as u64]).next_u64();
         let f = speaker_folds(&d.speakers, k, fold_seed)?;
         for (fi, fold) in f.iter().enumerate() {
             if let Some(c) = classes.iter().find(|c| !fold.train.iter().any(|&i| &d.labels[i] == *c)) {
@@ -528,6 +552,10 @@ pub struct RankReport {
     pub agreement: Agreement,
     /// The consensus of the feature-level rankings.
     pub consensus: Consensus,
+    /// Per recording condition (`clean` first when present, then in dataset order), the
+    /// consensus of that condition's feature-level rankings (corpora x methods); empty when no
+    /// dataset names a condition (`CORPUS@CONDITION`).
+    pub consensus_by_condition: Vec<(String, Consensus)>,
     /// Cross-corpus accuracy.
     pub transfer: Vec<TransferRow>,
     /// Wall time of [`rank`] in seconds.
@@ -788,6 +816,25 @@ pub fn rank(
     rankings.extend(shap_rankings);
     let agreement = agreement::agreement(&rankings, &names, cfg.top_k);
     let consensus = agreement::consensus(&rankings, &names, cfg.top_k, None);
+    let mut conditions: Vec<&str> = vec![];
+    for ds in datasets {
+        let c = condition_of(&ds.meta.name);
+        if !conditions.contains(&c) {
+            conditions.push(c);
+        }
+    }
+    conditions.sort_by_key(|c| *c != "clean");
+    let consensus_by_condition = if datasets.iter().any(|ds| ds.meta.name.contains(CONDITION_SEPARATOR)) {
+        conditions
+            .iter()
+            .map(|&c| {
+                let of: Vec<&Ranking> = rankings.iter().filter(|r| condition_of(&r.dataset) == c).collect();
+                (c.to_string(), agreement::consensus_of(&of, &names, cfg.top_k))
+            })
+            .collect()
+    } else {
+        vec![]
+    };
 
     // Stage 3: transfer.
     let transfer = transfer::run(
@@ -819,6 +866,7 @@ pub fn rank(
         shap_by_class,
         agreement,
         consensus,
+        consensus_by_condition,
         transfer,
         seconds: t0.elapsed().as_secs_f64(),
     })

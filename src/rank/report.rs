@@ -7,8 +7,9 @@
 //! | `kernelshap_by_class.csv` | `dataset,class,group,mean_abs_phi` |
 //! | `agreement.csv` | `statistic,across,scope,a,b,value,ci_low,ci_high,n_items`: `kendall_w` across datasets (scope: method) and across methods (scope: corpus; `a` lists the rankings), then `spearman` and `top{k}_overlap` per pair `a`, `b` |
 //! | `consensus.csv` | `consensus_rank,feature,mean_rank,sd_rank,ci_low,ci_high,min_rank,max_rank,top_k_fraction`, then `rank_<dataset>/<method>` per ranking |
+//! | `consensus_by_condition.csv` | `condition,consensus_rank,feature,mean_rank,sd_rank,ci_low,ci_high,top_k_fraction`, per recording condition (only when a dataset names one) |
 //! | `transfer.csv` | `train,test,features,n_features,accuracy,balanced_accuracy,n_test,cross_validated` |
-//! | `summary.json` | the settings, corpora, W table, consensus top k, mean transfer accuracy per feature set |
+//! | `summary.json` | the settings, corpora, W table, consensus top k (and per condition), mean transfer accuracy per feature set |
 //!
 //! Numbers are written in Rust's shortest round-trip form; an undefined value is an empty field
 //! (CSV) or `null` (JSON).
@@ -73,6 +74,31 @@ pub struct TopFeature {
     pub top_k_fraction: f64,
 }
 
+/// The consensus top k of one recording condition.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConditionTop {
+    /// The condition (`clean`, `white:10`, ...).
+    pub condition: String,
+    /// Its consensus top k.
+    pub top: Vec<TopFeature>,
+}
+
+/// The first `k` rows of a consensus.
+fn top_features(c: &super::Consensus, k: usize) -> Vec<TopFeature> {
+    c.rows
+        .iter()
+        .take(k)
+        .map(|r| TopFeature {
+            rank: r.consensus_rank,
+            feature: r.feature.clone(),
+            mean_rank: r.mean_rank,
+            ci: [r.ci_low, r.ci_high],
+            sd_rank: r.sd_rank,
+            top_k_fraction: r.top_k_fraction,
+        })
+        .collect()
+}
+
 /// What `summary.json` holds.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary<'a> {
@@ -92,6 +118,9 @@ pub struct Summary<'a> {
     pub consensus_top: Vec<TopFeature>,
     /// The rankings in the consensus.
     pub consensus_of: &'a [String],
+    /// The consensus top k per recording condition (absent when no dataset names one).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub consensus_top_by_condition: Vec<ConditionTop>,
     /// Mean transfer accuracy per feature set.
     pub transfer: Vec<TransferSummary>,
     /// Wall time of the ranking, seconds.
@@ -135,21 +164,16 @@ impl RankReport {
             datasets: &self.datasets,
             groups: &self.groups,
             kendall_w: &self.agreement.kendall,
-            consensus_top: self
-                .consensus
-                .rows
+            consensus_top: top_features(&self.consensus, self.config.top_k),
+            consensus_of: &self.consensus.rankings,
+            consensus_top_by_condition: self
+                .consensus_by_condition
                 .iter()
-                .take(self.config.top_k)
-                .map(|r| TopFeature {
-                    rank: r.consensus_rank,
-                    feature: r.feature.clone(),
-                    mean_rank: r.mean_rank,
-                    ci: [r.ci_low, r.ci_high],
-                    sd_rank: r.sd_rank,
-                    top_k_fraction: r.top_k_fraction,
+                .map(|(condition, c)| ConditionTop {
+                    condition: condition.clone(),
+                    top: top_features(c, self.config.top_k),
                 })
                 .collect(),
-            consensus_of: &self.consensus.rankings,
             transfer,
             seconds: self.seconds,
         }
@@ -272,6 +296,28 @@ impl RankReport {
             line(&mut s, &cells);
         }
         write_atomic(&out.path("consensus.csv"), s.as_bytes())?;
+        if !self.consensus_by_condition.is_empty() {
+            let mut s =
+                String::from("condition,consensus_rank,feature,mean_rank,sd_rank,ci_low,ci_high,top_k_fraction\n");
+            for (condition, c) in &self.consensus_by_condition {
+                for r in &c.rows {
+                    line(
+                        &mut s,
+                        &[
+                            condition.clone(),
+                            r.consensus_rank.to_string(),
+                            r.feature.clone(),
+                            num(r.mean_rank),
+                            num(r.sd_rank),
+                            num(r.ci_low),
+                            num(r.ci_high),
+                            num(r.top_k_fraction),
+                        ],
+                    );
+                }
+            }
+            write_atomic(&out.path("consensus_by_condition.csv"), s.as_bytes())?;
+        }
 
         let mut s = String::from("train,test,features,n_features,accuracy,balanced_accuracy,n_test,cross_validated\n");
         for t in &self.transfer {

@@ -156,6 +156,97 @@ fn outputs_are_written() {
     assert_eq!(summary["datasets"][1]["folds"], 3);
 }
 
+#[test]
+fn recording_conditions_are_datasets_of_their_corpus() {
+    // Corpora a and b, each clean and under condition `x` (the same speakers and labels,
+    // other feature noise).
+    let noisy = |name: &str, n_spk, per, seed| {
+        let mut d = corpus(name, n_spk, per, seed);
+        let clean = corpus(name, n_spk, per, seed + 100);
+        d.meta.name = format!("{name}@x");
+        assert_eq!(d.meta.labels, clean.meta.labels);
+        d
+    };
+    let data = [
+        corpus("a", 4, 8, 1),
+        corpus("b", 3, 8, 2),
+        noisy("a", 4, 8, 3),
+        noisy("b", 3, 8, 4),
+    ];
+    assert_eq!((corpus_of("a@white:10"), condition_of("a@white:10")), ("a", "white:10"));
+    assert_eq!((corpus_of("a"), condition_of("a")), ("a", "clean"));
+    let cfg = RankConfig { top_k: 3, ..quick() };
+    let metas: Vec<&DatasetMeta> = data.iter().map(|d| &d.meta).collect();
+    let p = plan(&metas, &cfg).unwrap();
+    assert_eq!(p.folds[0], p.folds[2], "a condition shares its corpus's folds");
+    assert_eq!(p.folds[1], p.folds[3]);
+    let report = rank(&data, &names(), &cfg, |_| {}).unwrap();
+    let rows = |across: &str| -> Vec<String> {
+        report
+            .agreement
+            .kendall
+            .iter()
+            .filter(|w| w.across == across)
+            .map(|w| w.scope.clone())
+            .collect()
+    };
+    // Across corpora within each condition; across conditions within each corpus.
+    assert_eq!(
+        rows("datasets"),
+        [
+            "permutation",
+            "permutation@x",
+            "l1_stability",
+            "l1_stability@x",
+            "kernelshap",
+            "kernelshap@x"
+        ]
+    );
+    assert_eq!(
+        rows("conditions"),
+        [
+            "a/permutation",
+            "b/permutation",
+            "a/l1_stability",
+            "b/l1_stability",
+            "a/kernelshap",
+            "b/kernelshap"
+        ]
+    );
+    assert_eq!(rows("methods").len(), 4);
+    // A corpus's informative features stay on top under both conditions.
+    assert_eq!(report.consensus_by_condition.len(), 2);
+    for (c, cons) in &report.consensus_by_condition {
+        assert_eq!(
+            cons.rankings.len(),
+            6,
+            "{c}: 2 corpora x 3 methods (singleton groups join)"
+        );
+        let mut top = cons.top(2);
+        top.sort_unstable();
+        assert_eq!(top, vec![3, 7], "{c}");
+    }
+    assert_eq!(report.consensus_by_condition[1].0, "x");
+    // Transfer never pairs a corpus with itself under another condition (same speakers).
+    assert!(
+        report
+            .transfer
+            .iter()
+            .all(|t| t.train == t.test || corpus_of(&t.train) != corpus_of(&t.test))
+    );
+    assert_eq!(report.transfer.len(), (4 + 8) * 3);
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("out");
+    let out = OutputDir::create(&target, false).unwrap();
+    report.write(&out).unwrap();
+    out.commit().unwrap();
+    let by_condition = std::fs::read_to_string(target.join("consensus_by_condition.csv")).unwrap();
+    assert_eq!(by_condition.lines().count(), 1 + 2 * 12);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(target.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["consensus_top_by_condition"][1]["condition"], "x");
+}
+
 fn expect_corpus_error(result: Result<Plan>, needles: &[&str]) {
     match result {
         Err(Error::Config {

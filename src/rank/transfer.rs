@@ -6,9 +6,13 @@
 //! Feature sets: `all`; `top{k}`, the consensus of every corpus (its selection has seen the test
 //! corpus's labels, so it is optimistic); and `top{k}_without_test`, the consensus of the other
 //! corpora's rankings only (absent when no other corpus is left), the honest variant.
+//!
+//! Datasets of one corpus under different recording conditions (`CORPUS@CONDITION`) hold the
+//! same speakers, so they are never paired (only the speaker-independent diagonal is kept), and
+//! `top{k}_without_test` leaves out the test corpus under every condition.
 
 use super::agreement::{Consensus, consensus};
-use super::{Dataset, Plan, RankConfig, Ranking, fit_head, stats};
+use super::{Dataset, Plan, RankConfig, Ranking, corpus_of, fit_head, stats};
 use crate::classify::{HeadConfig, accuracy};
 use crate::error::Result;
 use ndarray::Axis;
@@ -63,6 +67,9 @@ pub(crate) fn run(
     for test in 0..datasets.len() {
         let without = consensus(rankings, names, k, Some(&datasets[test].meta.name));
         for train in 0..datasets.len() {
+            if train != test && corpus_of(&datasets[train].meta.name) == corpus_of(&datasets[test].meta.name) {
+                continue;
+            }
             cells.push(Cell {
                 train,
                 test,
