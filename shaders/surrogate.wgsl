@@ -197,20 +197,31 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                 }
                 out[o + b - 1u] = rest;
                 out[o + b] = sh_y0[k];
+                // Sample 0 keeps every band in Shapley mode: f(full) = f(empty) + all coefficients.
+                var y_full = sh_y0[k] + rest * mask(0u, b - 1u);
+                for (var j: u32 = 0u; j < p; j = j + 1u) {
+                    y_full = y_full + scratch[x + j] * mask(0u, j);
+                }
+                out[o + b + 2u] = y_full;
             } else {
                 var icpt = sh_y_mean[k];
+                var at0: f32 = 0.0;
                 for (var j: u32 = 0u; j < p; j = j + 1u) {
                     out[o + j] = scratch[x + j];
                     icpt = icpt - sh_x_mean[j] * scratch[x + j];
+                    at0 = at0 + scratch[x + j] * mask(0u, j);
                 }
                 out[o + b] = icpt;
+                out[o + b + 2u] = icpt + at0;
             }
         }
     }
     storageBarrier();
     workgroupBarrier();
 
-    // Step 4: weighted R^2 and the prediction at sample 0, one invocation per class.
+    // Step 4: weighted R^2, one invocation per class. (The prediction at sample 0 is written in
+    // step 3 from the solution itself: a separate loop here over the coefficients read back
+    // from `out` kept only the first term on lavapipe for B = 21.)
     if (lid < c) {
         let o = (u * c + lid) * stride;
         if (sh_ok == 1u) {
@@ -238,11 +249,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                 r2 = 1.0;
             }
             out[o + b + 1u] = r2;
-            var y_local = out[o + b];
-            for (var j: u32 = 0u; j < b; j = j + 1u) {
-                y_local = y_local + out[o + j] * mask(0u, j);
-            }
-            out[o + b + 2u] = y_local;
         }
     }
 }

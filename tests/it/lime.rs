@@ -84,9 +84,13 @@ fn check_against_sklearn(
         }
         assert!((fit.intercept[k] as f64 - icpt).abs() < 1e-4, "{what}: intercept");
         assert!((fit.r2[k] as f64 - r2).abs() < 1e-3, "{what}: r2 {} vs {r2}", fit.r2[k]);
+        // The local prediction is the intercept plus every coefficient (row 0 keeps all bands),
+        // so its f32 error is bounded by the sum of theirs.
+        let b = masks.ncols() as f64;
         assert!(
-            (fit.local_pred[k] as f64 - local).abs() < 1e-4,
-            "{what}: local prediction"
+            (fit.local_pred[k] as f64 - local).abs() < 1e-4 * (b + 1.0),
+            "{what}: local prediction {} vs sklearn {local}",
+            fit.local_pred[k]
         );
     }
 }
