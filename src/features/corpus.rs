@@ -6,7 +6,7 @@ use super::{EGEMAPS_NAMES, Egemaps, LLD_NAMES, SAMPLE_RATE_HZ};
 use crate::audio::decode_file;
 use crate::error::{Error, Result};
 use crate::input::InputItem;
-use crate::output::write_atomic;
+use crate::output::{csv_field, write_atomic};
 use ndarray::Array2;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -151,16 +151,6 @@ where
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(Error::Device("feature worker stopped".into()))))
         .collect()
-}
-
-fn csv_field(out: &mut String, s: &str) {
-    if s.contains([',', '"', '\n']) {
-        out.push('"');
-        out.push_str(&s.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(s);
-    }
 }
 
 /// Writes the extracted rows as CSV to `path`, atomically: `id,label,speaker,dataset` then

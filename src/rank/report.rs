@@ -16,19 +16,8 @@
 
 use super::{Method, RankConfig, RankReport};
 use crate::error::Result;
-use crate::output::{OutputDir, write_atomic, write_json};
+use crate::output::{OutputDir, csv_field, write_atomic, write_json};
 use serde::Serialize;
-
-/// Appends `s` as one CSV field (quoted when it holds a comma, quote or newline).
-fn field(out: &mut String, s: &str) {
-    if s.contains([',', '"', '\n']) {
-        out.push('"');
-        out.push_str(&s.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(s);
-    }
-}
 
 /// A number as a CSV field: empty when not finite.
 fn num(v: f64) -> String {
@@ -41,7 +30,7 @@ fn line(out: &mut String, cells: &[String]) {
         if i > 0 {
             out.push(',');
         }
-        field(out, c);
+        csv_field(out, c);
     }
     out.push('\n');
 }
@@ -277,7 +266,7 @@ impl RankReport {
             String::from("consensus_rank,feature,mean_rank,sd_rank,ci_low,ci_high,min_rank,max_rank,top_k_fraction");
         for label in &self.consensus.rankings {
             s.push(',');
-            field(&mut s, &format!("rank_{label}"));
+            csv_field(&mut s, &format!("rank_{label}"));
         }
         s.push('\n');
         for r in &self.consensus.rows {
