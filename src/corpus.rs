@@ -196,9 +196,7 @@ pub fn load_training_set(
 ) -> Result<(Vec<crate::model::Example>, Vec<String>, Vec<Failure>)> {
     let stft = fe.stft()?;
     let fb = fe.mel_filterbank()?;
-    let mut classes: Vec<String> = items.iter().filter_map(|i| i.label.clone()).collect();
-    classes.sort();
-    classes.dedup();
+    let classes = crate::input::class_names(items);
     let (mut examples, mut failures) = (vec![], vec![]);
     for (done, item) in items.iter().enumerate() {
         let result = (|| -> Result<crate::model::Example> {

@@ -30,6 +30,14 @@ pub struct Inputs {
     pub errors: Vec<Error>,
 }
 
+/// The distinct labels of `items`, sorted: the class names a model trained on them uses.
+pub fn class_names(items: &[InputItem]) -> Vec<String> {
+    let mut classes: Vec<String> = items.iter().filter_map(|i| i.label.clone()).collect();
+    classes.sort();
+    classes.dedup();
+    classes
+}
+
 /// Collects utterances from `path`: a `.csv` manifest (see [`read_manifest`]; paths relative to
 /// the manifest's folder), a folder (walked recursively, sorted, label = parent
 /// folder name), or a single audio file.

@@ -11,7 +11,7 @@ use emolime::device::{ComputeDevice, DeviceSpec};
 use emolime::explain::{ExplainConfig, Explainer, ExplanationRecord};
 use emolime::features::EGEMAPS_NAMES;
 use emolime::features::corpus::{FeatureConfig, Level, extract_corpus, write_csv};
-use emolime::input::{InputItem, collect_inputs};
+use emolime::input::{InputItem, class_names, collect_inputs};
 use emolime::model::embedding::{Embedder, Layer, embed_items};
 use emolime::model::features::EGEMAPS_SET;
 use emolime::model::{AnyModel, Classifier, SerModel, TrainConfig, train};
@@ -854,15 +854,7 @@ impl FeatureSource {
     /// The features of every labelled item, labels indexed into `classes` (`None`: the sorted
     /// labels of `items`).
     fn labelled(&self, items: &[InputItem], classes: Option<&[String]>, what: &str) -> Result<LabelledFeatures> {
-        let classes: Vec<String> = match classes {
-            Some(c) => c.to_vec(),
-            None => {
-                let mut c: Vec<String> = items.iter().filter_map(|i| i.label.clone()).collect();
-                c.sort();
-                c.dedup();
-                c
-            }
-        };
+        let classes: Vec<String> = classes.map_or_else(|| class_names(items), <[String]>::to_vec);
         let dim = self.feature_names().len();
         let (mut rows, mut labels, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
         for (item, r) in items.iter().zip(self.rows(items, what)?) {

@@ -39,14 +39,19 @@ impl Default for FeatureConfig {
     }
 }
 
+/// The number of worker threads for `workers` (0: one per available core).
+pub fn resolve_workers(workers: usize) -> usize {
+    if workers == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        workers
+    }
+}
+
 impl FeatureConfig {
     /// The number of worker threads this config runs.
     pub fn resolved_workers(&self) -> usize {
-        if self.workers == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            self.workers
-        }
+        resolve_workers(self.workers)
     }
 }
 

@@ -73,18 +73,9 @@ fn lld_row(fr: &Frames, k: usize, gate: bool) -> [f64; 25] {
     let f0 = fr.f0_hz[k];
     let voiced = f0 > 0.0;
     let mut row = [0.0; 25];
-    row[..10].copy_from_slice(&[
-        s.loudness,
-        s.alpha_ratio_db,
-        s.hammarberg_db,
-        s.slope_0_500,
-        s.slope_500_1500,
-        s.flux,
-        s.mfcc[0],
-        s.mfcc[1],
-        s.mfcc[2],
-        s.mfcc[3],
-    ]);
+    for (c, v) in row[..10].iter_mut().enumerate() {
+        *v = spectral_column(s, c);
+    }
     row[10] = semitones_from_27_5(f0);
     row[11] = fr.jitter[k].0;
     row[12] = fr.jitter[k].1;
@@ -171,21 +162,16 @@ impl Egemaps {
     pub fn lld(&mut self, samples: &[f32], sample_rate_hz: u32) -> Result<Array2<f64>> {
         let x = Self::signal(samples, sample_rate_hz)?;
         let fr = self.frames(&x);
-        let n20 = fr.short.len();
         let n60 = fr.f0_hz.len();
         // Spectral columns are smoothed over all 20 ms frames, the others over the 60 ms ones.
+        let rows: Vec<[f64; 25]> = (0..n60).map(|k| lld_row(&fr, k, false)).collect();
         let mut out = Array2::zeros((n60, 25));
         for c in 0..25 {
-            let len = if c < 10 { n20 } else { n60 };
-            let raw: Vec<f64> = (0..len)
-                .map(|k| {
-                    if c < 10 {
-                        spectral_column(&fr.short[k], c)
-                    } else {
-                        lld_row(&fr, k, false)[c]
-                    }
-                })
-                .collect();
+            let raw: Vec<f64> = if c < 10 {
+                fr.short.iter().map(|s| spectral_column(s, c)).collect()
+            } else {
+                rows.iter().map(|r| r[c]).collect()
+            };
             let smooth = smooth3(&raw, c >= 10);
             for k in 0..n60 {
                 out[[k, c]] = smooth[k];

@@ -11,7 +11,7 @@ use super::{ModelInput, SerModel, read_f32};
 use crate::classify::FeatureClassifier;
 use crate::error::{Error, Result};
 use burn::tensor::{Device, Tensor, TensorData};
-use ndarray::{Array2, ArrayView2};
+use ndarray::Array2;
 use std::path::{Path, PathBuf};
 
 /// Prefix of the feature-set name of a classifier on backbone embeddings.
@@ -230,12 +230,9 @@ impl SerModel for EmbeddingModel {
     }
 
     fn probs(&self, batch: Tensor<2>) -> Result<Tensor<2>> {
-        let n = batch.dims()[0];
         let x = self.embedder.embed(batch)?;
-        let p = self.classifier.predict_proba(ArrayView2::from(&x))?;
-        let c = p.ncols();
-        let flat: Vec<f32> = p.iter().map(|v| *v as f32).collect();
-        Ok(Tensor::from_data(TensorData::new(flat, [n, c]), &self.embedder.device))
+        let p = self.classifier.predict_proba(x.view())?;
+        Ok(super::probs_tensor(&p, &self.embedder.device))
     }
 }
 

@@ -6,7 +6,7 @@ use super::{ModelInput, SerModel, read_f32};
 use crate::classify::FeatureClassifier;
 use crate::error::{Error, Result};
 use crate::features::{EGEMAPS_NAMES, Egemaps, SAMPLE_RATE_HZ, pitch};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use ndarray::{Array2, ArrayView2};
 use std::path::Path;
 use std::sync::Mutex;
@@ -41,11 +41,7 @@ impl FeatureModel {
                 ),
             ));
         }
-        let workers = if workers == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            workers
-        };
+        let workers = crate::features::corpus::resolve_workers(workers);
         Ok(FeatureModel {
             classifier,
             device: device.clone(),
@@ -160,8 +156,6 @@ impl SerModel for FeatureModel {
             ArrayView2::from_shape((n, s), &host).map_err(|e| Error::shape("batch", "[N, S]", e.to_string()))?;
         let x = self.features(waves)?;
         let p = self.classifier.predict_proba(x.view())?;
-        let c = p.ncols();
-        let flat: Vec<f32> = p.iter().map(|v| *v as f32).collect();
-        Ok(Tensor::from_data(TensorData::new(flat, [n, c]), &self.device))
+        Ok(super::probs_tensor(&p, &self.device))
     }
 }

@@ -134,15 +134,6 @@ pub(crate) fn stratified_bootstrap(labels: &[usize], n_classes: usize, b: usize,
     out
 }
 
-/// The number of worker threads for `workers` (0: one per available core).
-pub(crate) fn resolve_workers(workers: usize) -> usize {
-    if workers == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        workers
-    }
-}
-
 /// Runs `f(0..n)` on up to `workers` scoped threads and returns the results in index order;
 /// `progress(done)` is called on the calling thread as tasks finish. The results do not depend on
 /// the number of workers.
@@ -152,7 +143,7 @@ pub(crate) fn par_map<T: Send>(
     f: impl Fn(usize) -> T + Sync,
     mut progress: impl FnMut(usize),
 ) -> Vec<T> {
-    let workers = resolve_workers(workers).min(n).max(1);
+    let workers = crate::features::corpus::resolve_workers(workers).min(n).max(1);
     let next = AtomicUsize::new(0);
     let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
     let (tx, rx) = crossbeam_channel::unbounded::<(usize, T)>();
