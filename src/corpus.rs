@@ -1,18 +1,24 @@
-//! Explaining a whole corpus: decoding on a CPU thread while the device explains, JSON-lines
-//! output, per-file failures that do not stop the run, and a summary of band importance.
+//! Explaining a whole corpus: decoding on a CPU thread while the device explains, output in
+//! resumable numbered parts (see [`crate::run`]), per-file failures that do not stop the run, and
+//! a summary of band importance computed from the finished records.
 
 use crate::error::{Error, Result};
 use crate::explain::{Explainer, ExplanationRecord, Prepared};
 use crate::input::InputItem;
-use crate::output::{JsonLines, OutputDir, write_json};
+use crate::output::write_json;
+use crate::run::{RunContents, RunFolder, RunIdentity, RunManifest, Shard};
 use ndarray::Array2;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// One input that could not be explained.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Failure {
-    /// The input's id, or the manifest position.
+    /// The input's id, or empty for a bad manifest row.
     pub id: String,
+    /// Its position in the input (absent for a bad manifest row).
+    #[serde(default)]
+    pub position: Option<usize>,
     /// The error, naming the file and the cause.
     pub error: String,
 }
@@ -31,8 +37,12 @@ pub struct ClassImportance {
 /// What a corpus run did; also written as `summary.json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct CorpusReport {
-    /// Utterances explained.
+    /// Utterances explained (by this invocation and the ones it resumed).
     pub n_explained: usize,
+    /// Utterances an earlier, interrupted invocation had finished (explained or failed).
+    pub n_resumed: usize,
+    /// The slice of the input explained.
+    pub shard: Shard,
     /// Inputs that failed.
     pub failures: Vec<Failure>,
     /// Share of labelled utterances whose unperturbed prediction matched the label.
@@ -43,15 +53,22 @@ pub struct CorpusReport {
     pub importance: Vec<ClassImportance>,
     /// Device description.
     pub device: String,
-    /// Seconds spent.
+    /// Seconds this invocation spent.
     pub seconds: f64,
-    /// Utterances per second.
+    /// Utterances this invocation explained per second.
     pub utterances_per_s: f64,
 }
 
 /// Progress events for a progress bar.
 #[derive(Clone, Debug)]
 pub enum Progress {
+    /// Work is about to start.
+    Started {
+        /// Inputs to do now.
+        pending: usize,
+        /// Inputs an earlier invocation finished.
+        resumed: usize,
+    },
     /// An input finished (explained or failed).
     Done {
         /// Inputs finished so far.
@@ -61,100 +78,206 @@ pub enum Progress {
     },
 }
 
-/// Explains every item, writing `explanations.jsonl`, `failures.jsonl`, `summary.json` (and
-/// `samples/NNNNNN.json` with `keep_samples`) into `out`. Bad inputs are recorded and skipped.
+/// Settings of a corpus run beyond the explanation itself.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Names the model in `run.json`: its description.
+    pub model: String,
+    /// [`crate::run::model_fingerprint`] of the model file.
+    pub model_fingerprint: String,
+    /// The input as given, for `run.json`.
+    pub input: String,
+    /// The slice of the input to explain.
+    pub shard: Shard,
+    /// Utterances per part file: a kill loses at most this many.
+    pub part_size: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            model: String::new(),
+            model_fingerprint: String::new(),
+            input: String::new(),
+            shard: Shard::default(),
+            part_size: 64,
+        }
+    }
+}
+
+impl RunOptions {
+    /// Checks the shard and the part size.
+    pub fn validate(&self) -> Result<()> {
+        self.shard.validate()?;
+        if self.part_size == 0 {
+            return Err(Error::config("part-size", "must be >= 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Explains the items of `opts.shard` (of `items`, the whole input in order) into the run
+/// folder `dir`: `run.json`, numbered parts while going, then `explanations.jsonl`,
+/// `explanations.parquet`, `failures.jsonl` and `summary.json` (and `samples/NNNNNN.json`
+/// with `keep_samples`, numbered by input position). A folder an interrupted run left is
+/// resumed: its finished utterances are kept, the rest explained, and the result is the one an
+/// uninterrupted run gives. Bad inputs are recorded and skipped.
 pub fn explain_corpus(
     explainer: &mut Explainer<'_>,
     items: &[InputItem],
-    mut prior_failures: Vec<Failure>,
+    input_errors: Vec<Failure>,
     device: &str,
-    out: &OutputDir,
+    dir: &Path,
+    opts: &RunOptions,
     mut progress: impl FnMut(Progress),
 ) -> Result<CorpusReport> {
+    opts.validate()?;
     let started = std::time::Instant::now();
     let preparer = explainer.preparer();
-    let mut lines = JsonLines::create(out.path("explanations.jsonl"))?;
+    let identity = RunIdentity {
+        model: opts.model.clone(),
+        model_fingerprint: opts.model_fingerprint.clone(),
+        input: opts.input.clone(),
+        config: explainer.config().clone(),
+        classes: explainer.classes().to_vec(),
+        band_edges_hz: explainer.layout().edges_hz.clone(),
+        n_samples: explainer.masks().nrows(),
+    };
+    let mut folder = RunFolder::open(dir, RunManifest::new(identity, opts.shard, items, input_errors))?;
     if explainer.config().keep_samples {
-        let dir = out.path("samples");
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let samples_dir = dir.join("samples");
+        std::fs::create_dir_all(&samples_dir).map_err(|e| Error::io(&samples_dir, e))?;
     }
+    let pending: Vec<usize> = folder
+        .manifest()
+        .items
+        .iter()
+        .map(|it| it.position)
+        .filter(|&p| !folder.is_done(p))
+        .collect();
+    let total = pending.len();
+    progress(Progress::Started {
+        pending: total,
+        resumed: folder.n_resumed(),
+    });
     let classes: Vec<String> = explainer.classes().to_vec();
-    let b = explainer.layout().n_bands();
-    let mut sums = Array2::<f64>::zeros((classes.len(), b));
-    let mut counts = vec![0usize; classes.len()];
-    let (mut labelled, mut correct, mut explained) = (0usize, 0usize, 0usize);
-    let total = items.len();
+    let mut explained_now = 0usize;
+    let (mut part_positions, mut part_records, mut part_failures) = (vec![], vec![], vec![]);
     // Decoding and the STFT run on a worker thread, a few utterances ahead of the device.
     let (tx, rx) = crossbeam_channel::bounded::<(usize, Result<Prepared>)>(4);
     std::thread::scope(|scope| -> Result<()> {
         // Owned here so it is dropped if this closure returns early, unblocking the decoder.
         let rx = rx;
+        let pending = &pending;
         scope.spawn(move || {
-            for (i, item) in items.iter().enumerate() {
-                let prepared = preparer.load_and_prepare(item);
-                if tx.send((i, prepared)).is_err() {
+            for &p in pending {
+                let prepared = preparer.load_and_prepare(&items[p]);
+                if tx.send((p, prepared)).is_err() {
                     break;
                 }
             }
         });
-        for (done, (i, prepared)) in rx.iter().enumerate() {
-            let item = &items[i];
+        for (done, (p, prepared)) in rx.iter().enumerate() {
+            let item = &items[p];
             // Too-short inputs come back as shape errors and are reported as bad audio.
-            let result = prepared.and_then(|p| explainer.explain(&p).map_err(|e| e.into_bad_audio(&item.path)));
+            let result = prepared.and_then(|pr| explainer.explain(&pr).map_err(|e| e.into_bad_audio(&item.path)));
+            let failure = |error: String| Failure {
+                id: item.id.clone(),
+                position: Some(p),
+                error,
+            };
             match result {
+                Ok(exp) if exp.probs.iter().any(|v| !v.is_finite()) => {
+                    part_failures.push(failure(format!("{}: model output is not finite", item.path.display())));
+                }
                 Ok(exp) => {
-                    if exp.probs.iter().any(|p| !p.is_finite()) {
-                        prior_failures.push(Failure {
-                            id: item.id.clone(),
-                            error: format!("{}: model output is not finite", item.path.display()),
+                    part_records.extend(ExplanationRecord::for_each_class(p, item, &exp, explainer, device));
+                    explained_now += 1;
+                    if let Some(sp) = &exp.sample_probs {
+                        let record = serde_json::json!({
+                            "id": item.id,
+                            "position": p,
+                            "masks": explainer.masks().outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
+                            "weights": explainer.weights(),
+                            "probs": sp.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
+                            "classes": classes,
                         });
-                    } else {
-                        for rec in ExplanationRecord::for_each_class(item, &exp, explainer, device) {
-                            lines.write(&rec)?;
-                        }
-                        let predicted = crate::model::argmax(&exp.probs);
-                        let class = match item.label.as_ref().and_then(|l| classes.iter().position(|c| c == l)) {
-                            Some(k) => {
-                                labelled += 1;
-                                correct += (k == predicted) as usize;
-                                k
-                            }
-                            None => predicted,
-                        };
-                        for j in 0..b {
-                            sums[[class, j]] += exp.fit.coefs[[class, j]] as f64;
-                        }
-                        counts[class] += 1;
-                        explained += 1;
-                        if let Some(sp) = &exp.sample_probs {
-                            let record = serde_json::json!({
-                                "id": item.id,
-                                "masks": explainer.masks().outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
-                                "weights": explainer.weights(),
-                                "probs": sp.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
-                                "classes": classes,
-                            });
-                            write_json(&out.path(&format!("samples/{i:06}.json")), &record)?;
-                        }
+                        write_json(&dir.join(format!("samples/{p:06}.json")), &record)?;
                     }
                 }
-                Err(e) => prior_failures.push(Failure {
-                    id: item.id.clone(),
-                    error: e.to_string(),
-                }),
+                Err(e) => part_failures.push(failure(e.to_string())),
+            }
+            part_positions.push(p);
+            if part_positions.len() >= opts.part_size {
+                folder.write_part(&part_positions, &part_records, &part_failures)?;
+                part_positions.clear();
+                part_records.clear();
+                part_failures.clear();
             }
             progress(Progress::Done { done: done + 1, total });
         }
         Ok(())
     })?;
-    lines.finish()?;
-    let mut failures_out = JsonLines::create(out.path("failures.jsonl"))?;
-    for f in &prior_failures {
-        failures_out.write(f)?;
-    }
-    failures_out.finish()?;
+    folder.write_part(&part_positions, &part_records, &part_failures)?;
+    let n_resumed = folder.n_resumed();
+    let contents = folder.finish()?;
     let seconds = started.elapsed().as_secs_f64();
-    let importance = classes
+    let mut report = summarise(&contents, device);
+    report.n_resumed = n_resumed;
+    report.seconds = seconds;
+    report.utterances_per_s = explained_now as f64 / seconds.max(1e-9);
+    write_summary(dir, &report, &contents, explainer)?;
+    Ok(report)
+}
+
+/// Writes `summary.json`: the report, the settings, the band layout and the front end.
+fn write_summary(dir: &Path, report: &CorpusReport, contents: &RunContents, explainer: &Explainer<'_>) -> Result<()> {
+    write_json(
+        &dir.join("summary.json"),
+        &serde_json::json!({
+            "report": report,
+            "config": explainer.config(),
+            "model": contents.manifest.model,
+            "bands": explainer.layout(),
+            "front_end": explainer.front_end(),
+        }),
+    )
+}
+
+/// The report of finished run contents: counts, accuracy on labelled utterances, and each
+/// class's mean band coefficients over the utterances labelled with it (or predicted as it
+/// when unlabelled). Timing fields are zero; `device` lists the devices that computed it.
+pub fn summarise(contents: &RunContents, device: &str) -> CorpusReport {
+    let m = &contents.manifest;
+    let (c, b) = (m.classes.len(), m.band_edges_hz.len().saturating_sub(1));
+    let mut sums = Array2::<f64>::zeros((c, b));
+    let mut counts = vec![0usize; c];
+    let (mut labelled, mut correct, mut explained) = (0usize, 0usize, 0usize);
+    let mut by_utterance: std::collections::BTreeMap<usize, Vec<&ExplanationRecord>> = Default::default();
+    for r in &contents.records {
+        by_utterance.entry(r.position).or_default().push(r);
+    }
+    for records in by_utterance.values() {
+        let first = records[0];
+        let predicted = m.classes.iter().position(|x| *x == first.predicted).unwrap_or(0);
+        let class = match first.label.as_ref().and_then(|l| m.classes.iter().position(|x| x == l)) {
+            Some(k) => {
+                labelled += 1;
+                correct += (k == predicted) as usize;
+                k
+            }
+            None => predicted,
+        };
+        if let Some(r) = records.iter().find(|r| r.class_index == class) {
+            for (j, v) in r.coefficients.iter().enumerate().take(b) {
+                sums[[class, j]] += *v as f64;
+            }
+            counts[class] += 1;
+        }
+        explained += 1;
+    }
+    let importance = m
+        .classes
         .iter()
         .enumerate()
         .map(|(k, class)| ClassImportance {
@@ -165,26 +288,18 @@ pub fn explain_corpus(
                 .collect(),
         })
         .collect();
-    let report = CorpusReport {
+    CorpusReport {
         n_explained: explained,
-        failures: prior_failures,
+        n_resumed: 0,
+        shard: m.shard,
+        failures: m.input_errors.iter().chain(&contents.failures).cloned().collect(),
         accuracy: (labelled > 0).then(|| correct as f32 / labelled as f32),
-        band_edges_hz: explainer.layout().edges_hz.clone(),
+        band_edges_hz: m.band_edges_hz.clone(),
         importance,
         device: device.to_string(),
-        seconds,
-        utterances_per_s: explained as f64 / seconds.max(1e-9),
-    };
-    write_json(
-        &out.path("summary.json"),
-        &serde_json::json!({
-            "report": report,
-            "config": explainer.config(),
-            "bands": explainer.layout(),
-            "front_end": explainer.front_end(),
-        }),
-    )?;
-    Ok(report)
+        seconds: 0.0,
+        utterances_per_s: 0.0,
+    }
 }
 
 /// Loads labelled inputs as training examples (power mel spectrograms made with `fe`).
@@ -221,6 +336,7 @@ pub fn load_training_set(
             Ok(e) => examples.push(e),
             Err(e) => failures.push(Failure {
                 id: item.id.clone(),
+                position: Some(done),
                 error: e.to_string(),
             }),
         }

@@ -79,6 +79,23 @@ pub enum Error {
         /// The output folder.
         path: PathBuf,
     },
+    /// A run folder cannot be resumed or merged as asked (other settings, another input, a
+    /// duplicate or missing utterance, a missing shard, a part written by something else).
+    #[error("{path}: {reason}")]
+    Run {
+        /// The run folder (or the file in it) at fault.
+        path: PathBuf,
+        /// What is wrong, and what to do about it.
+        reason: String,
+    },
+    /// Writing or reading a Parquet file failed.
+    #[error("{path}: parquet: {reason}")]
+    Parquet {
+        /// The Parquet file.
+        path: PathBuf,
+        /// What arrow-rs said.
+        reason: String,
+    },
     /// Encoding or decoding JSON failed.
     #[error("{path}: json: {source}")]
     Json {
@@ -118,6 +135,14 @@ impl Error {
     pub fn config(field: &'static str, reason: impl Into<String>) -> Self {
         Error::Config {
             field,
+            reason: reason.into(),
+        }
+    }
+
+    /// A run-folder error for `path`.
+    pub fn run(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Run {
+            path: path.into(),
             reason: reason.into(),
         }
     }

@@ -563,6 +563,10 @@ fn explain_gpu(
 /// One line of `explanations.jsonl`: one utterance and one class.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ExplanationRecord {
+    /// The utterance's position in the input (0-based, before sharding): outputs are in this
+    /// order, and resumed or sharded runs are merged by it.
+    #[serde(default)]
+    pub position: usize,
     /// Utterance id (path relative to the input root).
     pub id: String,
     /// The audio file.
@@ -612,8 +616,9 @@ pub struct ExplanationRecord {
 }
 
 impl ExplanationRecord {
-    /// One record per class of `exp`.
+    /// One record per class of `exp`, for the input at `position`.
     pub fn for_each_class(
+        position: usize,
         item: &InputItem,
         exp: &UtteranceExplanation,
         explainer: &Explainer<'_>,
@@ -626,6 +631,7 @@ impl ExplanationRecord {
             .iter()
             .enumerate()
             .map(|(k, class)| ExplanationRecord {
+                position,
                 id: item.id.clone(),
                 path: item.path.display().to_string(),
                 label: item.label.clone(),

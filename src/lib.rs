@@ -27,8 +27,10 @@ pub mod perturb;
 pub mod rank;
 pub mod resynth;
 pub(crate) mod rng;
+pub mod run;
 pub mod sampling;
 pub mod surrogate;
 pub mod synth;
+pub mod table;
 
 pub use error::{Error, Result};

@@ -6,7 +6,7 @@ use emolime::audio::FrontEndConfig;
 use emolime::bands::{BandConfig, BandKind};
 use emolime::classify::{FeatureClassifier, HeadConfig, accuracy, confusion_matrix};
 use emolime::conditions::{Condition, derive_seed, extract_corpus_under};
-use emolime::corpus::{CorpusReport, Failure, Progress, explain_corpus, load_training_set};
+use emolime::corpus::{CorpusReport, Failure, Progress, RunOptions, explain_corpus, load_training_set, summarise};
 use emolime::device::{ComputeDevice, DeviceSpec};
 use emolime::explain::{ExplainConfig, Explainer, ExplanationRecord};
 use emolime::features::EGEMAPS_NAMES;
@@ -15,9 +15,10 @@ use emolime::input::{InputItem, class_names, collect_inputs};
 use emolime::model::embedding::{Embedder, Layer, embed_items};
 use emolime::model::features::EGEMAPS_SET;
 use emolime::model::{AnyModel, Classifier, SerModel, TrainConfig, train};
-use emolime::output::OutputDir;
+use emolime::output::{OutputDir, Resumed};
 use emolime::perturb::FillMode;
 use emolime::rank::{Dataset, DatasetMeta, RankConfig, RankReport};
+use emolime::run::{Shard, merge_runs, model_fingerprint, read_run, write_outputs};
 use emolime::sampling::{KernelKind, MaskConfig, SampleCount};
 use emolime::surrogate::SurrogateConfig;
 use emolime::synth::{SynthConfig, write_corpus};
@@ -48,6 +49,12 @@ enum Command {
     Synth(SynthArgs),
     /// List the adapters wgpu sees and the one `--device auto` picks.
     Devices(DevicesArgs),
+    /// Join the folders of a sharded (or interrupted) explain run into one dataset, checking
+    /// that every utterance is there exactly once.
+    Merge(MergeArgs),
+    /// Compare two explain runs utterance by utterance: the largest coefficient and probability
+    /// differences, and the utterances only one of them has.
+    Compare(CompareArgs),
     /// Extract eGeMAPS v02 features (openSMILE's 88 functionals, or the 25 frame-level
     /// descriptors with --lld) for one file, a folder or a CSV manifest, into a CSV file;
     /// `features rank` ranks them across corpora.
@@ -318,13 +325,56 @@ struct ExplainArgs {
     /// Output folder (must not exist unless --force).
     #[arg(long)]
     out: PathBuf,
-    /// Replace an existing output folder.
+    /// Replace an existing output folder (or an unfinished run of it).
     #[arg(long)]
     force: bool,
+    /// Continue an interrupted run of the same --out with the same model, input and settings
+    /// (its finished parts are kept); without an unfinished run, start one; with a finished
+    /// one, do nothing.
+    #[arg(long)]
+    resume: bool,
+    /// Explain only shard I of N (0-based), chosen by a stable hash of each utterance id, so N
+    /// jobs cover the input exactly once; join their folders with `emolime merge`.
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<Shard>,
+    /// Utterances per part file: an interrupted run loses at most this many.
+    #[arg(long, default_value_t = 64)]
+    part_size: usize,
+    /// No progress bar or progress lines.
+    #[arg(long)]
+    quiet: bool,
     #[command(flatten)]
     device: DeviceArg,
     #[command(flatten)]
     flags: ExplainFlags,
+}
+
+fn parse_shard(s: &str) -> std::result::Result<Shard, String> {
+    Shard::parse(s).map_err(|e| e.to_string())
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// Run folders written by `emolime explain` (every shard of one input, or one run).
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// Output folder for the merged dataset.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing output folder.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// A run folder (or its explanations.jsonl).
+    a: PathBuf,
+    /// Another run folder (or its explanations.jsonl).
+    b: PathBuf,
+    /// Exit with an error when the largest coefficient difference is above this.
+    #[arg(long)]
+    tolerance: Option<f32>,
 }
 
 #[derive(Args)]
@@ -440,6 +490,8 @@ fn main() {
         Command::Train(a) => train_cmd(a),
         Command::Synth(a) => synth(a),
         Command::Devices(a) => devices(a),
+        Command::Merge(a) => merge(a),
+        Command::Compare(a) => compare(a),
         Command::Features(a) => match (&a.action, &a.extract) {
             (Some(FeaturesAction::Rank(r)), _) => features_rank(r),
             (None, Some(e)) => features(e),
@@ -989,8 +1041,11 @@ fn train_on(
 ) -> Result<Classifier> {
     let fe = FrontEndConfig::default();
     let pb = bar(items.len(), "features");
-    let (examples, classes, failures) =
-        load_training_set(items, &fe, |Progress::Done { done, .. }| pb.set_position(done as u64))?;
+    let (examples, classes, failures) = load_training_set(items, &fe, |p| {
+        if let Progress::Done { done, .. } = p {
+            pb.set_position(done as u64)
+        }
+    })?;
     pb.finish_and_clear();
     errors.extend(failures.iter().map(|f| f.error.clone()));
     for e in &errors {
@@ -1022,35 +1077,117 @@ fn train_on(
     Ok(model)
 }
 
+/// Progress of a corpus run: a bar on a terminal, a plain line every 10 s otherwise (logs of
+/// batch jobs), nothing when quiet.
+struct Reporter {
+    quiet: bool,
+    samples_per_utterance: usize,
+    bar: Option<ProgressBar>,
+    started: std::time::Instant,
+    last_line: std::time::Instant,
+}
+
+impl Reporter {
+    /// Seconds between progress lines when stderr is not a terminal.
+    const LINE_EVERY_S: f64 = 10.0;
+
+    fn new(quiet: bool, samples_per_utterance: usize) -> Self {
+        let now = std::time::Instant::now();
+        Reporter {
+            quiet,
+            samples_per_utterance,
+            bar: None,
+            started: now,
+            last_line: now,
+        }
+    }
+
+    fn event(&mut self, p: Progress) {
+        if self.quiet {
+            return;
+        }
+        use std::io::IsTerminal;
+        match p {
+            Progress::Started { pending, resumed } => {
+                if resumed > 0 {
+                    eprintln!("resuming: {resumed} utterances already done, {pending} to go");
+                }
+                self.started = std::time::Instant::now();
+                self.last_line = self.started;
+                if std::io::stderr().is_terminal() {
+                    let pb = ProgressBar::new(pending as u64);
+                    pb.set_style(
+                        ProgressStyle::with_template("explaining [{bar:30}] {pos}/{len} utterances {msg} eta {eta}")
+                            .expect("static template")
+                            .progress_chars("=> "),
+                    );
+                    self.bar = Some(pb);
+                }
+            }
+            Progress::Done { done, total } => {
+                let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
+                let per_s = done as f64 / elapsed;
+                let samples_per_s = per_s * self.samples_per_utterance as f64;
+                if let Some(pb) = &self.bar {
+                    pb.set_position(done as u64);
+                    pb.set_message(format!("{per_s:.2}/s, {samples_per_s:.0} samples/s"));
+                } else if self.last_line.elapsed().as_secs_f64() >= Self::LINE_EVERY_S || done == total {
+                    self.last_line = std::time::Instant::now();
+                    let eta = (total - done) as f64 / per_s.max(1e-9);
+                    eprintln!(
+                        "explaining: {done}/{total} utterances ({:.1}%), {per_s:.2} utterances/s, {samples_per_s:.0} samples/s, eta {eta:.0} s",
+                        100.0 * done as f64 / total.max(1) as f64
+                    );
+                }
+            }
+        }
+    }
+
+    fn finish(self) {
+        if let Some(pb) = self.bar {
+            pb.finish_and_clear();
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run_explain(
     model: &dyn SerModel,
     device: &ComputeDevice,
     cfg: ExplainConfig,
     items: &[InputItem],
     prior: Vec<Failure>,
-    out: &OutputDir,
+    dir: &Path,
+    opts: &RunOptions,
+    quiet: bool,
 ) -> Result<CorpusReport> {
     let mut explainer = Explainer::new(model, device, cfg)?;
-    let pb = bar(items.len(), "explaining");
-    let report = explain_corpus(
-        &mut explainer,
-        items,
-        prior,
-        &device.description,
-        out,
-        |Progress::Done { done, .. }| pb.set_position(done as u64),
-    )?;
-    pb.finish_and_clear();
+    let mut reporter = Reporter::new(quiet, explainer.masks().nrows());
+    let report = explain_corpus(&mut explainer, items, prior, &device.description, dir, opts, |p| {
+        reporter.event(p)
+    })?;
+    reporter.finish();
     Ok(report)
 }
 
 fn print_report(report: &CorpusReport, out: &Path) {
     println!("device: {}", report.device);
+    let timing = if report.seconds > 0.0 {
+        format!(
+            " in {:.1} s ({:.2} utterances/s)",
+            report.seconds, report.utterances_per_s
+        )
+    } else {
+        String::new()
+    };
+    let resumed = if report.n_resumed > 0 {
+        format!(" ({} inputs were finished by an earlier, interrupted run)", report.n_resumed)
+    } else {
+        String::new()
+    };
     println!(
-        "explained {} utterances in {:.1} s ({:.2} utterances/s){}",
+        "explained {} utterances{resumed}{timing}{}",
         report.n_explained,
-        report.seconds,
-        report.utterances_per_s,
         report
             .accuracy
             .map_or(String::new(), |a| format!("; accuracy on labelled inputs {a:.2}"))
@@ -1087,6 +1224,18 @@ fn print_report(report: &CorpusReport, out: &Path) {
 
 fn explain(a: &ExplainArgs) -> Result<()> {
     let cfg = a.flags.to_config(EXPLAIN_SAMPLES)?;
+    if a.resume && !a.force && a.out.join("summary.json").is_file() {
+        println!("{}: this run is finished; nothing to resume", a.out.display());
+        return Ok(());
+    }
+    let opts = RunOptions {
+        model: String::new(),
+        model_fingerprint: model_fingerprint(&a.model)?,
+        input: a.input.display().to_string(),
+        shard: a.shard.unwrap_or_default(),
+        part_size: a.part_size,
+    };
+    opts.validate()?;
     let device = a.device.open()?;
     let model = AnyModel::load(&a.model, &device.burn)?;
     let model = model.as_model();
@@ -1097,11 +1246,19 @@ fn explain(a: &ExplainArgs) -> Result<()> {
         .iter()
         .map(|e| Failure {
             id: String::new(),
+            position: None,
             error: e.to_string(),
         })
         .collect();
-    let out = OutputDir::create(&a.out, a.force)?;
-    let report = run_explain(model, &device, cfg, &inputs.items, prior, &out)?;
+    let (out, state) = OutputDir::resumable(&a.out, a.force, a.resume)?;
+    if a.resume && state == Resumed::Fresh && !a.quiet {
+        eprintln!("no unfinished run of {}: starting one", a.out.display());
+    }
+    let opts = RunOptions {
+        model: model.describe(),
+        ..opts
+    };
+    let report = run_explain(model, &device, cfg, &inputs.items, prior, &out.path(""), &opts, a.quiet)?;
     let path = out.commit()?;
     print_report(&report, &path);
     if !report.failures.is_empty() {
@@ -1109,6 +1266,78 @@ fn explain(a: &ExplainArgs) -> Result<()> {
             "{} of {} inputs failed",
             report.failures.len(),
             report.failures.len() + report.n_explained
+        );
+    }
+    Ok(())
+}
+
+fn merge(a: &MergeArgs) -> Result<()> {
+    let merged = merge_runs(&a.runs)?;
+    let out = OutputDir::create(&a.out, a.force)?;
+    let dir = out.path("");
+    emolime::output::write_json(&dir.join(emolime::run::RUN_FILE), &merged.manifest)?;
+    write_outputs(&dir, &merged)?;
+    let mut devices: Vec<&str> = merged.records.iter().map(|r| r.device.as_str()).collect();
+    devices.sort_unstable();
+    devices.dedup();
+    let report = summarise(&merged, &devices.join("; "));
+    emolime::output::write_json(
+        &dir.join("summary.json"),
+        &serde_json::json!({
+            "report": report,
+            "config": merged.manifest.config,
+            "model": merged.manifest.model,
+            "merged_from": a.runs,
+        }),
+    )?;
+    let path = out.commit()?;
+    println!(
+        "merged {} runs: {} of {} utterances explained, {} failed",
+        a.runs.len(),
+        report.n_explained,
+        merged.manifest.n_inputs,
+        merged.failures.len()
+    );
+    print_report(&report, &path);
+    Ok(())
+}
+
+fn compare(a: &CompareArgs) -> Result<()> {
+    let load = |p: &Path| -> Result<Vec<ExplanationRecord>> {
+        let dir = if p.is_dir() {
+            p
+        } else {
+            p.parent().unwrap_or(Path::new("."))
+        };
+        Ok(read_run(dir)?.records)
+    };
+    let c = emolime::run::compare_records(&load(&a.a)?, &load(&a.b)?);
+    println!(
+        "{} utterance x class pairs in both; {} only in {}, {} only in {}",
+        c.n_common,
+        c.only_a,
+        a.a.display(),
+        c.only_b,
+        a.b.display()
+    );
+    if let Some(w) = &c.worst_coefficient {
+        println!(
+            "largest coefficient difference {:.3e} ({} class {} band {})",
+            c.max_coefficient_diff, w.0, w.1, w.2
+        );
+    }
+    println!(
+        "largest probability difference {:.3e}; largest intercept difference {:.3e}; predictions differ for {} utterances",
+        c.max_prob_diff, c.max_intercept_diff, c.n_prediction_changes
+    );
+    if let Some(t) = a.tolerance
+        && (c.max_coefficient_diff > t || c.only_a > 0 || c.only_b > 0)
+    {
+        bail!(
+            "the runs differ: largest coefficient difference {:.3e} (tolerance {t:.3e}), {} + {} unmatched",
+            c.max_coefficient_diff,
+            c.only_a,
+            c.only_b
         );
     }
     Ok(())
@@ -1151,27 +1380,28 @@ fn demo(a: &DemoArgs) -> Result<()> {
     // Explain an even spread over the classes.
     let step = (inputs.items.len() / a.explain.max(1)).max(1);
     let items: Vec<InputItem> = inputs.items.iter().step_by(step).take(a.explain).cloned().collect();
-    let report = run_explain(&model, &device, cfg, &items, vec![], &out)?;
+    let opts = RunOptions {
+        model: model.describe(),
+        input: "built-in synthetic corpus".into(),
+        ..RunOptions::default()
+    };
     let staged = out.path("");
+    let report = run_explain(&model, &device, cfg, &items, vec![], &staged, &opts, false)?;
     let path = out.commit()?;
-    relocate_paths(&path.join("explanations.jsonl"), &staged, &path)?;
+    relocate_paths(&path, &staged)?;
     print_report(&report, &path);
     Ok(())
 }
 
-/// Points the records' audio paths from the staging folder to the committed one (the demo's
-/// corpus lives inside its output folder).
-fn relocate_paths(jsonl: &Path, from: &Path, to: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(jsonl).with_context(|| format!("{}", jsonl.display()))?;
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
-        let mut rec: ExplanationRecord = serde_json::from_str(line)?;
+/// Points the records' audio paths from the staging folder to the committed one `dir` (the
+/// demo's corpus lives inside its output folder).
+fn relocate_paths(dir: &Path, from: &Path) -> Result<()> {
+    let mut contents = read_run(dir)?;
+    for rec in &mut contents.records {
         if let Ok(rel) = Path::new(&rec.path).strip_prefix(from) {
-            rec.path = to.join(rel).display().to_string();
+            rec.path = dir.join(rel).display().to_string();
         }
-        out.push_str(&serde_json::to_string(&rec)?);
-        out.push('\n');
     }
-    emolime::output::write_atomic(jsonl, out.as_bytes())?;
+    write_outputs(dir, &contents)?;
     Ok(())
 }

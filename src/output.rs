@@ -7,27 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
+    write_atomic_with(path, |f| f.write_all(bytes).map_err(|e| Error::io(path, e)))
 }
 
 /// Appends `s` to `out` as one CSV field, quoted (with doubled quotes) when it holds a comma, a
@@ -58,6 +38,17 @@ pub struct OutputDir {
     target: PathBuf,
     staging: PathBuf,
     force: bool,
+    /// Held while a resumable run writes its staging folder; kept on drop.
+    lock: Option<std::fs::File>,
+}
+
+/// How [`OutputDir::resumable`] found the output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resumed {
+    /// A fresh staging folder was made.
+    Fresh,
+    /// An unfinished run's staging folder is continued.
+    Continued,
 }
 
 impl OutputDir {
@@ -86,7 +77,61 @@ impl OutputDir {
             target: target.to_path_buf(),
             staging,
             force,
+            lock: None,
         })
+    }
+
+    /// Prepares a resumable run's output: the staging folder is `.NAME.partial` beside
+    /// `target`, the same for every invocation, and is kept when the process dies or fails, so
+    /// `resume` can continue it. A staging folder left by an earlier run is continued with
+    /// `resume`, replaced with `force`, and otherwise refused; an existing `target` is refused
+    /// unless `force`. An exclusive lock on `.NAME.partial/lock` keeps a second process out.
+    pub fn resumable(target: &Path, force: bool, resume: bool) -> Result<(Self, Resumed)> {
+        if target.exists() && !force {
+            return Err(Error::OutputExists {
+                path: target.to_path_buf(),
+            });
+        }
+        let parent = target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        let name = target
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out".into());
+        let staging = parent.join(format!(".{name}.partial"));
+        let mut state = Resumed::Fresh;
+        if staging.exists() {
+            // Refuse before touching anything if another process holds the run.
+            let lock = open_lock(&staging)?;
+            if resume {
+                state = Resumed::Continued;
+            } else if force {
+                drop(lock);
+                std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+            } else {
+                return Err(Error::run(
+                    &staging,
+                    format!(
+                        "an unfinished run of {} is here; continue it with --resume or start over with --force",
+                        target.display()
+                    ),
+                ));
+            }
+        }
+        std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+        let lock = open_lock(&staging)?;
+        Ok((
+            OutputDir {
+                target: target.to_path_buf(),
+                staging,
+                force,
+                lock: Some(lock),
+            },
+            state,
+        ))
     }
 
     /// Path of `name` inside the folder being written.
@@ -100,7 +145,12 @@ impl OutputDir {
     }
 
     /// Moves the finished folder into place (replacing an old one only when forced).
-    pub fn commit(self) -> Result<PathBuf> {
+    pub fn commit(mut self) -> Result<PathBuf> {
+        if let Some(lock) = self.lock.take() {
+            let path = self.staging.join(LOCK_FILE);
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            drop(lock);
+        }
         if self.target.exists() {
             if !self.force {
                 return Err(Error::OutputExists {
@@ -120,6 +170,58 @@ impl OutputDir {
         }
         Ok(self.target.clone())
     }
+}
+
+/// The lock file inside a resumable run's staging folder.
+const LOCK_FILE: &str = "lock";
+
+/// Opens and exclusively locks `dir/lock`; fails if another process holds it.
+fn open_lock(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::run(
+            dir,
+            "another emolime process is writing this run (its lock file is held)",
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
+/// Writes a file atomically by handing `write` a buffered temporary file in the same folder,
+/// then syncing and renaming it to `path`: for outputs too large to build in memory.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<()>,
+) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut buf = std::io::BufWriter::new(file);
+        write(&mut buf)?;
+        let file = buf.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// Appends JSON lines to a file inside an [`OutputDir`] (the whole folder becomes visible only on
@@ -157,8 +259,9 @@ impl JsonLines {
 
 impl Drop for OutputDir {
     fn drop(&mut self) {
-        // A folder that was never committed is removed, leaving the target untouched.
-        if self.staging.exists() {
+        // A folder that was never committed is removed, leaving the target untouched; a
+        // resumable run's is kept for --resume.
+        if self.lock.is_none() && self.staging.exists() {
             let _ = std::fs::remove_dir_all(&self.staging);
         }
     }

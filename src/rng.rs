@@ -28,7 +28,6 @@ impl SplitMix64 {
         SplitMix64::new(b)
     }
 
-    /// The next 64 random bits.
     /// An independent stream for `(seed, purpose, task...)`: the same key always gives the same
     /// stream, and different keys unrelated ones.
     pub(crate) fn stream(seed: u64, purpose: u64, task: &[u64]) -> Self {
@@ -40,6 +39,7 @@ impl SplitMix64 {
         SplitMix64 { state: h }
     }
 
+    /// The next 64 random bits.
     pub(crate) fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         mix(self.state)

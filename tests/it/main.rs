@@ -8,6 +8,7 @@ mod input;
 mod lime;
 mod pipeline;
 mod resynth;
+mod runs;
 mod synth;
 mod twins;
 mod wav2vec2;

@@ -5,7 +5,7 @@ use crate::common::{fresh_seed, gpu};
 use emolime::Error;
 use emolime::audio::FrontEndConfig;
 use emolime::bands::BandLayout;
-use emolime::corpus::{explain_corpus, load_training_set};
+use emolime::corpus::{RunOptions, explain_corpus, load_training_set};
 use emolime::device::{ComputeDevice, DeviceSpec};
 use emolime::explain::{ExplainConfig, Explainer};
 use emolime::input::collect_inputs;
@@ -196,7 +196,17 @@ fn corpus_run_reports_each_bad_input_and_keeps_going() {
     let mut explainer = Explainer::new(&model, &cpu, cfg).unwrap();
     let out_path = tmp.path().join("out");
     let out = OutputDir::create(&out_path, false).unwrap();
-    let report = explain_corpus(&mut explainer, &inputs.items, vec![], "cpu", &out, |_| {}).unwrap();
+    let opts = RunOptions::default();
+    let report = explain_corpus(
+        &mut explainer,
+        &inputs.items,
+        vec![],
+        "cpu",
+        &out.path(""),
+        &opts,
+        |_| {},
+    )
+    .unwrap();
     out.commit().unwrap();
     let failed: Vec<&str> = report.failures.iter().map(|f| f.id.as_str()).collect();
     for bad in [

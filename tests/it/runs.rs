@@ -1,0 +1,296 @@
+//! Corpus runs through the real `emolime` binary: killed runs resumed (more than once) equal an
+//! uninterrupted run, shards merge into the whole run with duplicates and gaps refused, the
+//! Parquet table matches the JSON lines, and lavapipe and the CPU path agree (`compare`).
+
+use crate::common::gpu;
+use emolime::audio::FrontEndConfig;
+use emolime::corpus::load_training_set;
+use emolime::device::ComputeDevice;
+use emolime::explain::ExplanationRecord;
+use emolime::input::collect_inputs;
+use emolime::model::{TrainConfig, train};
+use emolime::synth::{SynthConfig, write_corpus};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A corpus of `n_per_class` x 4 utterances and a CNN trained one epoch on it: (manifest, model).
+fn corpus_and_model(dir: &Path, n_per_class: usize) -> (PathBuf, PathBuf) {
+    let synth = SynthConfig {
+        n_per_class,
+        duration_s: 1.0,
+        ..SynthConfig::default()
+    };
+    let manifest = write_corpus(&synth, &dir.join("corpus")).unwrap();
+    let inputs = collect_inputs(&manifest).unwrap();
+    let fe = FrontEndConfig::default();
+    let (examples, classes, _) = load_training_set(&inputs.items, &fe, |_| {}).unwrap();
+    let cpu = ComputeDevice::cpu("test");
+    let cfg = TrainConfig {
+        epochs: 1,
+        ..TrainConfig::default()
+    };
+    let (model, _) = train(&examples, classes, fe, &cfg, &cpu.burn, |_, _| {}).unwrap();
+    let path = dir.join("m.emolime");
+    model.save(&path).unwrap();
+    (manifest, path)
+}
+
+fn emolime() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_emolime"));
+    cmd.env("NODEVICE_SELECT", "1");
+    cmd
+}
+
+/// `emolime explain` of `manifest` with `model` into `out`, plus `extra` flags; on the CPU with
+/// 128 samples unless `extra` says otherwise.
+fn explain_cmd(model: &Path, manifest: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut cmd = emolime();
+    cmd.args(["explain", "--quiet"]);
+    if !extra.contains(&"--device") {
+        cmd.args(["--device", "cpu"]);
+    }
+    if !extra.contains(&"--samples") {
+        cmd.args(["--samples", "128"]);
+    }
+    cmd.arg("--model")
+        .arg(model)
+        .arg("--input")
+        .arg(manifest)
+        .arg("--out")
+        .arg(out)
+        .args(extra);
+    cmd
+}
+
+fn run_ok(mut cmd: Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn run_err(mut cmd: Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "{cmd:?} should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Complete parts in a staging folder.
+fn done_parts(staging: &Path) -> usize {
+    std::fs::read_dir(staging.join("parts"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".done.json"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Starts `cmd`, waits until the staging folder holds more than `after` complete parts, then
+/// kills it with SIGKILL. Returns the parts there were at the kill.
+fn kill_after_parts(mut cmd: Command, staging: &Path, after: usize) -> usize {
+    let mut child = cmd.stdout(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let n = done_parts(staging);
+        if n > after {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return n;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before it could be killed");
+        }
+        assert!(Instant::now() < deadline, "no part appeared in 300 s");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn read_records(dir: &Path) -> Vec<ExplanationRecord> {
+    std::fs::read_to_string(dir.join("explanations.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn killed_runs_resume_to_the_uninterrupted_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (manifest, model) = corpus_and_model(tmp.path(), 6);
+    let whole = tmp.path().join("whole");
+    run_ok(explain_cmd(&model, &manifest, &whole, &["--part-size", "2"]));
+
+    let out = tmp.path().join("killed");
+    let staging = tmp.path().join(".killed.partial");
+    let first = kill_after_parts(explain_cmd(&model, &manifest, &out, &["--part-size", "2"]), &staging, 0);
+    assert!(!out.exists(), "a killed run must not appear under its name");
+    // Without --resume the unfinished run is neither lost nor silently continued.
+    let err = run_err(explain_cmd(&model, &manifest, &out, &["--part-size", "2"]));
+    assert!(err.contains("--resume"), "{err}");
+    // Other settings cannot resume it.
+    let err = run_err(explain_cmd(
+        &model,
+        &manifest,
+        &out,
+        &["--part-size", "2", "--resume", "--seed", "9"],
+    ));
+    assert!(err.contains("cannot resume") && err.contains("settings"), "{err}");
+    // Killed a second time, later on.
+    let resume = ["--part-size", "2", "--resume"];
+    let second = kill_after_parts(explain_cmd(&model, &manifest, &out, &resume), &staging, first);
+    assert!(second > first);
+    run_ok(explain_cmd(&model, &manifest, &out, &resume));
+    assert!(!staging.exists(), "the staging folder is moved into place");
+    for file in ["explanations.jsonl", "explanations.parquet", "failures.jsonl"] {
+        let a = std::fs::read(whole.join(file)).unwrap();
+        let b = std::fs::read(out.join(file)).unwrap();
+        assert!(a == b, "{file} of the resumed run differs from the uninterrupted one");
+    }
+    let records = read_records(&out);
+    assert_eq!(records.len(), 24 * 4, "every utterance once, every class");
+    let mut positions: Vec<usize> = records.iter().map(|r| r.position).collect();
+    positions.dedup();
+    assert_eq!(positions, (0..24).collect::<Vec<_>>());
+    // A finished run resumed again does nothing and succeeds.
+    let again = run_ok(explain_cmd(&model, &manifest, &out, &resume));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("finished"));
+}
+
+#[test]
+fn shards_merge_into_the_whole_run_and_gaps_or_duplicates_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (manifest, model) = corpus_and_model(tmp.path(), 5);
+    let whole = tmp.path().join("whole");
+    run_ok(explain_cmd(&model, &manifest, &whole, &[]));
+    let shards: Vec<PathBuf> = (0..3).map(|i| tmp.path().join(format!("shard{i}"))).collect();
+    let mut sizes = vec![];
+    for (i, dir) in shards.iter().enumerate() {
+        run_ok(explain_cmd(&model, &manifest, dir, &["--shard", &format!("{i}/3")]));
+        sizes.push(read_records(dir).len() / 4);
+    }
+    assert_eq!(sizes.iter().sum::<usize>(), 20, "shards {sizes:?}");
+    assert!(sizes.iter().all(|&s| s > 0), "a shard is empty: {sizes:?}");
+
+    let merged = tmp.path().join("merged");
+    let mut cmd = emolime();
+    cmd.arg("merge").args(&shards).arg("--out").arg(&merged);
+    run_ok(cmd);
+    for file in ["explanations.jsonl", "explanations.parquet", "failures.jsonl"] {
+        let a = std::fs::read(whole.join(file)).unwrap();
+        let b = std::fs::read(merged.join(file)).unwrap();
+        assert!(a == b, "{file} of the merged shards differs from the whole run");
+    }
+
+    let merge_err = |runs: &[&PathBuf]| {
+        let mut cmd = emolime();
+        cmd.arg("merge").args(runs).arg("--out").arg(tmp.path().join("never"));
+        run_err(cmd)
+    };
+    let err = merge_err(&[&shards[0], &shards[2]]);
+    assert!(err.contains("shard 1/3 is missing"), "{err}");
+    let err = merge_err(&[&shards[0], &shards[1], &shards[1], &shards[2]]);
+    assert!(err.contains("given twice"), "{err}");
+    // A shard made with another seed is another run.
+    let other = tmp.path().join("other1");
+    run_ok(explain_cmd(
+        &model,
+        &manifest,
+        &other,
+        &["--shard", "1/3", "--seed", "5"],
+    ));
+    let err = merge_err(&[&shards[0], &other, &shards[2]]);
+    assert!(err.contains("settings differs"), "{err}");
+    // A gap: a shard with a part missing (as if it was never resumed).
+    let gap = tmp.path().join("gap");
+    run_ok(explain_cmd(&model, &manifest, &gap, &["--shard", "2/3"]));
+    let lines = std::fs::read_to_string(gap.join("explanations.jsonl")).unwrap();
+    let kept: Vec<&str> = lines.lines().skip(4).collect();
+    std::fs::write(gap.join("explanations.jsonl"), kept.join("\n") + "\n").unwrap();
+    let err = merge_err(&[&shards[0], &shards[1], &gap]);
+    assert!(err.contains("not done") && err.contains("resume"), "{err}");
+    assert!(!tmp.path().join("never").exists());
+}
+
+#[test]
+fn parquet_table_holds_the_json_lines() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float32Type, UInt64Type};
+    let tmp = tempfile::tempdir().unwrap();
+    let (manifest, model) = corpus_and_model(tmp.path(), 2);
+    let out = tmp.path().join("out");
+    run_ok(explain_cmd(&model, &manifest, &out, &["--bands", "6"]));
+    let records = read_records(&out);
+    let file = std::fs::File::open(out.join("explanations.parquet")).unwrap();
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let meta = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .unwrap()
+        .iter()
+        .find(|kv| kv.key == emolime::table::METADATA_KEY)
+        .and_then(|kv| kv.value.clone())
+        .unwrap();
+    let settings: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    assert_eq!(settings["n_samples"], 128);
+    assert_eq!(settings["band_edges_hz"].as_array().unwrap().len(), 7);
+    let mut row = 0;
+    for batch in builder.build().unwrap() {
+        let batch = batch.unwrap();
+        let ids = batch.column_by_name("id").unwrap().as_string::<i32>();
+        let positions = batch.column_by_name("position").unwrap().as_primitive::<UInt64Type>();
+        let coefs = batch.column_by_name("coefficients").unwrap().as_list::<i32>();
+        let r2 = batch.column_by_name("r2").unwrap().as_primitive::<Float32Type>();
+        for i in 0..batch.num_rows() {
+            let rec = &records[row];
+            assert_eq!(ids.value(i), rec.id);
+            assert_eq!(positions.value(i) as usize, rec.position);
+            let c = coefs.value(i);
+            assert_eq!(c.as_primitive::<Float32Type>().values().to_vec(), rec.coefficients);
+            assert_eq!(r2.value(i), rec.r2);
+            row += 1;
+        }
+    }
+    assert_eq!(row, records.len());
+}
+
+#[test]
+fn lavapipe_and_cpu_runs_agree_to_1e_4() {
+    let Some(ctx) = gpu() else { return };
+    drop(ctx);
+    let tmp = tempfile::tempdir().unwrap();
+    let (manifest, model) = corpus_and_model(tmp.path(), 1);
+    let index = std::env::var("EMOLIME_TEST_ADAPTER").unwrap_or_else(|_| "0".into());
+    let on_gpu = tmp.path().join("gpu");
+    let on_cpu = tmp.path().join("cpu");
+    let device = format!("gpu:{index}");
+    run_ok(explain_cmd(
+        &model,
+        &manifest,
+        &on_gpu,
+        &["--samples", "64", "--device", &device],
+    ));
+    run_ok(explain_cmd(&model, &manifest, &on_cpu, &["--samples", "64"]));
+    let mut cmd = emolime();
+    cmd.arg("compare")
+        .arg(&on_gpu)
+        .arg(&on_cpu)
+        .args(["--tolerance", "1e-4"]);
+    let out = run_ok(cmd);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("16 utterance x class pairs in both; 0 only"), "{text}");
+    let devices: Vec<String> = [&on_gpu, &on_cpu]
+        .iter()
+        .map(|d| read_records(d)[0].device.clone())
+        .collect();
+    assert!(
+        devices[0].starts_with("gpu:") && devices[1].starts_with("cpu"),
+        "{devices:?}"
+    );
+}
