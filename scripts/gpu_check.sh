@@ -51,6 +51,16 @@ run)
     echo "testing on gpu:$index"
     (time .gpu/it --test-threads=4) > "$out/tests.log" 2>&1 || echo "TESTS FAILED" | tee -a "$out/tests.log"
     grep -E '^test result|FAILED|panicked' "$out/tests.log" || true
+    # emolime bench: the same work on every device; its JSON record goes into the README.
+    for samples in 1000 64; do
+        (time .gpu/emolime bench --device "gpu:$index" --utterances 32 --samples "$samples" \
+            --json "$out/emolime-bench-$samples.json") > "$out/emolime-bench-$samples.log" 2>&1 \
+            || echo "EMOLIME BENCH FAILED" | tee -a "$out/emolime-bench-$samples.log"
+        grep -vE '^bench:' "$out/emolime-bench-$samples.log" || true
+    done
+    (time .gpu/emolime bench --device cpu --utterances 8 --json "$out/emolime-bench-cpu.json") \
+        > "$out/emolime-bench-cpu.log" 2>&1 || true
+    grep -vE '^bench:' "$out/emolime-bench-cpu.log" || true
     for b in $BENCHES; do
         (time ".gpu/bench-$b" --bench --warm-up-time 1 --measurement-time 3 --sample-size 10) \
             > "$out/bench-$b.log" 2>&1 || echo "BENCH $b FAILED" | tee -a "$out/bench-$b.log"

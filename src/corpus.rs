@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::explain::{Explainer, ExplanationRecord, Prepared};
 use crate::input::InputItem;
 use crate::output::write_json;
-use crate::run::{RunContents, RunFolder, RunIdentity, RunManifest, Shard};
+use crate::run::{RunFolder, RunIdentity, RunManifest, Shard};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -220,85 +220,122 @@ pub fn explain_corpus(
     })?;
     folder.write_part(&part_positions, &part_records, &part_failures)?;
     let n_resumed = folder.n_resumed();
-    let contents = folder.finish()?;
+    let model = folder.manifest().model.clone();
+    let mut report = folder.finish()?;
     let seconds = started.elapsed().as_secs_f64();
-    let mut report = summarise(&contents, device);
     report.n_resumed = n_resumed;
     report.seconds = seconds;
     report.utterances_per_s = explained_now as f64 / seconds.max(1e-9);
-    write_summary(dir, &report, &contents, explainer)?;
-    Ok(report)
-}
-
-/// Writes `summary.json`: the report, the settings, the band layout and the front end.
-fn write_summary(dir: &Path, report: &CorpusReport, contents: &RunContents, explainer: &Explainer<'_>) -> Result<()> {
+    if report.device.is_empty() {
+        report.device = device.to_string();
+    }
     write_json(
         &dir.join("summary.json"),
         &serde_json::json!({
             "report": report,
             "config": explainer.config(),
-            "model": contents.manifest.model,
+            "model": model,
             "bands": explainer.layout(),
             "front_end": explainer.front_end(),
         }),
-    )
+    )?;
+    Ok(report)
 }
 
-/// The report of finished run contents: counts, accuracy on labelled utterances, and each
+/// Builds a run's [`CorpusReport`] from its records, given in position order (the records of
+/// one utterance together), and its failures: counts, accuracy on labelled utterances, and each
 /// class's mean band coefficients over the utterances labelled with it (or predicted as it
-/// when unlabelled). Timing fields are zero; `device` lists the devices that computed it.
-pub fn summarise(contents: &RunContents, device: &str) -> CorpusReport {
-    let m = &contents.manifest;
-    let (c, b) = (m.classes.len(), m.band_edges_hz.len().saturating_sub(1));
-    let mut sums = Array2::<f64>::zeros((c, b));
-    let mut counts = vec![0usize; c];
-    let (mut labelled, mut correct, mut explained) = (0usize, 0usize, 0usize);
-    let mut by_utterance: std::collections::BTreeMap<usize, Vec<&ExplanationRecord>> = Default::default();
-    for r in &contents.records {
-        by_utterance.entry(r.position).or_default().push(r);
-    }
-    for records in by_utterance.values() {
-        let first = records[0];
-        let predicted = m.classes.iter().position(|x| *x == first.predicted).unwrap_or(0);
-        let class = match first.label.as_ref().and_then(|l| m.classes.iter().position(|x| x == l)) {
-            Some(k) => {
-                labelled += 1;
-                correct += (k == predicted) as usize;
-                k
-            }
-            None => predicted,
-        };
-        if let Some(r) = records.iter().find(|r| r.class_index == class) {
-            for (j, v) in r.coefficients.iter().enumerate().take(b) {
-                sums[[class, j]] += *v as f64;
-            }
-            counts[class] += 1;
+/// when unlabelled). Holds one row of sums per class, whatever the corpus size.
+#[derive(Clone, Debug)]
+pub struct ReportBuilder {
+    classes: Vec<String>,
+    sums: Array2<f64>,
+    counts: Vec<usize>,
+    labelled: usize,
+    correct: usize,
+    explained: usize,
+    last_position: Option<usize>,
+    devices: std::collections::BTreeSet<String>,
+    failures: Vec<Failure>,
+    shard: Shard,
+    band_edges_hz: Vec<f32>,
+}
+
+impl ReportBuilder {
+    /// An empty report of `manifest`'s run (its bad input rows already counted as failures).
+    pub fn new(manifest: &RunManifest) -> Self {
+        let (c, b) = (manifest.classes.len(), manifest.band_edges_hz.len().saturating_sub(1));
+        ReportBuilder {
+            classes: manifest.classes.clone(),
+            sums: Array2::zeros((c, b)),
+            counts: vec![0; c],
+            labelled: 0,
+            correct: 0,
+            explained: 0,
+            last_position: None,
+            devices: Default::default(),
+            failures: manifest.input_errors.clone(),
+            shard: manifest.shard,
+            band_edges_hz: manifest.band_edges_hz.clone(),
         }
-        explained += 1;
     }
-    let importance = m
-        .classes
-        .iter()
-        .enumerate()
-        .map(|(k, class)| ClassImportance {
-            class: class.clone(),
-            n_utterances: counts[k],
-            mean_coefficients: (0..b)
-                .map(|j| (sums[[k, j]] / counts[k].max(1) as f64) as f32)
-                .collect(),
-        })
-        .collect();
-    CorpusReport {
-        n_explained: explained,
-        n_resumed: 0,
-        shard: m.shard,
-        failures: m.input_errors.iter().chain(&contents.failures).cloned().collect(),
-        accuracy: (labelled > 0).then(|| correct as f32 / labelled as f32),
-        band_edges_hz: m.band_edges_hz.clone(),
-        importance,
-        device: device.to_string(),
-        seconds: 0.0,
-        utterances_per_s: 0.0,
+
+    /// Adds one record (one utterance and class).
+    pub fn record(&mut self, r: &ExplanationRecord) {
+        let predicted = self.classes.iter().position(|x| *x == r.predicted).unwrap_or(0);
+        let label = r.label.as_ref().and_then(|l| self.classes.iter().position(|x| x == l));
+        if self.last_position != Some(r.position) {
+            self.last_position = Some(r.position);
+            self.explained += 1;
+            if let Some(k) = label {
+                self.labelled += 1;
+                self.correct += (k == predicted) as usize;
+            }
+            if !self.devices.contains(&r.device) {
+                self.devices.insert(r.device.clone());
+            }
+        }
+        let class = label.unwrap_or(predicted);
+        if r.class_index == class && class < self.counts.len() {
+            for (sum, v) in self.sums.row_mut(class).iter_mut().zip(&r.coefficients) {
+                *sum += *v as f64;
+            }
+            self.counts[class] += 1;
+        }
+    }
+
+    /// Adds one failed utterance.
+    pub fn failure(&mut self, f: &Failure) {
+        self.failures.push(f.clone());
+    }
+
+    /// The report; `device` lists the devices that computed the records, timing fields are zero.
+    pub fn finish(self) -> CorpusReport {
+        let b = self.sums.ncols();
+        let importance = self
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(k, class)| ClassImportance {
+                class: class.clone(),
+                n_utterances: self.counts[k],
+                mean_coefficients: (0..b)
+                    .map(|j| (self.sums[[k, j]] / self.counts[k].max(1) as f64) as f32)
+                    .collect(),
+            })
+            .collect();
+        CorpusReport {
+            n_explained: self.explained,
+            n_resumed: 0,
+            shard: self.shard,
+            failures: self.failures,
+            accuracy: (self.labelled > 0).then(|| self.correct as f32 / self.labelled as f32),
+            band_edges_hz: self.band_edges_hz,
+            importance,
+            device: self.devices.into_iter().collect::<Vec<_>>().join("; "),
+            seconds: 0.0,
+            utterances_per_s: 0.0,
+        }
     }
 }
 

@@ -184,8 +184,24 @@ struct GpuState {
     band_rows: GrowBuffer,
 }
 
+/// Time spent in each device stage of [`Explainer::explain`], summed over utterances, when
+/// profiling is on ([`Explainer::set_profiling`]). On a GPU each stage is waited for before the
+/// next starts, so the stages do not overlap as they do in a normal run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct StageTimes {
+    /// Utterances explained while profiling.
+    pub utterances: usize,
+    /// Building the perturbed inputs (masked spectrograms or resynthesized waveforms), seconds.
+    pub masks_s: f64,
+    /// Running the model on them and reading its outputs, seconds.
+    pub scoring_s: f64,
+    /// Fitting the surrogates and reading them back, seconds.
+    pub surrogate_s: f64,
+}
+
 /// Explains utterances with one model on one device; everything reusable is built once.
 pub struct Explainer<'a> {
+    profile: Option<StageTimes>,
     cfg: ExplainConfig,
     model: &'a dyn SerModel,
     device: &'a ComputeDevice,
@@ -269,6 +285,7 @@ impl<'a> Explainer<'a> {
             }
         });
         Ok(Explainer {
+            profile: None,
             cfg,
             model,
             device,
@@ -280,6 +297,17 @@ impl<'a> Explainer<'a> {
             empty,
             gpu,
         })
+    }
+
+    /// Turns stage timing on (resetting it) or off. Profiling waits for the device between
+    /// stages, which costs a little throughput on a GPU.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(StageTimes::default);
+    }
+
+    /// The stage times gathered since profiling was turned on.
+    pub fn stage_times(&self) -> Option<StageTimes> {
+        self.profile
     }
 
     /// The band layout used.
@@ -385,6 +413,7 @@ impl<'a> Explainer<'a> {
             }
         };
         let chunk = self.chunk_samples(dim)?;
+        let mut profile = self.profile.as_mut();
         let (fit, preds_host) = match (&mut self.gpu, &self.device.gpu) {
             (Some(state), Some(ctx)) => explain_gpu(
                 ctx,
@@ -396,6 +425,7 @@ impl<'a> Explainer<'a> {
                 &self.cfg,
                 prepared,
                 chunk,
+                profile.as_deref_mut(),
             )?,
             _ => {
                 let mel = match (prepared, &self.filterbank) {
@@ -409,6 +439,7 @@ impl<'a> Explainer<'a> {
                 let mut preds = Array2::<f32>::zeros((n, c));
                 let mut batch = Array2::<f32>::zeros((chunk, dim));
                 for start in (0..n).step_by(chunk) {
+                    let t0 = std::time::Instant::now();
                     let nc = chunk.min(n - start);
                     let mut view = batch.slice_mut(ndarray::s![..nc, ..]);
                     match (prepared, &mel) {
@@ -435,16 +466,28 @@ impl<'a> Explainer<'a> {
                         _ => unreachable!("checked above"),
                     }
                     let flat: Vec<f32> = view.iter().copied().collect();
+                    let t1 = std::time::Instant::now();
                     let x = Tensor::<2>::from_data(TensorData::new(flat, [nc, dim]), self.model.device());
                     let p = read_f32(self.model.probs(x)?)?;
                     for (i, row) in p.chunks(c).enumerate() {
                         preds.row_mut(start + i).assign(&ndarray::ArrayView1::from(row));
                     }
+                    if let Some(t) = profile.as_deref_mut() {
+                        t.masks_s += (t1 - t0).as_secs_f64();
+                        t.scoring_s += t1.elapsed().as_secs_f64();
+                    }
                 }
+                let t0 = std::time::Instant::now();
                 let fit = fit_cpu(self.masks.view(), &self.weights, preds.view(), &self.cfg.surrogate)?;
+                if let Some(t) = profile.as_deref_mut() {
+                    t.surrogate_s += t0.elapsed().as_secs_f64();
+                }
                 (fit, preds)
             }
         };
+        if let Some(t) = profile {
+            t.utterances += 1;
+        }
         let probs = preds_host.row(0).to_vec();
         let sample_probs = self.cfg.keep_samples.then_some(preds_host);
         Ok(UtteranceExplanation {
@@ -487,6 +530,7 @@ fn explain_gpu(
     cfg: &ExplainConfig,
     prepared: &PreparedInput,
     chunk: usize,
+    mut profile: Option<&mut StageTimes>,
 ) -> Result<(SurrogateFit, Array2<f32>)> {
     let (n, b) = masks.dim();
     let c = model.classes().len();
@@ -514,11 +558,12 @@ fn explain_gpu(
             };
             for start in (0..n).step_by(chunk) {
                 let nc = chunk.min(n - start);
+                let t0 = std::time::Instant::now();
                 let bound = BoundTensor::<2>::empty([nc, m * t], device)?;
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
                 perturb_into(ctx, &mut enc, &inputs, start, nc, bound.binding())?;
                 submit_after_burn(device, &ctx.queue, enc)?;
-                outputs.push(model.probs(bound.into_tensor())?);
+                score(ctx, model, bound, t0, profile.as_deref_mut(), &mut outputs)?;
             }
         }
         PreparedInput::Bands(bands) => {
@@ -533,14 +578,16 @@ fn explain_gpu(
             };
             for start in (0..n).step_by(chunk) {
                 let nc = chunk.min(n - start);
+                let t0 = std::time::Instant::now();
                 let bound = BoundTensor::<2>::empty([nc, s], device)?;
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
                 resynth_into(ctx, &mut enc, &inputs, start, nc, bound.binding())?;
                 submit_after_burn(device, &ctx.queue, enc)?;
-                outputs.push(model.probs(bound.into_tensor())?);
+                score(ctx, model, bound, t0, profile.as_deref_mut(), &mut outputs)?;
             }
         }
     }
+    let t0 = std::time::Instant::now();
     let preds = Tensor::cat(outputs, 0); // [N, C]
     let bound = BoundTensor::<2>::new(preds)?;
     let mut enc = ctx.device.create_command_encoder(&Default::default());
@@ -557,7 +604,35 @@ fn explain_gpu(
         .ok_or_else(|| Error::Device("surrogate returned nothing".into()))?;
     let preds = read_f32(bound.into_tensor())?;
     let preds = Array2::from_shape_vec((n, c), preds).map_err(|e| Error::Device(e.to_string()))?;
+    if let Some(t) = profile {
+        t.surrogate_s += t0.elapsed().as_secs_f64();
+    }
     Ok((fit, preds))
+}
+
+/// Scores one batch of perturbed inputs built into `bound` (started at `t0`); when profiling,
+/// waits for the inputs and then for the model's outputs, timing each.
+fn score(
+    ctx: &GpuContext,
+    model: &dyn SerModel,
+    bound: BoundTensor<2>,
+    t0: std::time::Instant,
+    profile: Option<&mut StageTimes>,
+    outputs: &mut Vec<Tensor<2>>,
+) -> Result<()> {
+    match profile {
+        None => outputs.push(model.probs(bound.into_tensor())?),
+        Some(t) => {
+            ctx.wait()?;
+            let t1 = std::time::Instant::now();
+            let out = model.probs(bound.into_tensor())?;
+            read_f32(out.clone())?;
+            t.masks_s += (t1 - t0).as_secs_f64();
+            t.scoring_s += t1.elapsed().as_secs_f64();
+            outputs.push(out);
+        }
+    }
+    Ok(())
 }
 
 /// One line of `explanations.jsonl`: one utterance and one class.

@@ -12,6 +12,7 @@
 
 pub mod audio;
 pub mod bands;
+pub mod bench;
 pub mod classify;
 pub mod conditions;
 pub mod corpus;

@@ -6,7 +6,7 @@ use emolime::audio::FrontEndConfig;
 use emolime::bands::{BandConfig, BandKind};
 use emolime::classify::{FeatureClassifier, HeadConfig, accuracy, confusion_matrix};
 use emolime::conditions::{Condition, derive_seed, extract_corpus_under};
-use emolime::corpus::{CorpusReport, Failure, Progress, RunOptions, explain_corpus, load_training_set, summarise};
+use emolime::corpus::{CorpusReport, Failure, Progress, RunOptions, explain_corpus, load_training_set};
 use emolime::device::{ComputeDevice, DeviceSpec};
 use emolime::explain::{ExplainConfig, Explainer, ExplanationRecord};
 use emolime::features::EGEMAPS_NAMES;
@@ -49,6 +49,9 @@ enum Command {
     Synth(SynthArgs),
     /// List the adapters wgpu sees and the one `--device auto` picks.
     Devices(DevicesArgs),
+    /// Time each stage of explanation (decode + STFT, masks, scoring, surrogate, writing) and
+    /// the pipelined run on one device, on the built-in corpus: the same work on every device.
+    Bench(BenchArgs),
     /// Join the folders of a sharded (or interrupted) explain run into one dataset, checking
     /// that every utterance is there exactly once.
     Merge(MergeArgs),
@@ -354,6 +357,42 @@ fn parse_shard(s: &str) -> std::result::Result<Shard, String> {
 }
 
 #[derive(Args)]
+struct BenchArgs {
+    /// Utterances of the built-in corpus to explain.
+    #[arg(long, default_value_t = 16)]
+    utterances: usize,
+    /// Seconds per utterance.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f32,
+    /// Perturbed samples per utterance.
+    #[arg(long, default_value_t = 1000)]
+    samples: usize,
+    /// Perturbed inputs per model call.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Seed of the corpus, the model and the masks.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Also write the record as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+impl BenchArgs {
+    fn to_config(&self) -> emolime::bench::BenchConfig {
+        emolime::bench::BenchConfig {
+            utterances: self.utterances,
+            seconds_each: self.seconds,
+            samples: self.samples,
+            batch_size: self.batch_size,
+            seed: self.seed,
+        }
+    }
+}
+
+#[derive(Args)]
 struct MergeArgs {
     /// Run folders written by `emolime explain` (every shard of one input, or one run).
     #[arg(required = true)]
@@ -490,6 +529,7 @@ fn main() {
         Command::Train(a) => train_cmd(a),
         Command::Synth(a) => synth(a),
         Command::Devices(a) => devices(a),
+        Command::Bench(a) => bench(a),
         Command::Merge(a) => merge(a),
         Command::Compare(a) => compare(a),
         Command::Features(a) => match (&a.action, &a.extract) {
@@ -1181,7 +1221,10 @@ fn print_report(report: &CorpusReport, out: &Path) {
         String::new()
     };
     let resumed = if report.n_resumed > 0 {
-        format!(" ({} inputs were finished by an earlier, interrupted run)", report.n_resumed)
+        format!(
+            " ({} inputs were finished by an earlier, interrupted run)",
+            report.n_resumed
+        )
     } else {
         String::new()
     };
@@ -1271,32 +1314,84 @@ fn explain(a: &ExplainArgs) -> Result<()> {
     Ok(())
 }
 
+fn bench(a: &BenchArgs) -> Result<()> {
+    let cfg = a.to_config();
+    cfg.validate()?;
+    let device = a.device.open()?;
+    println!("device: {}", device.description);
+    if let Some(g) = &device.gpu {
+        let s = &g.summary;
+        println!(
+            "adapter: {} (vendor 0x{:04x}, {}, {}, driver {})",
+            s.name, s.vendor, s.backend, s.device_type, s.driver
+        );
+    }
+    let work = tempfile_dir()?;
+    let report = emolime::bench::run_bench(&cfg, &device, &work, |what| eprintln!("bench: {what}"));
+    let _ = std::fs::remove_dir_all(&work);
+    let report = report?;
+    let m = &report.ms_per_utterance;
+    println!(
+        "work: {} utterances of {} s, {} samples each, {} bands, {} classes, batch {}, seed {}",
+        cfg.utterances, cfg.seconds_each, cfg.samples, report.bands, report.classes, cfg.batch_size, cfg.seed
+    );
+    println!("ms per utterance, each stage waited for:");
+    for (name, v) in [
+        ("decode + stft", m.decode_stft),
+        ("masks", m.masks),
+        ("scoring", m.scoring),
+        ("surrogate", m.surrogate),
+        ("writing", m.writing),
+    ] {
+        println!("  {name:>14}: {v:9.2}");
+    }
+    let e = &report.end_to_end;
+    println!(
+        "end to end: {:.2} utterances/s, {:.0} samples/s, {:.2} explanations/s ({:.2} s)",
+        e.utterances_per_s, e.samples_per_s, e.explanations_per_s, e.seconds
+    );
+    if let Some(path) = &a.json {
+        emolime::output::write_json(path, &report)?;
+        println!("record: {}", path.display());
+    }
+    Ok(())
+}
+
+/// A fresh scratch folder under the system's temporary folder.
+fn tempfile_dir() -> Result<PathBuf> {
+    let base = std::env::temp_dir();
+    for i in 0.. {
+        let dir = base.join(format!("emolime-bench-{}-{i}", std::process::id()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("{}", dir.display()))),
+        }
+    }
+    unreachable!("unbounded search")
+}
+
 fn merge(a: &MergeArgs) -> Result<()> {
-    let merged = merge_runs(&a.runs)?;
     let out = OutputDir::create(&a.out, a.force)?;
     let dir = out.path("");
-    emolime::output::write_json(&dir.join(emolime::run::RUN_FILE), &merged.manifest)?;
-    write_outputs(&dir, &merged)?;
-    let mut devices: Vec<&str> = merged.records.iter().map(|r| r.device.as_str()).collect();
-    devices.sort_unstable();
-    devices.dedup();
-    let report = summarise(&merged, &devices.join("; "));
+    let report = merge_runs(&a.runs, &dir)?;
+    let manifest = emolime::run::read_manifest(&dir)?;
     emolime::output::write_json(
         &dir.join("summary.json"),
         &serde_json::json!({
             "report": report,
-            "config": merged.manifest.config,
-            "model": merged.manifest.model,
+            "config": manifest.config,
+            "model": manifest.model,
             "merged_from": a.runs,
         }),
     )?;
     let path = out.commit()?;
     println!(
-        "merged {} runs: {} of {} utterances explained, {} failed",
+        "merged {} runs: {} of {} utterances explained, {} inputs failed",
         a.runs.len(),
         report.n_explained,
-        merged.manifest.n_inputs,
-        merged.failures.len()
+        manifest.n_inputs,
+        report.failures.len()
     );
     print_report(&report, &path);
     Ok(())

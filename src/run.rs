@@ -10,12 +10,13 @@
 //! When every utterance is done, the parts become `explanations.jsonl`, `explanations.parquet`
 //! and `failures.jsonl`, in input order.
 
-use crate::corpus::Failure;
+use crate::corpus::{CorpusReport, Failure, ReportBuilder};
 use crate::error::{Error, Result};
 use crate::explain::{ExplainConfig, ExplanationRecord};
 use crate::input::InputItem;
-use crate::output::{write_atomic_with, write_json};
+use crate::output::{AtomicFile, write_atomic_with, write_json};
 use crate::rng::SplitMix64;
+use crate::table::ParquetSink;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -429,17 +430,13 @@ fn part_name(part: usize, suffix: &str) -> String {
     format!("part-{part:06}.{suffix}")
 }
 
-/// Reads the complete parts of `dir/parts`, removing the files of parts that never got their
-/// marker (a kill while writing them). Returns the parts' records and failures.
-fn read_parts(dir: &Path, manifest: &RunManifest, clean: bool) -> Result<(Vec<PartIndex>, RunContents)> {
+/// The complete parts of `dir/parts`, in part order, after removing (when `clean`) the files
+/// of parts that never got their marker (a kill while writing them). Checks that every part
+/// holds positions of this run, each once.
+fn list_parts(dir: &Path, manifest: &RunManifest, clean: bool) -> Result<Vec<PartIndex>> {
     let parts_dir = dir.join(PARTS_DIR);
-    let mut contents = RunContents {
-        manifest: manifest.clone(),
-        records: vec![],
-        failures: vec![],
-    };
     if !parts_dir.is_dir() {
-        return Ok((vec![], contents));
+        return Ok(vec![]);
     }
     let mut markers = BTreeMap::new();
     let mut others = vec![];
@@ -476,18 +473,10 @@ fn read_parts(dir: &Path, manifest: &RunManifest, clean: bool) -> Result<(Vec<Pa
     let mut indices = vec![];
     for (n, marker) in markers {
         let index: PartIndex = read_json(&marker)?;
-        let records: Vec<ExplanationRecord> = read_lines(&parts_dir.join(part_name(n, "jsonl")))?;
-        let failures: Vec<Failure> = read_lines(&parts_dir.join(part_name(n, "failures.jsonl")))?;
-        if records.len() != index.n_records || failures.len() != index.n_failures {
+        if index.part != n {
             return Err(Error::run(
                 &marker,
-                format!(
-                    "part {n} is damaged: its marker names {} records and {} failures, its files hold {} and {}",
-                    index.n_records,
-                    index.n_failures,
-                    records.len(),
-                    failures.len()
-                ),
+                format!("names part {} in the file of part {n}", index.part),
             ));
         }
         for &p in &index.positions {
@@ -504,48 +493,169 @@ fn read_parts(dir: &Path, manifest: &RunManifest, clean: bool) -> Result<(Vec<Pa
                 ));
             }
         }
-        contents.records.extend(records);
-        contents.failures.extend(failures);
         indices.push(index);
     }
-    contents.sort();
-    Ok((indices, contents))
+    Ok(indices)
 }
 
-/// Reads a run folder, finished (its merged files) or not (its complete parts).
+/// Explanation records in position order, read lazily.
+type Records = Box<dyn Iterator<Item = Result<ExplanationRecord>>>;
+
+/// Whether `dir` holds a finished run's merged files (and no parts).
+fn is_finished(dir: &Path) -> bool {
+    !dir.join(PARTS_DIR).is_dir() && dir.join(EXPLANATIONS_JSONL).is_file() && dir.join(FAILURES_JSONL).is_file()
+}
+
+/// A run folder's records in position order, holding one part (or one line) in memory at a
+/// time, and its failed utterances (bad input rows are in the manifest).
+fn open_run(dir: &Path, manifest: &RunManifest) -> Result<(Records, Vec<Failure>)> {
+    if is_finished(dir) {
+        let path = dir.join(EXPLANATIONS_JSONL);
+        let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let records = std::io::BufRead::lines(std::io::BufReader::new(file))
+            .filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
+            .map(move |l| {
+                let line = l.map_err(|e| Error::io(&path, e))?;
+                serde_json::from_str(&line).map_err(|source| Error::Json {
+                    path: path.clone(),
+                    source,
+                })
+            });
+        let failures: Vec<Failure> = read_lines(&dir.join(FAILURES_JSONL))?;
+        let failures = failures.into_iter().filter(|f| f.position.is_some()).collect();
+        return Ok((Box::new(records), failures));
+    }
+    let parts = list_parts(dir, manifest, false)?;
+    let parts_dir = dir.join(PARTS_DIR);
+    let mut failures = vec![];
+    for p in &parts {
+        let path = parts_dir.join(part_name(p.part, "failures.jsonl"));
+        let part_failures: Vec<Failure> = read_lines(&path)?;
+        if part_failures.len() != p.n_failures {
+            return Err(damaged(&path, p.n_failures, part_failures.len()));
+        }
+        failures.extend(part_failures);
+    }
+    let records = parts.into_iter().flat_map(move |p| {
+        let path = parts_dir.join(part_name(p.part, "jsonl"));
+        let read: Vec<Result<ExplanationRecord>> = match read_lines::<ExplanationRecord>(&path) {
+            Ok(v) if v.len() == p.n_records => v.into_iter().map(Ok).collect(),
+            Ok(v) => vec![Err(damaged(&path, p.n_records, v.len()))],
+            Err(e) => vec![Err(e)],
+        };
+        read
+    });
+    Ok((Box::new(records), failures))
+}
+
+fn damaged(path: &Path, expected: usize, got: usize) -> Error {
+    Error::run(
+        path,
+        format!("damaged part: its marker names {expected} lines, the file holds {got}"),
+    )
+}
+
+/// Reads a whole run folder into memory, finished (its merged files) or not (its complete parts).
 pub fn read_run(dir: &Path) -> Result<RunContents> {
+    let manifest = read_manifest(dir)?;
+    let (records, failures) = open_run(dir, &manifest)?;
+    let mut contents = RunContents {
+        records: records.collect::<Result<_>>()?,
+        failures,
+        manifest,
+    };
+    contents.sort();
+    Ok(contents)
+}
+
+/// A run folder's `run.json`.
+pub fn read_manifest(dir: &Path) -> Result<RunManifest> {
     let run_file = dir.join(RUN_FILE);
     if !run_file.is_file() {
         return Err(Error::run(dir, format!("not an emolime run folder (no {RUN_FILE})")));
     }
-    let manifest: RunManifest = read_json(&run_file)?;
-    let explanations = dir.join(EXPLANATIONS_JSONL);
-    let failures = dir.join(FAILURES_JSONL);
-    if !dir.join(PARTS_DIR).is_dir() && explanations.is_file() && failures.is_file() {
-        let records = read_lines(&explanations)?;
-        let failures: Vec<Failure> = read_lines(&failures)?;
-        let mut contents = RunContents {
-            manifest,
-            records,
-            failures: failures.into_iter().filter(|f| f.position.is_some()).collect(),
-        };
-        contents.sort();
-        return Ok(contents);
-    }
-    Ok(read_parts(dir, &manifest, false)?.1)
+    read_json(&run_file)
 }
 
-/// Writes `explanations.jsonl`, `explanations.parquet` and `failures.jsonl` (bad input rows
-/// first, then the failed utterances) of `contents` into `dir`, each atomically.
-pub fn write_outputs(dir: &Path, contents: &RunContents) -> Result<()> {
-    let failures = contents.manifest.input_errors.iter().chain(&contents.failures);
-    write_lines(&dir.join(FAILURES_JSONL), failures)?;
-    crate::table::write_parquet(
-        &dir.join(EXPLANATIONS_PARQUET),
-        &contents.records,
-        &contents.manifest.settings_json(),
-    )?;
-    write_lines(&dir.join(EXPLANATIONS_JSONL), &contents.records)
+/// Writes a run's output files, `explanations.jsonl`, `explanations.parquet` and
+/// `failures.jsonl` (bad input rows first), from records and failures given in position
+/// order, one Parquet batch in memory; each file appears atomically on [`OutputWriter::finish`].
+pub struct OutputWriter {
+    dir: PathBuf,
+    jsonl: AtomicFile,
+    parquet: ParquetSink,
+    failures: AtomicFile,
+    last: Option<(usize, usize)>,
+    report: ReportBuilder,
+}
+
+impl OutputWriter {
+    /// Starts the output files of `manifest`'s run in `dir`.
+    pub fn create(dir: &Path, manifest: &RunManifest) -> Result<Self> {
+        let mut w = OutputWriter {
+            dir: dir.to_path_buf(),
+            jsonl: AtomicFile::create(&dir.join(EXPLANATIONS_JSONL))?,
+            parquet: ParquetSink::create(&dir.join(EXPLANATIONS_PARQUET), &manifest.settings_json())?,
+            failures: AtomicFile::create(&dir.join(FAILURES_JSONL))?,
+            last: None,
+            report: ReportBuilder::new(manifest),
+        };
+        for f in &manifest.input_errors {
+            write_line(&mut w.failures, f)?;
+        }
+        Ok(w)
+    }
+
+    /// Adds one record; records come by increasing position, then class.
+    pub fn record(&mut self, r: &ExplanationRecord) -> Result<()> {
+        let key = (r.position, r.class_index);
+        if self.last.is_some_and(|last| key <= last) {
+            return Err(Error::run(
+                &self.dir,
+                format!("explanation records out of order at position {} ({})", r.position, r.id),
+            ));
+        }
+        self.last = Some(key);
+        write_line(&mut self.jsonl, r)?;
+        self.parquet.push(r)?;
+        self.report.record(r);
+        Ok(())
+    }
+
+    /// Adds one failed utterance.
+    pub fn failure(&mut self, f: &Failure) -> Result<()> {
+        write_line(&mut self.failures, f)?;
+        self.report.failure(f);
+        Ok(())
+    }
+
+    /// Moves the files into place (the JSON lines last) and returns the run's report.
+    pub fn finish(self) -> Result<CorpusReport> {
+        self.failures.commit()?;
+        self.parquet.finish()?;
+        self.jsonl.commit()?;
+        Ok(self.report.finish())
+    }
+}
+
+fn write_line<T: Serialize>(file: &mut AtomicFile, value: &T) -> Result<()> {
+    serde_json::to_writer(&mut *file, value).map_err(|source| Error::Json {
+        path: file.path().to_path_buf(),
+        source,
+    })?;
+    file.write_all(b"\n").map_err(|e| Error::io(file.path(), e))
+}
+
+/// Writes `contents` as a run's output files (see [`OutputWriter`]).
+pub fn write_outputs(dir: &Path, contents: &RunContents) -> Result<CorpusReport> {
+    let mut w = OutputWriter::create(dir, &contents.manifest)?;
+    for f in &contents.failures {
+        w.failure(f)?;
+    }
+    for r in &contents.records {
+        w.record(r)?;
+    }
+    w.finish()
 }
 
 impl RunFolder {
@@ -567,11 +677,12 @@ impl RunFolder {
             write_json(&run_file, &manifest)?;
         }
         let parts_dir = dir.join(PARTS_DIR);
-        let done = if parts_dir.is_dir() || !dir.join(EXPLANATIONS_JSONL).is_file() {
-            std::fs::create_dir_all(&parts_dir).map_err(|e| Error::io(&parts_dir, e))?;
-            read_parts(dir, &manifest, true)?.1.done_positions()
-        } else {
+        let done = if is_finished(dir) {
             read_run(dir)?.done_positions()
+        } else {
+            std::fs::create_dir_all(&parts_dir).map_err(|e| Error::io(&parts_dir, e))?;
+            let parts = list_parts(dir, &manifest, true)?;
+            parts.iter().flat_map(|p| p.positions.iter().copied()).collect()
         };
         let next_part = std::fs::read_dir(&parts_dir)
             .map(|rd| {
@@ -638,45 +749,65 @@ impl RunFolder {
         Ok(())
     }
 
-    /// Joins the parts into the run's output files (see [`write_outputs`]) once every
-    /// utterance is done, then removes the parts.
-    pub fn finish(self) -> Result<RunContents> {
-        let contents = read_run(&self.dir)?;
-        let missing = contents.missing();
-        if !missing.is_empty() {
+    /// Joins the parts into the run's output files (see [`OutputWriter`]) once every
+    /// utterance is done, removes the parts, and returns the run's report.
+    pub fn finish(self) -> Result<CorpusReport> {
+        let missing: Vec<&RunItem> = self
+            .manifest
+            .items
+            .iter()
+            .filter(|it| !self.done.contains(&it.position))
+            .collect();
+        if let Some(first) = missing.first() {
             return Err(Error::run(
                 &self.dir,
                 format!(
                     "{} utterances are not done yet (first: {}); resume the run",
                     missing.len(),
-                    missing[0].id
+                    first.id
                 ),
             ));
         }
-        let parts_dir = self.dir.join(PARTS_DIR);
-        if parts_dir.is_dir() {
-            write_outputs(&self.dir, &contents)?;
-            std::fs::remove_dir_all(&parts_dir).map_err(|e| Error::io(&parts_dir, e))?;
+        let (records, failures) = open_run(&self.dir, &self.manifest)?;
+        if is_finished(&self.dir) {
+            // Killed after joining the parts, before the folder was moved into place.
+            let mut report = ReportBuilder::new(&self.manifest);
+            failures.iter().for_each(|f| report.failure(f));
+            for r in records {
+                report.record(&r?);
+            }
+            return Ok(report.finish());
         }
-        Ok(contents)
+        let mut w = OutputWriter::create(&self.dir, &self.manifest)?;
+        for f in &failures {
+            w.failure(f)?;
+        }
+        for r in records {
+            w.record(&r?)?;
+        }
+        let report = w.finish()?;
+        let parts_dir = self.dir.join(PARTS_DIR);
+        std::fs::remove_dir_all(&parts_dir).map_err(|e| Error::io(&parts_dir, e))?;
+        Ok(report)
     }
 }
 
 /// Joins finished or unfinished run folders (the shards of one input, or one run) into one
-/// dataset, in input order. Refuses runs with other settings, a shard given twice or missing,
-/// an utterance in two folders, and an utterance of a shard that is neither explained nor
-/// failed (a gap: resume that shard first).
-pub fn merge_runs(dirs: &[PathBuf]) -> Result<RunContents> {
+/// dataset in `out` (its `run.json` and output files, in input order), streaming the records
+/// (one line per run in memory). Refuses runs with other settings, a shard given twice or
+/// missing, an utterance in two folders, and an utterance of a shard that is neither explained
+/// nor failed (a gap: resume that shard first). Returns the merged run's report.
+pub fn merge_runs(dirs: &[PathBuf], out: &Path) -> Result<CorpusReport> {
     let first_dir = dirs
         .first()
         .ok_or_else(|| Error::config("merge", "no run folder given"))?;
-    let runs: Vec<RunContents> = dirs.iter().map(|d| read_run(d)).collect::<Result<_>>()?;
-    let base = &runs[0].manifest;
+    let manifests: Vec<RunManifest> = dirs.iter().map(|d| read_manifest(d)).collect::<Result<_>>()?;
+    let base = &manifests[0];
     let count = base.shard.count;
     let mut shard_dir: BTreeMap<usize, &PathBuf> = BTreeMap::new();
     let mut owner: BTreeMap<usize, &PathBuf> = BTreeMap::new();
-    for (run, dir) in runs.iter().zip(dirs) {
-        let m = &run.manifest;
+    let mut failures = vec![];
+    for (m, dir) in manifests.iter().zip(dirs) {
         if let Some(diff) = base.difference(m, false) {
             return Err(Error::run(
                 dir,
@@ -700,18 +831,25 @@ pub fn merge_runs(dirs: &[PathBuf]) -> Result<RunContents> {
                 format!("shard {} is given twice (also {})", m.shard, other.display()),
             ));
         }
-        if let Some(item) = run.missing().first() {
+        // First pass: which utterances the folder holds.
+        let (records, run_failures) = open_run(dir, m)?;
+        let mut done: BTreeSet<usize> = run_failures.iter().filter_map(|f| f.position).collect();
+        for r in records {
+            done.insert(r?.position);
+        }
+        let missing: Vec<&RunItem> = m.items.iter().filter(|it| !done.contains(&it.position)).collect();
+        if let Some(item) = missing.first() {
             return Err(Error::run(
                 dir,
                 format!(
                     "{} of its utterances are not done (first: {} at position {}): resume this run before merging",
-                    run.missing().len(),
+                    missing.len(),
                     item.id,
                     item.position
                 ),
             ));
         }
-        for p in run.done_positions() {
+        for p in done {
             if let Some(other) = owner.insert(p, dir) {
                 return Err(Error::run(
                     dir,
@@ -719,6 +857,7 @@ pub fn merge_runs(dirs: &[PathBuf]) -> Result<RunContents> {
                 ));
             }
         }
+        failures.extend(run_failures);
     }
     if let Some(missing) = (0..count).find(|i| !shard_dir.contains_key(i)) {
         return Err(Error::run(
@@ -728,7 +867,7 @@ pub fn merge_runs(dirs: &[PathBuf]) -> Result<RunContents> {
     }
     let mut manifest = base.clone();
     manifest.shard = Shard::default();
-    manifest.items = runs.iter().flat_map(|r| r.manifest.items.iter().cloned()).collect();
+    manifest.items = manifests.iter().flat_map(|m| m.items.iter().cloned()).collect();
     manifest.items.sort_by_key(|it| it.position);
     if manifest.items.len() != manifest.n_inputs {
         return Err(Error::run(
@@ -740,13 +879,32 @@ pub fn merge_runs(dirs: &[PathBuf]) -> Result<RunContents> {
             ),
         ));
     }
-    let mut merged = RunContents {
-        manifest,
-        records: runs.iter().flat_map(|r| r.records.iter().cloned()).collect(),
-        failures: runs.iter().flat_map(|r| r.failures.iter().cloned()).collect(),
-    };
-    merged.sort();
-    Ok(merged)
+    failures.sort_by_key(|f| f.position);
+    write_json(&out.join(RUN_FILE), &manifest)?;
+    let mut w = OutputWriter::create(out, &manifest)?;
+    for f in &failures {
+        w.failure(f)?;
+    }
+    // Second pass: a k-way merge of the runs' records by position and class.
+    let mut heads: Vec<(Option<ExplanationRecord>, Records)> = vec![];
+    for (m, dir) in manifests.iter().zip(dirs) {
+        let mut records = open_run(dir, m)?.0;
+        let head = records.next().transpose()?;
+        heads.push((head, records));
+    }
+    loop {
+        let next = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (h, _))| h.as_ref().map(|r| ((r.position, r.class_index), i)))
+            .min();
+        let Some((_, i)) = next else { break };
+        let (head, rest) = &mut heads[i];
+        let record = head.take().expect("chosen above");
+        *head = rest.next().transpose()?;
+        w.record(&record)?;
+    }
+    w.finish()
 }
 
 /// How two runs' explanations differ (see [`compare_records`]).

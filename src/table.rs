@@ -3,18 +3,19 @@
 
 use crate::error::{Error, Result};
 use crate::explain::ExplanationRecord;
-use crate::output::write_atomic_with;
+use crate::output::AtomicFile;
 use arrow_array::builder::{Float32Builder, ListBuilder};
 use arrow_array::{ArrayRef, Float32Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Rows per record batch (and so at most per row group).
-const BATCH_ROWS: usize = 16 * 1024;
+/// Rows per record batch and per row group: the writer holds at most this many rows, so its
+/// memory does not grow with the corpus.
+const BATCH_ROWS: usize = 4096;
 
 /// The metadata key holding the run's settings as JSON (see [`write_parquet`]).
 pub const METADATA_KEY: &str = "emolime.run";
@@ -50,30 +51,78 @@ pub fn schema() -> Schema {
     ])
 }
 
-/// Writes `records` as a Parquet file (Snappy), atomically, with `metadata_json` (the run's
-/// layout and settings) under the key [`METADATA_KEY`].
-pub fn write_parquet(path: &Path, records: &[ExplanationRecord], metadata_json: &str) -> Result<()> {
-    let schema = Arc::new(schema());
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
-            METADATA_KEY.to_string(),
-            metadata_json.to_string(),
-        )]))
-        .build();
-    let err = |e: &dyn std::fmt::Display| Error::Parquet {
+/// Writes explanation records to a Parquet file (Snappy) as they come, one record batch of
+/// [`BATCH_ROWS`] in memory at a time; the file appears (atomically) on [`ParquetSink::finish`].
+pub struct ParquetSink {
+    writer: ArrowWriter<AtomicFile>,
+    schema: Arc<Schema>,
+    pending: Vec<ExplanationRecord>,
+    path: PathBuf,
+}
+
+impl ParquetSink {
+    /// Starts `path`, with `metadata_json` (the run's layout and settings) under the key
+    /// [`METADATA_KEY`].
+    pub fn create(path: &Path, metadata_json: &str) -> Result<Self> {
+        let schema = Arc::new(schema());
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(BATCH_ROWS))
+            .set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
+                METADATA_KEY.to_string(),
+                metadata_json.to_string(),
+            )]))
+            .build();
+        let file = AtomicFile::create(path)?;
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| parquet_err(path, &e))?;
+        Ok(ParquetSink {
+            writer,
+            schema,
+            pending: Vec::with_capacity(BATCH_ROWS),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Adds one row.
+    pub fn push(&mut self, record: &ExplanationRecord) -> Result<()> {
+        self.pending.push(record.clone());
+        if self.pending.len() >= BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if !self.pending.is_empty() {
+            let batch = record_batch(&self.schema, &self.pending).map_err(|e| parquet_err(&self.path, &e))?;
+            self.writer.write(&batch).map_err(|e| parquet_err(&self.path, &e))?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes the footer and moves the file into place.
+    pub fn finish(mut self) -> Result<()> {
+        self.flush()?;
+        let file = self.writer.into_inner().map_err(|e| parquet_err(&self.path, &e))?;
+        file.commit()
+    }
+}
+
+fn parquet_err(path: &Path, e: &dyn std::fmt::Display) -> Error {
+    Error::Parquet {
         path: path.to_path_buf(),
         reason: e.to_string(),
-    };
-    write_atomic_with(path, |file| {
-        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| err(&e))?;
-        for chunk in records.chunks(BATCH_ROWS) {
-            let batch = record_batch(&schema, chunk).map_err(|e| err(&e))?;
-            writer.write(&batch).map_err(|e| err(&e))?;
-        }
-        writer.close().map_err(|e| err(&e))?;
-        Ok(())
-    })
+    }
+}
+
+/// Writes `records` as a Parquet file (see [`ParquetSink`]).
+pub fn write_parquet(path: &Path, records: &[ExplanationRecord], metadata_json: &str) -> Result<()> {
+    let mut sink = ParquetSink::create(path, metadata_json)?;
+    for r in records {
+        sink.push(r)?;
+    }
+    sink.finish()
 }
 
 /// One record batch of `records` in the [`schema`] order.

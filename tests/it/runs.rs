@@ -294,3 +294,41 @@ fn lavapipe_and_cpu_runs_agree_to_1e_4() {
         "{devices:?}"
     );
 }
+
+#[test]
+fn bench_writes_a_complete_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("bench.json");
+    let mut cmd = emolime();
+    cmd.args([
+        "bench",
+        "--device",
+        "cpu",
+        "--utterances",
+        "3",
+        "--seconds",
+        "1",
+        "--samples",
+        "48",
+    ])
+    .arg("--json")
+    .arg(&json);
+    let out = run_ok(cmd);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("end to end:"), "{text}");
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(record["config"]["utterances"], 3);
+    assert_eq!(record["config"]["samples"], 48);
+    assert_eq!(record["classes"], 4);
+    for stage in ["decode_stft", "masks", "scoring", "surrogate", "writing"] {
+        let v = record["ms_per_utterance"][stage].as_f64().unwrap();
+        assert!(v.is_finite() && v > 0.0, "{stage}: {v}");
+    }
+    let e2e = &record["end_to_end"];
+    let (ups, sps) = (
+        e2e["utterances_per_s"].as_f64().unwrap(),
+        e2e["samples_per_s"].as_f64().unwrap(),
+    );
+    assert!(ups > 0.0 && (sps / ups - 48.0).abs() < 1e-6, "{e2e}");
+    assert!(record["adapter"].is_null(), "the CPU path has no adapter");
+}

@@ -1,0 +1,256 @@
+//! `emolime bench`: per-stage and end-to-end timings of explanation on one device, on the same
+//! work everywhere (the built-in corpus, a CNN trained on the CPU path from fixed seeds, one
+//! sample count), so devices of different vendors can be compared from their JSON records.
+
+use crate::corpus::{RunOptions, explain_corpus, load_training_set};
+use crate::device::ComputeDevice;
+use crate::error::{Error, Result};
+use crate::explain::{ExplainConfig, Explainer, ExplanationRecord, StageTimes};
+use crate::gpu::AdapterSummary;
+use crate::input::collect_inputs;
+use crate::model::{Classifier, SerModel, TrainConfig, train};
+use crate::run::{RunContents, RunIdentity, RunManifest, Shard, write_outputs};
+use crate::sampling::{MaskConfig, SampleCount};
+use crate::synth::{SynthConfig, write_corpus};
+use serde::Serialize;
+use std::path::Path;
+use std::time::Instant;
+
+/// What `emolime bench` runs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BenchConfig {
+    /// Utterances of the built-in corpus explained (balanced over its four classes).
+    pub utterances: usize,
+    /// Length of each utterance in seconds.
+    pub seconds_each: f32,
+    /// Perturbed samples per utterance.
+    pub samples: usize,
+    /// Perturbed inputs per model call.
+    pub batch_size: usize,
+    /// Seed of the corpus, the model's training and the masks.
+    pub seed: u64,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        BenchConfig {
+            utterances: 16,
+            seconds_each: 2.0,
+            samples: 1000,
+            batch_size: 256,
+            seed: 0,
+        }
+    }
+}
+
+impl BenchConfig {
+    /// Checks the counts and the length.
+    pub fn validate(&self) -> Result<()> {
+        if self.utterances == 0 {
+            return Err(Error::config("utterances", "must be >= 1"));
+        }
+        if !(0.5..=30.0).contains(&self.seconds_each) {
+            return Err(Error::config("seconds", "must be between 0.5 and 30"));
+        }
+        self.explain_config().validate()
+    }
+
+    fn explain_config(&self) -> ExplainConfig {
+        ExplainConfig {
+            masks: MaskConfig {
+                samples: SampleCount::Random(self.samples),
+                keep_prob: 0.5,
+                seed: self.seed,
+            },
+            batch_size: self.batch_size,
+            ..ExplainConfig::default()
+        }
+    }
+}
+
+/// Milliseconds per utterance of each stage.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StageMs {
+    /// Decoding the file, resampling and the STFT (CPU).
+    pub decode_stft: f64,
+    /// Building the perturbed inputs on the device.
+    pub masks: f64,
+    /// The model on every perturbed input.
+    pub scoring: f64,
+    /// The surrogate fits of every class.
+    pub surrogate: f64,
+    /// Writing the JSON lines and Parquet outputs.
+    pub writing: f64,
+}
+
+/// The whole pipeline as `emolime explain` runs it (decoding overlapped with the device).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct EndToEnd {
+    /// Wall time of the run, seconds.
+    pub seconds: f64,
+    /// Utterances explained per second.
+    pub utterances_per_s: f64,
+    /// Perturbed inputs scored per second.
+    pub samples_per_s: f64,
+    /// Explanations (utterance x class) per second.
+    pub explanations_per_s: f64,
+}
+
+/// What `emolime bench` measured; written as JSON.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    /// emolime's version.
+    pub emolime_version: String,
+    /// The device, as `emolime devices` describes it.
+    pub device: String,
+    /// The adapter (vendor id, backend, driver), absent on the CPU path.
+    pub adapter: Option<AdapterSummary>,
+    /// The work.
+    pub config: BenchConfig,
+    /// Classes explained per utterance.
+    pub classes: usize,
+    /// Bands per explanation.
+    pub bands: usize,
+    /// Per-stage cost, each stage waited for before the next.
+    pub ms_per_utterance: StageMs,
+    /// The pipelined run.
+    pub end_to_end: EndToEnd,
+}
+
+/// Runs the benchmark on `device`, using `work_dir` (an empty scratch folder) for the corpus,
+/// the model and the outputs. `progress` gets a line per phase.
+pub fn run_bench(
+    cfg: &BenchConfig,
+    device: &ComputeDevice,
+    work_dir: &Path,
+    mut progress: impl FnMut(&str),
+) -> Result<BenchReport> {
+    cfg.validate()?;
+    progress("synthesizing the corpus");
+    let synth = SynthConfig {
+        n_per_class: cfg.utterances.div_ceil(4),
+        duration_s: cfg.seconds_each,
+        seed: cfg.seed,
+        ..SynthConfig::default()
+    };
+    let manifest = write_corpus(&synth, &work_dir.join("corpus"))?;
+    let all = collect_inputs(&manifest)?.items;
+    // Balanced over the classes: round robin over the labels.
+    let labels = crate::input::class_names(&all);
+    let by_label: Vec<Vec<&crate::input::InputItem>> = labels
+        .iter()
+        .map(|l| all.iter().filter(|it| it.label.as_ref() == Some(l)).collect())
+        .collect();
+    let items: Vec<crate::input::InputItem> = (0..cfg.utterances)
+        .map(|i| by_label[i % labels.len()][i / labels.len()].clone())
+        .collect();
+
+    progress("training the CNN on the CPU path");
+    let cpu = ComputeDevice::cpu("cpu");
+    let fe = crate::audio::FrontEndConfig::default();
+    let (examples, classes, _) = load_training_set(&all, &fe, |_| {})?;
+    let train_cfg = TrainConfig {
+        epochs: 2,
+        seed: cfg.seed,
+        ..TrainConfig::default()
+    };
+    let (model, _) = train(&examples, classes, fe, &train_cfg, &cpu.burn, |_, _| {})?;
+    let model_path = work_dir.join("model.emolime");
+    model.save(&model_path)?;
+    let model = Classifier::load(&model_path, &device.burn)?;
+
+    let mut explainer = Explainer::new(&model, device, cfg.explain_config())?;
+    let preparer = explainer.preparer();
+    progress("warming up (kernel compilation, autotuning)");
+    explainer.explain(&preparer.load_and_prepare(&items[0])?)?;
+
+    progress("timing each stage");
+    let t0 = Instant::now();
+    let prepared = items
+        .iter()
+        .map(|item| preparer.load_and_prepare(item))
+        .collect::<Result<Vec<_>>>()?;
+    let decode_s = t0.elapsed().as_secs_f64();
+    explainer.set_profiling(true);
+    let mut records = vec![];
+    for (position, (item, p)) in items.iter().zip(&prepared).enumerate() {
+        let exp = explainer.explain(p)?;
+        records.extend(ExplanationRecord::for_each_class(
+            position,
+            item,
+            &exp,
+            &explainer,
+            &device.description,
+        ));
+    }
+    let stages = explainer.stage_times().unwrap_or_default();
+    explainer.set_profiling(false);
+    let identity = RunIdentity {
+        model: model.describe(),
+        model_fingerprint: String::new(),
+        input: "built-in corpus".into(),
+        config: explainer.config().clone(),
+        classes: explainer.classes().to_vec(),
+        band_edges_hz: explainer.layout().edges_hz.clone(),
+        n_samples: explainer.masks().nrows(),
+    };
+    let contents = RunContents {
+        manifest: RunManifest::new(identity, Shard::default(), &items, vec![]),
+        records,
+        failures: vec![],
+    };
+    let write_dir = work_dir.join("written");
+    std::fs::create_dir_all(&write_dir).map_err(|e| Error::io(&write_dir, e))?;
+    let t0 = Instant::now();
+    write_outputs(&write_dir, &contents)?;
+    let write_s = t0.elapsed().as_secs_f64();
+
+    progress("timing the pipelined run");
+    let t0 = Instant::now();
+    let report = explain_corpus(
+        &mut explainer,
+        &items,
+        vec![],
+        &device.description,
+        &work_dir.join("run"),
+        &RunOptions::default(),
+        |_| {},
+    )?;
+    let seconds = t0.elapsed().as_secs_f64();
+    if !report.failures.is_empty() {
+        return Err(Error::Device(format!(
+            "the benchmark corpus failed: {}",
+            report.failures[0].error
+        )));
+    }
+    let n = items.len() as f64;
+    let per = |s: f64| 1e3 * s / n;
+    let StageTimes {
+        masks_s,
+        scoring_s,
+        surrogate_s,
+        ..
+    } = stages;
+    let n_classes = explainer.classes().len();
+    Ok(BenchReport {
+        emolime_version: env!("CARGO_PKG_VERSION").to_string(),
+        device: device.description.clone(),
+        adapter: device.gpu.as_ref().map(|g| g.summary.clone()),
+        config: cfg.clone(),
+        classes: n_classes,
+        bands: explainer.layout().n_bands(),
+        ms_per_utterance: StageMs {
+            decode_stft: per(decode_s),
+            masks: per(masks_s),
+            scoring: per(scoring_s),
+            surrogate: per(surrogate_s),
+            writing: per(write_s),
+        },
+        end_to_end: EndToEnd {
+            seconds,
+            utterances_per_s: n / seconds,
+            samples_per_s: n * cfg.samples as f64 / seconds,
+            explanations_per_s: n * n_classes as f64 / seconds,
+        },
+    })
+}
