@@ -220,7 +220,7 @@ pub fn explain_corpus(
     })?;
     folder.write_part(&part_positions, &part_records, &part_failures)?;
     let n_resumed = folder.n_resumed();
-    let model = folder.manifest().model.clone();
+    let model = folder.manifest().identity.model.clone();
     let mut report = folder.finish()?;
     let seconds = started.elapsed().as_secs_f64();
     report.n_resumed = n_resumed;
@@ -264,9 +264,10 @@ pub struct ReportBuilder {
 impl ReportBuilder {
     /// An empty report of `manifest`'s run (its bad input rows already counted as failures).
     pub fn new(manifest: &RunManifest) -> Self {
-        let (c, b) = (manifest.classes.len(), manifest.band_edges_hz.len().saturating_sub(1));
+        let id = &manifest.identity;
+        let (c, b) = (id.classes.len(), id.band_edges_hz.len().saturating_sub(1));
         ReportBuilder {
-            classes: manifest.classes.clone(),
+            classes: id.classes.clone(),
             sums: Array2::zeros((c, b)),
             counts: vec![0; c],
             labelled: 0,
@@ -276,7 +277,7 @@ impl ReportBuilder {
             devices: Default::default(),
             failures: manifest.input_errors.clone(),
             shard: manifest.shard,
-            band_edges_hz: manifest.band_edges_hz.clone(),
+            band_edges_hz: id.band_edges_hz.clone(),
         }
     }
 

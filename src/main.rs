@@ -522,6 +522,13 @@ fn main() {
         // SAFETY: nothing else runs yet, so no other thread reads the environment.
         unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
     }
+    #[cfg(unix)]
+    // SAFETY: restores the default action before any thread starts. Rust ignores SIGPIPE, which
+    // turns `emolime ... | head` into a "failed printing to stdout" panic; the default ends the
+    // process quietly, as other command-line tools do.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Demo(a) => demo(a),
@@ -1380,8 +1387,8 @@ fn merge(a: &MergeArgs) -> Result<()> {
         &dir.join("summary.json"),
         &serde_json::json!({
             "report": report,
-            "config": manifest.config,
-            "model": manifest.model,
+            "config": manifest.identity.config,
+            "model": manifest.identity.model,
             "merged_from": a.runs,
         }),
     )?;

@@ -10,6 +10,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |f| f.write_all(bytes).map_err(|e| Error::io(path, e)))
 }
 
+/// `.NAME.SUFFIX` beside `path` (named `NAME`), after creating the folder they share.
+fn hidden_sibling(path: &Path, suffix: &str) -> Result<PathBuf> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    Ok(parent.join(format!(".{name}.{suffix}")))
+}
+
 /// Appends `s` to `out` as one CSV field, quoted (with doubled quotes) when it holds a comma, a
 /// quote or a newline.
 pub fn csv_field(out: &mut String, s: &str) {
@@ -59,16 +73,7 @@ impl OutputDir {
                 path: target.to_path_buf(),
             });
         }
-        let parent = target
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        let name = target
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "out".into());
-        let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        let staging = hidden_sibling(target, &format!("partial-{}", std::process::id()))?;
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
         }
@@ -92,16 +97,7 @@ impl OutputDir {
                 path: target.to_path_buf(),
             });
         }
-        let parent = target
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        let name = target
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "out".into());
-        let staging = parent.join(format!(".{name}.partial"));
+        let staging = hidden_sibling(target, "partial")?;
         let mut state = Resumed::Fresh;
         if staging.exists() {
             // Refuse before touching anything if another process holds the run.
@@ -206,16 +202,7 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Starts writing `path` (creating its folder).
     pub fn create(path: &Path) -> Result<Self> {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let name = path
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "out".into());
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let tmp = hidden_sibling(path, &format!("tmp-{}", std::process::id()))?;
         let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         Ok(AtomicFile {
             path: path.to_path_buf(),

@@ -171,20 +171,9 @@ pub struct RunItem {
 pub struct RunManifest {
     /// [`RUN_FORMAT`] of the writer.
     pub format: u32,
-    /// The model, as it describes itself.
-    pub model: String,
-    /// [`model_fingerprint`] of the model file or folder.
-    pub model_fingerprint: String,
-    /// The input as given (file, folder or manifest).
-    pub input: String,
-    /// Explanation settings.
-    pub config: ExplainConfig,
-    /// Class names, model order.
-    pub classes: Vec<String>,
-    /// Band edges in Hz (`B + 1`).
-    pub band_edges_hz: Vec<f32>,
-    /// Perturbed samples per utterance.
-    pub n_samples: usize,
+    /// The model, the input and the settings.
+    #[serde(flatten)]
+    pub identity: RunIdentity,
     /// The slice of the input this run explains.
     pub shard: Shard,
     /// Utterances in the whole input, before sharding.
@@ -197,34 +186,20 @@ pub struct RunManifest {
     pub items: Vec<RunItem>,
 }
 
-/// The part of a [`RunManifest`] that runs merged together must share.
-#[derive(Serialize)]
-struct SharedSettings<'a> {
-    format: u32,
-    model: &'a str,
-    model_fingerprint: &'a str,
-    config: &'a ExplainConfig,
-    classes: &'a [String],
-    band_edges_hz: &'a [f32],
-    n_samples: usize,
-    n_inputs: usize,
-    inputs_hash: &'a str,
-}
-
-/// Identity of a run: its model, settings and whole input.
-#[derive(Clone, Debug)]
+/// Identity of a run: its model, settings and input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunIdentity {
     /// The model, as it describes itself.
     pub model: String,
-    /// [`model_fingerprint`] of the model.
+    /// [`model_fingerprint`] of the model file or folder.
     pub model_fingerprint: String,
-    /// The input as given.
+    /// The input as given (file, folder or manifest).
     pub input: String,
     /// Explanation settings.
     pub config: ExplainConfig,
     /// Class names, model order.
     pub classes: Vec<String>,
-    /// Band edges in Hz.
+    /// Band edges in Hz (`B + 1`).
     pub band_edges_hz: Vec<f32>,
     /// Perturbed samples per utterance.
     pub n_samples: usize,
@@ -240,13 +215,7 @@ impl RunManifest {
         }
         RunManifest {
             format: RUN_FORMAT,
-            model: identity.model,
-            model_fingerprint: identity.model_fingerprint,
-            input: identity.input,
-            config: identity.config,
-            classes: identity.classes,
-            band_edges_hz: identity.band_edges_hz,
-            n_samples: identity.n_samples,
+            identity,
             shard,
             n_inputs: items.len(),
             inputs_hash: format!("{:016x}", stable_hash(&ids)),
@@ -263,33 +232,20 @@ impl RunManifest {
         }
     }
 
-    fn shared(&self) -> SharedSettings<'_> {
-        SharedSettings {
-            format: self.format,
-            model: &self.model,
-            model_fingerprint: &self.model_fingerprint,
-            config: &self.config,
-            classes: &self.classes,
-            band_edges_hz: &self.band_edges_hz,
-            n_samples: self.n_samples,
-            n_inputs: self.n_inputs,
-            inputs_hash: &self.inputs_hash,
-        }
-    }
-
     /// The first setting in which `other` differs from `self`, described for an error message.
     fn difference(&self, other: &RunManifest, with_shard: bool) -> Option<String> {
+        let (a, b) = (&self.identity, &other.identity);
         let checks: [(&str, String, String); 9] = [
-            ("model", self.model.clone(), other.model.clone()),
+            ("model", a.model.clone(), b.model.clone()),
             (
                 "model file (fingerprint)",
-                self.model_fingerprint.clone(),
-                other.model_fingerprint.clone(),
+                a.model_fingerprint.clone(),
+                b.model_fingerprint.clone(),
             ),
-            ("settings", settings(&self.config), settings(&other.config)),
-            ("classes", self.classes.join(","), other.classes.join(",")),
-            ("band edges", json(&self.band_edges_hz), json(&other.band_edges_hz)),
-            ("sample count", self.n_samples.to_string(), other.n_samples.to_string()),
+            ("settings", settings(&a.config), settings(&b.config)),
+            ("classes", a.classes.join(","), b.classes.join(",")),
+            ("band edges", json(&a.band_edges_hz), json(&b.band_edges_hz)),
+            ("sample count", a.n_samples.to_string(), b.n_samples.to_string()),
             (
                 "input (its utterances)",
                 format!("{} utterances, hash {}", self.n_inputs, self.inputs_hash),
@@ -316,9 +272,14 @@ impl RunManifest {
             .map(|(what, a, b)| format!("the {what} differs: {a} here, {b} now"))
     }
 
-    /// The shared settings as JSON, for the Parquet metadata.
+    /// The manifest without its item list and input errors, as JSON: the Parquet metadata.
     pub fn settings_json(&self) -> String {
-        serde_json::to_string(&self.shared()).unwrap_or_default()
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(map) = v.as_object_mut() {
+            map.remove("items");
+            map.remove("input_errors");
+        }
+        v.to_string()
     }
 }
 

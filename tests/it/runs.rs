@@ -332,3 +332,30 @@ fn bench_writes_a_complete_record() {
     assert!(ups > 0.0 && (sps / ups - 48.0).abs() < 1e-6, "{e2e}");
     assert!(record["adapter"].is_null(), "the CPU path has no adapter");
 }
+
+/// Opt-in (EMOLIME_SLURM_TEST=1; CI sets it): needs root to install slurm-wlm and munge and to
+/// start the daemons. See scripts/slurm/test_slurm.sh.
+#[test]
+fn slurm_job_array_covers_the_corpus_once() {
+    if std::env::var("EMOLIME_SLURM_TEST").as_deref() != Ok("1") {
+        eprintln!("slurm test skipped: set EMOLIME_SLURM_TEST=1 to run it (root needed)");
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm/test_slurm.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(env!("CARGO_BIN_EXE_emolime"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}:\n{stdout}\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("merged = whole run"), "{stdout}");
+    for task in 0..3 {
+        assert!(stdout.contains(&format!("task {task}: explained")), "{stdout}");
+    }
+}
