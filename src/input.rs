@@ -19,6 +19,17 @@ pub struct InputItem {
     pub speaker: Option<String>,
     /// Dataset (corpus, recording condition) from the manifest's `dataset` column, if any.
     pub dataset: Option<String>,
+    /// Speaker gender (`female`, `male`), from a corpus loader or a `gender` column, if known.
+    pub gender: Option<String>,
+}
+
+/// A file a corpus loader left out, and why (not the corpus's naming, a label not kept, ...).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Skipped {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it is not used.
+    pub reason: String,
 }
 
 /// What [`collect_inputs`] found: the usable items and one error per bad manifest row.
@@ -28,6 +39,8 @@ pub struct Inputs {
     pub items: Vec<InputItem>,
     /// Rows that could not be used; processing goes on without them.
     pub errors: Vec<Error>,
+    /// Files a corpus loader deliberately left out, with the reason.
+    pub skipped: Vec<Skipped>,
 }
 
 /// The distinct labels of `items`, sorted: the class names a model trained on them uses.
@@ -60,11 +73,15 @@ pub fn collect_inputs(path: &Path) -> Result<Inputs> {
                     label,
                     speaker: None,
                     dataset: None,
+                    gender: None,
                     path: f,
                 }
             })
             .collect();
-        Ok(Inputs { items, errors: vec![] })
+        Ok(Inputs {
+            items,
+            ..Inputs::default()
+        })
     } else if has_extension(path, &["csv"]) {
         read_manifest(path)
     } else {
@@ -79,8 +96,9 @@ pub fn collect_inputs(path: &Path) -> Result<Inputs> {
                 label: None,
                 speaker: None,
                 dataset: None,
+                gender: None,
             }],
-            errors: vec![],
+            ..Inputs::default()
         })
     }
 }
@@ -118,6 +136,7 @@ struct Columns {
     label: usize,
     speaker: Option<usize>,
     dataset: Option<usize>,
+    gender: Option<usize>,
 }
 
 impl Columns {
@@ -127,10 +146,11 @@ impl Columns {
         label: 1,
         speaker: Some(2),
         dataset: None,
+        gender: None,
     };
 
     /// Finds the columns by name in a header row whose first field is `path`: the label is the
-    /// `label`, `emotion` or `class` column; `speaker` and `dataset` are optional; other columns
+    /// `label`, `emotion` or `class` column; `speaker`, `dataset` and `gender` (or `sex`) are optional; other columns
     /// are ignored (the `metadata.csv` of `gen_emo_corpus.py` reads as is).
     fn from_header(fields: &[&str]) -> std::result::Result<Columns, String> {
         let find = |names: &[&str]| {
@@ -145,6 +165,7 @@ impl Columns {
             label,
             speaker: find(&["speaker"]),
             dataset: find(&["dataset"]),
+            gender: find(&["gender", "sex"]),
         })
     }
 }
@@ -223,6 +244,7 @@ pub fn read_manifest(path: &Path) -> Result<Inputs> {
             label: Some(label.to_string()),
             speaker: columns.speaker.and_then(field).map(str::to_string),
             dataset: columns.dataset.and_then(field).map(str::to_string),
+            gender: columns.gender.and_then(field).map(str::to_string),
         });
     }
     Ok(inputs)

@@ -15,6 +15,7 @@ pub mod bands;
 pub mod bench;
 pub mod classify;
 pub mod conditions;
+pub mod corpora;
 pub mod corpus;
 pub mod device;
 pub mod error;

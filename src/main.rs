@@ -71,7 +71,7 @@ struct FeaturesCmd {
     #[command(subcommand)]
     action: Option<FeaturesAction>,
     #[command(flatten)]
-    extract: Option<FeaturesArgs>,
+    extract: FeaturesArgs,
 }
 
 #[derive(Subcommand)]
@@ -100,7 +100,9 @@ fn parse_condition(s: &str) -> std::result::Result<Condition, String> {
 #[derive(Args)]
 struct RankArgs {
     /// A corpus as NAME=PATH (a CSV manifest with `path`, `label`/`emotion` and `speaker`
-    /// columns, or `path,label,speaker` rows); repeat for each corpus.
+    /// columns, or `path,label,speaker` rows; or, when NAME is emodb, ravdess, cremad, tess,
+    /// savee or iemocap and PATH a folder, that corpus as unpacked, with the four default
+    /// labels); repeat for each corpus.
     #[arg(long = "corpus", value_name = "NAME=PATH", required = true, value_parser = parse_corpus)]
     corpora: Vec<(String, PathBuf)>,
     /// Output folder (must not exist unless --force).
@@ -152,16 +154,14 @@ enum FeatureSetArg {
 
 #[derive(Args)]
 struct FeaturesArgs {
-    /// One audio file, a folder (label = parent folder) or a CSV manifest (`path,label[,speaker]`,
-    /// or a header naming `path`, `label`/`emotion`, `speaker`, `dataset` columns).
-    #[arg(long)]
-    input: PathBuf,
+    #[command(flatten)]
+    source: InputArgs,
     /// Feature set.
     #[arg(long, value_enum, default_value = "egemaps")]
     set: FeatureSetArg,
     /// Output CSV (written atomically; one row per file, or per frame with --lld).
-    #[arg(long)]
-    out: PathBuf,
+    #[arg(long, required = true)]
+    out: Option<PathBuf>,
     /// Write the frame-level descriptors (10 ms hop) instead of the functionals.
     #[arg(long)]
     lld: bool,
@@ -322,9 +322,8 @@ struct ExplainArgs {
     /// (`Wav2Vec2ForSequenceClassification` / `HubertForSequenceClassification`).
     #[arg(long)]
     model: PathBuf,
-    /// An audio file, a folder (searched recursively) or a CSV manifest `path,label[,speaker]`.
-    #[arg(long)]
-    input: PathBuf,
+    #[command(flatten)]
+    source: InputArgs,
     /// Output folder (must not exist unless --force).
     #[arg(long)]
     out: PathBuf,
@@ -350,6 +349,65 @@ struct ExplainArgs {
     device: DeviceArg,
     #[command(flatten)]
     flags: ExplainFlags,
+}
+
+/// Where the utterances come from: `--input` or a standard corpus with `--corpus`.
+#[derive(Args)]
+struct InputArgs {
+    /// An audio file, a folder (searched recursively; label = parent folder) or a CSV manifest
+    /// (`path,label[,speaker]`, or a header naming `path`, `label`/`emotion`, `speaker`,
+    /// `dataset`, `gender` columns).
+    #[arg(long, required_unless_present = "corpus", conflicts_with = "corpus")]
+    input: Option<PathBuf>,
+    /// A standard corpus in the folder it was unpacked to, as KIND=PATH: emodb, ravdess, cremad,
+    /// tess, savee or iemocap (labels, speakers and gender from the corpus's file naming).
+    #[arg(long)]
+    corpus: Option<String>,
+    /// Labels kept from a --corpus: `all`, or common labels such as angry,happy,sad,neutral
+    /// [default: angry,happy,sad,neutral, with IEMOCAP's excited merged into happy].
+    #[arg(long, requires = "corpus")]
+    labels: Option<String>,
+}
+
+impl InputArgs {
+    /// The utterances, with bad manifest rows as errors; files a corpus loader leaves out are
+    /// summarised on stderr.
+    fn collect(&self) -> Result<emolime::input::Inputs> {
+        match (&self.input, &self.corpus) {
+            (Some(path), _) => Ok(collect_inputs(path)?),
+            (None, Some(spec)) => {
+                let (kind, root) = emolime::corpora::parse_corpus_arg(spec)?;
+                let labels = match &self.labels {
+                    Some(l) => emolime::corpora::LabelSet::parse(l)?,
+                    None => emolime::corpora::LabelSet::default(),
+                };
+                let inputs = emolime::corpora::load_corpus(kind, &root, &labels)?;
+                report_skipped(kind.name(), &inputs.skipped);
+                Ok(inputs)
+            }
+            (None, None) => bail!("give --input or --corpus"),
+        }
+    }
+
+    /// The input as given, for run records.
+    fn describe(&self) -> String {
+        match (&self.input, &self.corpus) {
+            (Some(p), _) => p.display().to_string(),
+            (None, Some(c)) => format!("{c} (labels {})", self.labels.as_deref().unwrap_or("default")),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// One stderr line per reason a corpus loader left files out, with a count and an example.
+fn report_skipped(corpus: &str, skipped: &[emolime::input::Skipped]) {
+    let mut by_reason: std::collections::BTreeMap<&str, (usize, &Path)> = Default::default();
+    for s in skipped {
+        by_reason.entry(&s.reason).or_insert((0, &s.path)).0 += 1;
+    }
+    for (reason, (n, example)) in by_reason {
+        eprintln!("{corpus}: left out {n} files: {reason} (e.g. {})", example.display());
+    }
 }
 
 fn parse_shard(s: &str) -> std::result::Result<Shard, String> {
@@ -419,9 +477,8 @@ struct CompareArgs {
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("feature_input").args(["features", "backbone"])))]
 struct TrainArgs {
-    /// A folder with one sub-folder per class, or a CSV manifest `path,label[,speaker]`.
-    #[arg(long)]
-    input: PathBuf,
+    #[command(flatten)]
+    source: InputArgs,
     /// Where to write the model file.
     #[arg(long)]
     out: PathBuf,
@@ -539,12 +596,9 @@ fn main() {
         Command::Bench(a) => bench(a),
         Command::Merge(a) => merge(a),
         Command::Compare(a) => compare(a),
-        Command::Features(a) => match (&a.action, &a.extract) {
-            (Some(FeaturesAction::Rank(r)), _) => features_rank(r),
-            (None, Some(e)) => features(e),
-            (None, None) => Err(anyhow::anyhow!(
-                "features: give --input and --out to extract, or `features rank` (see --help)"
-            )),
+        Command::Features(a) => match &a.action {
+            Some(FeaturesAction::Rank(r)) => features_rank(r),
+            None => features(&a.extract),
         },
     };
     if let Err(e) = result {
@@ -568,19 +622,20 @@ fn render_error(e: &anyhow::Error) -> String {
 }
 
 fn features(a: &FeaturesArgs) -> Result<()> {
+    let out = a.out.as_ref().context("features: --out is required")?;
     let FeatureSetArg::Egemaps = a.set;
-    if a.out.exists() && !a.force {
+    if out.exists() && !a.force {
         bail!(
             "{}: output file already exists (pass --force to replace it)",
-            a.out.display()
+            out.display()
         );
     }
-    let inputs = collect_inputs(&a.input)?;
+    let inputs = a.source.collect()?;
     for e in &inputs.errors {
         eprintln!("skipped: {e}");
     }
     if inputs.items.is_empty() {
-        bail!("{}: no audio files to analyse", a.input.display());
+        bail!("{}: no audio files to analyse", a.source.describe());
     }
     let cfg = FeatureConfig::from(a);
     let pb = bar(inputs.items.len(), "egemaps");
@@ -599,12 +654,12 @@ fn features(a: &FeaturesArgs) -> Result<()> {
     if n_ok == 0 {
         bail!("no file could be analysed ({failed} failures)");
     }
-    write_csv(&a.out, &inputs.items, &results, cfg.level)?;
+    write_csv(out, &inputs.items, &results, cfg.level)?;
     println!(
         "{n_ok} files in {seconds:.2} s ({:.1} files/s on {} threads), {failed} failed -> {}",
         n_ok as f64 / seconds,
         cfg.resolved_workers().min(inputs.items.len()),
-        a.out.display()
+        out.display()
     );
     Ok(())
 }
@@ -638,7 +693,14 @@ fn features_rank(a: &RankArgs) -> Result<()> {
     // feature is extracted.
     let mut corpora = Vec::with_capacity(a.corpora.len());
     for (name, path) in &a.corpora {
-        let inputs = collect_inputs(path).with_context(|| format!("corpus `{name}`"))?;
+        let inputs = match emolime::corpora::CorpusKind::parse(name) {
+            Some(kind) if path.is_dir() => {
+                let inputs = emolime::corpora::load_corpus(kind, path, &emolime::corpora::LabelSet::default())?;
+                report_skipped(kind.name(), &inputs.skipped);
+                inputs
+            }
+            _ => collect_inputs(path).with_context(|| format!("corpus `{name}`"))?,
+        };
         for e in &inputs.errors {
             eprintln!("skipped (corpus `{name}`): {e}");
         }
@@ -997,7 +1059,7 @@ fn train_features(a: &TrainArgs, source: FeatureSource) -> Result<()> {
         ..HeadConfig::default()
     };
     head.validate()?;
-    let inputs = collect_inputs(&a.input)?;
+    let inputs = a.source.collect()?;
     let t0 = std::time::Instant::now();
     let LabelledFeatures {
         x,
@@ -1065,7 +1127,7 @@ fn train_cnn(a: &TrainArgs) -> Result<Classifier> {
         );
     }
     let device = a.device.open()?;
-    let inputs = collect_inputs(&a.input)?;
+    let inputs = a.source.collect()?;
     let cfg = TrainConfig::from(a);
     train_on(
         &inputs.items,
@@ -1281,7 +1343,7 @@ fn explain(a: &ExplainArgs) -> Result<()> {
     let opts = RunOptions {
         model: String::new(),
         model_fingerprint: model_fingerprint(&a.model)?,
-        input: a.input.display().to_string(),
+        input: a.source.describe(),
         shard: a.shard.unwrap_or_default(),
         part_size: a.part_size,
     };
@@ -1290,7 +1352,7 @@ fn explain(a: &ExplainArgs) -> Result<()> {
     let model = AnyModel::load(&a.model, &device.burn)?;
     let model = model.as_model();
     println!("model: {}", model.describe());
-    let inputs = collect_inputs(&a.input)?;
+    let inputs = a.source.collect()?;
     let prior: Vec<Failure> = inputs
         .errors
         .iter()

@@ -386,6 +386,7 @@ fn config_validation_and_items() {
         label: Some("sad".into()),
         speaker: speaker.map(String::from),
         dataset: None,
+        gender: None,
     };
     let meta = DatasetMeta::from_items("c", &[item(Some("s1")), item(Some("s2"))]).unwrap();
     assert_eq!(meta.speakers, ["s1", "s2"]);

@@ -3,6 +3,7 @@
 mod audio;
 mod bands_sampling;
 mod common;
+mod corpora;
 mod features;
 mod input;
 mod lime;
