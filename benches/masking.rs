@@ -64,7 +64,7 @@ fn masking(c: &mut Criterion) {
             g.bench_function(format!("gpu_{fill:?}_256x128x94"), |bch| {
                 bch.iter(|| {
                     let mut enc = ctx.device.create_command_encoder(&Default::default());
-                    perturb_into(ctx, &mut enc, &inputs, 0, n, out.as_entire_binding()).unwrap();
+                    perturb_into(ctx, &mut enc, &inputs, 0, n, 0, out.as_entire_binding()).unwrap();
                     ctx.queue.submit([enc.finish()]);
                     ctx.wait().unwrap();
                 })

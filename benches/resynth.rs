@@ -57,7 +57,7 @@ fn resynth(c: &mut Criterion) {
         g.bench_function("gpu_mix_256x3s_8bands", |bch| {
             bch.iter(|| {
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
-                resynth_into(ctx, &mut enc, &inputs, 0, n, out.as_entire_binding()).unwrap();
+                resynth_into(ctx, &mut enc, &inputs, 0, n, 0, out.as_entire_binding()).unwrap();
                 ctx.queue.submit([enc.finish()]);
                 ctx.wait().unwrap();
             })

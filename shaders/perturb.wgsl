@@ -9,7 +9,7 @@
 //   4 storage read      masks    : array<f32> [N, B]   1 keeps a band, 0 removes it
 //   5 storage read_write out     : array<f32> [Nc, M, T] output chunk (the model's input tensor)
 // Dispatch grid: (ceil(M * T / 256), Nc, 1), workgroup (256, 1, 1): one invocation per output cell.
-// Output sample i uses mask row sample_offset + i.
+// Output row out_row + i uses mask row sample_offset + i.
 
 struct Params {
     n_mels: u32,
@@ -20,6 +20,10 @@ struct Params {
     fill_mode: u32, // 0 zero, 1 row mean, 2 exponential noise at the row mean
     seed_lo: u32,
     seed_hi: u32,
+    out_row: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -77,5 +81,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     } else {
         v = 0.0;
     }
-    out[i * plane + cell] = v;
+    out[(params.out_row + i) * plane + cell] = v;
 }

@@ -5,15 +5,21 @@
 //   0 uniform           params : Params                (mirrors gpu::kernels::ResynthParams)
 //   1 storage read      rows   : array<f32> [B + 1, S] delta_b = x_b - f_b per band, then base
 //   2 storage read      masks  : array<f32> [N, B]     1 keeps a band, 0 removes it
-//   3 storage read_write out   : array<f32> [Nc, S]    output chunk (the model's input tensor)
+//   3 storage read_write out   : array<f32> [R, S]     the model's input tensor; rows
+//                                                     out_row .. out_row + Nc are written
 // Dispatch grid: (ceil(S / 256), Nc, 1), workgroup (256, 1, 1): one invocation per output sample.
-// out[i, s] = rows[B, s] + sum_b masks[sample_offset + i, b] * rows[b, s], summed in band order.
+// out[out_row + i, s] = rows[B, s] + sum_b masks[sample_offset + i, b] * rows[b, s], summed in
+// band order.
 
 struct Params {
     n_samples: u32,     // S
     n_bands: u32,       // B
     n_chunk: u32,       // Nc
     sample_offset: u32, // mask row of the chunk's first output
+    out_row: u32,       // output row of the chunk's first output
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -38,5 +44,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             acc = acc + m * rows[b * n_s + s];
         }
     }
-    out[i * n_s + s] = acc;
+    out[(params.out_row + i) * n_s + s] = acc;
 }

@@ -3,7 +3,7 @@
 //! a summary of band importance computed from the finished records.
 
 use crate::error::{Error, Result};
-use crate::explain::{Explainer, ExplanationRecord, Prepared};
+use crate::explain::{Explainer, ExplanationRecord, Prepared, UtteranceExplanation};
 use crate::input::InputItem;
 use crate::output::write_json;
 use crate::run::{RunFolder, RunIdentity, RunManifest, Shard};
@@ -91,6 +91,9 @@ pub struct RunOptions {
     pub shard: Shard,
     /// Utterances per part file: a kill loses at most this many.
     pub part_size: usize,
+    /// At most this many consecutive utterances of one input size share model calls (only as
+    /// many as fill one batch); 1 explains one utterance at a time.
+    pub pack_utterances: usize,
 }
 
 impl Default for RunOptions {
@@ -101,6 +104,7 @@ impl Default for RunOptions {
             input: String::new(),
             shard: Shard::default(),
             part_size: 64,
+            pack_utterances: 64,
         }
     }
 }
@@ -160,11 +164,28 @@ pub fn explain_corpus(
         pending: total,
         resumed: folder.n_resumed(),
     });
-    let classes: Vec<String> = explainer.classes().to_vec();
-    let mut explained_now = 0usize;
-    let (mut part_positions, mut part_records, mut part_failures) = (vec![], vec![], vec![]);
+    // Consecutive utterances of one input size share model calls: enough of them to fill a
+    // batch when an utterance has fewer samples than a batch holds.
+    let n_samples = explainer.masks().nrows();
+    let group_cap = opts
+        .pack_utterances
+        .max(1)
+        .min(explainer.config().batch_size.div_ceil(n_samples).max(1));
+    let mut sink = PartSink {
+        folder: &mut folder,
+        dir,
+        device,
+        part_size: opts.part_size,
+        classes: explainer.classes().to_vec(),
+        positions: vec![],
+        records: vec![],
+        failures: vec![],
+        explained_now: 0,
+        done: 0,
+        total,
+    };
     // Decoding and the STFT run on a worker thread, a few utterances ahead of the device.
-    let (tx, rx) = crossbeam_channel::bounded::<(usize, Result<Prepared>)>(4);
+    let (tx, rx) = crossbeam_channel::bounded::<(usize, Result<Prepared>)>(4 + group_cap);
     std::thread::scope(|scope| -> Result<()> {
         // Owned here so it is dropped if this closure returns early, unblocking the decoder.
         let rx = rx;
@@ -177,48 +198,32 @@ pub fn explain_corpus(
                 }
             }
         });
-        for (done, (p, prepared)) in rx.iter().enumerate() {
-            let item = &items[p];
-            // Too-short inputs come back as shape errors and are reported as bad audio.
-            let result = prepared.and_then(|pr| explainer.explain(&pr).map_err(|e| e.into_bad_audio(&item.path)));
-            let failure = |error: String| Failure {
-                id: item.id.clone(),
-                position: Some(p),
-                error,
+        let mut group: Vec<(usize, Prepared)> = Vec::with_capacity(group_cap);
+        let mut incoming = rx.iter();
+        loop {
+            let next = incoming.next();
+            let flush = match &next {
+                Some((_, Ok(pr))) => {
+                    group.len() >= group_cap || group.first().is_some_and(|(_, g)| g.input.shape() != pr.input.shape())
+                }
+                _ => true,
             };
-            match result {
-                Ok(exp) if exp.probs.iter().any(|v| !v.is_finite()) => {
-                    part_failures.push(failure(format!("{}: model output is not finite", item.path.display())));
+            if flush && !group.is_empty() {
+                for (p, result) in explain_group(explainer, &group, items) {
+                    sink.add(p, &items[p], result, explainer, &mut progress)?;
                 }
-                Ok(exp) => {
-                    part_records.extend(ExplanationRecord::for_each_class(p, item, &exp, explainer, device));
-                    explained_now += 1;
-                    if let Some(sp) = &exp.sample_probs {
-                        let record = serde_json::json!({
-                            "id": item.id,
-                            "position": p,
-                            "masks": explainer.masks().outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
-                            "weights": explainer.weights(),
-                            "probs": sp.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
-                            "classes": classes,
-                        });
-                        write_json(&dir.join(format!("samples/{p:06}.json")), &record)?;
-                    }
-                }
-                Err(e) => part_failures.push(failure(e.to_string())),
+                group.clear();
             }
-            part_positions.push(p);
-            if part_positions.len() >= opts.part_size {
-                folder.write_part(&part_positions, &part_records, &part_failures)?;
-                part_positions.clear();
-                part_records.clear();
-                part_failures.clear();
+            match next {
+                None => break,
+                Some((p, Ok(pr))) => group.push((p, pr)),
+                Some((p, Err(e))) => sink.add(p, &items[p], Err(e), explainer, &mut progress)?,
             }
-            progress(Progress::Done { done: done + 1, total });
         }
         Ok(())
     })?;
-    folder.write_part(&part_positions, &part_records, &part_failures)?;
+    sink.flush()?;
+    let explained_now = sink.explained_now;
     let n_resumed = folder.n_resumed();
     let model = folder.manifest().identity.model.clone();
     let mut report = folder.finish()?;
@@ -240,6 +245,105 @@ pub fn explain_corpus(
         }),
     )?;
     Ok(report)
+}
+
+/// Explains a group of consecutive same-size utterances together; when that fails, each alone,
+/// so every failure names its own file.
+fn explain_group(
+    explainer: &mut Explainer<'_>,
+    group: &[(usize, Prepared)],
+    items: &[InputItem],
+) -> Vec<(usize, Result<UtteranceExplanation>)> {
+    let refs: Vec<&Prepared> = group.iter().map(|(_, pr)| pr).collect();
+    match explainer.explain_many(&refs) {
+        Ok(exps) => group.iter().map(|(p, _)| *p).zip(exps.into_iter().map(Ok)).collect(),
+        Err(_) if group.len() > 1 => group
+            .iter()
+            .map(|(p, pr)| (*p, explainer.explain(pr).map_err(|e| e.into_bad_audio(&items[*p].path))))
+            .collect(),
+        // Too-short inputs come back as shape errors and are reported as bad audio.
+        Err(e) => vec![(group[0].0, Err(e.into_bad_audio(&items[group[0].0].path)))],
+    }
+}
+
+/// Collects finished utterances into parts of the run folder, in input order.
+struct PartSink<'a> {
+    folder: &'a mut RunFolder,
+    dir: &'a Path,
+    device: &'a str,
+    part_size: usize,
+    classes: Vec<String>,
+    positions: Vec<usize>,
+    records: Vec<ExplanationRecord>,
+    failures: Vec<Failure>,
+    explained_now: usize,
+    done: usize,
+    total: usize,
+}
+
+impl PartSink<'_> {
+    /// Adds the outcome of the utterance at `position`; writes a part when one is full.
+    fn add(
+        &mut self,
+        position: usize,
+        item: &InputItem,
+        result: Result<UtteranceExplanation>,
+        explainer: &Explainer<'_>,
+        progress: &mut impl FnMut(Progress),
+    ) -> Result<()> {
+        let failure = |error: String| Failure {
+            id: item.id.clone(),
+            position: Some(position),
+            error,
+        };
+        match result {
+            Ok(exp) if exp.probs.iter().any(|v| !v.is_finite()) => {
+                self.failures
+                    .push(failure(format!("{}: model output is not finite", item.path.display())));
+            }
+            Ok(exp) => {
+                self.records.extend(ExplanationRecord::for_each_class(
+                    position,
+                    item,
+                    &exp,
+                    explainer,
+                    self.device,
+                ));
+                self.explained_now += 1;
+                if let Some(sp) = &exp.sample_probs {
+                    let record = serde_json::json!({
+                        "id": item.id,
+                        "position": position,
+                        "masks": explainer.masks().outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
+                        "weights": explainer.weights(),
+                        "probs": sp.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
+                        "classes": self.classes,
+                    });
+                    write_json(&self.dir.join(format!("samples/{position:06}.json")), &record)?;
+                }
+            }
+            Err(e) => self.failures.push(failure(e.to_string())),
+        }
+        self.positions.push(position);
+        if self.positions.len() >= self.part_size {
+            self.flush()?;
+        }
+        self.done += 1;
+        progress(Progress::Done {
+            done: self.done,
+            total: self.total,
+        });
+        Ok(())
+    }
+
+    /// Writes what is collected as a part.
+    fn flush(&mut self) -> Result<()> {
+        self.folder.write_part(&self.positions, &self.records, &self.failures)?;
+        self.positions.clear();
+        self.records.clear();
+        self.failures.clear();
+        Ok(())
+    }
 }
 
 /// Builds a run's [`CorpusReport`] from its records, given in position order (the records of

@@ -113,6 +113,17 @@ pub enum PreparedInput {
     Bands(BandSignals),
 }
 
+impl PreparedInput {
+    /// The array's shape: `[K, T]` of a power spectrogram, `[B + 1, S]` of band rows.
+    /// Utterances of one shape can be explained together ([`Explainer::explain_many`]).
+    pub fn shape(&self) -> (usize, usize) {
+        match self {
+            PreparedInput::Power(p) => p.dim(),
+            PreparedInput::Bands(b) => b.rows.dim(),
+        }
+    }
+}
+
 /// Decodes inputs and makes their [`Prepared`] form; cheap to clone and `Send`, so corpus runs
 /// do this on worker threads while the device explains.
 #[derive(Clone, Debug)]
@@ -385,10 +396,88 @@ impl<'a> Explainer<'a> {
     /// Explains one prepared utterance: every perturbed input built on the device, scored in
     /// batches, and the surrogate fitted for every class.
     pub fn explain(&mut self, utterance: &Prepared) -> Result<UtteranceExplanation> {
-        let prepared = &utterance.input;
-        let c = self.model.classes().len();
-        let n = self.masks.nrows();
-        let (dim, n_frames) = match (prepared, &self.filterbank) {
+        self.explain_many(&[utterance])?
+            .pop()
+            .ok_or_else(|| Error::Device("no explanation returned".into()))
+    }
+
+    /// Explains utterances whose model inputs have one size together: their perturbed inputs
+    /// are packed into shared model calls (a call may hold the last samples of one utterance
+    /// and the first of the next), and on a GPU their surrogates are fitted in one dispatch.
+    /// Each result equals [`Explainer::explain`] of that utterance alone, up to the rounding of
+    /// the model's batched arithmetic.
+    ///
+    /// # Shapes
+    /// each input `[K, T]` (one `T`) or rows `[B + 1, S]` (one `S`) -> coefficients `[C, B]` each
+    pub fn explain_many(&mut self, utterances: &[&Prepared]) -> Result<Vec<UtteranceExplanation>> {
+        if utterances.is_empty() {
+            return Ok(vec![]);
+        }
+        let sizes = utterances
+            .iter()
+            .map(|u| self.input_size(&u.input))
+            .collect::<Result<Vec<_>>>()?;
+        let dim = sizes[0].0;
+        if let Some((other, _)) = sizes.iter().find(|(d, _)| *d != dim) {
+            return Err(Error::shape(
+                "utterances explained together",
+                format!("one input size ({dim} values, as the first)"),
+                format!("{other} values"),
+            ));
+        }
+        let total = utterances.len() * self.masks.nrows();
+        let chunk = self.chunk_samples(dim, total)?;
+        let inputs: Vec<&PreparedInput> = utterances.iter().map(|u| &u.input).collect();
+        let mut profile = self.profile.as_mut();
+        let fits = match (&mut self.gpu, &self.device.gpu) {
+            (Some(state), Some(ctx)) => explain_gpu(
+                ctx,
+                state,
+                self.model,
+                &self.masks,
+                self.empty,
+                &self.cfg,
+                &inputs,
+                dim,
+                chunk,
+                profile.as_deref_mut(),
+            )?,
+            _ => explain_cpu(
+                self.model,
+                &self.layout,
+                &self.masks,
+                &self.weights,
+                self.filterbank.as_ref(),
+                &self.cfg,
+                &inputs,
+                dim,
+                chunk,
+                profile.as_deref_mut(),
+            )?,
+        };
+        if let Some(t) = profile {
+            t.utterances += utterances.len();
+        }
+        let keep = self.cfg.keep_samples;
+        Ok(fits
+            .into_iter()
+            .zip(utterances)
+            .zip(&sizes)
+            .map(|(((fit, preds), u), &(_, n_frames))| UtteranceExplanation {
+                probs: preds.row(0).to_vec(),
+                fit,
+                n_frames,
+                seconds: u.seconds,
+                cropped_from_seconds: u.cropped_from_seconds,
+                sample_probs: keep.then_some(preds),
+            })
+            .collect())
+    }
+
+    /// Values per model input and spectrogram frames (0 for waveforms) of `prepared`, checked
+    /// against what the model consumes.
+    fn input_size(&self, prepared: &PreparedInput) -> Result<(usize, usize)> {
+        match (prepared, &self.filterbank) {
             (PreparedInput::Power(power), Some(fb)) => {
                 let t = power.ncols();
                 check_shape("power", &[fb.n_freq_bins(), t], &[power.nrows(), t])?;
@@ -399,110 +488,22 @@ impl<'a> Explainer<'a> {
                         format!("{t} frames"),
                     ));
                 }
-                (fb.n_mels() * t, t)
+                Ok((fb.n_mels() * t, t))
             }
             (PreparedInput::Bands(bands), None) => {
                 check_shape("band rows", &[self.layout.n_bands() + 1], &[bands.rows.nrows()])?;
-                (bands.n_samples(), 0)
+                Ok((bands.n_samples(), 0))
             }
-            _ => {
-                return Err(Error::config(
-                    "model",
-                    "the prepared input does not match what the model consumes",
-                ));
-            }
-        };
-        let chunk = self.chunk_samples(dim)?;
-        let mut profile = self.profile.as_mut();
-        let (fit, preds_host) = match (&mut self.gpu, &self.device.gpu) {
-            (Some(state), Some(ctx)) => explain_gpu(
-                ctx,
-                state,
-                self.model,
-                &self.layout,
-                &self.masks,
-                self.empty,
-                &self.cfg,
-                prepared,
-                chunk,
-                profile.as_deref_mut(),
-            )?,
-            _ => {
-                let mel = match (prepared, &self.filterbank) {
-                    (PreparedInput::Power(power), Some(fb)) => {
-                        let mel = fb.apply(power.view())?;
-                        let means = row_means(mel.view());
-                        Some((mel, means))
-                    }
-                    _ => None,
-                };
-                let mut preds = Array2::<f32>::zeros((n, c));
-                let mut batch = Array2::<f32>::zeros((chunk, dim));
-                for start in (0..n).step_by(chunk) {
-                    let t0 = std::time::Instant::now();
-                    let nc = chunk.min(n - start);
-                    let mut view = batch.slice_mut(ndarray::s![..nc, ..]);
-                    match (prepared, &mel) {
-                        (PreparedInput::Power(_), Some((mel, means))) => {
-                            let t = mel.ncols();
-                            let out = view
-                                .view_mut()
-                                .into_shape_with_order((nc, mel.nrows(), t))
-                                .map_err(|e| Error::Device(e.to_string()))?;
-                            perturb_cpu(
-                                mel.view(),
-                                means.view(),
-                                &self.layout.row_band,
-                                self.masks.view(),
-                                start,
-                                self.cfg.fill,
-                                self.cfg.masks.seed,
-                                out,
-                            )?;
-                        }
-                        (PreparedInput::Bands(bands), _) => {
-                            resynth_cpu(bands.rows.view(), self.masks.view(), start, view.view_mut())?;
-                        }
-                        _ => unreachable!("checked above"),
-                    }
-                    let flat: Vec<f32> = view.iter().copied().collect();
-                    let t1 = std::time::Instant::now();
-                    let x = Tensor::<2>::from_data(TensorData::new(flat, [nc, dim]), self.model.device());
-                    let p = read_f32(self.model.probs(x)?)?;
-                    for (i, row) in p.chunks(c).enumerate() {
-                        preds.row_mut(start + i).assign(&ndarray::ArrayView1::from(row));
-                    }
-                    if let Some(t) = profile.as_deref_mut() {
-                        t.masks_s += (t1 - t0).as_secs_f64();
-                        t.scoring_s += t1.elapsed().as_secs_f64();
-                    }
-                }
-                let t0 = std::time::Instant::now();
-                let fit = fit_cpu(self.masks.view(), &self.weights, preds.view(), &self.cfg.surrogate)?;
-                if let Some(t) = profile.as_deref_mut() {
-                    t.surrogate_s += t0.elapsed().as_secs_f64();
-                }
-                (fit, preds)
-            }
-        };
-        if let Some(t) = profile {
-            t.utterances += 1;
+            _ => Err(Error::config(
+                "model",
+                "the prepared input does not match what the model consumes",
+            )),
         }
-        let probs = preds_host.row(0).to_vec();
-        let sample_probs = self.cfg.keep_samples.then_some(preds_host);
-        Ok(UtteranceExplanation {
-            fit,
-            probs,
-            n_frames,
-            seconds: utterance.seconds,
-            cropped_from_seconds: utterance.cropped_from_seconds,
-            sample_probs,
-        })
     }
 
     /// Samples per model call: the configured batch, limited so that the input and the largest
     /// tensor the model makes fit one storage binding.
-    fn chunk_samples(&self, dim: usize) -> Result<usize> {
+    fn chunk_samples(&self, dim: usize, total: usize) -> Result<usize> {
         let per_sample = (dim as u64 * 4).max(self.model.largest_tensor_bytes(dim));
         let limit = self.device.gpu.as_ref().map_or(u64::MAX, GpuContext::max_binding_bytes);
         let fit = (limit / per_sample.max(1)) as usize;
@@ -512,83 +513,196 @@ impl<'a> Explainer<'a> {
                  binding; explain a shorter part with --max-seconds"
             )));
         }
-        Ok(self.cfg.batch_size.min(fit).min(self.masks.nrows()))
+        Ok(self.cfg.batch_size.min(fit).min(total))
     }
 }
 
+/// The parts of the packed sample rows `start..start + len` of utterances with `n` samples
+/// each: `(utterance, its first sample, count, row in the batch)`.
+fn segments(start: usize, len: usize, n: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let mut g = start;
+    std::iter::from_fn(move || {
+        (g < start + len).then(|| {
+            let (u, s) = (g / n, g % n);
+            let k = (n - s).min(start + len - g);
+            let segment = (u, s, k, g - start);
+            g += k;
+            segment
+        })
+    })
+}
+
+/// The CPU path: perturbed inputs built by the CPU twins into host batches shared by the
+/// utterances, scored by the model, surrogates fitted by [`fit_cpu`]. Returns each
+/// utterance's fit and model outputs `[N, C]`.
+#[allow(clippy::too_many_arguments)]
+fn explain_cpu(
+    model: &dyn SerModel,
+    layout: &BandLayout,
+    masks: &Array2<f32>,
+    weights: &[f32],
+    filterbank: Option<&MelFilterbank>,
+    cfg: &ExplainConfig,
+    inputs: &[&PreparedInput],
+    dim: usize,
+    chunk: usize,
+    mut profile: Option<&mut StageTimes>,
+) -> Result<Vec<(SurrogateFit, Array2<f32>)>> {
+    let (n, c) = (masks.nrows(), model.classes().len());
+    // The mel spectrogram and row means of each mel input, once per utterance.
+    let mels = inputs
+        .iter()
+        .map(|p| match (p, filterbank) {
+            (PreparedInput::Power(power), Some(fb)) => {
+                let mel = fb.apply(power.view())?;
+                let means = row_means(mel.view());
+                Ok(Some((mel, means)))
+            }
+            _ => Ok(None),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut preds = vec![Array2::<f32>::zeros((n, c)); inputs.len()];
+    let total = inputs.len() * n;
+    let mut batch = Array2::<f32>::zeros((chunk, dim));
+    for start in (0..total).step_by(chunk) {
+        let t0 = std::time::Instant::now();
+        let nc = chunk.min(total - start);
+        for (u, s, k, row) in segments(start, nc, n) {
+            let mut view = batch.slice_mut(ndarray::s![row..row + k, ..]);
+            match (inputs[u], &mels[u]) {
+                (PreparedInput::Power(_), Some((mel, means))) => {
+                    let out = view
+                        .view_mut()
+                        .into_shape_with_order((k, mel.nrows(), mel.ncols()))
+                        .map_err(|e| Error::Device(e.to_string()))?;
+                    perturb_cpu(
+                        mel.view(),
+                        means.view(),
+                        &layout.row_band,
+                        masks.view(),
+                        s,
+                        cfg.fill,
+                        cfg.masks.seed,
+                        out,
+                    )?;
+                }
+                (PreparedInput::Bands(bands), _) => {
+                    resynth_cpu(bands.rows.view(), masks.view(), s, view.view_mut())?;
+                }
+                _ => return Err(Error::config("model", "a mel input without a filterbank")),
+            }
+        }
+        let flat: Vec<f32> = batch.slice(ndarray::s![..nc, ..]).iter().copied().collect();
+        let t1 = std::time::Instant::now();
+        let x = Tensor::<2>::from_data(TensorData::new(flat, [nc, dim]), model.device());
+        let p = read_f32(model.probs(x)?)?;
+        for (u, s, k, row) in segments(start, nc, n) {
+            for i in 0..k {
+                let src = &p[(row + i) * c..(row + i + 1) * c];
+                preds[u].row_mut(s + i).assign(&ndarray::ArrayView1::from(src));
+            }
+        }
+        if let Some(t) = profile.as_deref_mut() {
+            t.masks_s += (t1 - t0).as_secs_f64();
+            t.scoring_s += t1.elapsed().as_secs_f64();
+        }
+    }
+    let t0 = std::time::Instant::now();
+    let fits = preds
+        .into_iter()
+        .map(|p| Ok((fit_cpu(masks.view(), weights, p.view(), &cfg.surrogate)?, p)))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(t) = profile {
+        t.surrogate_s += t0.elapsed().as_secs_f64();
+    }
+    Ok(fits)
+}
+
 /// The GPU path: every perturbed input built straight into the model's input tensor (masked
-/// mel spectrograms or resynthesized waveforms), model outputs concatenated on the device and
-/// fitted there.
+/// mel spectrograms or resynthesized waveforms; one tensor may hold several utterances'
+/// samples), model outputs concatenated on the device and every utterance's surrogates fitted
+/// in one dispatch. Returns each utterance's fit and model outputs `[N, C]`.
 #[allow(clippy::too_many_arguments)]
 fn explain_gpu(
     ctx: &GpuContext,
     state: &mut GpuState,
     model: &dyn SerModel,
-    layout: &BandLayout,
     masks: &Array2<f32>,
     empty: usize,
     cfg: &ExplainConfig,
-    prepared: &PreparedInput,
+    inputs: &[&PreparedInput],
+    dim: usize,
     chunk: usize,
     mut profile: Option<&mut StageTimes>,
-) -> Result<(SurrogateFit, Array2<f32>)> {
+) -> Result<Vec<(SurrogateFit, Array2<f32>)>> {
     let (n, b) = masks.dim();
     let c = model.classes().len();
+    let n_utts = inputs.len();
+    let total = n_utts * n;
     let device = model.device();
-    let mut outputs: Vec<Tensor<2>> = Vec::with_capacity(n.div_ceil(chunk));
-    match prepared {
-        PreparedInput::Power(power) => {
-            let m = layout.n_mels();
-            let t = power.ncols();
-            let gpu_mel = state
-                .mel
-                .as_mut()
-                .ok_or_else(|| Error::config("model", "no mel filterbank for a mel input"))?;
-            let (mel, means) = gpu_mel.run(ctx, power.view())?;
-            let inputs = PerturbInputs {
-                mel,
-                row_mean: means,
-                row_band: &state.row_band,
-                masks: &state.masks,
-                n_mels: m,
-                n_frames: t,
-                n_bands: b,
-                fill: cfg.fill,
-                seed: cfg.masks.seed,
-            };
-            for start in (0..n).step_by(chunk) {
-                let nc = chunk.min(n - start);
-                let t0 = std::time::Instant::now();
-                let bound = BoundTensor::<2>::empty([nc, m * t], device)?;
-                let mut enc = ctx.device.create_command_encoder(&Default::default());
-                perturb_into(ctx, &mut enc, &inputs, start, nc, bound.binding())?;
-                submit_after_burn(device, &ctx.queue, enc)?;
-                score(ctx, model, bound, t0, profile.as_deref_mut(), &mut outputs)?;
+    let mut outputs: Vec<Tensor<2>> = Vec::with_capacity(total.div_ceil(chunk));
+    // The utterance whose mel spectrogram (or band rows) is on the device now, and its buffers.
+    let mut loaded: Option<(usize, wgpu::Buffer, Option<wgpu::Buffer>)> = None;
+    for start in (0..total).step_by(chunk) {
+        let t0 = std::time::Instant::now();
+        let nc = chunk.min(total - start);
+        let bound = BoundTensor::<2>::empty([nc, dim], device)?;
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        for (u, s, k, row) in segments(start, nc, n) {
+            if loaded.as_ref().is_none_or(|(l, _, _)| *l != u) {
+                // The next utterance's input overwrites this one's buffers: submit what reads
+                // them first (queue writes and submissions run in issue order).
+                let done = std::mem::replace(&mut enc, ctx.device.create_command_encoder(&Default::default()));
+                submit_after_burn(device, &ctx.queue, done)?;
+                loaded = Some(match inputs[u] {
+                    PreparedInput::Power(power) => {
+                        let gpu_mel = state
+                            .mel
+                            .as_mut()
+                            .ok_or_else(|| Error::config("model", "no mel filterbank for a mel input"))?;
+                        let (mel, means) = gpu_mel.run(ctx, power.view())?;
+                        (u, mel.clone(), Some(means.clone()))
+                    }
+                    PreparedInput::Bands(bands) => {
+                        let rows_c = bands.rows.as_standard_layout();
+                        let rows = state.band_rows.write(ctx, rows_c.as_slice().expect("standard layout"));
+                        (u, rows.clone(), None)
+                    }
+                });
+            }
+            let (_, buf, means) = loaded.as_ref().expect("loaded above");
+            match (inputs[u], means) {
+                (PreparedInput::Power(power), Some(means)) => {
+                    let inputs = PerturbInputs {
+                        mel: buf,
+                        row_mean: means,
+                        row_band: &state.row_band,
+                        masks: &state.masks,
+                        n_mels: dim / power.ncols(),
+                        n_frames: power.ncols(),
+                        n_bands: b,
+                        fill: cfg.fill,
+                        seed: cfg.masks.seed,
+                    };
+                    perturb_into(ctx, &mut enc, &inputs, s, k, row, bound.binding())?;
+                }
+                (PreparedInput::Bands(bands), _) => {
+                    let inputs = ResynthInputs {
+                        rows: buf,
+                        masks: &state.masks,
+                        n_samples: bands.n_samples(),
+                        n_bands: b,
+                    };
+                    resynth_into(ctx, &mut enc, &inputs, s, k, row, bound.binding())?;
+                }
+                _ => return Err(Error::config("model", "a mel input without row means")),
             }
         }
-        PreparedInput::Bands(bands) => {
-            let s = bands.n_samples();
-            let rows_c = bands.rows.as_standard_layout();
-            let rows = state.band_rows.write(ctx, rows_c.as_slice().expect("standard layout"));
-            let inputs = ResynthInputs {
-                rows,
-                masks: &state.masks,
-                n_samples: s,
-                n_bands: b,
-            };
-            for start in (0..n).step_by(chunk) {
-                let nc = chunk.min(n - start);
-                let t0 = std::time::Instant::now();
-                let bound = BoundTensor::<2>::empty([nc, s], device)?;
-                let mut enc = ctx.device.create_command_encoder(&Default::default());
-                resynth_into(ctx, &mut enc, &inputs, start, nc, bound.binding())?;
-                submit_after_burn(device, &ctx.queue, enc)?;
-                score(ctx, model, bound, t0, profile.as_deref_mut(), &mut outputs)?;
-            }
-        }
+        submit_after_burn(device, &ctx.queue, enc)?;
+        score(ctx, model, bound, t0, profile.as_deref_mut(), &mut outputs)?;
     }
     let t0 = std::time::Instant::now();
-    let preds = Tensor::cat(outputs, 0); // [N, C]
+    let preds = Tensor::cat(outputs, 0); // [U * N, C] = [U, N, C]
     let bound = BoundTensor::<2>::new(preds)?;
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     let fit_inputs = FitInputs {
@@ -597,17 +711,34 @@ fn explain_gpu(
         n_samples: n,
         n_bands: b,
     };
-    let out = encode_fit(ctx, &mut enc, &fit_inputs, bound.binding(), 1, c, empty, &cfg.surrogate)?;
+    let out = encode_fit(
+        ctx,
+        &mut enc,
+        &fit_inputs,
+        bound.binding(),
+        n_utts,
+        c,
+        empty,
+        &cfg.surrogate,
+    )?;
     submit_after_burn(device, &ctx.queue, enc)?;
-    let fit = read_fits(ctx, &out, 1, c, b)?
-        .pop()
-        .ok_or_else(|| Error::Device("surrogate returned nothing".into()))?;
+    let fits = read_fits(ctx, &out, n_utts, c, b)?;
     let preds = read_f32(bound.into_tensor())?;
-    let preds = Array2::from_shape_vec((n, c), preds).map_err(|e| Error::Device(e.to_string()))?;
+    if fits.len() != n_utts || preds.len() != total * c {
+        return Err(Error::Device("the surrogate returned the wrong number of fits".into()));
+    }
+    let result = fits
+        .into_iter()
+        .zip(preds.chunks(n * c))
+        .map(|(fit, p)| {
+            let p = Array2::from_shape_vec((n, c), p.to_vec()).map_err(|e| Error::Device(e.to_string()))?;
+            Ok((fit, p))
+        })
+        .collect::<Result<Vec<_>>>()?;
     if let Some(t) = profile {
         t.surrogate_s += t0.elapsed().as_secs_f64();
     }
-    Ok((fit, preds))
+    Ok(result)
 }
 
 /// Scores one batch of perturbed inputs built into `bound` (started at `t0`); when profiling,

@@ -345,6 +345,10 @@ struct ExplainArgs {
     /// No progress bar or progress lines.
     #[arg(long)]
     quiet: bool,
+    /// At most this many consecutive utterances of one length share model calls (as many as
+    /// fill one --batch-size of samples; 1: one utterance at a time).
+    #[arg(long, default_value_t = 64)]
+    pack: usize,
     #[command(flatten)]
     device: DeviceArg,
     #[command(flatten)]
@@ -1346,6 +1350,7 @@ fn explain(a: &ExplainArgs) -> Result<()> {
         input: a.source.describe(),
         shard: a.shard.unwrap_or_default(),
         part_size: a.part_size,
+        pack_utterances: a.pack,
     };
     opts.validate()?;
     let device = a.device.open()?;

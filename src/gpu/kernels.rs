@@ -50,6 +50,10 @@ pub struct PerturbParams {
     pub seed_lo: u32,
     /// High 32 bits of the seed.
     pub seed_hi: u32,
+    /// Output row of the chunk's first sample (several utterances share one output tensor).
+    pub out_row: u32,
+    /// Padding to 16 bytes.
+    pub _pad: [u32; 3],
 }
 
 /// Uniforms of `resynth.wgsl`.
@@ -64,6 +68,10 @@ pub struct ResynthParams {
     pub n_chunk: u32,
     /// Mask row of the chunk's first waveform.
     pub sample_offset: u32,
+    /// Output row of the chunk's first waveform (several utterances share one output tensor).
+    pub out_row: u32,
+    /// Padding to 16 bytes.
+    pub _pad: [u32; 3],
 }
 
 /// Uniforms of `surrogate.wgsl`.

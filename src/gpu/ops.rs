@@ -148,16 +148,20 @@ pub struct PerturbInputs<'a> {
     pub seed: u64,
 }
 
-/// Records the perturbation of samples `offset..offset + n_chunk` into `out` (`[Nc, M, T]` f32).
+/// Records the perturbation of samples `offset..offset + n_chunk` into rows
+/// `out_row..out_row + n_chunk` of `out` (`[R, M, T]` f32).
 pub fn perturb_into(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
     inputs: &PerturbInputs<'_>,
     offset: usize,
     n_chunk: usize,
+    out_row: usize,
     out: wgpu::BindingResource<'_>,
 ) -> Result<()> {
     let params = PerturbParams {
+        out_row: out_row as u32,
+        _pad: [0; 3],
         n_mels: inputs.n_mels as u32,
         n_frames: inputs.n_frames as u32,
         n_bands: inputs.n_bands as u32,
@@ -229,7 +233,7 @@ pub fn perturb_to_host(
         seed,
     };
     let mut enc = ctx.device.create_command_encoder(&Default::default());
-    perturb_into(ctx, &mut enc, &inputs, offset, n_chunk, out.as_entire_binding())?;
+    perturb_into(ctx, &mut enc, &inputs, offset, n_chunk, 0, out.as_entire_binding())?;
     ctx.queue.submit([enc.finish()]);
     let flat = ctx.read_f32(&out, n_chunk * m * t)?;
     Array3::from_shape_vec((n_chunk, m, t), flat).map_err(|e| Error::Device(e.to_string()))
@@ -247,16 +251,20 @@ pub struct ResynthInputs<'a> {
     pub n_bands: usize,
 }
 
-/// Records the resynthesis of waveforms `offset..offset + n_chunk` into `out` (`[Nc, S]` f32).
+/// Records the resynthesis of waveforms `offset..offset + n_chunk` into rows
+/// `out_row..out_row + n_chunk` of `out` (`[R, S]` f32).
 pub fn resynth_into(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
     inputs: &ResynthInputs<'_>,
     offset: usize,
     n_chunk: usize,
+    out_row: usize,
     out: wgpu::BindingResource<'_>,
 ) -> Result<()> {
     let params = ResynthParams {
+        out_row: out_row as u32,
+        _pad: [0; 3],
         n_samples: inputs.n_samples as u32,
         n_bands: inputs.n_bands as u32,
         n_chunk: n_chunk as u32,
@@ -309,7 +317,7 @@ pub fn resynth_to_host(
         n_bands: b,
     };
     let mut enc = ctx.device.create_command_encoder(&Default::default());
-    resynth_into(ctx, &mut enc, &inputs, offset, n_chunk, out.as_entire_binding())?;
+    resynth_into(ctx, &mut enc, &inputs, offset, n_chunk, 0, out.as_entire_binding())?;
     ctx.queue.submit([enc.finish()]);
     let flat = ctx.read_f32(&out, n_chunk * s)?;
     Array2::from_shape_vec((n_chunk, s), flat).map_err(|e| Error::Device(e.to_string()))

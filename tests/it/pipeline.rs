@@ -289,3 +289,72 @@ fn planted_band_is_the_top_band_of_the_planted_class() {
         layout.edges_hz[top + 1]
     );
 }
+
+/// Packing several utterances into shared model calls (and one surrogate dispatch on a GPU)
+/// gives each utterance the explanation it gets alone, for a mel model and a waveform model,
+/// on the CPU path and on the test GPU, with batches that split utterances at every place.
+#[test]
+fn packed_utterances_equal_one_at_a_time() {
+    let seed = fresh_seed("packed");
+    let tmp = tempfile::tempdir().unwrap();
+    let cpu = ComputeDevice::cpu("test");
+    let cnn = train_on_corpus(&tmp.path().join("corpus"), &small_corpus(), 1, &cpu);
+    let cnn_path = tmp.path().join("m.emolime");
+    cnn.save(&cnn_path).unwrap();
+    let w2v = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/w2v/w2v_base_head");
+    let items = collect_inputs(&tmp.path().join("corpus/manifest.csv")).unwrap().items;
+    let mut devices = vec![cpu];
+    if gpu().is_some() {
+        let index = std::env::var("EMOLIME_TEST_ADAPTER")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        devices.push(ComputeDevice::open(DeviceSpec::Gpu(index)).unwrap());
+    }
+    for device in &devices {
+        let models: Vec<(&str, Box<dyn emolime::model::SerModel>)> = vec![
+            ("cnn", Box::new(Classifier::load(&cnn_path, &device.burn).unwrap())),
+            (
+                "wav2vec2",
+                Box::new(emolime::model::hf::HfClassifier::load(&w2v, &device.burn).unwrap()),
+            ),
+        ];
+        for (name, model) in &models {
+            // 20 samples in batches of 13: calls hold the samples of one or two utterances,
+            // split at a different place in each.
+            let cfg = ExplainConfig {
+                masks: MaskConfig {
+                    samples: SampleCount::Random(20),
+                    keep_prob: 0.5,
+                    seed,
+                },
+                batch_size: 13,
+                keep_samples: true,
+                max_seconds: Some(0.3),
+                ..ExplainConfig::default()
+            };
+            let mut explainer = Explainer::new(model.as_ref(), device, cfg).unwrap();
+            let preparer = explainer.preparer();
+            let prepared: Vec<_> = items
+                .iter()
+                .step_by(5)
+                .take(3)
+                .map(|it| preparer.load_and_prepare(it).unwrap())
+                .collect();
+            let refs: Vec<_> = prepared.iter().collect();
+            let packed = explainer.explain_many(&refs).unwrap();
+            assert_eq!(packed.len(), 3);
+            for (p, one) in prepared.iter().zip(&packed) {
+                let alone = explainer.explain(p).unwrap();
+                let what = format!("{name} on {}", device.description);
+                let probs_a = alone.sample_probs.as_ref().unwrap();
+                let probs_b = one.sample_probs.as_ref().unwrap();
+                let d = crate::common::max_abs_diff(probs_a.as_slice().unwrap(), probs_b.as_slice().unwrap());
+                assert!(d <= 1e-5, "{what}: model outputs differ by {d}");
+                let d =
+                    crate::common::max_abs_diff(alone.fit.coefs.as_slice().unwrap(), one.fit.coefs.as_slice().unwrap());
+                assert!(d <= 1e-5, "{what}: coefficients differ by {d}");
+            }
+        }
+    }
+}

@@ -359,3 +359,27 @@ fn slurm_job_array_covers_the_corpus_once() {
         assert!(stdout.contains(&format!("task {task}: explained")), "{stdout}");
     }
 }
+
+#[test]
+fn packed_corpus_runs_equal_one_utterance_at_a_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (manifest, model) = corpus_and_model(tmp.path(), 3);
+    let packed = tmp.path().join("packed");
+    let single = tmp.path().join("single");
+    // 48 samples per utterance, batches of 256: up to 6 utterances per model call.
+    run_ok(explain_cmd(&model, &manifest, &packed, &["--samples", "48"]));
+    run_ok(explain_cmd(
+        &model,
+        &manifest,
+        &single,
+        &["--samples", "48", "--pack", "1"],
+    ));
+    let mut cmd = emolime();
+    cmd.arg("compare")
+        .arg(&packed)
+        .arg(&single)
+        .args(["--tolerance", "1e-5"]);
+    let out = run_ok(cmd);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("48 utterance x class pairs in both; 0 only"), "{text}");
+}
