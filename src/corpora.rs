@@ -3,7 +3,7 @@
 //! set, with every file that is left out and why.
 
 use crate::error::{Error, Result};
-use crate::input::{InputItem, Inputs, Skipped};
+use crate::input::{InputItem, Inputs, Skipped, walk_files};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -149,7 +149,7 @@ pub fn load_corpus(kind: CorpusKind, root: &Path, labels: &LabelSet) -> Result<I
     }
     let mut inputs = Inputs::default();
     let mut files = vec![];
-    walk_wavs(root, &mut files)?;
+    walk_files(root, &is_wav, &mut files)?;
     files.sort();
     let parsed: Vec<(PathBuf, std::result::Result<Parsed, String>)> = match kind {
         CorpusKind::Iemocap => iemocap(root, files)?,
@@ -228,20 +228,10 @@ struct Parsed {
     gender: Option<&'static str>,
 }
 
-fn walk_wavs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let path = entry.path();
-        let ty = entry.file_type().map_err(|e| Error::io(&path, e))?;
-        if ty.is_dir() {
-            walk_wavs(&path, out)?;
-        } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"))
-            && !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("._"))
-        {
-            out.push(path);
-        }
-    }
-    Ok(())
+/// WAV files, without macOS's `._` resource-fork twins.
+fn is_wav(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"))
+        && !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("._"))
 }
 
 /// EmoDB: `SSTTTEV`: speaker (2 digits), text (3), emotion letter (German initial), version.
@@ -426,7 +416,14 @@ fn savee(stem: &str, parent: &str) -> std::result::Result<Parsed, String> {
 fn iemocap(root: &Path, files: Vec<PathBuf>) -> Result<Vec<(PathBuf, std::result::Result<Parsed, String>)>> {
     let mut labels: BTreeMap<String, String> = BTreeMap::new();
     let mut evals = vec![];
-    find_emo_evaluations(root, &mut evals)?;
+    let is_evaluation = |p: &Path| {
+        p.parent()
+            .and_then(|d| d.file_name())
+            .is_some_and(|n| n == "EmoEvaluation")
+            && p.extension().is_some_and(|e| e == "txt")
+    };
+    walk_files(root, &is_evaluation, &mut evals)?;
+    evals.sort();
     for path in evals {
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         for line in text.lines().filter(|l| l.starts_with('[')) {
@@ -475,25 +472,6 @@ fn iemocap(root: &Path, files: Vec<PathBuf>) -> Result<Vec<(PathBuf, std::result
             (f, p)
         })
         .collect())
-}
-
-fn find_emo_evaluations(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let path = entry.path();
-        if entry.file_type().map_err(|e| Error::io(&path, e))?.is_dir() {
-            find_emo_evaluations(&path, out)?;
-        } else if path
-            .parent()
-            .and_then(|p| p.file_name())
-            .is_some_and(|n| n == "EmoEvaluation")
-            && path.extension().is_some_and(|e| e == "txt")
-        {
-            out.push(path);
-        }
-    }
-    out.sort();
-    Ok(())
 }
 
 /// Parses `KIND=PATH` into a corpus kind and its folder.

@@ -58,7 +58,7 @@ pub fn collect_inputs(path: &Path) -> Result<Inputs> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
         let mut files = vec![];
-        walk(path, &mut files)?;
+        walk_files(path, &|p| has_extension(p, AUDIO_EXTENSIONS), &mut files)?;
         files.sort();
         let items = files
             .into_iter()
@@ -116,14 +116,15 @@ fn has_extension(path: &Path, exts: &[&str]) -> bool {
         .is_some_and(|e| exts.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// Every file under `dir` (recursively) that `keep` accepts, appended to `out` unsorted.
+pub(crate) fn walk_files(dir: &Path, keep: &dyn Fn(&Path) -> bool, out: &mut Vec<PathBuf>) -> Result<()> {
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let path = entry.path();
         let ty = entry.file_type().map_err(|e| Error::io(&path, e))?;
         if ty.is_dir() {
-            walk(&path, out)?;
-        } else if has_extension(&path, AUDIO_EXTENSIONS) {
+            walk_files(&path, keep, out)?;
+        } else if keep(&path) {
             out.push(path);
         }
     }
