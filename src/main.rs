@@ -518,6 +518,11 @@ struct TrainArgs {
     /// Labelled files to report the trained classifier's accuracy on (e.g. another dataset).
     #[arg(long, requires = "feature_input")]
     test_input: Option<PathBuf>,
+    /// Leave-speakers-out folds of the speaker-independent evaluation written next to the
+    /// model (MODEL.eval.json) [default: 5, or the speaker count if fewer; skipped, with a
+    /// note, when utterances lack speakers]; 0 turns it off.
+    #[arg(long, requires = "feature_input")]
+    folds: Option<usize>,
     /// Feature extraction threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     workers: usize,
@@ -961,6 +966,8 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
 struct LabelledFeatures {
     x: ndarray::Array2<f64>,
     y: Vec<usize>,
+    /// Speaker of each row, if known.
+    speakers: Vec<Option<String>>,
     classes: Vec<String>,
     skipped: Vec<String>,
 }
@@ -1022,6 +1029,7 @@ impl FeatureSource {
         let classes: Vec<String> = classes.map_or_else(|| class_names(items), <[String]>::to_vec);
         let dim = self.feature_names().len();
         let (mut rows, mut labels, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+        let mut speakers = Vec::new();
         for (item, r) in items.iter().zip(self.rows(items, what)?) {
             let label = item.label.as_ref().and_then(|l| classes.iter().position(|c| c == l));
             match (r, label) {
@@ -1034,6 +1042,7 @@ impl FeatureSource {
                 (Ok(x), Some(l)) => {
                     rows.extend(x);
                     labels.push(l);
+                    speakers.push(item.speaker.clone());
                 }
             }
         }
@@ -1041,6 +1050,7 @@ impl FeatureSource {
         Ok(LabelledFeatures {
             x,
             y: labels,
+            speakers,
             classes,
             skipped,
         })
@@ -1068,6 +1078,7 @@ fn train_features(a: &TrainArgs, source: FeatureSource) -> Result<()> {
     let LabelledFeatures {
         x,
         y,
+        speakers,
         classes,
         mut skipped,
     } = source.labelled(&inputs.items, None, "features")?;
@@ -1093,6 +1104,7 @@ fn train_features(a: &TrainArgs, source: FeatureSource) -> Result<()> {
         model.classes().len(),
         a.out.display()
     );
+    speaker_evaluation(a, &model, &source, &x, &y, &speakers, &head)?;
     if let Some(test) = &a.test_input {
         let inputs = collect_inputs(test)?;
         let LabelledFeatures {
@@ -1120,6 +1132,66 @@ fn train_features(a: &TrainArgs, source: FeatureSource) -> Result<()> {
             println!("  {}", row.iter().map(|v| format!("{v:5}")).collect::<String>());
         }
     }
+    Ok(())
+}
+
+/// The leave-speakers-out evaluation of `train --features/--backbone`, printed and written as
+/// `MODEL.eval.json`.
+#[allow(clippy::too_many_arguments)]
+fn speaker_evaluation(
+    a: &TrainArgs,
+    model: &FeatureClassifier,
+    source: &FeatureSource,
+    x: &ndarray::Array2<f64>,
+    y: &[usize],
+    speakers: &[Option<String>],
+    head: &HeadConfig,
+) -> Result<()> {
+    if a.folds == Some(0) {
+        return Ok(());
+    }
+    let known: Option<Vec<String>> = speakers.iter().cloned().collect();
+    let Some(known) = known else {
+        if a.folds.is_some() {
+            bail!(
+                "--folds: a speaker-independent evaluation needs a speaker for every utterance (a manifest `speaker` column or --corpus)"
+            );
+        }
+        println!("no speaker-independent evaluation: some utterances have no speaker (give a `speaker` column)");
+        return Ok(());
+    };
+    let n_speakers = emolime::rank::folds::speaker_counts(&known).len();
+    let k = match a.folds {
+        Some(k) => k,
+        None if n_speakers < 2 => {
+            println!("no speaker-independent evaluation: one speaker only");
+            return Ok(());
+        }
+        None => n_speakers.min(5),
+    };
+    let t0 = std::time::Instant::now();
+    let report = emolime::classify::eval::speaker_cv(
+        x.view(),
+        y,
+        &known,
+        model.classes(),
+        &source.name(),
+        &source.feature_names(),
+        head,
+        k,
+        a.seed,
+    )?;
+    let path = a.out.with_extension("eval.json");
+    emolime::output::write_json(&path, &report)?;
+    let p = &report.pooled;
+    println!(
+        "speaker-independent, {k} folds over {n_speakers} speakers ({:.1} s): UA {:.3}, WA {:.3}, macro F1 {:.3}; {}",
+        t0.elapsed().as_secs_f64(),
+        p.ua,
+        p.wa,
+        p.macro_f1,
+        path.display()
+    );
     Ok(())
 }
 

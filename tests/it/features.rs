@@ -262,3 +262,45 @@ fn feature_classifier_is_explained_through_waveforms() {
     assert!(err.contains("svm.json") && err.contains("eGeMAPS"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `train --features` writes the leave-speakers-out evaluation next to the model.
+#[test]
+fn feature_training_writes_a_speaker_independent_evaluation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let synth = emolime::synth::SynthConfig {
+        n_per_class: 4,
+        duration_s: 0.5,
+        ..emolime::synth::SynthConfig::default()
+    };
+    let manifest = emolime::synth::write_corpus(&synth, &tmp.path().join("corpus")).unwrap();
+    let model = tmp.path().join("m.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_emolime"))
+        .args([
+            "train",
+            "--features",
+            "egemaps",
+            "--head",
+            "logreg",
+            "--folds",
+            "2",
+            "--input",
+        ])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&model)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("speaker-independent, 2 folds"), "{stdout}");
+    let eval: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("m.eval.json")).unwrap()).unwrap();
+    assert_eq!(eval["pooled"]["n"], 16);
+    assert_eq!(eval["folds"].as_array().unwrap().len(), 2);
+    let cm: Vec<Vec<u64>> = serde_json::from_value(eval["confusion"].clone()).unwrap();
+    assert_eq!(cm.iter().flatten().sum::<u64>(), 16);
+    for k in ["ua", "wa", "macro_f1"] {
+        let v = eval["pooled"][k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{k} {v}");
+    }
+}
