@@ -9,6 +9,13 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// FNV-1a, 64 bit: a hash that stays the same across Rust versions and machines.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// The splitmix64 generator: tiny, fast and statistically fine for initialisation and shuffles.
 #[derive(Clone, Debug)]
 pub(crate) struct SplitMix64 {

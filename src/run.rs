@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::explain::{ExplainConfig, ExplanationRecord};
 use crate::input::InputItem;
 use crate::output::{AtomicFile, write_atomic_with, write_json};
-use crate::rng::SplitMix64;
+use crate::rng::{SplitMix64, fnv1a};
 use crate::table::ParquetSink;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -97,12 +97,7 @@ impl Shard {
 /// A 64-bit hash of `s` that never changes between versions, platforms or runs: FNV-1a over the
 /// UTF-8 bytes, finished by one splitmix64 step so that consecutive ids spread evenly.
 pub fn stable_hash(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    SplitMix64::new(h).next_u64()
+    SplitMix64::new(fnv1a(s.as_bytes())).next_u64()
 }
 
 /// A fingerprint of a model file or folder, so a run is never resumed or merged with another
@@ -128,12 +123,7 @@ pub fn model_fingerprint(path: &Path) -> Result<String> {
             buf.extend_from_slice(&len.to_le_bytes());
             buf
         };
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in bytes {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        text.push_str(&format!("{name}:{h:016x};"));
+        text.push_str(&format!("{name}:{:016x};", fnv1a(&bytes)));
         Ok(())
     };
     if meta.is_dir() {
@@ -329,18 +319,18 @@ impl RunContents {
 
     /// The run's utterances that are neither explained nor failed.
     pub fn missing(&self) -> Vec<&RunItem> {
-        let done = self.done_positions();
-        self.manifest
-            .items
-            .iter()
-            .filter(|it| !done.contains(&it.position))
-            .collect()
+        missing(&self.manifest.items, &self.done_positions())
     }
 
     fn sort(&mut self) {
         self.records.sort_by_key(|r| (r.position, r.class_index));
         self.failures.sort_by_key(|f| f.position);
     }
+}
+
+/// The items whose position is not in `done`.
+fn missing<'a>(items: &'a [RunItem], done: &BTreeSet<usize>) -> Vec<&'a RunItem> {
+    items.iter().filter(|it| !done.contains(&it.position)).collect()
 }
 
 /// A run folder being filled: skips what earlier invocations finished, adds numbered parts.
@@ -713,12 +703,7 @@ impl RunFolder {
     /// Joins the parts into the run's output files (see [`OutputWriter`]) once every
     /// utterance is done, removes the parts, and returns the run's report.
     pub fn finish(self) -> Result<CorpusReport> {
-        let missing: Vec<&RunItem> = self
-            .manifest
-            .items
-            .iter()
-            .filter(|it| !self.done.contains(&it.position))
-            .collect();
+        let missing = missing(&self.manifest.items, &self.done);
         if let Some(first) = missing.first() {
             return Err(Error::run(
                 &self.dir,
@@ -798,7 +783,7 @@ pub fn merge_runs(dirs: &[PathBuf], out: &Path) -> Result<CorpusReport> {
         for r in records {
             done.insert(r?.position);
         }
-        let missing: Vec<&RunItem> = m.items.iter().filter(|it| !done.contains(&it.position)).collect();
+        let missing = missing(&m.items, &done);
         if let Some(item) = missing.first() {
             return Err(Error::run(
                 dir,

@@ -17,7 +17,7 @@ use std::sync::Arc;
 /// memory does not grow with the corpus.
 const BATCH_ROWS: usize = 4096;
 
-/// The metadata key holding the run's settings as JSON (see [`write_parquet`]).
+/// The metadata key holding the run's settings as JSON (see [`ParquetSink::create`]).
 pub const METADATA_KEY: &str = "emolime.run";
 
 /// The table's columns, in order. Per-run constants (band edges, kernel, seed, sample count)
@@ -114,15 +114,6 @@ fn parquet_err(path: &Path, e: &dyn std::fmt::Display) -> Error {
         path: path.to_path_buf(),
         reason: e.to_string(),
     }
-}
-
-/// Writes `records` as a Parquet file (see [`ParquetSink`]).
-pub fn write_parquet(path: &Path, records: &[ExplanationRecord], metadata_json: &str) -> Result<()> {
-    let mut sink = ParquetSink::create(path, metadata_json)?;
-    for r in records {
-        sink.push(r)?;
-    }
-    sink.finish()
 }
 
 /// One record batch of `records` in the [`schema`] order.

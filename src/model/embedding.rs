@@ -10,6 +10,7 @@ use super::hf::HfEncoder;
 use super::{ModelInput, SerModel, read_f32};
 use crate::classify::FeatureClassifier;
 use crate::error::{Error, Result};
+use crate::rng::fnv1a;
 use burn::tensor::{Device, Tensor, TensorData};
 use ndarray::Array2;
 use std::path::{Path, PathBuf};
@@ -234,13 +235,6 @@ impl SerModel for EmbeddingModel {
         let p = self.classifier.predict_proba(x.view())?;
         Ok(super::probs_tensor(&p, &self.embedder.device))
     }
-}
-
-/// FNV-1a, 64 bit: a hash that stays the same across Rust versions and machines.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// The cache file of `item`'s embedding: keyed by the feature set (backbone folder and layer),
