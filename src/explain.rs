@@ -474,6 +474,57 @@ impl<'a> Explainer<'a> {
             .collect())
     }
 
+    /// The model's outputs for chosen masks of one utterance: each mask's perturbed input is
+    /// built the way an explanation builds its samples (same fill, same noise for the same
+    /// row), on the device, and scored in batches of `batch_size`. Used by deletion curves
+    /// ([`crate::faithfulness`]) and anything else that needs the model on given masks.
+    ///
+    /// # Shapes
+    /// `masks` [M, B] (1 keeps a band, 0 removes it) -> probabilities [M, C]
+    pub fn score_masks(&mut self, utterance: &Prepared, masks: &Array2<f32>) -> Result<Array2<f32>> {
+        let b = self.layout.n_bands();
+        check_shape("masks", &[masks.nrows(), b], &[masks.nrows(), masks.ncols()])?;
+        if masks.nrows() == 0 {
+            return Ok(Array2::zeros((0, self.classes().len())));
+        }
+        let (dim, _) = self.input_size(&utterance.input)?;
+        let chunk = self.chunk_samples(dim, masks.nrows())?;
+        let inputs = [&utterance.input];
+        let profile = self.profile.as_mut();
+        let mut preds = match (&mut self.gpu, &self.device.gpu) {
+            (Some(state), Some(ctx)) => {
+                let masks_c = masks.as_standard_layout();
+                let masks_buf = ctx.upload("chosen masks", masks_c.as_slice().expect("standard layout"));
+                let scoring = GpuScoring {
+                    mel: &mut state.mel,
+                    band_rows: &mut state.band_rows,
+                    row_band: &state.row_band,
+                    masks: &masks_buf,
+                    n_samples: masks.nrows(),
+                    n_bands: b,
+                };
+                let outputs = score_gpu(ctx, scoring, self.model, &self.cfg, &inputs, dim, chunk, profile)?;
+                let p = read_f32(Tensor::cat(outputs, 0))?;
+                let c = self.model.classes().len();
+                vec![Array2::from_shape_vec((masks.nrows(), c), p).map_err(|e| Error::Device(e.to_string()))?]
+            }
+            _ => score_cpu(
+                self.model,
+                &self.layout,
+                masks,
+                self.filterbank.as_ref(),
+                &self.cfg,
+                &inputs,
+                dim,
+                chunk,
+                profile,
+            )?,
+        };
+        preds
+            .pop()
+            .ok_or_else(|| Error::Device("no model outputs returned".into()))
+    }
+
     /// Values per model input and spectrogram frames (0 for waveforms) of `prepared`, checked
     /// against what the model consumes.
     fn input_size(&self, prepared: &PreparedInput) -> Result<(usize, usize)> {
@@ -548,6 +599,46 @@ fn explain_cpu(
     chunk: usize,
     mut profile: Option<&mut StageTimes>,
 ) -> Result<Vec<(SurrogateFit, Array2<f32>)>> {
+    let preds = score_cpu(
+        model,
+        layout,
+        masks,
+        filterbank,
+        cfg,
+        inputs,
+        dim,
+        chunk,
+        profile.as_deref_mut(),
+    )?;
+    let t0 = std::time::Instant::now();
+    let fits = preds
+        .into_iter()
+        .map(|p| Ok((fit_cpu(masks.view(), weights, p.view(), &cfg.surrogate)?, p)))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(t) = profile {
+        t.surrogate_s += t0.elapsed().as_secs_f64();
+    }
+    Ok(fits)
+}
+
+/// The CPU twins build every utterance's perturbed inputs for `masks` into host batches
+/// shared by the utterances, and the model scores them. Returns each utterance's model
+/// outputs.
+///
+/// # Shapes
+/// `masks` [N, B] -> `[N, C]` per utterance
+#[allow(clippy::too_many_arguments)]
+fn score_cpu(
+    model: &dyn SerModel,
+    layout: &BandLayout,
+    masks: &Array2<f32>,
+    filterbank: Option<&MelFilterbank>,
+    cfg: &ExplainConfig,
+    inputs: &[&PreparedInput],
+    dim: usize,
+    chunk: usize,
+    mut profile: Option<&mut StageTimes>,
+) -> Result<Vec<Array2<f32>>> {
     let (n, c) = (masks.nrows(), model.classes().len());
     // The mel spectrogram and row means of each mel input, once per utterance.
     let mels = inputs
@@ -607,15 +698,7 @@ fn explain_cpu(
             t.scoring_s += t1.elapsed().as_secs_f64();
         }
     }
-    let t0 = std::time::Instant::now();
-    let fits = preds
-        .into_iter()
-        .map(|p| Ok((fit_cpu(masks.view(), weights, p.view(), &cfg.surrogate)?, p)))
-        .collect::<Result<Vec<_>>>()?;
-    if let Some(t) = profile {
-        t.surrogate_s += t0.elapsed().as_secs_f64();
-    }
-    Ok(fits)
+    Ok(preds)
 }
 
 /// The GPU path: every perturbed input built straight into the model's input tensor (masked
@@ -639,6 +722,93 @@ fn explain_gpu(
     let c = model.classes().len();
     let n_utts = inputs.len();
     let total = n_utts * n;
+    let device = model.device();
+    let GpuState {
+        mel,
+        row_band,
+        masks: masks_buf,
+        weights,
+        band_rows,
+    } = state;
+    let scoring = GpuScoring {
+        mel,
+        band_rows,
+        row_band,
+        masks: masks_buf,
+        n_samples: n,
+        n_bands: b,
+    };
+    let outputs = score_gpu(ctx, scoring, model, cfg, inputs, dim, chunk, profile.as_deref_mut())?;
+    let t0 = std::time::Instant::now();
+    let preds = Tensor::cat(outputs, 0); // [U * N, C] = [U, N, C]
+    let bound = BoundTensor::<2>::new(preds)?;
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let fit_inputs = FitInputs {
+        masks: masks_buf,
+        weights,
+        n_samples: n,
+        n_bands: b,
+    };
+    let out = encode_fit(
+        ctx,
+        &mut enc,
+        &fit_inputs,
+        bound.binding(),
+        n_utts,
+        c,
+        empty,
+        &cfg.surrogate,
+    )?;
+    submit_after_burn(device, &ctx.queue, enc)?;
+    let fits = read_fits(ctx, &out, n_utts, c, b)?;
+    let preds = read_f32(bound.into_tensor())?;
+    if fits.len() != n_utts || preds.len() != total * c {
+        return Err(Error::Device("the surrogate returned the wrong number of fits".into()));
+    }
+    let result = fits
+        .into_iter()
+        .zip(preds.chunks(n * c))
+        .map(|(fit, p)| {
+            let p = Array2::from_shape_vec((n, c), p.to_vec()).map_err(|e| Error::Device(e.to_string()))?;
+            Ok((fit, p))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(t) = profile {
+        t.surrogate_s += t0.elapsed().as_secs_f64();
+    }
+    Ok(result)
+}
+
+/// What [`score_gpu`] reads and reuses: the explainer's buffers and the masks to apply.
+struct GpuScoring<'s> {
+    mel: &'s mut Option<GpuMel>,
+    band_rows: &'s mut GrowBuffer,
+    row_band: &'s wgpu::Buffer,
+    /// `[N, B]` masks on the device.
+    masks: &'s wgpu::Buffer,
+    n_samples: usize,
+    n_bands: usize,
+}
+
+/// Builds every perturbed input of `inputs` for the masks straight into model input tensors
+/// (one tensor may hold several utterances' samples) and runs the model on each; returns the
+/// model outputs, still on the device, in sample order.
+///
+/// # Shapes
+/// -> one `[chunk, C]` tensor per model call, `[U * N, C]` when concatenated
+#[allow(clippy::too_many_arguments)]
+fn score_gpu(
+    ctx: &GpuContext,
+    state: GpuScoring<'_>,
+    model: &dyn SerModel,
+    cfg: &ExplainConfig,
+    inputs: &[&PreparedInput],
+    dim: usize,
+    chunk: usize,
+    mut profile: Option<&mut StageTimes>,
+) -> Result<Vec<Tensor<2>>> {
+    let (n, b) = (state.n_samples, state.n_bands);
+    let total = inputs.len() * n;
     let device = model.device();
     let mut outputs: Vec<Tensor<2>> = Vec::with_capacity(total.div_ceil(chunk));
     // The utterance whose mel spectrogram (or band rows) is on the device now, and its buffers.
@@ -676,8 +846,8 @@ fn explain_gpu(
                     let inputs = PerturbInputs {
                         mel: buf,
                         row_mean: means,
-                        row_band: &state.row_band,
-                        masks: &state.masks,
+                        row_band: state.row_band,
+                        masks: state.masks,
                         n_mels: dim / power.ncols(),
                         n_frames: power.ncols(),
                         n_bands: b,
@@ -689,7 +859,7 @@ fn explain_gpu(
                 (PreparedInput::Bands(bands), _) => {
                     let inputs = ResynthInputs {
                         rows: buf,
-                        masks: &state.masks,
+                        masks: state.masks,
                         n_samples: bands.n_samples(),
                         n_bands: b,
                     };
@@ -701,44 +871,7 @@ fn explain_gpu(
         submit_after_burn(device, &ctx.queue, enc)?;
         score(ctx, model, bound, t0, profile.as_deref_mut(), &mut outputs)?;
     }
-    let t0 = std::time::Instant::now();
-    let preds = Tensor::cat(outputs, 0); // [U * N, C] = [U, N, C]
-    let bound = BoundTensor::<2>::new(preds)?;
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    let fit_inputs = FitInputs {
-        masks: &state.masks,
-        weights: &state.weights,
-        n_samples: n,
-        n_bands: b,
-    };
-    let out = encode_fit(
-        ctx,
-        &mut enc,
-        &fit_inputs,
-        bound.binding(),
-        n_utts,
-        c,
-        empty,
-        &cfg.surrogate,
-    )?;
-    submit_after_burn(device, &ctx.queue, enc)?;
-    let fits = read_fits(ctx, &out, n_utts, c, b)?;
-    let preds = read_f32(bound.into_tensor())?;
-    if fits.len() != n_utts || preds.len() != total * c {
-        return Err(Error::Device("the surrogate returned the wrong number of fits".into()));
-    }
-    let result = fits
-        .into_iter()
-        .zip(preds.chunks(n * c))
-        .map(|(fit, p)| {
-            let p = Array2::from_shape_vec((n, c), p.to_vec()).map_err(|e| Error::Device(e.to_string()))?;
-            Ok((fit, p))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    if let Some(t) = profile {
-        t.surrogate_s += t0.elapsed().as_secs_f64();
-    }
-    Ok(result)
+    Ok(outputs)
 }
 
 /// Scores one batch of perturbed inputs built into `bound` (started at `t0`); when profiling,

@@ -20,6 +20,7 @@ pub mod corpus;
 pub mod device;
 pub mod error;
 pub mod explain;
+pub mod faithfulness;
 pub mod features;
 pub mod gpu;
 pub mod input;

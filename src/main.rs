@@ -9,6 +9,9 @@ use emolime::conditions::{Condition, derive_seed, extract_corpus_under};
 use emolime::corpus::{CorpusReport, Failure, Progress, RunOptions, explain_corpus, load_training_set};
 use emolime::device::{ComputeDevice, DeviceSpec};
 use emolime::explain::{ExplainConfig, Explainer, ExplanationRecord};
+use emolime::faithfulness::{
+    DeletionConfig, DeletionPoints, run_deletion, summarize, write_curves_csv, write_summary_csv,
+};
 use emolime::features::EGEMAPS_NAMES;
 use emolime::features::corpus::{FeatureConfig, Level, extract_corpus, write_csv};
 use emolime::input::{InputItem, class_names, collect_inputs};
@@ -58,6 +61,11 @@ enum Command {
     /// Compare two explain runs utterance by utterance: the largest coefficient and probability
     /// differences, and the utterances only one of them has.
     Compare(CompareArgs),
+    /// Check that explanations are faithful: explain each utterance, then remove its bands
+    /// most-relevant-first, least-relevant-first and at random, and report how the prediction
+    /// changes (deletion curves) and the area between the MoRF and random curves (dAUC) with a
+    /// bootstrap interval over utterances.
+    Faithfulness(FaithfulnessArgs),
     /// Extract eGeMAPS v02 features (openSMILE's 88 functionals, or the 25 frame-level
     /// descriptors with --lld) for one file, a folder or a CSV manifest, into a CSV file;
     /// `features rank` ranks them across corpora.
@@ -419,6 +427,61 @@ fn parse_shard(s: &str) -> std::result::Result<Shard, String> {
 }
 
 #[derive(Args)]
+struct FaithfulnessArgs {
+    /// A model written by `emolime train`, or a Hugging Face checkpoint folder.
+    #[arg(long)]
+    model: PathBuf,
+    #[command(flatten)]
+    source: InputArgs,
+    /// Output folder (must not exist unless --force): deletion.csv (every curve),
+    /// deletion_summary.csv (mean curves) and faithfulness.json (settings, dAUC, failures).
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing output folder.
+    #[arg(long)]
+    force: bool,
+    /// Fractions of bands removed, comma-separated (each rounded to a band count).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0,0.1,0.25,0.5,0.75,0.9",
+        conflicts_with = "every_band"
+    )]
+    fractions: Vec<f32>,
+    /// Remove 0, 1, ..., B bands instead of --fractions.
+    #[arg(long)]
+    every_band: bool,
+    /// Random orders per utterance (the random curve is their mean).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Bootstrap replicates over utterances for the dAUC intervals (0: none).
+    #[arg(long, default_value_t = 2000)]
+    bootstrap: usize,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    device: DeviceArg,
+    #[command(flatten)]
+    flags: ExplainFlags,
+}
+
+impl FaithfulnessArgs {
+    fn deletion_config(&self) -> DeletionConfig {
+        DeletionConfig {
+            points: if self.every_band {
+                DeletionPoints::EveryBand
+            } else {
+                DeletionPoints::Fractions(self.fractions.clone())
+            },
+            random_repeats: self.repeats,
+            seed: self.flags.seed,
+            bootstrap: self.bootstrap,
+        }
+    }
+}
+
+#[derive(Args)]
 struct BenchArgs {
     /// Utterances of the built-in corpus to explain.
     #[arg(long, default_value_t = 16)]
@@ -605,6 +668,7 @@ fn main() {
         Command::Bench(a) => bench(a),
         Command::Merge(a) => merge(a),
         Command::Compare(a) => compare(a),
+        Command::Faithfulness(a) => faithfulness(a),
         Command::Features(a) => match &a.action {
             Some(FeaturesAction::Rank(r)) => features_rank(r),
             None => features(&a.extract),
@@ -1540,6 +1604,93 @@ fn merge(a: &MergeArgs) -> Result<()> {
         report.failures.len()
     );
     print_report(&report, &path);
+    Ok(())
+}
+
+fn faithfulness(a: &FaithfulnessArgs) -> Result<()> {
+    let cfg = a.flags.to_config(EXPLAIN_SAMPLES)?;
+    let del = a.deletion_config();
+    del.validate()?;
+    let device = a.device.open()?;
+    let model = AnyModel::load(&a.model, &device.burn)?;
+    let model = model.as_model();
+    println!("model: {}", model.describe());
+    let inputs = a.source.collect()?;
+    for e in &inputs.errors {
+        eprintln!("skipped: {e}");
+    }
+    if inputs.items.is_empty() {
+        bail!("{}: no audio files to explain", a.source.describe());
+    }
+    let out = OutputDir::create(&a.out, a.force)?;
+    let mut explainer = Explainer::new(model, &device, cfg.clone())?;
+    let pb = (!a.quiet).then(|| bar(inputs.items.len(), "deletion"));
+    let t0 = std::time::Instant::now();
+    let (curves, failures) = run_deletion(&mut explainer, &inputs.items, &del, |done, _| {
+        if let Some(pb) = &pb {
+            pb.set_position(done as u64)
+        }
+    })?;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    for f in &failures {
+        eprintln!("failed: {}", f.error);
+    }
+    if curves.is_empty() {
+        bail!("no utterance could be explained ({} failures)", failures.len());
+    }
+    let summary = summarize(&curves, &del)?;
+    let dir = out.path("");
+    emolime::output::write_atomic_with(&dir.join("deletion.csv"), |f| {
+        write_curves_csv(f, &curves).map_err(|e| emolime::Error::io(f.path(), e))
+    })?;
+    emolime::output::write_atomic_with(&dir.join("deletion_summary.csv"), |f| {
+        write_summary_csv(f, &summary).map_err(|e| emolime::Error::io(f.path(), e))
+    })?;
+    emolime::output::write_json(
+        &dir.join("faithfulness.json"),
+        &serde_json::json!({
+            "summary": summary,
+            "deletion": del,
+            "config": cfg,
+            "model": model.describe(),
+            "input": a.source.describe(),
+            "device": device.description,
+            "seconds": seconds,
+            "failures": failures,
+            "input_errors": inputs.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        }),
+    )?;
+    let path = out.commit()?;
+    println!("device: {}", device.description);
+    println!(
+        "{} utterances in {seconds:.1} s; explained class = each utterance's predicted class",
+        summary.n_utterances
+    );
+    let removed: Vec<String> = summary.removed.iter().map(|k| format!("{k:>6}")).collect();
+    println!("bands removed (of {}):       {}", summary.n_bands, removed.join(""));
+    for o in &summary.orders {
+        let cells = |v: &[f64]| v.iter().map(|x| format!("{x:>6.3}")).collect::<String>();
+        println!("  {:<6} unchanged share:   {}", o.order.name(), cells(&o.unchanged));
+        println!("  {:<6} probability drop:  {}", o.order.name(), cells(&o.mean_drop));
+    }
+    let iv = |i: &emolime::faithfulness::Interval| format!("{:.3} [{:.3}, {:.3}]", i.mean, i.low, i.high);
+    println!(
+        "dAUC (random - MoRF) of the class probability: {} (95% bootstrap interval), positive for {:.0}% of utterances",
+        iv(&summary.dauc_prob),
+        100.0 * summary.share_dauc_positive
+    );
+    println!(
+        "dAUC of the unchanged-prediction share: {}; LeRF - random: {}",
+        iv(&summary.dauc_unchanged),
+        iv(&summary.lerf_gain_prob)
+    );
+    println!("outputs: {}", path.display());
+    if !failures.is_empty() {
+        bail!("{} of {} inputs failed", failures.len(), failures.len() + curves.len());
+    }
     Ok(())
 }
 

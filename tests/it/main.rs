@@ -4,6 +4,7 @@ mod audio;
 mod bands_sampling;
 mod common;
 mod corpora;
+mod faithfulness;
 mod features;
 mod input;
 mod lime;

@@ -383,3 +383,43 @@ fn packed_corpus_runs_equal_one_utterance_at_a_time() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("48 utterance x class pairs in both; 0 only"), "{text}");
 }
+
+/// `emolime faithfulness` writes every curve, the mean curves and the summary, and refuses bad
+/// settings before any work starts.
+#[test]
+fn faithfulness_writes_curves_and_refuses_bad_fractions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (manifest, model) = corpus_and_model(tmp.path(), 2);
+    let out = tmp.path().join("faith");
+    let cmd = |extra: &[&str]| {
+        let mut cmd = emolime();
+        cmd.args(["faithfulness", "--quiet", "--device", "cpu", "--samples", "64"])
+            .arg("--model")
+            .arg(&model)
+            .arg("--input")
+            .arg(&manifest)
+            .arg("--out")
+            .arg(&out)
+            .args(extra);
+        cmd
+    };
+    let err = run_err(cmd(&["--fractions", "0,1.5"]));
+    assert!(err.contains("fractions") && err.contains("1.5"), "{err}");
+    assert!(!out.exists());
+    let stdout = String::from_utf8(run_ok(cmd(&["--every-band", "--repeats", "2"])).stdout).unwrap();
+    assert!(stdout.contains("dAUC"), "{stdout}");
+    let curves = std::fs::read_to_string(out.join("deletion.csv")).unwrap();
+    let rows: Vec<&str> = curves.lines().collect();
+    assert_eq!(rows[0], "position,id,label,class,order,removed,fraction,prob,unchanged");
+    // 8 utterances x 3 orders x 9 points (0..=8 bands).
+    assert_eq!(rows.len() - 1, 8 * 3 * 9);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("faithfulness.json")).unwrap()).unwrap();
+    assert_eq!(summary["summary"]["n_utterances"], 8);
+    assert!(summary["summary"]["dauc_prob"]["mean"].is_number());
+    let means = std::fs::read_to_string(out.join("deletion_summary.csv")).unwrap();
+    assert_eq!(means.lines().count(), 1 + 3 * 9);
+    // Refuses to replace the folder without --force.
+    let err = run_err(cmd(&[]));
+    assert!(err.contains("already exists"), "{err}");
+}
