@@ -314,8 +314,8 @@ impl PartSink<'_> {
                     let record = serde_json::json!({
                         "id": item.id,
                         "position": position,
-                        "masks": explainer.masks().outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
-                        "weights": explainer.weights(),
+                        "masks": explainer.masks().outer_iter().take(sp.nrows()).map(|r| r.to_vec()).collect::<Vec<_>>(),
+                        "weights": &explainer.weights()[..sp.nrows()],
                         "probs": sp.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
                         "classes": self.classes,
                     });

@@ -14,7 +14,7 @@ use crate::input::InputItem;
 use crate::model::{MIN_FRAMES, ModelInput, SerModel, read_f32};
 use crate::perturb::{FillMode, perturb_cpu, row_means};
 use crate::resynth::{BandSignals, bin_bands, resynth_cpu};
-use crate::sampling::{KernelKind, MaskConfig, kernel_weights, sample_masks};
+use crate::sampling::{AUTO_STEP, KernelKind, MaskConfig, SampleCount, kernel_weights, sample_masks};
 use crate::surrogate::{SurrogateConfig, SurrogateFit, empty_sample, fit_cpu};
 use burn::tensor::{Tensor, TensorData};
 use ndarray::Array2;
@@ -60,6 +60,15 @@ impl ExplainConfig {
         self.bands.validate()?;
         self.masks.validate(self.bands.band_count())?;
         self.surrogate.validate()?;
+        if matches!(self.masks.samples, SampleCount::Auto { .. })
+            && matches!(self.surrogate.kernel, KernelKind::Shapley)
+        {
+            return Err(Error::config(
+                "samples",
+                "auto needs the lime kernel (the Shapley fit constrains the empty and full samples, \
+                 which a half of the samples lacks)",
+            ));
+        }
         if self.batch_size == 0 {
             return Err(Error::config("batch-size", "must be >= 1"));
         }
@@ -88,8 +97,13 @@ pub struct UtteranceExplanation {
     pub seconds: f32,
     /// Duration of the decoded audio when it was cropped to `max_seconds`.
     pub cropped_from_seconds: Option<f32>,
-    /// Model outputs of every sample when `keep_samples` is set. // [N, C]
+    /// Model outputs of every sample used when `keep_samples` is set. // [N, C]
     pub sample_probs: Option<Array2<f32>>,
+    /// Perturbed samples used (fewer than the masks with `--samples auto`).
+    pub n_samples: usize,
+    /// With `--samples auto`: the smallest over classes of the Spearman correlation between
+    /// the band rankings of fits on the even and on the odd samples used.
+    pub half_agreement: Option<f32>,
 }
 
 /// The host-side input of one utterance, made on a CPU thread by [`Preparer::prepare`]: all
@@ -413,6 +427,9 @@ impl<'a> Explainer<'a> {
         if utterances.is_empty() {
             return Ok(vec![]);
         }
+        if let SampleCount::Auto { target, .. } = self.cfg.masks.samples {
+            return utterances.iter().map(|u| self.explain_auto(u, target)).collect();
+        }
         let sizes = utterances
             .iter()
             .map(|u| self.input_size(&u.input))
@@ -470,6 +487,8 @@ impl<'a> Explainer<'a> {
                 seconds: u.seconds,
                 cropped_from_seconds: u.cropped_from_seconds,
                 sample_probs: keep.then_some(preds),
+                n_samples: self.masks.nrows(),
+                half_agreement: None,
             })
             .collect())
     }
@@ -500,6 +519,7 @@ impl<'a> Explainer<'a> {
                     band_rows: &mut state.band_rows,
                     row_band: &state.row_band,
                     masks: &masks_buf,
+                    first_sample: 0,
                     n_samples: masks.nrows(),
                     n_bands: b,
                 };
@@ -512,6 +532,7 @@ impl<'a> Explainer<'a> {
                 self.model,
                 &self.layout,
                 masks,
+                0..masks.nrows(),
                 self.filterbank.as_ref(),
                 &self.cfg,
                 &inputs,
@@ -523,6 +544,103 @@ impl<'a> Explainer<'a> {
         preds
             .pop()
             .ok_or_else(|| Error::Device("no model outputs returned".into()))
+    }
+
+    /// Model outputs for the explainer's own samples `rows` of one utterance (the same inputs,
+    /// fill and noise as in a full explanation).
+    ///
+    /// # Shapes
+    /// -> [rows.len(), C]
+    fn score_rows(&mut self, utterance: &Prepared, rows: std::ops::Range<usize>, dim: usize) -> Result<Array2<f32>> {
+        let n = rows.len();
+        let chunk = self.chunk_samples(dim, n)?;
+        let inputs = [&utterance.input];
+        let profile = self.profile.as_mut();
+        let mut preds = match (&mut self.gpu, &self.device.gpu) {
+            (Some(state), Some(ctx)) => {
+                let scoring = GpuScoring {
+                    mel: &mut state.mel,
+                    band_rows: &mut state.band_rows,
+                    row_band: &state.row_band,
+                    masks: &state.masks,
+                    first_sample: rows.start,
+                    n_samples: n,
+                    n_bands: self.layout.n_bands(),
+                };
+                let outputs = score_gpu(ctx, scoring, self.model, &self.cfg, &inputs, dim, chunk, profile)?;
+                let p = read_f32(Tensor::cat(outputs, 0))?;
+                let c = self.model.classes().len();
+                vec![Array2::from_shape_vec((n, c), p).map_err(|e| Error::Device(e.to_string()))?]
+            }
+            _ => score_cpu(
+                self.model,
+                &self.layout,
+                &self.masks,
+                rows,
+                self.filterbank.as_ref(),
+                &self.cfg,
+                &inputs,
+                dim,
+                chunk,
+                profile,
+            )?,
+        };
+        preds
+            .pop()
+            .ok_or_else(|| Error::Device("no model outputs returned".into()))
+    }
+
+    /// `--samples auto`: scores [`AUTO_STEP`] more of the explainer's samples at a time until
+    /// surrogates fitted on the even and on the odd samples used rank the bands alike for
+    /// every class (Spearman >= `target`) or every sample is used, then fits on all samples
+    /// used. Surrogates are fitted on the host here (the CPU twin of the GPU fit).
+    fn explain_auto(&mut self, utterance: &Prepared, target: f32) -> Result<UtteranceExplanation> {
+        let (dim, n_frames) = self.input_size(&utterance.input)?;
+        let max = self.masks.nrows();
+        let c = self.model.classes().len();
+        let mut preds = Array2::<f32>::zeros((max, c));
+        let (mut used, mut agreement) = (0, 0.0f32);
+        while used < max {
+            let next = (used + AUTO_STEP).min(max);
+            let p = self.score_rows(utterance, used..next, dim)?;
+            preds.slice_mut(ndarray::s![used..next, ..]).assign(&p);
+            used = next;
+            let t0 = std::time::Instant::now();
+            agreement = half_agreement(
+                self.masks.slice(ndarray::s![..used, ..]),
+                &self.weights[..used],
+                preds.slice(ndarray::s![..used, ..]),
+                &self.cfg.surrogate,
+            )?;
+            if let Some(t) = self.profile.as_mut() {
+                t.surrogate_s += t0.elapsed().as_secs_f64();
+            }
+            if agreement >= target {
+                break;
+            }
+        }
+        let t0 = std::time::Instant::now();
+        let preds = preds.slice(ndarray::s![..used, ..]).to_owned();
+        let fit = fit_cpu(
+            self.masks.slice(ndarray::s![..used, ..]),
+            &self.weights[..used],
+            preds.view(),
+            &self.cfg.surrogate,
+        )?;
+        if let Some(t) = self.profile.as_mut() {
+            t.surrogate_s += t0.elapsed().as_secs_f64();
+            t.utterances += 1;
+        }
+        Ok(UtteranceExplanation {
+            probs: preds.row(0).to_vec(),
+            fit,
+            n_frames,
+            seconds: utterance.seconds,
+            cropped_from_seconds: utterance.cropped_from_seconds,
+            sample_probs: self.cfg.keep_samples.then_some(preds),
+            n_samples: used,
+            half_agreement: Some(agreement),
+        })
     }
 
     /// Values per model input and spectrogram frames (0 for waveforms) of `prepared`, checked
@@ -603,6 +721,7 @@ fn explain_cpu(
         model,
         layout,
         masks,
+        0..masks.nrows(),
         filterbank,
         cfg,
         inputs,
@@ -621,17 +740,18 @@ fn explain_cpu(
     Ok(fits)
 }
 
-/// The CPU twins build every utterance's perturbed inputs for `masks` into host batches
-/// shared by the utterances, and the model scores them. Returns each utterance's model
-/// outputs.
+/// The CPU twins build every utterance's perturbed inputs for the sample rows `rows` of
+/// `masks` into host batches shared by the utterances, and the model scores them. Returns each
+/// utterance's model outputs.
 ///
 /// # Shapes
-/// `masks` [N, B] -> `[N, C]` per utterance
+/// `masks` [N, B] -> `[rows.len(), C]` per utterance
 #[allow(clippy::too_many_arguments)]
 fn score_cpu(
     model: &dyn SerModel,
     layout: &BandLayout,
     masks: &Array2<f32>,
+    rows: std::ops::Range<usize>,
     filterbank: Option<&MelFilterbank>,
     cfg: &ExplainConfig,
     inputs: &[&PreparedInput],
@@ -639,7 +759,8 @@ fn score_cpu(
     chunk: usize,
     mut profile: Option<&mut StageTimes>,
 ) -> Result<Vec<Array2<f32>>> {
-    let (n, c) = (masks.nrows(), model.classes().len());
+    let (n, c) = (rows.len(), model.classes().len());
+    let first = rows.start;
     // The mel spectrogram and row means of each mel input, once per utterance.
     let mels = inputs
         .iter()
@@ -671,14 +792,14 @@ fn score_cpu(
                         means.view(),
                         &layout.row_band,
                         masks.view(),
-                        s,
+                        first + s,
                         cfg.fill,
                         cfg.masks.seed,
                         out,
                     )?;
                 }
                 (PreparedInput::Bands(bands), _) => {
-                    resynth_cpu(bands.rows.view(), masks.view(), s, view.view_mut())?;
+                    resynth_cpu(bands.rows.view(), masks.view(), first + s, view.view_mut())?;
                 }
                 _ => return Err(Error::config("model", "a mel input without a filterbank")),
             }
@@ -735,6 +856,7 @@ fn explain_gpu(
         band_rows,
         row_band,
         masks: masks_buf,
+        first_sample: 0,
         n_samples: n,
         n_bands: b,
     };
@@ -786,6 +908,9 @@ struct GpuScoring<'s> {
     row_band: &'s wgpu::Buffer,
     /// `[N, B]` masks on the device.
     masks: &'s wgpu::Buffer,
+    /// The first sample row scored.
+    first_sample: usize,
+    /// Rows scored from `first_sample` on.
     n_samples: usize,
     n_bands: usize,
 }
@@ -807,7 +932,7 @@ fn score_gpu(
     chunk: usize,
     mut profile: Option<&mut StageTimes>,
 ) -> Result<Vec<Tensor<2>>> {
-    let (n, b) = (state.n_samples, state.n_bands);
+    let (n, b, first) = (state.n_samples, state.n_bands, state.first_sample);
     let total = inputs.len() * n;
     let device = model.device();
     let mut outputs: Vec<Tensor<2>> = Vec::with_capacity(total.div_ceil(chunk));
@@ -854,7 +979,7 @@ fn score_gpu(
                         fill: cfg.fill,
                         seed: cfg.masks.seed,
                     };
-                    perturb_into(ctx, &mut enc, &inputs, s, k, row, bound.binding())?;
+                    perturb_into(ctx, &mut enc, &inputs, first + s, k, row, bound.binding())?;
                 }
                 (PreparedInput::Bands(bands), _) => {
                     let inputs = ResynthInputs {
@@ -863,7 +988,7 @@ fn score_gpu(
                         n_samples: bands.n_samples(),
                         n_bands: b,
                     };
-                    resynth_into(ctx, &mut enc, &inputs, s, k, row, bound.binding())?;
+                    resynth_into(ctx, &mut enc, &inputs, first + s, k, row, bound.binding())?;
                 }
                 _ => return Err(Error::config("model", "a mel input without row means")),
             }
@@ -897,6 +1022,39 @@ fn score(
         }
     }
     Ok(())
+}
+
+/// The smallest over classes of the Spearman correlation between the band rankings of
+/// surrogates fitted on the even and on the odd samples (both with sample 0, which keeps every
+/// band and anchors the fit); a class whose two fits are both
+/// constant (nothing to rank) agrees fully, one constant fit against a varying one not at all.
+///
+/// # Shapes
+/// `masks` [N, B], `weights` [N], `preds` [N, C] -> scalar
+pub fn half_agreement(
+    masks: ndarray::ArrayView2<f32>,
+    weights: &[f32],
+    preds: ndarray::ArrayView2<f32>,
+    cfg: &SurrogateConfig,
+) -> Result<f32> {
+    let half = |start: usize| -> Result<SurrogateFit> {
+        // Sample 0 (every band kept) anchors both fits, as the surrogate requires.
+        let mut rows: Vec<usize> = (start..masks.nrows()).step_by(2).collect();
+        if start != 0 {
+            rows.insert(0, 0);
+        }
+        let m = masks.select(ndarray::Axis(0), &rows);
+        let p = preds.select(ndarray::Axis(0), &rows);
+        let w: Vec<f32> = rows.iter().map(|&r| weights[r]).collect();
+        fit_cpu(m.view(), &w, p.view(), cfg)
+    };
+    let (even, odd) = (half(0)?, half(1)?);
+    let mut least = 1.0f32;
+    for (a, b) in even.coefs.rows().into_iter().zip(odd.coefs.rows()) {
+        let rho = crate::stability::ranking_agreement(&a.to_vec(), &b.to_vec()) as f32;
+        least = least.min(rho);
+    }
+    Ok(least)
 }
 
 /// One line of `explanations.jsonl`: one utterance and one class.
@@ -989,7 +1147,7 @@ impl ExplanationRecord {
                 alpha: cfg.surrogate.alpha,
                 fill: cfg.fill,
                 seed: cfg.masks.seed,
-                n_samples: explainer.masks.nrows(),
+                n_samples: exp.n_samples,
                 n_frames: exp.n_frames,
                 seconds: exp.seconds,
                 cropped_from_seconds: exp.cropped_from_seconds,

@@ -32,6 +32,7 @@ pub mod resynth;
 pub(crate) mod rng;
 pub mod run;
 pub mod sampling;
+pub mod stability;
 pub mod surrogate;
 pub mod synth;
 pub mod table;

@@ -23,6 +23,7 @@ use emolime::perturb::FillMode;
 use emolime::rank::{Dataset, DatasetMeta, RankConfig, RankReport};
 use emolime::run::{Shard, merge_runs, model_fingerprint, read_run, write_outputs};
 use emolime::sampling::{KernelKind, MaskConfig, SampleCount};
+use emolime::stability::{StabilityConfig, StabilityRunner};
 use emolime::surrogate::SurrogateConfig;
 use emolime::synth::{SynthConfig, write_corpus};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -66,6 +67,10 @@ enum Command {
     /// changes (deletion curves) and the area between the MoRF and random curves (dAUC) with a
     /// bootstrap interval over utterances.
     Faithfulness(FaithfulnessArgs),
+    /// Check that explanations are stable: explain each utterance under several seeds at
+    /// several sample counts, and report how well the band rankings agree (Spearman, top-k)
+    /// across seeds and with the exhaustive-mask explanation, and the count a target needs.
+    Stability(StabilityArgs),
     /// Extract eGeMAPS v02 features (openSMILE's 88 functionals, or the 25 frame-level
     /// descriptors with --lld) for one file, a folder or a CSV manifest, into a CSV file;
     /// `features rank` ranks them across corpora.
@@ -228,7 +233,9 @@ enum KernelArg {
 /// Flags shared by `explain` and `demo`; converted into [`ExplainConfig`].
 #[derive(Args)]
 struct ExplainFlags {
-    /// Perturbed samples per utterance, or `exhaustive` for all 2^B masks (B <= 16)
+    /// Perturbed samples per utterance; `exhaustive` for all 2^B masks (B <= 16); or
+    /// `auto[:TARGET[:MAX]]`: 256 more at a time until fits on the even and odd samples rank
+    /// the bands alike (Spearman >= TARGET, default 0.95, every class), at most MAX (8192)
     /// [default: 1000 for explain, 512 for demo].
     #[arg(long)]
     samples: Option<String>,
@@ -281,11 +288,7 @@ impl ExplainFlags {
         let f = self;
         let samples = match f.samples.as_deref() {
             None => SampleCount::Random(default_samples),
-            Some("exhaustive") => SampleCount::Exhaustive,
-            Some(n) => SampleCount::Random(
-                n.parse()
-                    .with_context(|| format!("--samples: expected a number or `exhaustive`, got `{n}`"))?,
-            ),
+            Some(s) => s.parse()?,
         };
         let kind = match (&f.band_edges_hz, f.band_layout) {
             (Some(edges), _) => BandKind::Custom(edges.clone()),
@@ -482,6 +485,47 @@ impl FaithfulnessArgs {
 }
 
 #[derive(Args)]
+struct StabilityArgs {
+    /// A model written by `emolime train`, or a Hugging Face checkpoint folder.
+    #[arg(long)]
+    model: PathBuf,
+    #[command(flatten)]
+    source: InputArgs,
+    /// Output folder (must not exist unless --force): stability.csv (every utterance, class
+    /// and count), stability_summary.csv and stability.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing output folder.
+    #[arg(long)]
+    force: bool,
+    /// Seeds compared, comma-separated (at least two).
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+    seeds: Vec<u64>,
+    /// Sample counts compared, ascending, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "64,128,256,512,1000,2000,4000")]
+    sample_counts: Vec<usize>,
+    /// Size of the top-k band sets compared.
+    #[arg(long, default_value_t = 3)]
+    top_k: usize,
+    /// The Spearman agreement asked for.
+    #[arg(long, default_value_t = 0.95)]
+    target: f64,
+    /// Skip the exhaustive-mask reference.
+    #[arg(long)]
+    no_exact: bool,
+    /// Explain only the first N utterances of the input.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    device: DeviceArg,
+    #[command(flatten)]
+    flags: ExplainFlags,
+}
+
+#[derive(Args)]
 struct BenchArgs {
     /// Utterances of the built-in corpus to explain.
     #[arg(long, default_value_t = 16)]
@@ -669,6 +713,7 @@ fn main() {
         Command::Merge(a) => merge(a),
         Command::Compare(a) => compare(a),
         Command::Faithfulness(a) => faithfulness(a),
+        Command::Stability(a) => stability(a),
         Command::Features(a) => match &a.action {
             Some(FeaturesAction::Rank(r)) => features_rank(r),
             None => features(&a.extract),
@@ -1690,6 +1735,108 @@ fn faithfulness(a: &FaithfulnessArgs) -> Result<()> {
     println!("outputs: {}", path.display());
     if !failures.is_empty() {
         bail!("{} of {} inputs failed", failures.len(), failures.len() + curves.len());
+    }
+    Ok(())
+}
+
+fn stability(a: &StabilityArgs) -> Result<()> {
+    if a.flags.samples.is_some() || a.flags.seed != 0 {
+        bail!("stability: use --sample-counts and --seeds (not --samples or --seed)");
+    }
+    let base = a.flags.to_config(EXPLAIN_SAMPLES)?;
+    let cfg = StabilityConfig {
+        seeds: a.seeds.clone(),
+        sample_counts: a.sample_counts.clone(),
+        top_k: a.top_k,
+        target: a.target,
+        exhaustive_reference: !a.no_exact,
+    };
+    cfg.validate(base.bands.band_count())?;
+    let device = a.device.open()?;
+    let model = AnyModel::load(&a.model, &device.burn)?;
+    let model = model.as_model();
+    println!("model: {}", model.describe());
+    let inputs = a.source.collect()?;
+    for e in &inputs.errors {
+        eprintln!("skipped: {e}");
+    }
+    let items = &inputs.items[..a.limit.unwrap_or(usize::MAX).min(inputs.items.len())];
+    if items.is_empty() {
+        bail!("{}: no audio files to explain", a.source.describe());
+    }
+    let out = OutputDir::create(&a.out, a.force)?;
+    let mut runner = StabilityRunner::new(model, &device, &base, cfg.clone())?;
+    let pb = (!a.quiet).then(|| bar(items.len(), "stability"));
+    let t0 = std::time::Instant::now();
+    let (rows, failures) = runner.run(items, |done, _| {
+        if let Some(pb) = &pb {
+            pb.set_position(done as u64)
+        }
+    });
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    for f in &failures {
+        eprintln!("failed: {}", f.error);
+    }
+    if rows.is_empty() {
+        bail!("no utterance could be explained ({} failures)", failures.len());
+    }
+    let summary = emolime::stability::summarize(&rows, &cfg);
+    let dir = out.path("");
+    emolime::output::write_atomic_with(&dir.join("stability.csv"), |f| {
+        emolime::stability::write_rows_csv(f, &rows).map_err(|e| emolime::Error::io(f.path(), e))
+    })?;
+    emolime::output::write_atomic_with(&dir.join("stability_summary.csv"), |f| {
+        emolime::stability::write_summary_csv(f, &summary).map_err(|e| emolime::Error::io(f.path(), e))
+    })?;
+    emolime::output::write_json(
+        &dir.join("stability.json"),
+        &serde_json::json!({
+            "summary": summary,
+            "stability": cfg,
+            "config": base,
+            "exhaustive_reference": runner.has_exact_reference(),
+            "model": model.describe(),
+            "input": a.source.describe(),
+            "device": device.description,
+            "seconds": seconds,
+            "failures": failures,
+        }),
+    )?;
+    let path = out.commit()?;
+    println!("device: {}", device.description);
+    println!(
+        "{} utterances, seeds {:?}, in {seconds:.1} s; agreement of band rankings across seeds (Spearman; target {}):",
+        summary.n_utterances, cfg.seeds, cfg.target
+    );
+    println!(
+        "  samples  scope      mean rho  share>=target  top-{} overlap  rho vs exhaustive",
+        cfg.top_k
+    );
+    for c in &summary.counts {
+        println!(
+            "  {:>7}  {:<9}  {:>8.3}  {:>13.3}  {:>14.3}  {}",
+            c.n_samples,
+            c.scope,
+            c.mean_spearman,
+            c.share_at_target,
+            c.mean_top_k,
+            c.mean_spearman_exact.map_or("-".into(), |v| format!("{v:.3}"))
+        );
+    }
+    let show = |n: Option<usize>| n.map_or("more than the largest count".to_string(), |n| n.to_string());
+    println!(
+        "samples needed: all classes {} (mean) / {} (95% of utterance-classes); predicted class {} / {}",
+        show(summary.needed_all_mean),
+        show(summary.needed_all_95),
+        show(summary.needed_predicted_mean),
+        show(summary.needed_predicted_95)
+    );
+    println!("outputs: {}", path.display());
+    if !failures.is_empty() {
+        bail!("{} of {} inputs failed", failures.len(), items.len());
     }
     Ok(())
 }

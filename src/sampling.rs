@@ -42,13 +42,68 @@ pub fn unit_open(word: u32) -> f32 {
 }
 
 /// How many perturbed samples to draw per utterance.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SampleCount {
     /// Sample 0 keeps every band; the rest are Bernoulli draws.
     Random(usize),
     /// All `2^B` masks (B <= 16), sample 0 keeping every band, the last keeping none.
     Exhaustive,
+    /// As many of the `max` random samples as each utterance needs: [`AUTO_STEP`] more at a
+    /// time until surrogates fitted on the even and on the odd samples rank the bands alike
+    /// (Spearman >= `target` for every class), or `max` are used.
+    Auto {
+        /// Agreement of the two halves' band rankings to reach, in (0, 1).
+        target: f32,
+        /// The cap: at most this many samples.
+        max: usize,
+    },
+}
+
+/// Samples added per round by [`SampleCount::Auto`]; fixed (not the batch size) so that the
+/// count an utterance stops at never depends on batching.
+pub const AUTO_STEP: usize = 256;
+
+/// Default agreement target of `--samples auto`.
+pub const AUTO_TARGET: f32 = 0.95;
+
+/// Default cap of `--samples auto`.
+pub const AUTO_MAX: usize = 8192;
+
+impl std::str::FromStr for SampleCount {
+    type Err = Error;
+
+    /// `N`, `exhaustive`, or `auto[:TARGET[:MAX]]` (defaults [`AUTO_TARGET`], [`AUTO_MAX`]).
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: String| Error::config("samples", why);
+        match s.trim() {
+            "exhaustive" => Ok(SampleCount::Exhaustive),
+            t if t == "auto" || t.starts_with("auto:") => {
+                let mut parts = t.split(':').skip(1);
+                let target = match parts.next() {
+                    None => AUTO_TARGET,
+                    Some(v) => v
+                        .parse()
+                        .map_err(|_| bad(format!("auto: target `{v}` is not a number")))?,
+                };
+                let max = match parts.next() {
+                    None => AUTO_MAX,
+                    Some(v) => v
+                        .parse()
+                        .map_err(|_| bad(format!("auto: cap `{v}` is not a whole number")))?,
+                };
+                if let Some(extra) = parts.next() {
+                    return Err(bad(format!("auto: unexpected `:{extra}` (auto[:TARGET[:MAX]])")));
+                }
+                Ok(SampleCount::Auto { target, max })
+            }
+            n => n.parse().map(SampleCount::Random).map_err(|_| {
+                bad(format!(
+                    "expected a number, `exhaustive` or `auto[:TARGET[:MAX]]`, got `{n}`"
+                ))
+            }),
+        }
+    }
 }
 
 /// Largest band count for which `--samples exhaustive` is allowed.
@@ -112,6 +167,14 @@ impl MaskConfig {
                 "samples",
                 format!("exhaustive needs at most {MAX_EXHAUSTIVE_BANDS} bands, have {n_bands}"),
             )),
+            SampleCount::Auto { target, .. } if !(target > 0.0 && target < 1.0) => Err(Error::config(
+                "samples",
+                format!("auto: the target agreement must be in (0, 1), got {target}"),
+            )),
+            SampleCount::Auto { max, .. } if !(2 * AUTO_STEP..=1 << 20).contains(&max) => Err(Error::config(
+                "samples",
+                format!("auto: the cap must be {}..=1048576, got {max}", 2 * AUTO_STEP),
+            )),
             _ => Ok(()),
         }
     }
@@ -119,7 +182,7 @@ impl MaskConfig {
     /// Number of samples for `n_bands` bands.
     pub fn n_samples(&self, n_bands: usize) -> usize {
         match self.samples {
-            SampleCount::Random(n) => n,
+            SampleCount::Random(n) | SampleCount::Auto { max: n, .. } => n,
             SampleCount::Exhaustive => 1 << n_bands,
         }
     }
@@ -146,7 +209,7 @@ pub fn sample_masks(cfg: &MaskConfig, n_bands: usize, include_empty: bool) -> Re
                 }
             }
         }
-        SampleCount::Random(_) => {
+        SampleCount::Random(_) | SampleCount::Auto { .. } => {
             // Compare in 32-bit integers so the decision is exact on every device.
             let threshold = (cfg.keep_prob as f64 * 4_294_967_296.0) as u64;
             for (i, mut row) in masks.rows_mut().into_iter().enumerate() {
@@ -212,4 +275,52 @@ const MIN_KERNEL_BANDS: usize = 2;
 fn binomial(n: usize, k: usize) -> f64 {
     let k = k.min(n - k);
     (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_counts_parse_with_auto_defaults() {
+        assert_eq!("1000".parse::<SampleCount>().unwrap(), SampleCount::Random(1000));
+        assert_eq!("exhaustive".parse::<SampleCount>().unwrap(), SampleCount::Exhaustive);
+        assert_eq!(
+            "auto".parse::<SampleCount>().unwrap(),
+            SampleCount::Auto {
+                target: AUTO_TARGET,
+                max: AUTO_MAX
+            }
+        );
+        assert_eq!(
+            "auto:0.9:2048".parse::<SampleCount>().unwrap(),
+            SampleCount::Auto { target: 0.9, max: 2048 }
+        );
+        for bad in ["many", "auto:high", "auto:0.9:lots", "auto:0.9:512:1"] {
+            let e = bad.parse::<SampleCount>().unwrap_err().to_string();
+            assert!(e.contains("samples"), "{bad}: {e}");
+        }
+        let cfg = |samples| MaskConfig {
+            samples,
+            ..MaskConfig::default()
+        };
+        assert!(cfg(SampleCount::Auto { target: 1.0, max: 1024 }).validate(8).is_err());
+        assert!(cfg(SampleCount::Auto { target: 0.9, max: 100 }).validate(8).is_err());
+        assert_eq!(cfg(SampleCount::Auto { target: 0.9, max: 1024 }).n_samples(8), 1024);
+    }
+
+    #[test]
+    fn auto_masks_extend_random_masks() {
+        let auto = MaskConfig {
+            samples: SampleCount::Auto { target: 0.9, max: 1024 },
+            ..MaskConfig::default()
+        };
+        let random = MaskConfig {
+            samples: SampleCount::Random(300),
+            ..MaskConfig::default()
+        };
+        let a = sample_masks(&auto, 8, false).unwrap();
+        let r = sample_masks(&random, 8, false).unwrap();
+        assert_eq!(a.slice(ndarray::s![..300, ..]), r);
+    }
 }

@@ -14,7 +14,7 @@ use emolime::sampling::{MaskConfig, SampleCount};
 
 /// Two classes; the first's probability is the share of mel power in rows `rows` (one band of
 /// the default 8-band layout) against the mean power of an equally wide slice of the others.
-struct OneBandModel {
+pub(crate) struct OneBandModel {
     classes: Vec<String>,
     fe: FrontEndConfig,
     rows: std::ops::Range<usize>,
@@ -58,17 +58,24 @@ impl SerModel for OneBandModel {
     }
 }
 
-fn oracle(device: &ComputeDevice) -> OneBandModel {
-    OneBandModel {
-        classes: vec!["band".into(), "rest".into()],
-        fe: FrontEndConfig::default(),
-        rows: 32..48,
-        device: device.burn.clone(),
+impl OneBandModel {
+    /// The oracle on `device`, looking at mel rows 32..48 (band 2 of 8).
+    pub(crate) fn new(device: &ComputeDevice) -> Self {
+        OneBandModel {
+            classes: vec!["band".into(), "rest".into()],
+            fe: FrontEndConfig::default(),
+            rows: 32..48,
+            device: device.burn.clone(),
+        }
     }
 }
 
+fn oracle(device: &ComputeDevice) -> OneBandModel {
+    OneBandModel::new(device)
+}
+
 /// Noise with a random tilt, so the band's share (and the top class) varies by utterance.
-fn utterance(rng: &mut Rng) -> Vec<f32> {
+pub(crate) fn utterance(rng: &mut Rng) -> Vec<f32> {
     let tilt = rng.f32();
     let mut prev = 0.0f32;
     (0..16_000)

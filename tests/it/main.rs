@@ -11,6 +11,7 @@ mod lime;
 mod pipeline;
 mod resynth;
 mod runs;
+mod stability;
 mod synth;
 mod twins;
 mod wav2vec2;

@@ -423,3 +423,34 @@ fn faithfulness_writes_curves_and_refuses_bad_fractions() {
     let err = run_err(cmd(&[]));
     assert!(err.contains("already exists"), "{err}");
 }
+
+/// `emolime stability` writes its tables; `explain --samples auto` records the count each
+/// utterance used, a multiple of 256 up to the cap.
+#[test]
+fn stability_and_auto_samples_through_the_binary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (manifest, model) = corpus_and_model(tmp.path(), 1);
+    let out = tmp.path().join("stab");
+    let mut cmd = emolime();
+    cmd.args(["stability", "--quiet", "--device", "cpu", "--seeds", "0,1", "--sample-counts", "32,64"])
+        .args(["--limit", "2", "--model"])
+        .arg(&model)
+        .arg("--input")
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&out);
+    let stdout = String::from_utf8(run_ok(cmd).stdout).unwrap();
+    assert!(stdout.contains("samples needed"), "{stdout}");
+    let rows = std::fs::read_to_string(out.join("stability.csv")).unwrap();
+    // 2 utterances x 4 classes x 2 counts.
+    assert_eq!(rows.lines().count(), 1 + 2 * 4 * 2);
+    assert!(out.join("stability_summary.csv").is_file() && out.join("stability.json").is_file());
+
+    let err = run_err(explain_cmd(&model, &manifest, &tmp.path().join("bad"), &["--samples", "auto:2"]));
+    assert!(err.contains("samples") && err.contains("(0, 1)"), "{err}");
+    let run = tmp.path().join("auto");
+    run_ok(explain_cmd(&model, &manifest, &run, &["--samples", "auto:0.9:768"]));
+    for r in read_records(&run) {
+        assert!(r.n_samples == 768 || r.n_samples.is_multiple_of(256), "{}", r.n_samples);
+    }
+}
