@@ -204,6 +204,7 @@ pub fn load_corpus(kind: CorpusKind, root: &Path, labels: &LabelSet) -> Result<I
                 speaker: Some(p.speaker),
                 dataset: Some(kind.name().to_string()),
                 gender: p.gender.map(String::from),
+                ..Default::default()
             }),
             Err(reason) => inputs.skipped.push(Skipped { path, reason }),
         }

@@ -1072,6 +1072,18 @@ pub struct ExplanationRecord {
     pub label: Option<String>,
     /// Speaker, if known.
     pub speaker: Option<String>,
+    /// Dataset (the manifest's `dataset` column or the corpus loaded), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    /// Speaker gender, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gender: Option<String>,
+    /// The manifest's `split` column, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
+    /// The manifest's other columns, by header name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metadata: std::collections::BTreeMap<String, String>,
     /// The explained class.
     pub class: String,
     /// Its index in the model's outputs.
@@ -1100,7 +1112,7 @@ pub struct ExplanationRecord {
     pub fill: FillMode,
     /// Seed of the masks and noise.
     pub seed: u64,
-    /// Perturbed samples used.
+    /// Perturbed samples used (per utterance with `--samples auto`).
     pub n_samples: usize,
     /// Frames of the spectrogram (0 for waveform models).
     pub n_frames: usize,
@@ -1133,6 +1145,10 @@ impl ExplanationRecord {
                 path: item.path.display().to_string(),
                 label: item.label.clone(),
                 speaker: item.speaker.clone(),
+                dataset: item.dataset.clone(),
+                gender: item.gender.clone(),
+                split: item.split.clone(),
+                metadata: item.metadata.clone(),
                 class: class.clone(),
                 class_index: k,
                 predicted: predicted.clone(),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 pub const AUDIO_EXTENSIONS: &[&str] = &["wav", "flac", "ogg", "mp3"];
 
 /// One utterance to process.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InputItem {
     /// The audio file.
     pub path: PathBuf,
@@ -21,6 +21,22 @@ pub struct InputItem {
     pub dataset: Option<String>,
     /// Speaker gender (`female`, `male`), from a corpus loader or a `gender` column, if known.
     pub gender: Option<String>,
+    /// The manifest's `split` column (`train`, `test`, ...), if any.
+    pub split: Option<String>,
+    /// Every other manifest column, by header name (empty values left out): carried into the
+    /// outputs as they are.
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
+impl InputItem {
+    /// An item with only a path and an id.
+    pub fn new(path: impl Into<PathBuf>, id: impl Into<String>) -> Self {
+        InputItem {
+            path: path.into(),
+            id: id.into(),
+            ..InputItem::default()
+        }
+    }
 }
 
 /// A file a corpus loader left out, and why (not the corpus's naming, a label not kept, ...).
@@ -71,10 +87,7 @@ pub fn collect_inputs(path: &Path) -> Result<Inputs> {
                 InputItem {
                     id: id_of(rel),
                     label,
-                    speaker: None,
-                    dataset: None,
-                    gender: None,
-                    path: f,
+                    ..InputItem::new(f, "")
                 }
             })
             .collect();
@@ -90,14 +103,7 @@ pub fn collect_inputs(path: &Path) -> Result<Inputs> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         Ok(Inputs {
-            items: vec![InputItem {
-                path: path.to_path_buf(),
-                id,
-                label: None,
-                speaker: None,
-                dataset: None,
-                gender: None,
-            }],
+            items: vec![InputItem::new(path, id)],
             ..Inputs::default()
         })
     }
@@ -131,100 +137,158 @@ pub(crate) fn walk_files(dir: &Path, keep: &dyn Fn(&Path) -> bool, out: &mut Vec
     Ok(())
 }
 
-/// Columns of a manifest with a header row.
+/// Where each understood column of a manifest is; every other header column is metadata.
 struct Columns {
     path: usize,
     label: usize,
     speaker: Option<usize>,
     dataset: Option<usize>,
     gender: Option<usize>,
+    split: Option<usize>,
+    /// `(index, header name)` of the other columns.
+    metadata: Vec<(usize, String)>,
+    /// Fields a row must have; `None`: 2 or 3 (`path,label[,speaker]`).
+    n_fields: Option<usize>,
 }
 
 impl Columns {
-    /// `path,label[,speaker]` without a header.
-    const PLAIN: Columns = Columns {
-        path: 0,
-        label: 1,
-        speaker: Some(2),
-        dataset: None,
-        gender: None,
-    };
+    /// `path,label[,speaker]`, with no header or with exactly that header.
+    fn plain() -> Columns {
+        Columns {
+            path: 0,
+            label: 1,
+            speaker: Some(2),
+            dataset: None,
+            gender: None,
+            split: None,
+            metadata: vec![],
+            n_fields: None,
+        }
+    }
 
-    /// Finds the columns by name in a header row whose first field is `path`: the label is the
-    /// `label`, `emotion` or `class` column; `speaker`, `dataset` and `gender` (or `sex`) are optional; other columns
-    /// are ignored (the `metadata.csv` of `gen_emo_corpus.py` reads as is).
-    fn from_header(fields: &[&str]) -> std::result::Result<Columns, String> {
-        let find = |names: &[&str]| {
-            fields
-                .iter()
-                .position(|f| names.iter().any(|n| f.eq_ignore_ascii_case(n)))
-        };
+    /// Finds the columns by name in a header row (case-insensitive): `path` and a label column
+    /// (`label`, `emotion` or `class`) are required; `speaker`, `dataset`, `gender` (or `sex`)
+    /// and `split` are understood; every other column is metadata (so the `metadata.csv` of
+    /// `gen_emo_corpus.py` reads as is, its `text` column carried along).
+    fn from_header(fields: &csv::StringRecord) -> std::result::Result<Columns, String> {
+        let names: Vec<String> = fields.iter().map(|f| f.trim().to_ascii_lowercase()).collect();
+        if let Some((i, name)) = names.iter().enumerate().find(|(i, n)| names[..*i].contains(n)) {
+            return Err(format!("header names column `{name}` twice (column {})", i + 1));
+        }
+        let find = |wanted: &[&str]| names.iter().position(|n| wanted.contains(&n.as_str()));
+        let path = find(&["path"]).ok_or_else(|| "header has no `path` column".to_string())?;
         let label = find(&["label", "emotion", "class"])
             .ok_or_else(|| "header has no `label`, `emotion` or `class` column".to_string())?;
-        Ok(Columns {
-            path: 0,
+        let mut cols = Columns {
+            path,
             label,
             speaker: find(&["speaker"]),
             dataset: find(&["dataset"]),
             gender: find(&["gender", "sex"]),
-        })
+            split: find(&["split"]),
+            metadata: vec![],
+            n_fields: Some(names.len()),
+        };
+        let known = [
+            Some(cols.path),
+            Some(cols.label),
+            cols.speaker,
+            cols.dataset,
+            cols.gender,
+            cols.split,
+        ];
+        cols.metadata = fields
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !known.contains(&Some(*i)))
+            .map(|(i, name)| (i, name.trim().to_string()))
+            .collect();
+        Ok(cols)
     }
 }
 
-/// Reads a CSV manifest; bad rows become errors in [`Inputs::errors`], missing files too.
+/// Reads a CSV manifest (the `csv` crate: quoted fields may hold commas, quotes and line
+/// breaks; `#` starts a comment line); bad rows become errors in [`Inputs::errors`], missing
+/// files too, and the other rows are used.
 ///
-/// Without a header a row is `path,label[,speaker]`. With a header (first field `path`) the
-/// columns are found by name: `path`, a label column (`label`, `emotion` or `class`), and
-/// optionally `speaker` and `dataset`; any other column is ignored.
+/// Without a header a row is `path,label[,speaker]`. With a header (a first row naming a
+/// `path` column) the columns are found by name: `path`, a label column (`label`, `emotion` or
+/// `class`), and optionally `speaker`, `dataset`, `gender` (or `sex`) and `split`; any other
+/// column is kept in [`InputItem::metadata`] and written to the outputs. Paths are relative to
+/// the manifest's folder.
 pub fn read_manifest(path: &Path) -> Result<Inputs> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .comment(Some(b'#'))
+        .from_reader(std::io::BufReader::new(file));
     let root = path.parent().unwrap_or(Path::new("."));
     let mut inputs = Inputs::default();
-    let mut columns = Columns::PLAIN;
-    let mut headed = false;
-    let mut n_header = 0;
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
+    let mut columns = Columns::plain();
+    let mut record = csv::StringRecord::new();
+    let mut first = true;
+    loop {
+        let at = reader.position().line() as usize;
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let err = Error::Manifest {
+                    path: path.to_path_buf(),
+                    line: e.position().map_or(at, |p| p.line() as usize),
+                    reason: e.to_string(),
+                };
+                // A broken file (unreadable, not UTF-8) stops; a malformed row is skipped.
+                match e.kind() {
+                    csv::ErrorKind::Io(_) | csv::ErrorKind::Utf8 { .. } => return Err(err),
+                    _ => {
+                        inputs.errors.push(err);
+                        continue;
+                    }
+                }
+            }
         }
-        let fields: Vec<&str> = split_csv(line);
+        // The record's own first line (a quoted field may span several).
+        let line_no = record.position().map_or(at, |p| p.line() as usize);
         let bad = |reason: String| Error::Manifest {
             path: path.to_path_buf(),
             line: line_no,
             reason,
         };
-        if i == 0 && fields.first().is_some_and(|f| f.eq_ignore_ascii_case("path")) {
-            // `path,label[,speaker]` keeps the plain layout; any other header names its columns.
-            let plain = fields.len() <= 3
-                && fields
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        if std::mem::take(&mut first) && record.iter().any(|f| f.eq_ignore_ascii_case("path")) {
+            let plain = record.len() <= 3
+                && record
                     .iter()
                     .zip(["path", "label", "speaker"])
                     .all(|(f, want)| f.eq_ignore_ascii_case(want));
             if !plain {
-                columns = Columns::from_header(&fields).map_err(bad)?;
-                n_header = fields.len();
-                headed = true;
+                columns = Columns::from_header(&record).map_err(bad)?;
             }
             continue;
         }
-        let field = |k: usize| fields.get(k).copied().filter(|s| !s.is_empty());
-        if headed {
-            if fields.len() != n_header {
+        match columns.n_fields {
+            Some(n) if record.len() != n => {
                 inputs.errors.push(bad(format!(
-                    "expected {n_header} fields as the header says, got {}",
-                    fields.len()
+                    "expected {n} fields as the header says, got {}",
+                    record.len()
                 )));
                 continue;
             }
-        } else if !(2..=3).contains(&fields.len()) {
-            inputs.errors.push(bad(format!(
-                "expected `path,label[,speaker]`, got {} fields",
-                fields.len()
-            )));
-            continue;
+            None if !(2..=3).contains(&record.len()) => {
+                inputs.errors.push(bad(format!(
+                    "expected `path,label[,speaker]`, got {} fields",
+                    record.len()
+                )));
+                continue;
+            }
+            _ => {}
         }
+        let field = |k: usize| record.get(k).filter(|s| !s.is_empty());
         let (Some(rel), Some(label)) = (field(columns.path), field(columns.label)) else {
             inputs.errors.push(bad("empty path or label".into()));
             continue;
@@ -239,32 +303,21 @@ pub fn read_manifest(path: &Path) -> Result<Inputs> {
             inputs.errors.push(bad(format!("{}: no such file", audio.display())));
             continue;
         }
+        let opt = |c: Option<usize>| c.and_then(field).map(str::to_string);
         inputs.items.push(InputItem {
             path: audio,
             id: rel.to_string(),
             label: Some(label.to_string()),
-            speaker: columns.speaker.and_then(field).map(str::to_string),
-            dataset: columns.dataset.and_then(field).map(str::to_string),
-            gender: columns.gender.and_then(field).map(str::to_string),
+            speaker: opt(columns.speaker),
+            dataset: opt(columns.dataset),
+            gender: opt(columns.gender),
+            split: opt(columns.split),
+            metadata: columns
+                .metadata
+                .iter()
+                .filter_map(|(i, name)| field(*i).map(|v| (name.clone(), v.to_string())))
+                .collect(),
         });
     }
     Ok(inputs)
-}
-
-/// Splits one CSV line on commas, honouring double quotes (no embedded newlines).
-fn split_csv(line: &str) -> Vec<&str> {
-    let mut out = vec![];
-    let (mut start, mut quoted) = (0, false);
-    for (i, ch) in line.char_indices() {
-        match ch {
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                out.push(line[start..i].trim().trim_matches('"'));
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(line[start..].trim().trim_matches('"'));
-    out
 }

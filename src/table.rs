@@ -20,8 +20,10 @@ const BATCH_ROWS: usize = 4096;
 /// The metadata key holding the run's settings as JSON (see [`ParquetSink::create`]).
 pub const METADATA_KEY: &str = "emolime.run";
 
-/// The table's columns, in order. Per-run constants (band edges, kernel, seed, sample count)
-/// are the same on every row of a run and live in the metadata instead.
+/// The table's columns, in order. Per-run constants (band edges, kernel, seed) are the same on
+/// every row of a run and live in the metadata instead. `metadata` holds the manifest's extra
+/// columns as a JSON object (null when there are none); `n_samples` varies by utterance with
+/// `--samples auto`.
 pub fn schema() -> Schema {
     let list = |name: &str| {
         Field::new(
@@ -36,6 +38,10 @@ pub fn schema() -> Schema {
         Field::new("path", DataType::Utf8, false),
         Field::new("label", DataType::Utf8, true),
         Field::new("speaker", DataType::Utf8, true),
+        Field::new("dataset", DataType::Utf8, true),
+        Field::new("gender", DataType::Utf8, true),
+        Field::new("split", DataType::Utf8, true),
+        Field::new("metadata", DataType::Utf8, true),
         Field::new("class", DataType::Utf8, false),
         Field::new("class_index", DataType::UInt32, false),
         Field::new("predicted", DataType::Utf8, false),
@@ -44,6 +50,7 @@ pub fn schema() -> Schema {
         Field::new("intercept", DataType::Float32, false),
         Field::new("r2", DataType::Float32, false),
         Field::new("local_pred", DataType::Float32, false),
+        Field::new("n_samples", DataType::UInt32, false),
         Field::new("n_frames", DataType::UInt32, false),
         Field::new("seconds", DataType::Float32, false),
         Field::new("cropped_from_seconds", DataType::Float32, true),
@@ -142,6 +149,15 @@ fn record_batch(
         strings(&|r| Some(&r.path)),
         strings(&|r| r.label.as_deref()),
         strings(&|r| r.speaker.as_deref()),
+        strings(&|r| r.dataset.as_deref()),
+        strings(&|r| r.gender.as_deref()),
+        strings(&|r| r.split.as_deref()),
+        Arc::new(
+            records
+                .iter()
+                .map(|r| (!r.metadata.is_empty()).then(|| serde_json::to_string(&r.metadata).unwrap_or_default()))
+                .collect::<StringArray>(),
+        ),
         strings(&|r| Some(&r.class)),
         Arc::new(records.iter().map(|r| r.class_index as u32).collect::<UInt32Array>()),
         strings(&|r| Some(&r.predicted)),
@@ -150,6 +166,7 @@ fn record_batch(
         floats(&|r| Some(r.intercept)),
         floats(&|r| Some(r.r2)),
         floats(&|r| Some(r.local_pred)),
+        Arc::new(records.iter().map(|r| r.n_samples as u32).collect::<UInt32Array>()),
         Arc::new(records.iter().map(|r| r.n_frames as u32).collect::<UInt32Array>()),
         floats(&|r| Some(r.seconds)),
         floats(&|r| r.cropped_from_seconds),

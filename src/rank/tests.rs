@@ -387,6 +387,7 @@ fn config_validation_and_items() {
         speaker: speaker.map(String::from),
         dataset: None,
         gender: None,
+        ..Default::default()
     };
     let meta = DatasetMeta::from_items("c", &[item(Some("s1")), item(Some("s2"))]).unwrap();
     assert_eq!(meta.speakers, ["s1", "s2"]);

@@ -116,14 +116,7 @@ fn explanations_of_a_one_band_model_are_faithful() {
     for position in 0..12 {
         let prepared = explainer.preparer().prepare(&utterance(&mut rng)).unwrap();
         let exp = explainer.explain(&prepared).unwrap();
-        let item = InputItem {
-            path: format!("u{position}.wav").into(),
-            id: format!("u{position}"),
-            label: None,
-            speaker: None,
-            dataset: None,
-            gender: None,
-        };
+        let item = InputItem::new(format!("u{position}.wav"), format!("u{position}"));
         let c = deletion_curves(&mut explainer, &prepared, &exp, position, &item, &cfg).unwrap();
         // Nothing removed is the unperturbed input.
         assert!((c.morf.prob[0] - c.prob_unperturbed).abs() < 1e-5, "{c:?}");

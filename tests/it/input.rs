@@ -75,3 +75,46 @@ fn manifest_header_names_its_columns() {
     let err = collect_inputs(&manifest).unwrap_err().to_string();
     assert!(err.contains("metadata.csv") && err.contains("no `label`"), "{err}");
 }
+
+#[test]
+fn manifest_extra_columns_become_metadata() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    emolime::audio::write_wav_i16(&dir.join("a.wav"), &[0.1; 4000], 16000).unwrap();
+    emolime::audio::write_wav_i16(&dir.join("b c.wav"), &[0.1; 4000], 16000).unwrap();
+    let manifest = dir.join("m.csv");
+    // Any column order; a quoted field spanning two lines; a comment; an empty metadata value.
+    std::fs::write(
+        &manifest,
+        "Emotion,age,path,Split,sex,text\n\
+         # a comment line\n\
+         angry,31,a.wav,train,F,\"line one\nline two, with a comma\"\n\
+         sad,,\"b c.wav\",test,M,\"said \"\"hi\"\"\"\n\
+         happy,40,missing.wav,test,M,x\n",
+    )
+    .unwrap();
+    let inputs = collect_inputs(&manifest).unwrap();
+    assert_eq!(inputs.items.len(), 2, "{:?}", inputs.errors);
+    let a = &inputs.items[0];
+    assert_eq!(a.label.as_deref(), Some("angry"));
+    assert_eq!(a.split.as_deref(), Some("train"));
+    assert_eq!(a.gender.as_deref(), Some("F"));
+    assert_eq!(a.metadata["age"], "31");
+    assert_eq!(a.metadata["text"], "line one\nline two, with a comma");
+    let b = &inputs.items[1];
+    assert_eq!(b.id, "b c.wav");
+    assert!(!b.metadata.contains_key("age"), "empty values are left out");
+    assert_eq!(b.metadata["text"], "said \"hi\"");
+    // The missing file is reported at its own line (the quoted field above spans two).
+    match &inputs.errors[..] {
+        [Error::Manifest { line, reason, .. }] => {
+            assert_eq!(*line, 6, "{reason}");
+            assert!(reason.contains("missing.wav"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A column named twice is refused up front.
+    std::fs::write(&manifest, "path,label,label\na.wav,x,y\n").unwrap();
+    let err = collect_inputs(&manifest).unwrap_err().to_string();
+    assert!(err.contains("m.csv") && err.contains("twice"), "{err}");
+}

@@ -226,6 +226,7 @@ fn parquet_table_holds_the_json_lines() {
     let out = tmp.path().join("out");
     run_ok(explain_cmd(&model, &manifest, &out, &["--bands", "6"]));
     let records = read_records(&out);
+    assert!(records.iter().all(|r| r.n_samples == 128 && r.split.is_none()));
     let file = std::fs::File::open(out.join("explanations.parquet")).unwrap();
     let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
     let meta = builder
@@ -432,13 +433,22 @@ fn stability_and_auto_samples_through_the_binary() {
     let (manifest, model) = corpus_and_model(tmp.path(), 1);
     let out = tmp.path().join("stab");
     let mut cmd = emolime();
-    cmd.args(["stability", "--quiet", "--device", "cpu", "--seeds", "0,1", "--sample-counts", "32,64"])
-        .args(["--limit", "2", "--model"])
-        .arg(&model)
-        .arg("--input")
-        .arg(&manifest)
-        .arg("--out")
-        .arg(&out);
+    cmd.args([
+        "stability",
+        "--quiet",
+        "--device",
+        "cpu",
+        "--seeds",
+        "0,1",
+        "--sample-counts",
+        "32,64",
+    ])
+    .args(["--limit", "2", "--model"])
+    .arg(&model)
+    .arg("--input")
+    .arg(&manifest)
+    .arg("--out")
+    .arg(&out);
     let stdout = String::from_utf8(run_ok(cmd).stdout).unwrap();
     assert!(stdout.contains("samples needed"), "{stdout}");
     let rows = std::fs::read_to_string(out.join("stability.csv")).unwrap();
@@ -446,11 +456,65 @@ fn stability_and_auto_samples_through_the_binary() {
     assert_eq!(rows.lines().count(), 1 + 2 * 4 * 2);
     assert!(out.join("stability_summary.csv").is_file() && out.join("stability.json").is_file());
 
-    let err = run_err(explain_cmd(&model, &manifest, &tmp.path().join("bad"), &["--samples", "auto:2"]));
+    let err = run_err(explain_cmd(
+        &model,
+        &manifest,
+        &tmp.path().join("bad"),
+        &["--samples", "auto:2"],
+    ));
     assert!(err.contains("samples") && err.contains("(0, 1)"), "{err}");
     let run = tmp.path().join("auto");
     run_ok(explain_cmd(&model, &manifest, &run, &["--samples", "auto:0.9:768"]));
     for r in read_records(&run) {
         assert!(r.n_samples == 768 || r.n_samples.is_multiple_of(256), "{}", r.n_samples);
     }
+}
+
+/// A manifest's extra columns travel into both outputs: the JSON lines' `metadata` object and
+/// the Parquet table's `metadata` column (JSON), with `dataset` and `split` as their own columns.
+#[test]
+fn manifest_metadata_reaches_the_outputs() {
+    use arrow_array::cast::AsArray;
+    let tmp = tempfile::tempdir().unwrap();
+    let (manifest, model) = corpus_and_model(tmp.path(), 1);
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let mut rows = vec!["path,label,speaker,dataset,split,session".to_string()];
+    for (i, line) in text.lines().skip(1).enumerate() {
+        rows.push(format!(
+            "{line},synthetic,{},\"s{i}, take 1\"",
+            if i % 2 == 0 { "train" } else { "test" }
+        ));
+    }
+    let with_meta = manifest.with_file_name("with_meta.csv");
+    std::fs::write(&with_meta, rows.join("\n")).unwrap();
+    let out = tmp.path().join("out");
+    run_ok(explain_cmd(&model, &with_meta, &out, &["--samples", "32"]));
+    let records = read_records(&out);
+    assert_eq!(records.len(), 4 * 4);
+    for r in &records {
+        assert_eq!(r.dataset.as_deref(), Some("synthetic"));
+        assert_eq!(r.metadata["session"], format!("s{}, take 1", r.position));
+        assert_eq!(
+            r.split.as_deref(),
+            Some(if r.position % 2 == 0 { "train" } else { "test" })
+        );
+    }
+    let file = std::fs::File::open(out.join("explanations.parquet")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut row = 0;
+    for batch in reader {
+        let batch = batch.unwrap();
+        let meta = batch.column_by_name("metadata").unwrap().as_string::<i32>();
+        let split = batch.column_by_name("split").unwrap().as_string::<i32>();
+        for i in 0..batch.num_rows() {
+            let parsed: std::collections::BTreeMap<String, String> = serde_json::from_str(meta.value(i)).unwrap();
+            assert_eq!(parsed, records[row].metadata);
+            assert_eq!(Some(split.value(i)), records[row].split.as_deref());
+            row += 1;
+        }
+    }
+    assert_eq!(row, records.len());
 }

@@ -90,6 +90,7 @@ fn stability_rows_equal_independent_explanations() {
         speaker: None,
         dataset: None,
         gender: None,
+        ..Default::default()
     };
     let cpu = ComputeDevice::cpu("test");
     let model = OneBandModel::new(&cpu);
@@ -117,9 +118,8 @@ fn stability_rows_equal_independent_explanations() {
         let (a, b) = (a.row(k).to_vec(), b.row(k).to_vec());
         let want = ranking_agreement(&a, &b);
         assert!((row.spearman_seeds - want).abs() < 1e-9, "{row:?} vs {want}");
-        let want_exact = (ranking_agreement(&a, &exact.row(k).to_vec())
-            + ranking_agreement(&b, &exact.row(k).to_vec()))
-            / 2.0;
+        let want_exact =
+            (ranking_agreement(&a, &exact.row(k).to_vec()) + ranking_agreement(&b, &exact.row(k).to_vec())) / 2.0;
         assert!((row.spearman_exact.unwrap() - want_exact).abs() < 1e-9, "{row:?}");
     }
     let s = summarize(&rows, &cfg);

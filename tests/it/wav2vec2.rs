@@ -341,6 +341,7 @@ fn pooled_embeddings_are_cached_by_file_and_layer() {
         speaker: None,
         dataset: None,
         gender: None,
+        ..Default::default()
     }];
     let cache = tmp.path().join("cache");
     let e = Embedder::load(&fixture("w2v_base_bare"), Layer::Index(1), &cpu.burn).unwrap();
