@@ -30,6 +30,7 @@ pub mod perturb;
 pub mod rank;
 pub mod resynth;
 pub(crate) mod rng;
+pub mod robustness;
 pub mod run;
 pub mod sampling;
 pub mod stability;

@@ -71,6 +71,11 @@ enum Command {
     /// several sample counts, and report how well the band rankings agree (Spearman, top-k)
     /// across seeds and with the exhaustive-mask explanation, and the count a target needs.
     Stability(StabilityArgs),
+    /// Compare explanations across models and datasets: each emotion's band-importance profile
+    /// per (dataset, model), the similarity of profiles across models on one dataset and across
+    /// datasets for one model, and whether models agree more than datasets (permutation and
+    /// Wilcoxon tests).
+    Robustness(RobustnessArgs),
     /// Extract eGeMAPS v02 features (openSMILE's 88 functionals, or the 25 frame-level
     /// descriptors with --lld) for one file, a folder or a CSV manifest, into a CSV file;
     /// `features rank` ranks them across corpora.
@@ -525,6 +530,50 @@ struct StabilityArgs {
     flags: ExplainFlags,
 }
 
+/// One explain run of `emolime robustness`: which dataset and model it is.
+#[derive(Clone)]
+struct RunRef {
+    dataset: String,
+    model: String,
+    dir: PathBuf,
+}
+
+/// Parses `DATASET:MODEL=DIR`.
+fn parse_run_ref(s: &str) -> std::result::Result<RunRef, String> {
+    let bad = || format!("expected DATASET:MODEL=DIR, got `{s}`");
+    let (names, dir) = s.split_once('=').ok_or_else(bad)?;
+    let (dataset, model) = names.split_once(':').ok_or_else(bad)?;
+    let (dataset, model, dir) = (dataset.trim(), model.trim(), dir.trim());
+    if dataset.is_empty() || model.is_empty() || dir.is_empty() || dataset.contains('/') || model.contains('/') {
+        return Err(bad());
+    }
+    Ok(RunRef {
+        dataset: dataset.into(),
+        model: model.into(),
+        dir: dir.into(),
+    })
+}
+
+#[derive(Args)]
+struct RobustnessArgs {
+    /// An explain run folder as DATASET:MODEL=DIR; give one per (dataset, model), at least two
+    /// models on one dataset and one model on two datasets.
+    #[arg(long = "run", value_parser = parse_run_ref, required = true)]
+    runs: Vec<RunRef>,
+    /// Output folder (must not exist unless --force): profiles.csv, pairs.csv, robustness.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing output folder.
+    #[arg(long)]
+    force: bool,
+    /// Permutations of the permutation test.
+    #[arg(long, default_value_t = 10000)]
+    permutations: usize,
+    /// Seed of the permutations.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
 #[derive(Args)]
 struct BenchArgs {
     /// Utterances of the built-in corpus to explain.
@@ -633,8 +682,18 @@ struct TrainArgs {
     /// Feature extraction threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     workers: usize,
+    /// Train a control model for sanity-checking explanations (CNN only): `shuffled-labels`
+    /// (labels permuted among the training examples) or `random-weights` (not trained).
+    #[arg(long, value_enum, conflicts_with = "feature_input")]
+    control: Option<ControlArg>,
     #[command(flatten)]
     device: DeviceArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ControlArg {
+    ShuffledLabels,
+    RandomWeights,
 }
 
 impl From<&TrainArgs> for TrainConfig {
@@ -642,6 +701,10 @@ impl From<&TrainArgs> for TrainConfig {
         TrainConfig {
             epochs: a.epochs.unwrap_or(TrainConfig::default().epochs),
             seed: a.seed,
+            control: a.control.map(|c| match c {
+                ControlArg::ShuffledLabels => emolime::model::Control::ShuffledLabels,
+                ControlArg::RandomWeights => emolime::model::Control::RandomWeights,
+            }),
             ..TrainConfig::default()
         }
     }
@@ -714,6 +777,7 @@ fn main() {
         Command::Compare(a) => compare(a),
         Command::Faithfulness(a) => faithfulness(a),
         Command::Stability(a) => stability(a),
+        Command::Robustness(a) => robustness(a),
         Command::Features(a) => match &a.action {
             Some(FeaturesAction::Rank(r)) => features_rank(r),
             None => features(&a.extract),
@@ -1841,6 +1905,122 @@ fn stability(a: &StabilityArgs) -> Result<()> {
     Ok(())
 }
 
+fn robustness(a: &RobustnessArgs) -> Result<()> {
+    use emolime::robustness::{Similarity, pair_similarities, profiles, test_agreement};
+    for (i, r) in a.runs.iter().enumerate() {
+        if a.runs[..i].iter().any(|o| o.dataset == r.dataset && o.model == r.model) {
+            bail!("--run {}:{} is given twice", r.dataset, r.model);
+        }
+    }
+    let mut all = vec![];
+    let mut edges: Option<(Vec<f32>, &Path)> = None;
+    for r in &a.runs {
+        let run = read_run(&r.dir).with_context(|| format!("--run {}:{}", r.dataset, r.model))?;
+        let e = &run.manifest.identity.band_edges_hz;
+        match &edges {
+            Some((first, dir)) if first != e => bail!(
+                "{}: band edges {e:?} differ from {}'s {first:?}; explain every run with the same bands",
+                r.dir.display(),
+                dir.display()
+            ),
+            Some(_) => {}
+            None => edges = Some((e.clone(), &r.dir)),
+        }
+        if run.records.is_empty() {
+            bail!("{}: the run has no explanations", r.dir.display());
+        }
+        all.extend(profiles(&run.records, &r.dataset, &r.model));
+    }
+    let edges = edges.map(|(e, _)| e).unwrap_or_default();
+    let pairs = pair_similarities(&all);
+    let tests = [Similarity::Spearman, Similarity::Cosine]
+        .into_iter()
+        .map(|s| test_agreement(&pairs, s, a.permutations, a.seed))
+        .collect::<emolime::Result<Vec<_>>>()?;
+    let out = OutputDir::create(&a.out, a.force)?;
+    let dir = out.path("");
+    emolime::output::write_atomic_with(&dir.join("profiles.csv"), |f| {
+        use std::io::Write;
+        let io = |e| emolime::Error::io(dir.join("profiles.csv"), e);
+        writeln!(f, "dataset,model,emotion,n,band,lo_hz,hi_hz,mean,std_err").map_err(io)?;
+        for p in &all {
+            for (j, (m, se)) in p.mean.iter().zip(&p.std_err).enumerate() {
+                writeln!(
+                    f,
+                    "{},{},{},{},{j},{},{},{m},{se}",
+                    p.dataset,
+                    p.model,
+                    p.emotion,
+                    p.n,
+                    edges.get(j).copied().unwrap_or(f32::NAN),
+                    edges.get(j + 1).copied().unwrap_or(f32::NAN)
+                )
+                .map_err(io)?;
+            }
+        }
+        Ok(())
+    })?;
+    emolime::output::write_atomic_with(&dir.join("pairs.csv"), |f| {
+        use std::io::Write;
+        let io = |e| emolime::Error::io(dir.join("pairs.csv"), e);
+        writeln!(f, "emotion,kind,shared,a,b,spearman,cosine").map_err(io)?;
+        for p in &pairs {
+            let shared = match &p.kind {
+                emolime::robustness::PairKind::CrossModel { dataset } => dataset,
+                emolime::robustness::PairKind::CrossDataset { model } => model,
+            };
+            writeln!(
+                f,
+                "{},{},{shared},{},{},{},{}",
+                p.emotion,
+                p.kind.name(),
+                p.a,
+                p.b,
+                p.spearman,
+                p.cosine
+            )
+            .map_err(io)?;
+        }
+        Ok(())
+    })?;
+    emolime::output::write_json(
+        &dir.join("robustness.json"),
+        &serde_json::json!({
+            "runs": a.runs.iter().map(|r| serde_json::json!({"dataset": r.dataset, "model": r.model, "dir": r.dir})).collect::<Vec<_>>(),
+            "band_edges_hz": edges,
+            "tests": tests,
+            "profiles": all,
+            "pairs": pairs,
+        }),
+    )?;
+    let path = out.commit()?;
+    println!(
+        "{} profiles ({} runs), {} cross-model and {} cross-dataset pairs",
+        all.len(),
+        a.runs.len(),
+        tests[0].n_cross_model,
+        tests[0].n_cross_dataset
+    );
+    for t in &tests {
+        println!(
+            "{:?}: cross-model {:.3} vs cross-dataset {:.3} (difference {:+.3}, Cliff's delta {:+.2}); \
+             permutation p = {:.4} ({} permutations); Wilcoxon over {} emotions W+ = {}, p = {:.4}",
+            t.similarity,
+            t.mean_cross_model,
+            t.mean_cross_dataset,
+            t.difference,
+            t.cliffs_delta,
+            t.p_permutation,
+            t.permutations,
+            t.n_emotions,
+            t.wilcoxon_w_plus,
+            t.p_wilcoxon
+        );
+    }
+    println!("outputs: {}", path.display());
+    Ok(())
+}
+
 fn compare(a: &CompareArgs) -> Result<()> {
     let load = |p: &Path| -> Result<Vec<ExplanationRecord>> {
         let dir = if p.is_dir() {
@@ -1868,6 +2048,11 @@ fn compare(a: &CompareArgs) -> Result<()> {
     println!(
         "largest probability difference {:.3e}; largest intercept difference {:.3e}; predictions differ for {} utterances",
         c.max_prob_diff, c.max_intercept_diff, c.n_prediction_changes
+    );
+    println!(
+        "band rankings: mean Spearman agreement {:.3}; same top band for {:.1}% of utterance x class pairs",
+        c.mean_rank_agreement,
+        100.0 * c.top_band_agreement
     );
     if let Some(t) = a.tolerance
         && (c.max_coefficient_diff > t || c.only_a > 0 || c.only_b > 0)

@@ -872,6 +872,12 @@ pub struct Comparison {
     pub max_intercept_diff: f32,
     /// Utterances whose predicted class differs.
     pub n_prediction_changes: usize,
+    /// Mean over common pairs of the Spearman agreement of the two band rankings (NaN when
+    /// none are common): near 1 for the same model re-explained, low for a sanity-check
+    /// control model.
+    pub mean_rank_agreement: f64,
+    /// Share of common pairs whose most important band is the same.
+    pub top_band_agreement: f64,
 }
 
 /// Compares two runs' records, matched by utterance id and class. A NaN anywhere, or records
@@ -882,6 +888,7 @@ pub fn compare_records(a: &[ExplanationRecord], b: &[ExplanationRecord]) -> Comp
     let mut c = Comparison::default();
     let mut matched = BTreeSet::new();
     let mut changed = BTreeSet::new();
+    let (mut rank_sum, mut top_same) = (0.0f64, 0usize);
     let diff = |x: f32, y: f32| {
         let d = (x - y).abs();
         if d.is_nan() { f32::INFINITY } else { d }
@@ -911,7 +918,13 @@ pub fn compare_records(a: &[ExplanationRecord], b: &[ExplanationRecord]) -> Comp
         if ra.predicted != rb.predicted {
             changed.insert(ra.id.clone());
         }
+        rank_sum += crate::stability::ranking_agreement(&ra.coefficients, &rb.coefficients);
+        let top = |c: &[f32]| crate::faithfulness::relevance_order(c).first().copied();
+        top_same += (top(&ra.coefficients) == top(&rb.coefficients)) as usize;
     }
+    let n = c.n_common as f64;
+    c.mean_rank_agreement = if c.n_common > 0 { rank_sum / n } else { f64::NAN };
+    c.top_band_agreement = if c.n_common > 0 { top_same as f64 / n } else { f64::NAN };
     c.only_b = b.iter().filter(|r| !matched.contains(&key(r))).count();
     c.n_prediction_changes = changed.len();
     c

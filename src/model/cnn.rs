@@ -244,6 +244,21 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Channels of the three conv blocks.
     pub channels: [usize; 3],
+    /// A sanity-check control model instead of a normal one (see [`Control`]).
+    #[serde(default)]
+    pub control: Option<Control>,
+}
+
+/// Control models for sanity-checking explanations: an explanation method that gives a
+/// trained model's explanation for these too does not explain the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Control {
+    /// Trained as usual on labels permuted among the training examples (seeded): whatever it
+    /// learns is not the emotion.
+    ShuffledLabels,
+    /// Not trained: the seeded initial weights (with the data's input normalisation).
+    RandomWeights,
 }
 
 impl Default for TrainConfig {
@@ -256,6 +271,7 @@ impl Default for TrainConfig {
             val_fraction: 0.2,
             seed: 0,
             channels: [8, 16, 32],
+            control: None,
         }
     }
 }
@@ -390,6 +406,21 @@ pub fn train(
         channels: cfg.channels,
     };
 
+    // The labels trained on: the true ones, or for the shuffled-labels control the training
+    // labels permuted among the training examples.
+    let mut targets: Vec<usize> = examples.iter().map(|e| e.label).collect();
+    if cfg.control == Some(Control::ShuffledLabels) {
+        let mut permuted = train_idx.clone();
+        permuted.sort_by_key(|&i| random_u32(cfg.seed, 13, i as u32, 0));
+        for (&to, &from) in train_idx.iter().zip(&permuted) {
+            targets[to] = examples[from].label;
+        }
+    }
+    let epochs = if cfg.control == Some(Control::RandomWeights) {
+        0
+    } else {
+        cfg.epochs
+    };
     let plain = device.clone();
     plain.seed(cfg.seed);
     let ad = plain.clone().autodiff();
@@ -401,7 +432,7 @@ pub fn train(
         let mut y = Vec::with_capacity(idx.len());
         for &i in idx {
             x.extend_from_slice(&crops[i]);
-            y.push(examples[i].label as i64);
+            y.push(targets[i] as i64);
         }
         (
             Tensor::<4>::from_data(TensorData::new(x, [idx.len(), 1, m, frames]), dev),
@@ -410,7 +441,7 @@ pub fn train(
     };
     let mut final_loss = f32::NAN;
     let mut shuffled = train_idx.clone();
-    for epoch in 0..cfg.epochs {
+    for epoch in 0..epochs {
         shuffled.sort_by_key(|&i| random_u32(cfg.seed, 12, epoch as u32, i as u32));
         let (mut loss_sum, mut steps) = (0f32, 0usize);
         for batch in shuffled.chunks(cfg.batch_size) {
@@ -420,7 +451,7 @@ pub fn train(
             steps += 1;
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             // Cosine decay of the learning rate.
-            let lr = cfg.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * epoch as f64 / cfg.epochs as f64).cos());
+            let lr = cfg.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs as f64).cos());
             net = optim.step(lr, net, grads);
         }
         final_loss = loss_sum / steps.max(1) as f32;
