@@ -34,6 +34,7 @@ pub mod robustness;
 pub mod run;
 pub mod sampling;
 pub mod stability;
+pub mod study;
 pub mod surrogate;
 pub mod synth;
 pub mod table;

@@ -76,6 +76,10 @@ enum Command {
     /// datasets for one model, and whether models agree more than datasets (permutation and
     /// Wilcoxon tests).
     Robustness(RobustnessArgs),
+    /// Run a whole study from a TOML file: every dataset x model trained, explained, checked
+    /// for faithfulness and stability, then compared across models and datasets; a rerun skips
+    /// every finished step. See `emolime::study` for the file's keys.
+    Study(StudyArgs),
     /// Extract eGeMAPS v02 features (openSMILE's 88 functionals, or the 25 frame-level
     /// descriptors with --lld) for one file, a folder or a CSV manifest, into a CSV file;
     /// `features rank` ranks them across corpora.
@@ -575,6 +579,19 @@ struct RobustnessArgs {
 }
 
 #[derive(Args)]
+struct StudyArgs {
+    /// The study file (TOML).
+    #[arg(long)]
+    config: PathBuf,
+    /// Output folder [default: the file's `out`].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Check the study and print its commands without running them.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Args)]
 struct BenchArgs {
     /// Utterances of the built-in corpus to explain.
     #[arg(long, default_value_t = 16)]
@@ -766,7 +783,15 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    let result = match &cli.command {
+    if let Err(e) = dispatch(&cli.command) {
+        eprintln!("error: {}", render_error(&e));
+        std::process::exit(1);
+    }
+}
+
+/// Runs one command (also each step of `emolime study`).
+fn dispatch(command: &Command) -> Result<()> {
+    match command {
         Command::Demo(a) => demo(a),
         Command::Explain(a) => explain(a),
         Command::Train(a) => train_cmd(a),
@@ -782,10 +807,7 @@ fn main() {
             Some(FeaturesAction::Rank(r)) => features_rank(r),
             None => features(&a.extract),
         },
-    };
-    if let Err(e) = result {
-        eprintln!("error: {}", render_error(&e));
-        std::process::exit(1);
+        Command::Study(a) => study(a),
     }
 }
 
@@ -2018,6 +2040,138 @@ fn robustness(a: &RobustnessArgs) -> Result<()> {
         );
     }
     println!("outputs: {}", path.display());
+    Ok(())
+}
+
+fn study(a: &StudyArgs) -> Result<()> {
+    use emolime::study::{StepKind, StudyConfig};
+    let cfg = StudyConfig::load(&a.config)?;
+    let out = a
+        .out
+        .clone()
+        .or_else(|| cfg.out.clone())
+        .with_context(|| format!("{}: give `out = \"FOLDER\"` or --out", a.config.display()))?;
+    // Checks that read the inputs, before any work: every input has labelled files, and the
+    // classes explained are classes the models are trained on.
+    for d in &cfg.dataset {
+        let classes = |p: &Path, what: &str| -> Result<Vec<String>> {
+            let inputs = collect_inputs(p).with_context(|| format!("dataset `{}` {what}", d.name))?;
+            let classes = class_names(&inputs.items);
+            if classes.is_empty() {
+                bail!(
+                    "dataset `{}`: {what} input {} has no labelled audio",
+                    d.name,
+                    p.display()
+                );
+            }
+            Ok(classes)
+        };
+        let (train, test) = (classes(&d.train, "train")?, classes(&d.test, "test")?);
+        let unknown: Vec<&String> = test.iter().filter(|c| !train.contains(c)).collect();
+        if !unknown.is_empty() {
+            bail!(
+                "dataset `{}`: test labels {unknown:?} are not among the training labels {train:?} ({})",
+                d.name,
+                d.test.display()
+            );
+        }
+    }
+    let steps = cfg.steps(&out);
+    if a.dry_run {
+        for s in &steps {
+            println!("{}", s.command_line());
+        }
+        return Ok(());
+    }
+    std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create the study folder", out.display()))?;
+    emolime::output::write_json(
+        &out.join("study.json"),
+        &serde_json::json!({
+            "config_file": a.config,
+            "config": cfg,
+            "command": std::env::args().collect::<Vec<_>>().join(" "),
+            "steps": steps.iter().map(|s| serde_json::json!({
+                "kind": s.kind, "dataset": s.dataset, "model": s.model,
+                "output": s.output, "command": s.command_line(),
+            })).collect::<Vec<_>>(),
+        }),
+    )?;
+    let t0 = std::time::Instant::now();
+    for (i, step) in steps.iter().enumerate() {
+        let done = match step.kind {
+            // An explain run is finished when its folder exists (an interrupted one is
+            // `.NAME.partial` beside it and is resumed).
+            StepKind::Explain => step.output.join("summary.json").is_file(),
+            _ => step.output.exists(),
+        };
+        if done {
+            println!("[{}/{}] done already: {}", i + 1, steps.len(), step.output.display());
+            continue;
+        }
+        println!("[{}/{}] {}", i + 1, steps.len(), step.command_line());
+        let cli = Cli::try_parse_from(std::iter::once("emolime".to_string()).chain(step.args.iter().cloned()))
+            .with_context(|| format!("study step {}: {}", i + 1, step.command_line()))?;
+        if let Err(e) = dispatch(&cli.command) {
+            if step.output.exists() {
+                eprintln!("warning: step {} finished with: {}", i + 1, render_error(&e));
+            } else {
+                return Err(e.context(format!("study step {} failed: {}", i + 1, step.command_line())));
+            }
+        }
+    }
+    write_study_summary(&cfg, &out)?;
+    println!(
+        "study finished in {:.1} s: {} (summary: {})",
+        t0.elapsed().as_secs_f64(),
+        out.display(),
+        out.join("study_summary.csv").display()
+    );
+    Ok(())
+}
+
+/// `study_summary.csv`: one row per (dataset, model) with every headline number the study's
+/// steps wrote, read back from their outputs.
+fn write_study_summary(cfg: &emolime::study::StudyConfig, out: &Path) -> Result<()> {
+    let read = |p: PathBuf| -> Option<serde_json::Value> {
+        std::fs::read(&p).ok().and_then(|b| serde_json::from_slice(&b).ok())
+    };
+    let num = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_f64()).map_or(String::new(), |v| v.to_string());
+    let mut text = String::from(
+        "dataset,model,n_explained,test_accuracy,speaker_cv_ua,dauc_prob,dauc_prob_low,dauc_prob_high,\
+         dauc_unchanged,stability_needed_all_mean,stability_needed_predicted_mean\n",
+    );
+    for d in &cfg.dataset {
+        for m in &cfg.model {
+            let explain = read(out.join("explain").join(&d.name).join(&m.name).join("summary.json"));
+            let report = explain.as_ref().map(|e| &e["report"]);
+            let model_path = cfg.model_path(out, d, m);
+            let eval = read(model_path.with_extension("eval.json"));
+            let faith = read(
+                out.join("faithfulness")
+                    .join(&d.name)
+                    .join(&m.name)
+                    .join("faithfulness.json"),
+            );
+            let fs = faith.as_ref().map(|f| &f["summary"]);
+            let stab = read(out.join("stability").join(&d.name).join(&m.name).join("stability.json"));
+            let ss = stab.as_ref().map(|s| &s["summary"]);
+            text.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{},{},{}\n",
+                d.name,
+                m.name,
+                num(report.and_then(|r| r.get("n_explained"))),
+                num(report.and_then(|r| r.get("accuracy"))),
+                num(eval.as_ref().and_then(|e| e.pointer("/pooled/ua"))),
+                num(fs.and_then(|f| f.pointer("/dauc_prob/mean"))),
+                num(fs.and_then(|f| f.pointer("/dauc_prob/low"))),
+                num(fs.and_then(|f| f.pointer("/dauc_prob/high"))),
+                num(fs.and_then(|f| f.pointer("/dauc_unchanged/mean"))),
+                num(ss.and_then(|s| s.get("needed_all_mean"))),
+                num(ss.and_then(|s| s.get("needed_predicted_mean"))),
+            ));
+        }
+    }
+    emolime::output::write_atomic(&out.join("study_summary.csv"), text.as_bytes())?;
     Ok(())
 }
 

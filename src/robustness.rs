@@ -299,7 +299,14 @@ pub fn wilcoxon_signed_rank(d: &[f64]) -> (f64, f64) {
     // Ranks of |d|, 1 for the smallest.
     let neg_abs: Vec<f64> = nz.iter().map(|v| -v.abs()).collect();
     let ranks = ranks_descending(&neg_abs);
-    let w_plus: f64 = nz.iter().zip(&ranks).filter(|(v, _)| **v > 0.0).map(|(_, r)| r).sum();
+    // `+ 0.0`: an empty f64 sum is -0.0.
+    let w_plus: f64 = nz
+        .iter()
+        .zip(&ranks)
+        .filter(|(v, _)| **v > 0.0)
+        .map(|(_, r)| r)
+        .sum::<f64>()
+        + 0.0;
     let mut at_least = 0u64;
     for signs in 0u64..(1 << n) {
         let w: f64 = (0..n).filter(|i| signs >> i & 1 == 1).map(|i| ranks[i]).sum();
@@ -337,6 +344,9 @@ mod tests {
         assert_eq!(w, 12.0);
         assert!((p - 0.15625).abs() < 1e-12, "{p}");
         assert!(wilcoxon_signed_rank(&[0.0]).1.is_nan());
+        // All negative: W+ = 0 (not -0), p = 1.
+        let (w, p) = wilcoxon_signed_rank(&[-0.1, -0.2]);
+        assert!(w == 0.0 && w.is_sign_positive() && p == 1.0);
     }
 
     #[test]

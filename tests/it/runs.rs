@@ -518,3 +518,100 @@ fn manifest_metadata_reaches_the_outputs() {
     }
     assert_eq!(row, records.len());
 }
+
+/// `emolime study` runs a 2 x 2 study end to end (train, explain, faithfulness, stability,
+/// robustness), writes its summary, skips every finished step on a rerun, and refuses a bad
+/// study before any work.
+#[test]
+fn study_runs_end_to_end_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, seed) in [("d1", 1), ("d2", 2)] {
+        let synth = SynthConfig {
+            n_per_class: 2,
+            duration_s: 1.0,
+            seed,
+            ..SynthConfig::default()
+        };
+        write_corpus(&synth, &tmp.path().join(name)).unwrap();
+    }
+    let study = tmp.path().join("study.toml");
+    let text = r#"
+out = "out"
+device = "cpu"
+[explain]
+samples = "32"
+batch_size = 64
+[[dataset]]
+name = "d1"
+train = "d1/manifest.csv"
+test = "d1/manifest.csv"
+[[dataset]]
+name = "d2"
+train = "d2/manifest.csv"
+test = "d2/manifest.csv"
+[[model]]
+name = "cnn"
+kind = "cnn"
+epochs = 1
+[[model]]
+name = "feat"
+kind = "egemaps"
+head = "logreg"
+[faithfulness]
+repeats = 2
+[stability]
+seeds = [0, 1]
+sample_counts = [16, 32]
+limit = 1
+"#;
+    std::fs::write(&study, text).unwrap();
+    let run = || {
+        let mut cmd = emolime();
+        cmd.args(["study", "--config"]).arg(&study);
+        String::from_utf8(run_ok(cmd).stdout).unwrap()
+    };
+    let first = run();
+    assert!(first.contains("[17/17] emolime robustness"), "{first}");
+    let out = tmp.path().join("out");
+    let summary = std::fs::read_to_string(out.join("study_summary.csv")).unwrap();
+    let rows: Vec<&str> = summary.lines().collect();
+    assert_eq!(rows.len(), 1 + 4, "{summary}");
+    assert!(rows[1].starts_with("d1,cnn,8,"), "{summary}");
+    assert!(out.join("robustness/robustness.json").is_file());
+    assert!(out.join("faithfulness/d2/feat/deletion.csv").is_file());
+    assert!(out.join("stability/d1/cnn/stability.csv").is_file());
+    let again = run();
+    assert_eq!(again.matches("done already").count(), 17, "{again}");
+
+    // A misspelt key is refused with its line, before any work.
+    std::fs::write(&study, text.replace("repeats = 2", "repeat = 2")).unwrap();
+    let mut cmd = emolime();
+    cmd.args(["study", "--config"])
+        .arg(&study)
+        .arg("--out")
+        .arg(tmp.path().join("out2"));
+    let err = run_err(cmd);
+    assert!(
+        err.contains("study.toml") && err.contains("repeat") && err.contains("line"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("out2").exists());
+    // Test labels the models are not trained on are refused before any work.
+    let d2 = tmp.path().join("d2/manifest.csv");
+    let manifest = std::fs::read_to_string(&d2).unwrap();
+    let odd = tmp.path().join("d2/odd.csv");
+    std::fs::write(&odd, manifest.replacen(",angry,", ",bored,", 1)).unwrap();
+    std::fs::write(
+        &study,
+        text.replace("test = \"d2/manifest.csv\"", "test = \"d2/odd.csv\""),
+    )
+    .unwrap();
+    let mut cmd = emolime();
+    cmd.args(["study", "--config"])
+        .arg(&study)
+        .arg("--out")
+        .arg(tmp.path().join("out3"));
+    let err = run_err(cmd);
+    assert!(err.contains("bored") && err.contains("d2"), "{err}");
+    assert!(!tmp.path().join("out3").exists());
+}
