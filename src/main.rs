@@ -693,8 +693,9 @@ struct TrainArgs {
     test_input: Option<PathBuf>,
     /// Leave-speakers-out folds of the speaker-independent evaluation written next to the
     /// model (MODEL.eval.json) [default: 5, or the speaker count if fewer; skipped, with a
-    /// note, when utterances lack speakers]; 0 turns it off.
-    #[arg(long, requires = "feature_input")]
+    /// note, when utterances lack speakers]; 0 turns it off. For the CNN each fold trains a
+    /// fresh network with the same settings.
+    #[arg(long)]
     folds: Option<usize>,
     /// Feature extraction threads (0: one per core).
     #[arg(long, default_value_t = 0)]
@@ -1342,28 +1343,10 @@ fn speaker_evaluation(
     speakers: &[Option<String>],
     head: &HeadConfig,
 ) -> Result<()> {
-    if a.folds == Some(0) {
-        return Ok(());
-    }
-    let known: Option<Vec<String>> = speakers.iter().cloned().collect();
-    let Some(known) = known else {
-        if a.folds.is_some() {
-            bail!(
-                "--folds: a speaker-independent evaluation needs a speaker for every utterance (a manifest `speaker` column or --corpus)"
-            );
-        }
-        println!("no speaker-independent evaluation: some utterances have no speaker (give a `speaker` column)");
+    let Some(k) = cv_folds(a.folds, speakers)? else {
         return Ok(());
     };
-    let n_speakers = emolime::rank::folds::speaker_counts(&known).len();
-    let k = match a.folds {
-        Some(k) => k,
-        None if n_speakers < 2 => {
-            println!("no speaker-independent evaluation: one speaker only");
-            return Ok(());
-        }
-        None => n_speakers.min(5),
-    };
+    let known: Vec<String> = speakers.iter().map(|s| s.clone().unwrap_or_default()).collect();
     let t0 = std::time::Instant::now();
     let report = emolime::classify::eval::speaker_cv(
         x.view(),
@@ -1378,15 +1361,7 @@ fn speaker_evaluation(
     )?;
     let path = a.out.with_extension("eval.json");
     emolime::output::write_json(&path, &report)?;
-    let p = &report.pooled;
-    println!(
-        "speaker-independent, {k} folds over {n_speakers} speakers ({:.1} s): UA {:.3}, WA {:.3}, macro F1 {:.3}; {}",
-        t0.elapsed().as_secs_f64(),
-        p.ua,
-        p.wa,
-        p.macro_f1,
-        path.display()
-    );
+    print_cv(&report, k, t0.elapsed().as_secs_f64(), &path);
     Ok(())
 }
 
@@ -1400,17 +1375,20 @@ fn train_cnn(a: &TrainArgs) -> Result<Classifier> {
     let device = a.device.open()?;
     let inputs = a.source.collect()?;
     let cfg = TrainConfig::from(a);
-    train_on(
+    let model = train_on(
         &inputs.items,
         inputs.errors.iter().map(|e| e.to_string()).collect(),
         &cfg,
         &device,
         &a.out,
         &a.out,
-    )
+        a.folds,
+    )?;
+    Ok(model)
 }
 
-/// Trains, saves to `out` and reports the model as `shown` (its final path).
+/// Trains, saves to `out` and reports the model as `shown` (its final path); then, unless
+/// `folds` is `Some(0)`, the leave-speakers-out evaluation (`MODEL.eval.json`).
 fn train_on(
     items: &[InputItem],
     mut errors: Vec<String>,
@@ -1418,6 +1396,7 @@ fn train_on(
     device: &ComputeDevice,
     out: &Path,
     shown: &Path,
+    folds: Option<usize>,
 ) -> Result<Classifier> {
     let fe = FrontEndConfig::default();
     let pb = bar(items.len(), "features");
@@ -1436,10 +1415,18 @@ fn train_on(
     }
     let pb = bar(cfg.epochs, "training");
     let t0 = std::time::Instant::now();
-    let (model, report) = train(&examples, classes, fe, cfg, &device.burn, |epoch, _| {
+    let (model, report) = train(&examples, classes, fe.clone(), cfg, &device.burn, |epoch, _| {
         pb.set_position(epoch as u64 + 1)
     })?;
     pb.finish_and_clear();
+    // The speakers of the examples (the items that loaded, in order).
+    let failed: std::collections::BTreeSet<usize> = failures.iter().filter_map(|f| f.position).collect();
+    let speakers: Vec<Option<String>> = items
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !failed.contains(i))
+        .map(|(_, item)| item.speaker.clone())
+        .collect();
     model.save(out)?;
     println!(
         "trained on {} utterances ({} held out) in {:.1} s on {}: train accuracy {:.2}, held-out accuracy {}; model {}",
@@ -1454,7 +1441,87 @@ fn train_on(
     if !errors.is_empty() {
         eprintln!("{} inputs skipped", errors.len());
     }
+    if let Some(k) = cv_folds(folds, &speakers)? {
+        let known: Vec<String> = speakers.into_iter().map(|s| s.unwrap_or_default()).collect();
+        let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
+        let m = fe.n_mels;
+        let pb = bar(k, "folds");
+        let t0 = std::time::Instant::now();
+        let report = emolime::classify::eval::cross_validate(
+            &labels,
+            &known,
+            &model.meta.classes,
+            k,
+            cfg.seed,
+            |train_rows, test| {
+                let part: Vec<emolime::model::Example> = train_rows.iter().map(|&i| examples[i].clone()).collect();
+                let (fold_model, _) = train(
+                    &part,
+                    model.meta.classes.clone(),
+                    fe.clone(),
+                    cfg,
+                    &device.burn,
+                    |_, _| {},
+                )?;
+                pb.inc(1);
+                test.iter()
+                    .map(|&i| {
+                        let e = &examples[i];
+                        let p = fold_model.probs_host(e.mel.clone(), [1, m, e.n_frames])?;
+                        Ok(emolime::model::argmax(&p))
+                    })
+                    .collect()
+            },
+        )?;
+        pb.finish_and_clear();
+        print_cv(
+            &report,
+            k,
+            t0.elapsed().as_secs_f64(),
+            &shown.with_extension("eval.json"),
+        );
+        emolime::output::write_json(&out.with_extension("eval.json"), &report)?;
+    }
     Ok(model)
+}
+
+/// The folds of a leave-speakers-out evaluation: `None` when it is off (`--folds 0`) or
+/// impossible without an explicit `--folds` (a missing speaker, one speaker: said on stdout);
+/// an error when `--folds` asks for it and it is impossible.
+fn cv_folds(folds: Option<usize>, speakers: &[Option<String>]) -> Result<Option<usize>> {
+    if folds == Some(0) {
+        return Ok(None);
+    }
+    let Some(known) = speakers.iter().cloned().collect::<Option<Vec<String>>>() else {
+        if folds.is_some() {
+            bail!(
+                "--folds: a speaker-independent evaluation needs a speaker for every utterance (a manifest `speaker` column or --corpus)"
+            );
+        }
+        println!("no speaker-independent evaluation: some utterances have no speaker (give a `speaker` column)");
+        return Ok(None);
+    };
+    let n_speakers = emolime::rank::folds::speaker_counts(&known).len();
+    Ok(match folds {
+        Some(k) => Some(k),
+        None if n_speakers < 2 => {
+            println!("no speaker-independent evaluation: one speaker only");
+            None
+        }
+        None => Some(n_speakers.min(5)),
+    })
+}
+
+/// One line of a speaker-independent evaluation.
+fn print_cv(report: &emolime::classify::eval::CvReport, k: usize, seconds: f64, path: &Path) {
+    let p = &report.pooled;
+    println!(
+        "speaker-independent, {k} folds ({seconds:.1} s): UA {:.3}, WA {:.3}, macro F1 {:.3}; {}",
+        p.ua,
+        p.wa,
+        p.macro_f1,
+        path.display()
+    );
 }
 
 /// Progress of a corpus run: a bar on a terminal, a plain line every 10 s otherwise (logs of
@@ -2120,11 +2187,14 @@ fn study(a: &StudyArgs) -> Result<()> {
         }
     }
     write_study_summary(&cfg, &out)?;
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let report = emolime::report::write_report(&out, &cfg, &steps, &command)?;
     println!(
-        "study finished in {:.1} s: {} (summary: {})",
+        "study finished in {:.1} s: {} (summary: {}, report: {})",
         t0.elapsed().as_secs_f64(),
         out.display(),
-        out.join("study_summary.csv").display()
+        out.join("study_summary.csv").display(),
+        report.display()
     );
     Ok(())
 }
@@ -2254,6 +2324,7 @@ fn demo(a: &DemoArgs) -> Result<()> {
         &device,
         &out.path("model.emolime"),
         &target.join("model.emolime"),
+        Some(0),
     )?;
     // Explain an even spread over the classes.
     let step = (inputs.items.len() / a.explain.max(1)).max(1);

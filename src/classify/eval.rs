@@ -1,4 +1,4 @@
-//! Speaker-independent evaluation of a feature classifier: leave-speakers-out folds (never a
+//! Speaker-independent evaluation of a classifier (feature heads, the CNN): leave-speakers-out folds (never a
 //! speaker in both the training and the test part), pooled predictions, and the metrics SER
 //! papers report: weighted accuracy (WA), unweighted accuracy (UA, the mean per-class recall),
 //! macro F1 and the confusion matrix.
@@ -120,13 +120,9 @@ pub fn speaker_cv(
             format!("[{}] and [{}]", labels.len(), speakers.len()),
         ));
     }
-    let folds = speaker_folds(speakers, k, seed)?;
-    let c = classes.len();
-    let mut total = Array2::<usize>::zeros((c, c));
-    let mut per_fold = Vec::with_capacity(folds.len());
-    for (i, fold) in folds.iter().enumerate() {
-        let xtr = x.select(Axis(0), &fold.train);
-        let ytr: Vec<usize> = fold.train.iter().map(|&r| labels[r]).collect();
+    cross_validate(labels, speakers, classes, k, seed, |train, test| {
+        let xtr = x.select(Axis(0), train);
+        let ytr: Vec<usize> = train.iter().map(|&r| labels[r]).collect();
         let model = FeatureClassifier::fit(
             xtr.view(),
             &ytr,
@@ -134,16 +130,45 @@ pub fn speaker_cv(
             feature_set,
             feature_names.to_vec(),
             head,
-        )
-        .map_err(|e| {
+        )?;
+        model.predict(x.select(Axis(0), test).view())
+    })
+}
+
+/// `k`-fold leave-speakers-out cross-validation of any classifier (see [`speaker_folds`]):
+/// `fit_predict(train_rows, test_rows)` trains a fresh model on the training rows and returns
+/// its predicted class for each test row; the predictions of all folds are pooled and scored.
+/// An error in a fold is returned naming the fold and its test speakers.
+///
+/// # Shapes
+/// `labels` [N], `speakers` [N], `classes` [C]; `fit_predict` returns [test_rows.len()]
+pub fn cross_validate(
+    labels: &[usize],
+    speakers: &[String],
+    classes: &[String],
+    k: usize,
+    seed: u64,
+    mut fit_predict: impl FnMut(&[usize], &[usize]) -> Result<Vec<usize>>,
+) -> Result<CvReport> {
+    if speakers.len() != labels.len() {
+        return Err(Error::shape(
+            "speakers",
+            format!("[{}]", labels.len()),
+            format!("[{}]", speakers.len()),
+        ));
+    }
+    let folds = speaker_folds(speakers, k, seed)?;
+    let c = classes.len();
+    let mut total = Array2::<usize>::zeros((c, c));
+    let mut per_fold = Vec::with_capacity(folds.len());
+    for (i, fold) in folds.iter().enumerate() {
+        let pred = fit_predict(&fold.train, &fold.test).map_err(|e| {
             Error::config(
                 "folds",
                 format!("fold {} (test speakers {}): {e}", i + 1, fold.speakers.join(",")),
             )
         })?;
-        let xte = x.select(Axis(0), &fold.test);
         let yte: Vec<usize> = fold.test.iter().map(|&r| labels[r]).collect();
-        let pred = model.predict(xte.view())?;
         let cm = confusion_matrix(&pred, &yte, c)?;
         total += &cm;
         per_fold.push(FoldScores {

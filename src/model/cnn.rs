@@ -299,6 +299,7 @@ impl TrainConfig {
 }
 
 /// One labelled training example: a power mel spectrogram.
+#[derive(Clone, Debug)]
 pub struct Example {
     /// Power mel spectrogram, row-major. // [M, T]
     pub mel: Vec<f32>,

@@ -580,6 +580,34 @@ limit = 1
     assert!(out.join("robustness/robustness.json").is_file());
     assert!(out.join("faithfulness/d2/feat/deletion.csv").is_file());
     assert!(out.join("stability/d1/cnn/stability.csv").is_file());
+    // Figures as SVG and PNG of the expected size, and a report that embeds them.
+    let png_size = |p: &Path| {
+        let png = std::fs::read(p).unwrap();
+        assert_eq!(&png[1..4], b"PNG", "{}", p.display());
+        (
+            u32::from_be_bytes(png[16..20].try_into().unwrap()),
+            u32::from_be_bytes(png[20..24].try_into().unwrap()),
+        )
+    };
+    let figs = out.join("figures");
+    assert_eq!(png_size(&figs.join("deletion.d1.cnn.png")), (640, 420));
+    assert_eq!(png_size(&figs.join("stability.d2.feat.png")), (640, 420));
+    assert_eq!(png_size(&figs.join("utterance.d1.feat.png")), (900, 420));
+    // 4 emotions x 260 px panels + a 40 px legend.
+    assert_eq!(png_size(&figs.join("importance.png")), (900, 40 + 4 * 260));
+    for f in ["deletion.d1.cnn.svg", "importance.svg", "utterance.d2.cnn.svg"] {
+        assert!(
+            std::fs::read_to_string(figs.join(f)).unwrap().starts_with("<svg"),
+            "{f}"
+        );
+    }
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_eq!(
+        html.matches("data:image/png;base64,").count(),
+        1 + 4 * 3,
+        "every figure embedded"
+    );
+    assert!(html.contains("emolime robustness") && html.contains("Cliff"));
     let again = run();
     assert_eq!(again.matches("done already").count(), 17, "{again}");
 
