@@ -507,43 +507,7 @@ impl<'a> Explainer<'a> {
             return Ok(Array2::zeros((0, self.classes().len())));
         }
         let (dim, _) = self.input_size(&utterance.input)?;
-        let chunk = self.chunk_samples(dim, masks.nrows())?;
-        let inputs = [&utterance.input];
-        let profile = self.profile.as_mut();
-        let mut preds = match (&mut self.gpu, &self.device.gpu) {
-            (Some(state), Some(ctx)) => {
-                let masks_c = masks.as_standard_layout();
-                let masks_buf = ctx.upload("chosen masks", masks_c.as_slice().expect("standard layout"));
-                let scoring = GpuScoring {
-                    mel: &mut state.mel,
-                    band_rows: &mut state.band_rows,
-                    row_band: &state.row_band,
-                    masks: &masks_buf,
-                    first_sample: 0,
-                    n_samples: masks.nrows(),
-                    n_bands: b,
-                };
-                let outputs = score_gpu(ctx, scoring, self.model, &self.cfg, &inputs, dim, chunk, profile)?;
-                let p = read_f32(Tensor::cat(outputs, 0))?;
-                let c = self.model.classes().len();
-                vec![Array2::from_shape_vec((masks.nrows(), c), p).map_err(|e| Error::Device(e.to_string()))?]
-            }
-            _ => score_cpu(
-                self.model,
-                &self.layout,
-                masks,
-                0..masks.nrows(),
-                self.filterbank.as_ref(),
-                &self.cfg,
-                &inputs,
-                dim,
-                chunk,
-                profile,
-            )?,
-        };
-        preds
-            .pop()
-            .ok_or_else(|| Error::Device("no model outputs returned".into()))
+        self.score_on(utterance, MaskSource::Given(masks), 0..masks.nrows(), dim)
     }
 
     /// Model outputs for the explainer's own samples `rows` of one utterance (the same inputs,
@@ -552,17 +516,41 @@ impl<'a> Explainer<'a> {
     /// # Shapes
     /// -> [rows.len(), C]
     fn score_rows(&mut self, utterance: &Prepared, rows: std::ops::Range<usize>, dim: usize) -> Result<Array2<f32>> {
+        self.score_on(utterance, MaskSource::Own, rows, dim)
+    }
+
+    /// The perturbed inputs of mask rows `rows` of `source` for one utterance of `dim` values,
+    /// built on the device and scored in batches.
+    ///
+    /// # Shapes
+    /// -> [rows.len(), C]
+    fn score_on(
+        &mut self,
+        utterance: &Prepared,
+        source: MaskSource<'_>,
+        rows: std::ops::Range<usize>,
+        dim: usize,
+    ) -> Result<Array2<f32>> {
         let n = rows.len();
         let chunk = self.chunk_samples(dim, n)?;
         let inputs = [&utterance.input];
         let profile = self.profile.as_mut();
         let mut preds = match (&mut self.gpu, &self.device.gpu) {
             (Some(state), Some(ctx)) => {
+                let uploaded;
+                let masks = match source {
+                    MaskSource::Own => &state.masks,
+                    MaskSource::Given(m) => {
+                        let m = m.as_standard_layout();
+                        uploaded = ctx.upload("chosen masks", m.as_slice().expect("standard layout"));
+                        &uploaded
+                    }
+                };
                 let scoring = GpuScoring {
                     mel: &mut state.mel,
                     band_rows: &mut state.band_rows,
                     row_band: &state.row_band,
-                    masks: &state.masks,
+                    masks,
                     first_sample: rows.start,
                     n_samples: n,
                     n_bands: self.layout.n_bands(),
@@ -572,18 +560,24 @@ impl<'a> Explainer<'a> {
                 let c = self.model.classes().len();
                 vec![Array2::from_shape_vec((n, c), p).map_err(|e| Error::Device(e.to_string()))?]
             }
-            _ => score_cpu(
-                self.model,
-                &self.layout,
-                &self.masks,
-                rows,
-                self.filterbank.as_ref(),
-                &self.cfg,
-                &inputs,
-                dim,
-                chunk,
-                profile,
-            )?,
+            _ => {
+                let masks = match source {
+                    MaskSource::Own => &self.masks,
+                    MaskSource::Given(m) => m,
+                };
+                score_cpu(
+                    self.model,
+                    &self.layout,
+                    masks,
+                    rows,
+                    self.filterbank.as_ref(),
+                    &self.cfg,
+                    &inputs,
+                    dim,
+                    chunk,
+                    profile,
+                )?
+            }
         };
         preds
             .pop()
@@ -899,6 +893,14 @@ fn explain_gpu(
         t.surrogate_s += t0.elapsed().as_secs_f64();
     }
     Ok(result)
+}
+
+/// The masks [`Explainer::score_on`] applies: the explainer's own samples, or given ones.
+enum MaskSource<'m> {
+    /// The explainer's masks (and their buffer on the device).
+    Own,
+    /// Masks chosen by the caller (uploaded for the call on a GPU). // [M, B]
+    Given(&'m Array2<f32>),
 }
 
 /// What [`score_gpu`] reads and reuses: the explainer's buffers and the masks to apply.

@@ -2029,48 +2029,10 @@ fn robustness(a: &RobustnessArgs) -> Result<()> {
     let out = OutputDir::create(&a.out, a.force)?;
     let dir = out.path("");
     emolime::output::write_atomic_with(&dir.join("profiles.csv"), |f| {
-        use std::io::Write;
-        let io = |e| emolime::Error::io(dir.join("profiles.csv"), e);
-        writeln!(f, "dataset,model,emotion,n,band,lo_hz,hi_hz,mean,std_err").map_err(io)?;
-        for p in &all {
-            for (j, (m, se)) in p.mean.iter().zip(&p.std_err).enumerate() {
-                writeln!(
-                    f,
-                    "{},{},{},{},{j},{},{},{m},{se}",
-                    p.dataset,
-                    p.model,
-                    p.emotion,
-                    p.n,
-                    edges.get(j).copied().unwrap_or(f32::NAN),
-                    edges.get(j + 1).copied().unwrap_or(f32::NAN)
-                )
-                .map_err(io)?;
-            }
-        }
-        Ok(())
+        emolime::robustness::write_profiles_csv(f, &all, &edges).map_err(|e| emolime::Error::io(f.path(), e))
     })?;
     emolime::output::write_atomic_with(&dir.join("pairs.csv"), |f| {
-        use std::io::Write;
-        let io = |e| emolime::Error::io(dir.join("pairs.csv"), e);
-        writeln!(f, "emotion,kind,shared,a,b,spearman,cosine").map_err(io)?;
-        for p in &pairs {
-            let shared = match &p.kind {
-                emolime::robustness::PairKind::CrossModel { dataset } => dataset,
-                emolime::robustness::PairKind::CrossDataset { model } => model,
-            };
-            writeln!(
-                f,
-                "{},{},{shared},{},{},{},{}",
-                p.emotion,
-                p.kind.name(),
-                p.a,
-                p.b,
-                p.spearman,
-                p.cosine
-            )
-            .map_err(io)?;
-        }
-        Ok(())
+        emolime::robustness::write_pairs_csv(f, &pairs).map_err(|e| emolime::Error::io(f.path(), e))
     })?;
     emolime::output::write_json(
         &dir.join("robustness.json"),
@@ -2186,7 +2148,7 @@ fn study(a: &StudyArgs) -> Result<()> {
             }
         }
     }
-    write_study_summary(&cfg, &out)?;
+    cfg.write_summary(&out)?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let report = emolime::report::write_report(&out, &cfg, &steps, &command)?;
     println!(
@@ -2196,52 +2158,6 @@ fn study(a: &StudyArgs) -> Result<()> {
         out.join("study_summary.csv").display(),
         report.display()
     );
-    Ok(())
-}
-
-/// `study_summary.csv`: one row per (dataset, model) with every headline number the study's
-/// steps wrote, read back from their outputs.
-fn write_study_summary(cfg: &emolime::study::StudyConfig, out: &Path) -> Result<()> {
-    let read = |p: PathBuf| -> Option<serde_json::Value> {
-        std::fs::read(&p).ok().and_then(|b| serde_json::from_slice(&b).ok())
-    };
-    let num = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_f64()).map_or(String::new(), |v| v.to_string());
-    let mut text = String::from(
-        "dataset,model,n_explained,test_accuracy,speaker_cv_ua,dauc_prob,dauc_prob_low,dauc_prob_high,\
-         dauc_unchanged,stability_needed_all_mean,stability_needed_predicted_mean\n",
-    );
-    for d in &cfg.dataset {
-        for m in &cfg.model {
-            let explain = read(out.join("explain").join(&d.name).join(&m.name).join("summary.json"));
-            let report = explain.as_ref().map(|e| &e["report"]);
-            let model_path = cfg.model_path(out, d, m);
-            let eval = read(model_path.with_extension("eval.json"));
-            let faith = read(
-                out.join("faithfulness")
-                    .join(&d.name)
-                    .join(&m.name)
-                    .join("faithfulness.json"),
-            );
-            let fs = faith.as_ref().map(|f| &f["summary"]);
-            let stab = read(out.join("stability").join(&d.name).join(&m.name).join("stability.json"));
-            let ss = stab.as_ref().map(|s| &s["summary"]);
-            text.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{},{}\n",
-                d.name,
-                m.name,
-                num(report.and_then(|r| r.get("n_explained"))),
-                num(report.and_then(|r| r.get("accuracy"))),
-                num(eval.as_ref().and_then(|e| e.pointer("/pooled/ua"))),
-                num(fs.and_then(|f| f.pointer("/dauc_prob/mean"))),
-                num(fs.and_then(|f| f.pointer("/dauc_prob/low"))),
-                num(fs.and_then(|f| f.pointer("/dauc_prob/high"))),
-                num(fs.and_then(|f| f.pointer("/dauc_unchanged/mean"))),
-                num(ss.and_then(|s| s.get("needed_all_mean"))),
-                num(ss.and_then(|s| s.get("needed_predicted_mean"))),
-            ));
-        }
-    }
-    emolime::output::write_atomic(&out.join("study_summary.csv"), text.as_bytes())?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::explain::ExplanationRecord;
+use crate::faithfulness::csv_field;
 use crate::rank::stats::ranks_descending;
 use crate::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
@@ -315,6 +316,56 @@ pub fn wilcoxon_signed_rank(d: &[f64]) -> (f64, f64) {
         }
     }
     (w_plus, at_least as f64 / (1u64 << n) as f64)
+}
+
+/// Writes the profiles: `dataset,model,emotion,n,band,lo_hz,hi_hz,mean,std_err`, one row per
+/// profile and band (`band_edges_hz` [B + 1] gives the band limits).
+pub fn write_profiles_csv(
+    out: &mut impl std::io::Write,
+    profiles: &[Profile],
+    band_edges_hz: &[f32],
+) -> std::io::Result<()> {
+    writeln!(out, "dataset,model,emotion,n,band,lo_hz,hi_hz,mean,std_err")?;
+    for p in profiles {
+        for (j, (m, se)) in p.mean.iter().zip(&p.std_err).enumerate() {
+            let edge = |k: usize| band_edges_hz.get(k).copied().unwrap_or(f32::NAN);
+            writeln!(
+                out,
+                "{},{},{},{},{j},{},{},{m},{se}",
+                csv_field(&p.dataset),
+                csv_field(&p.model),
+                csv_field(&p.emotion),
+                p.n,
+                edge(j),
+                edge(j + 1)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the pairs: `emotion,kind,shared,a,b,spearman,cosine` (`shared`: the dataset of a
+/// cross-model pair, the model of a cross-dataset pair).
+pub fn write_pairs_csv(out: &mut impl std::io::Write, pairs: &[PairSimilarity]) -> std::io::Result<()> {
+    writeln!(out, "emotion,kind,shared,a,b,spearman,cosine")?;
+    for p in pairs {
+        let shared = match &p.kind {
+            PairKind::CrossModel { dataset } => dataset,
+            PairKind::CrossDataset { model } => model,
+        };
+        writeln!(
+            out,
+            "{},{},{},{},{},{},{}",
+            csv_field(&p.emotion),
+            p.kind.name(),
+            csv_field(shared),
+            csv_field(&p.a),
+            csv_field(&p.b),
+            p.spearman,
+            p.cosine
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -522,6 +522,50 @@ impl StudyConfig {
     }
 }
 
+impl StudyConfig {
+    /// Writes `out/study_summary.csv`: one row per (dataset, model) with the headline numbers
+    /// the study's steps wrote, read back from their outputs (empty where a step did not run):
+    /// utterances explained, test accuracy, the speaker-independent UA of the model kind,
+    /// dAUC with its interval, and the sample counts stability needs.
+    pub fn write_summary(&self, out: &Path) -> Result<()> {
+        let read = |p: PathBuf| -> Option<serde_json::Value> {
+            std::fs::read(&p).ok().and_then(|b| serde_json::from_slice(&b).ok())
+        };
+        let num = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_f64()).map_or(String::new(), |v| v.to_string());
+        let mut text = String::from(
+            "dataset,model,n_explained,test_accuracy,speaker_cv_ua,dauc_prob,dauc_prob_low,dauc_prob_high,\
+             dauc_unchanged,stability_needed_all_mean,stability_needed_predicted_mean\n",
+        );
+        for d in &self.dataset {
+            for m in &self.model {
+                let run = |step: &str, file: &str| read(out.join(step).join(&d.name).join(&m.name).join(file));
+                let explain = run("explain", "summary.json");
+                let report = explain.as_ref().map(|e| &e["report"]);
+                let eval = read(self.model_path(out, d, m).with_extension("eval.json"));
+                let faith = run("faithfulness", "faithfulness.json");
+                let fs = faith.as_ref().map(|f| &f["summary"]);
+                let stab = run("stability", "stability.json");
+                let ss = stab.as_ref().map(|s| &s["summary"]);
+                text.push_str(&format!(
+                    "{},{},{},{},{},{},{},{},{},{},{}\n",
+                    d.name,
+                    m.name,
+                    num(report.and_then(|r| r.get("n_explained"))),
+                    num(report.and_then(|r| r.get("accuracy"))),
+                    num(eval.as_ref().and_then(|e| e.pointer("/pooled/ua"))),
+                    num(fs.and_then(|f| f.pointer("/dauc_prob/mean"))),
+                    num(fs.and_then(|f| f.pointer("/dauc_prob/low"))),
+                    num(fs.and_then(|f| f.pointer("/dauc_prob/high"))),
+                    num(fs.and_then(|f| f.pointer("/dauc_unchanged/mean"))),
+                    num(ss.and_then(|s| s.get("needed_all_mean"))),
+                    num(ss.and_then(|s| s.get("needed_predicted_mean"))),
+                ));
+            }
+        }
+        crate::output::write_atomic(&out.join("study_summary.csv"), text.as_bytes())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
