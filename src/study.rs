@@ -361,10 +361,16 @@ impl StudyConfig {
                 ));
             }
         }
-        self.explain
-            .samples
-            .parse::<crate::sampling::SampleCount>()
-            .map_err(|e| bad("explain", e.to_string()))?;
+        if let Some(d) = &self.device {
+            d.parse::<crate::device::DeviceSpec>()?;
+        }
+        if !(1..=10_000_000).contains(&self.permutations) {
+            return Err(bad(
+                "permutations",
+                format!("must be 1..=10000000, got {}", self.permutations),
+            ));
+        }
+        self.explain.samples.parse::<crate::sampling::SampleCount>()?;
         if !["zero", "mean", "noise"].contains(&self.explain.fill.as_str()) {
             return Err(bad(
                 "explain",
@@ -639,6 +645,11 @@ limit = 4
             (GOOD.replace("name = \"d2\"", "name = \"d1\""), "used twice"),
             (GOOD.replace("samples = \"auto:0.9\"", "samples = \"lots\""), "lots"),
             (GOOD.replace("head = \"logreg\"", "head = \"tree\""), "tree"),
+            (GOOD.replace("device = \"cpu\"", "device = \"tpu\""), "tpu"),
+            (
+                GOOD.replace("device = \"cpu\"", "device = \"cpu\"\npermutations = 0"),
+                "permutations",
+            ),
         ] {
             let err = StudyConfig::load(&write(tmp.path(), &edit)).unwrap_err().to_string();
             assert!(err.contains("study.toml") && err.contains(want), "{want}: {err}");
