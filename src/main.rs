@@ -700,9 +700,10 @@ struct TrainArgs {
     /// Feature extraction threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     workers: usize,
-    /// Train a control model for sanity-checking explanations (CNN only): `shuffled-labels`
-    /// (labels permuted among the training examples) or `random-weights` (not trained).
-    #[arg(long, value_enum, conflicts_with = "feature_input")]
+    /// Train a control model for sanity-checking explanations: `shuffled-labels` (labels
+    /// permuted among the training examples) or, for the CNN only, `random-weights` (not
+    /// trained).
+    #[arg(long, value_enum)]
     control: Option<ControlArg>,
     #[command(flatten)]
     device: DeviceArg,
@@ -1256,6 +1257,11 @@ impl FeatureSource {
 /// `train --features egemaps` and `train --backbone DIR`: features, fit, save, and the
 /// accuracy on `--test-input`.
 fn train_features(a: &TrainArgs, source: FeatureSource) -> Result<()> {
+    if matches!(a.control, Some(ControlArg::RandomWeights)) {
+        bail!(
+            "--control random-weights: only the CNN has weights to leave untrained; use shuffled-labels with --features or --backbone"
+        );
+    }
     if a.out.exists() && !a.force {
         bail!(
             "{}: model file already exists (pass --force to replace it)",
@@ -1285,6 +1291,14 @@ fn train_features(a: &TrainArgs, source: FeatureSource) -> Result<()> {
     if y.is_empty() {
         bail!("no usable training example ({} skipped)", skipped.len());
     }
+    let y = if matches!(a.control, Some(ControlArg::ShuffledLabels)) {
+        // The control: labels permuted among the examples (seeded), as for the CNN.
+        let mut order: Vec<usize> = (0..y.len()).collect();
+        order.sort_by_key(|&i| emolime::sampling::random_u32(a.seed, 13, i as u32, 0));
+        order.iter().map(|&i| y[i]).collect::<Vec<usize>>()
+    } else {
+        y
+    };
     let extract_s = t0.elapsed().as_secs_f64();
     let t1 = std::time::Instant::now();
     let model = FeatureClassifier::fit(x.view(), &y, classes, &source.name(), source.feature_names(), &head)?;

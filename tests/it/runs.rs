@@ -643,3 +643,36 @@ limit = 1
     assert!(err.contains("bored") && err.contains("d2"), "{err}");
     assert!(!tmp.path().join("out3").exists());
 }
+
+/// Feature classifiers take the shuffled-labels control (a different model from the same
+/// features) and refuse random weights, which only the CNN has.
+#[test]
+fn feature_classifiers_take_the_shuffled_labels_control() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (manifest, _) = corpus_and_model(tmp.path(), 3);
+    let train = |out: &str, extra: &[&str]| {
+        let mut cmd = emolime();
+        cmd.args([
+            "train",
+            "--features",
+            "egemaps",
+            "--head",
+            "logreg",
+            "--folds",
+            "0",
+            "--input",
+        ])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(tmp.path().join(out))
+        .args(extra);
+        cmd
+    };
+    run_ok(train("real.json", &[]));
+    run_ok(train("shuffled.json", &["--control", "shuffled-labels"]));
+    let read = |f: &str| std::fs::read_to_string(tmp.path().join(f)).unwrap();
+    assert_ne!(read("real.json"), read("shuffled.json"));
+    let err = run_err(train("random.json", &["--control", "random-weights"]));
+    assert!(err.contains("random-weights") && err.contains("CNN"), "{err}");
+    assert!(!tmp.path().join("random.json").exists());
+}
