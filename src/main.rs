@@ -2164,7 +2164,11 @@ fn study(a: &StudyArgs) -> Result<()> {
     }
     cfg.write_summary(&out)?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let report = emolime::report::write_report(&out, &cfg, &steps, &command)?;
+    let outcome = emolime::report::write_report(&out, &cfg, &steps, &command)?;
+    for note in &outcome.left_out {
+        eprintln!("report: left out the {note}");
+    }
+    let report = outcome.path;
     println!(
         "study finished in {:.1} s: {} (summary: {}, report: {})",
         t0.elapsed().as_secs_f64(),

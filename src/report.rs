@@ -112,9 +112,20 @@ fn utterance_figure(run: &Path, title: &str) -> Result<Option<Figure>> {
     )?))
 }
 
-/// Makes every figure of the study in `out` (`figures/`) and writes `out/report.html`;
-/// returns the report's path. Figures whose inputs are missing (a step not run) are left out.
-pub fn write_report(out: &Path, cfg: &StudyConfig, steps: &[Step], command: &str) -> Result<PathBuf> {
+/// What [`write_report`] made.
+#[derive(Clone, Debug)]
+pub struct ReportOutcome {
+    /// `report.html`.
+    pub path: PathBuf,
+    /// Figures left out, each with the reason (an utterance whose audio cannot be read, ...).
+    pub left_out: Vec<String>,
+}
+
+/// Makes every figure of the study in `out` (`figures/`) and writes `out/report.html`.
+/// Figures whose inputs are missing (a step not run) are left out silently; a spectrogram
+/// whose audio cannot be read is left out and named in [`ReportOutcome::left_out`].
+pub fn write_report(out: &Path, cfg: &StudyConfig, steps: &[Step], command: &str) -> Result<ReportOutcome> {
+    let mut left_out = vec![];
     let fig_dir = out.join("figures");
     std::fs::create_dir_all(&fig_dir).map_err(|e| Error::io(&fig_dir, e))?;
     let mut sections: Vec<(String, Vec<Placed>)> = vec![];
@@ -145,7 +156,12 @@ pub fn write_report(out: &Path, cfg: &StudyConfig, steps: &[Step], command: &str
             let key = format!("{}/{}", d.name, m.name);
             let stem = format!("{}.{}", d.name, m.name);
             let mut placed = vec![];
-            if let Some(fig) = utterance_figure(&out.join("explain").join(&d.name).join(&m.name), &key)? {
+            let utterance =
+                utterance_figure(&out.join("explain").join(&d.name).join(&m.name), &key).unwrap_or_else(|e| {
+                    left_out.push(format!("spectrogram of {key}: {e}"));
+                    None
+                });
+            if let Some(fig) = utterance {
                 placed.push(place(
                     &fig_dir,
                     &format!("utterance.{stem}"),
@@ -269,7 +285,7 @@ pub fn write_report(out: &Path, cfg: &StudyConfig, steps: &[Step], command: &str
     let _ = writeln!(w, "</pre>\n</body></html>");
     let path = out.join("report.html");
     crate::output::write_atomic(&path, html.as_bytes())?;
-    Ok(path)
+    Ok(ReportOutcome { path, left_out })
 }
 
 #[cfg(test)]

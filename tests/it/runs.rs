@@ -610,6 +610,22 @@ limit = 1
     assert!(html.contains("emolime robustness") && html.contains("Cliff"));
     let again = run();
     assert_eq!(again.matches("done already").count(), 17, "{again}");
+    // A spectrogram whose audio is gone is left out of the report, with a note; the rest stays.
+    let d1 = tmp.path().join("d1");
+    let first = std::fs::read_to_string(d1.join("manifest.csv")).unwrap();
+    let first = first.lines().nth(1).unwrap().split(',').next().unwrap().to_string();
+    std::fs::remove_file(d1.join(&first)).unwrap();
+    let mut cmd = emolime();
+    cmd.args(["study", "--config"]).arg(&study);
+    let rerun = run_ok(cmd);
+    let stderr = String::from_utf8_lossy(&rerun.stderr);
+    assert_eq!(
+        stderr.matches("report: left out the spectrogram of d1/").count(),
+        2,
+        "{stderr}"
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_eq!(html.matches("data:image/png;base64,").count(), 1 + 4 * 3 - 2);
 
     // A misspelt key is refused with its line, before any work.
     std::fs::write(&study, text.replace("repeats = 2", "repeat = 2")).unwrap();
