@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::explain::{Explainer, Prepared, UtteranceExplanation};
 use crate::input::InputItem;
 use crate::model::argmax;
+use crate::output::csv_quoted;
 use crate::rng::{SplitMix64, fnv1a};
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
@@ -495,9 +496,9 @@ pub fn write_curves_csv(out: &mut impl std::io::Write, curves: &[DeletionCurves]
                     out,
                     "{},{},{},{},{},{removed},{fraction},{prob},{unchanged}",
                     c.position,
-                    csv_field(&c.id),
-                    csv_field(c.label.as_deref().unwrap_or("")),
-                    csv_field(&c.class),
+                    csv_quoted(&c.id),
+                    csv_quoted(c.label.as_deref().unwrap_or("")),
+                    csv_quoted(&c.class),
                     order.name(),
                 )?;
             }
@@ -525,15 +526,6 @@ pub fn write_summary_csv(out: &mut impl std::io::Write, s: &FaithfulnessSummary)
         }
     }
     Ok(())
-}
-
-/// A CSV field, quoted when it holds a comma, quote or line break.
-pub(crate) fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\"")).into()
-    } else {
-        s.into()
-    }
 }
 
 #[cfg(test)]

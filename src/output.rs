@@ -24,15 +24,18 @@ fn hidden_sibling(path: &Path, suffix: &str) -> Result<PathBuf> {
     Ok(parent.join(format!(".{name}.{suffix}")))
 }
 
-/// Appends `s` to `out` as one CSV field, quoted (with doubled quotes) when it holds a comma, a
-/// quote or a newline.
+/// Appends `s` to `out` as one CSV field (see [`csv_quoted`]).
 pub fn csv_field(out: &mut String, s: &str) {
-    if s.contains([',', '"', '\n']) {
-        out.push('"');
-        out.push_str(&s.replace('"', "\"\""));
-        out.push('"');
+    out.push_str(&csv_quoted(s));
+}
+
+/// `s` as one CSV field: quoted (with doubled quotes) when it holds a comma, a quote or a line
+/// break, else as it is.
+pub fn csv_quoted(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
     } else {
-        out.push_str(s);
+        s.into()
     }
 }
 

@@ -9,7 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::explain::ExplanationRecord;
-use crate::faithfulness::csv_field;
+use crate::output::csv_quoted;
 use crate::rank::stats::ranks_descending;
 use crate::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
@@ -332,9 +332,9 @@ pub fn write_profiles_csv(
             writeln!(
                 out,
                 "{},{},{},{},{j},{},{},{m},{se}",
-                csv_field(&p.dataset),
-                csv_field(&p.model),
-                csv_field(&p.emotion),
+                csv_quoted(&p.dataset),
+                csv_quoted(&p.model),
+                csv_quoted(&p.emotion),
                 p.n,
                 edge(j),
                 edge(j + 1)
@@ -356,11 +356,11 @@ pub fn write_pairs_csv(out: &mut impl std::io::Write, pairs: &[PairSimilarity]) 
         writeln!(
             out,
             "{},{},{},{},{},{},{}",
-            csv_field(&p.emotion),
+            csv_quoted(&p.emotion),
             p.kind.name(),
-            csv_field(shared),
-            csv_field(&p.a),
-            csv_field(&p.b),
+            csv_quoted(shared),
+            csv_quoted(&p.a),
+            csv_quoted(&p.b),
             p.spearman,
             p.cosine
         )?;

@@ -11,9 +11,9 @@ use crate::corpus::Failure;
 use crate::device::ComputeDevice;
 use crate::error::{Error, Result};
 use crate::explain::{ExplainConfig, Explainer, UtteranceExplanation};
-use crate::faithfulness::csv_field;
 use crate::input::InputItem;
 use crate::model::{SerModel, argmax};
+use crate::output::csv_quoted;
 use crate::rank::stats::ranks_descending;
 use crate::sampling::{MAX_EXHAUSTIVE_BANDS, SampleCount};
 use crate::surrogate::fit_cpu;
@@ -98,18 +98,14 @@ pub fn ranking_agreement(a: &[f32], b: &[f32]) -> f64 {
     }
 }
 
-/// Share of the `k` top-ranked bands (largest coefficients, ties by index) two vectors share.
+/// Share of the `k` top-ranked bands (largest coefficients, ties by index) two vectors share
+/// ([`crate::rank::top_k_overlap`] of their ranks).
 ///
 /// # Shapes
 /// `a` [B], `b` [B] -> scalar in [0, 1]
 pub fn top_k_agreement(a: &[f32], b: &[f32], k: usize) -> f64 {
-    let top = |v: &[f32]| -> Vec<usize> {
-        let mut order = crate::faithfulness::relevance_order(v);
-        order.truncate(k);
-        order
-    };
-    let (ta, tb) = (top(a), top(b));
-    ta.iter().filter(|i| tb.contains(i)).count() as f64 / k.max(1) as f64
+    let ranks = |v: &[f32]| ranks_descending(&v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>());
+    crate::rank::top_k_overlap(&ranks(a), &ranks(b), k)
 }
 
 /// One utterance, one class, one sample count.
@@ -352,8 +348,8 @@ pub fn write_rows_csv(out: &mut impl std::io::Write, rows: &[StabilityRow]) -> s
             out,
             "{},{},{},{},{},{},{},{}",
             r.position,
-            csv_field(&r.id),
-            csv_field(&r.class),
+            csv_quoted(&r.id),
+            csv_quoted(&r.class),
             r.predicted,
             r.n_samples,
             r.spearman_seeds,
