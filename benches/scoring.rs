@@ -80,5 +80,44 @@ fn scoring(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, scoring);
+/// The device's limits through the same backend, the denominators of the scoring benches'
+/// "share of the device" figures: an f32 matmul (throughput in FLOPs, counted as 2·n³), a sum
+/// over a large buffer (bytes read) and an elementwise scale of it (bytes read and written).
+#[allow(clippy::single_range_in_vec_init)] // Burn slices take one range per dimension.
+fn device_limits(c: &mut Criterion) {
+    let dev = common::bench_device();
+    let mut g = c.benchmark_group("device_limits");
+    g.sample_size(10);
+    let n = 4096usize;
+    let a = Tensor::<2>::from_data(
+        TensorData::new((0..n * n).map(common::noise).collect::<Vec<f32>>(), [n, n]),
+        &dev.burn,
+    );
+    let b = Tensor::<2>::from_data(
+        TensorData::new((0..n * n).map(|i| common::noise(i + 1)).collect::<Vec<f32>>(), [n, n]),
+        &dev.burn,
+    );
+    g.throughput(Throughput::Elements(2 * (n as u64).pow(3)));
+    g.bench_function(format!("matmul_f32_{n}_flops"), |bch| {
+        // Reading one value back waits for the product without timing a 64 MiB copy.
+        bch.iter(|| read_f32(a.clone().matmul(b.clone()).slice([0..1, 0..1])).unwrap())
+    });
+    let len = 64 << 20;
+    let big = Tensor::<1>::from_data(
+        TensorData::new((0..len).map(common::noise).collect::<Vec<f32>>(), [len]),
+        &dev.burn,
+    );
+    g.throughput(Throughput::Bytes(4 * len as u64));
+    g.bench_function("sum_f32_256MiB_bytes_read", |bch| {
+        bch.iter(|| read_f32(big.clone().sum()).unwrap())
+    });
+    // An elementwise pass reads and writes every value: 512 MiB moved.
+    g.throughput(Throughput::Bytes(8 * len as u64));
+    g.bench_function("scale_f32_256MiB_bytes_moved", |bch| {
+        bch.iter(|| read_f32(big.clone().mul_scalar(2.0).slice([0..1])).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, scoring, device_limits);
 criterion_main!(benches);

@@ -4,7 +4,8 @@
 #
 # Prepare here (builds x86-64 binaries into .gpu/, which git ignores through .git/info/exclude):
 #     bash scripts/gpu_check.sh prepare
-# Then on the device machine, carrying .gpu and .gl (Vulkan loader debs, see the device notes):
+# Then on the device machine, carrying .gpu, .gl (Vulkan loader debs, see the device notes) and
+# .whl (captum's wheel, for benches/peers/captum_peer.py):
 #     bash scripts/gpu_check.sh run
 # Checked end to end on lavapipe (OUT=/tmp/gpuout EMOLIME_BENCH_W2V=none ... run); the NVIDIA
 # parts (loader debs, VK_DRIVER_FILES) are untested until a device session runs it.
@@ -27,13 +28,20 @@ prepare)
     pack target/release/emolime emolime
     pack "$(newest it)" it
     for b in $BENCHES; do pack "$(newest "$b")" "bench-$b"; done
+    # The test binary starts the emolime binary by the absolute path it was built with.
+    echo "$PWD" > .gpu/built-in
     du -sh .gpu
     ;;
 run)
     out="${OUT:-gpu-check-out}"
     mkdir -p "$out"
     for f in .gpu/*.xz; do xz -d -f "$f"; done
-    chmod +x .gpu/*
+    chmod +x .gpu/emolime .gpu/it .gpu/bench-*
+    built_in=$(cat .gpu/built-in)
+    mkdir -p target/release && cp .gpu/emolime target/release/emolime
+    if [ "$built_in" != "$PWD" ] && [ ! -e "$built_in" ]; then
+        mkdir -p "$(dirname "$built_in")" && ln -s "$PWD" "$built_in"
+    fi
     if [ -d .gl ] && ! ldconfig -p | grep -q libvulkan; then
         for f in .gl/*.deb; do dpkg -x "$f" /; done
         ldconfig
@@ -42,6 +50,11 @@ run)
         export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
     fi
     export NODEVICE_SELECT=1 CARGO_MANIFEST_DIR="$PWD"
+    # Python wheels carried in .whl (captum for the peer benchmark), installed beside the image's.
+    if ls .whl/*.whl > /dev/null 2>&1; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+            --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+    fi
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/nvidia-smi.txt" 2>&1 || true
     .gpu/emolime devices --json > "$out/devices.json"
     .gpu/emolime devices | tee "$out/devices.txt"
@@ -61,14 +74,87 @@ run)
     (time .gpu/emolime bench --device cpu --utterances 8 --json "$out/emolime-bench-cpu.json") \
         > "$out/emolime-bench-cpu.log" 2>&1 || true
     grep -vE '^bench:' "$out/emolime-bench-cpu.log" || true
+    # The same explanations on two devices: the demo's CPU run against the GPU (#9: agree to 1e-4),
+    # and a whole-corpus explain timed end to end (decode to Parquet) at 1000 samples.
+    work=$(mktemp -d)
+    .gpu/emolime demo --out "$work/demo" --device cpu > "$out/cross-device.log" 2>&1
+    (time .gpu/emolime explain --model "$work/demo/model.emolime" --input "$work/demo/corpus" \
+        --out "$work/gpu512" --device "gpu:$index" --samples 512) >> "$out/cross-device.log" 2>&1
+    (time .gpu/emolime explain --model "$work/demo/model.emolime" --input "$work/demo/corpus" \
+        --out "$work/cpu512" --device cpu --samples 512) >> "$out/cross-device.log" 2>&1
+    .gpu/emolime compare "$work/cpu512" "$work/gpu512" --tolerance 1e-4 2>&1 | tee -a "$out/cross-device.log" \
+        || echo "CROSS-DEVICE COMPARE FAILED" | tee -a "$out/cross-device.log"
+    (time .gpu/emolime explain --model "$work/demo/model.emolime" --input "$work/demo/corpus" \
+        --out "$work/gpu1000" --device "gpu:$index" --samples 1000) > "$out/explain-1000.log" 2>&1
+    grep -E 'real|explained|utterances' "$out/explain-1000.log" || true
     for b in $BENCHES; do
         (time ".gpu/bench-$b" --bench --warm-up-time 1 --measurement-time 3 --sample-size 10) \
             > "$out/bench-$b.log" 2>&1 || echo "BENCH $b FAILED" | tee -a "$out/bench-$b.log"
         grep -E '^[a-z_]+/|time:|thrpt:' "$out/bench-$b.log" || true
     done
+    # wav2vec 2.0 scoring at larger batches (the criterion run above uses 8).
+    for batch in 32 64; do
+        (EMOLIME_BENCH_W2V_BATCH=$batch .gpu/bench-scoring --bench --warm-up-time 1 --measurement-time 3 \
+            --sample-size 10 w2v_) > "$out/bench-w2v-batch$batch.log" 2>&1 || echo "W2V BATCH $batch FAILED"
+        grep -E '^[a-z_]+/|time:|thrpt:' "$out/bench-w2v-batch$batch.log" || true
+    done
+    # captum on the same GPU (#10), when PyTorch and captum are there (carry captum's wheel in .whl).
+    if python3 -c 'import torch, captum' 2>/dev/null; then
+        (time python3 benches/peers/captum_peer.py --emolime .gpu/emolime --model "$work/demo/model.emolime" \
+            --input "$work/demo/corpus" --limit 16 --samples 64,1000,exhaustive --emolime-device "gpu:$index") \
+            > "$out/captum-peer.log" 2>&1 || echo "CAPTUM PEER FAILED" | tee -a "$out/captum-peer.log"
+        cat "$out/captum-peer.log"
+    fi
+    # Few files come back from a device call: everything in one archive.
+    (cd "$out" && tar czf ../gpu-check.tgz . && rm -f ./* && mv ../gpu-check.tgz .)
+    ;;
+scale)
+    # Second call (after `run`, which installs the loaders): batch sizes, a corpus-scale run with
+    # its host and device memory, and the captum comparison. Same carry as `run`.
+    out="${OUT:-gpu-check-out}"
+    mkdir -p "$out"
+    for f in .gpu/*.xz; do xz -d -f "$f"; done
+    chmod +x .gpu/emolime .gpu/it .gpu/bench-*
+    if [ -d .gl ] && ! ldconfig -p | grep -q libvulkan; then
+        for f in .gl/*.deb; do dpkg -x "$f" /; done
+        ldconfig
+    fi
+    if [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
+        export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+    fi
+    export NODEVICE_SELECT=1
+    if ls .whl/*.whl > /dev/null 2>&1; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+            --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+    fi
+    dev=gpu:0
+    for batch in 256 1024 4096; do
+        .gpu/emolime bench --device $dev --utterances 64 --samples 1000 --batch-size $batch \
+            --json "$out/bench-batch$batch.json" 2>&1 | grep -E 'scoring|surrogate|masks|end to end' | sed "s/^/batch $batch: /"
+    done
+    work=$(mktemp -d)
+    .gpu/emolime synth --out "$work/big" --per-class 2000 > /dev/null
+    head -n 501 "$work/big/manifest.csv" > "$work/big/first500.csv"
+    .gpu/emolime demo --out "$work/demo" --device cpu > /dev/null
+    for input in first500 manifest; do
+        nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > "$work/vram.txt" &
+        smi=$!
+        # Peak resident memory of the child, the same on machines without GNU time.
+        python3 -c 'import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); print("Maximum resident set size (kbytes):", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(r.returncode)' \
+            .gpu/emolime explain --model "$work/demo/model.emolime" --input "$work/big/$input.csv" \
+            --out "$work/run-$input" --device $dev --samples 1000 --quiet > "$work/explain.log" 2>&1
+        kill $smi 2>/dev/null || true
+        echo "$input: $(grep -E 'explained' "$work/explain.log")"
+        echo "  peak host memory: $(grep 'Maximum resident' "$work/explain.log")"
+        echo "  device memory used (MiB): min $(sort -n "$work/vram.txt" | head -1), max $(sort -n "$work/vram.txt" | tail -1)"
+    done
+    if python3 -c 'import torch, captum' 2>/dev/null; then
+        python3 benches/peers/captum_peer.py --emolime .gpu/emolime --model "$work/demo/model.emolime" \
+            --input "$work/demo/corpus" --limit 16 --samples 64,1000,exhaustive --emolime-device $dev
+    fi
     ;;
 *)
-    echo "usage: $0 prepare|run" >&2
+    echo "usage: $0 prepare|run|scale" >&2
     exit 2
     ;;
 esac

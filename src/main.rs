@@ -51,6 +51,10 @@ enum Command {
     Train(TrainArgs),
     /// Write the built-in synthetic corpus as WAV files and a manifest.
     Synth(SynthArgs),
+    /// Export a CNN for other tools: weights.safetensors in PyTorch's names and layouts, and
+    /// with --input the model's inputs (mel power), band rows and emolime's probabilities, so a
+    /// network rebuilt elsewhere can be checked against emolime (benches/peers/).
+    Export(ExportArgs),
     /// List the adapters wgpu sees and the one `--device auto` picks.
     Devices(DevicesArgs),
     /// Time each stage of explanation (decode + STFT, masks, scoring, surrogate, writing) and
@@ -641,6 +645,31 @@ struct MergeArgs {
 }
 
 #[derive(Args)]
+struct ExportArgs {
+    /// A CNN model written by `emolime train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Audio to export inputs for: a file, a folder or a CSV manifest.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Export at most this many utterances (an even spread over the input).
+    #[arg(long, requires = "input")]
+    limit: Option<usize>,
+    /// Number of equal-mel bands whose mel rows inputs.json lists (as `emolime explain --bands`).
+    #[arg(long, default_value_t = 8)]
+    bands: usize,
+    /// Output folder (must not exist unless --force): weights.safetensors, model.json and, with
+    /// --input, inputs.safetensors, inputs.json and manifest.csv (the exported utterances).
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing output folder.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+#[derive(Args)]
 struct CompareArgs {
     /// A run folder (or its explanations.jsonl).
     a: PathBuf,
@@ -795,6 +824,7 @@ fn main() {
 fn dispatch(command: &Command) -> Result<()> {
     match command {
         Command::Demo(a) => demo(a),
+        Command::Export(a) => export(a),
         Command::Explain(a) => explain(a),
         Command::Train(a) => train_cmd(a),
         Command::Synth(a) => synth(a),
@@ -2273,6 +2303,112 @@ fn demo(a: &DemoArgs) -> Result<()> {
     let path = out.commit()?;
     relocate_paths(&path, &staged)?;
     print_report(&report, &path);
+    Ok(())
+}
+
+fn export(a: &ExportArgs) -> Result<()> {
+    let device = a.device.open()?;
+    let AnyModel::Cnn(cnn) = AnyModel::load(&a.model, &device.burn)? else {
+        bail!(
+            "{}: export takes emolime's log-mel CNN; other models are already in open formats",
+            a.model.display()
+        );
+    };
+    let out = OutputDir::create(&a.out, a.force)?;
+    let dir = out.path("");
+    emolime::output::write_atomic(&dir.join("weights.safetensors"), &cnn.to_safetensors()?)?;
+    emolime::output::write_json(
+        &dir.join("model.json"),
+        &serde_json::json!({
+            "meta": cnn.meta,
+            "freq_groups": emolime::model::cnn::FREQ_GROUPS,
+            "architecture": "power mel [N,1,M,T] -> 10*log10(x+1e-10), (x-db_mean)/db_std -> \
+                conv1 3x3 stride (2,1) pad 1, bn1, relu, maxpool 2 -> conv2 3x3 same, bn2, relu, \
+                maxpool 2 -> conv3 3x3 same, bn3, relu -> adaptive avg pool (freq_groups, 1) -> \
+                flatten -> fc -> softmax",
+        }),
+    )?;
+    let mut n = 0;
+    if let Some(input) = &a.input {
+        let inputs = collect_inputs(input)?;
+        for e in &inputs.errors {
+            eprintln!("skipped: {e}");
+        }
+        let limit = a.limit.unwrap_or(inputs.items.len()).max(1);
+        let step = (inputs.items.len() / limit).max(1);
+        let items: Vec<InputItem> = inputs.items.iter().step_by(step).take(limit).cloned().collect();
+        if items.is_empty() {
+            bail!("{}: no audio files to export", input.display());
+        }
+        let cfg = ExplainConfig {
+            bands: BandConfig {
+                n_bands: a.bands,
+                kind: BandKind::EqualMel,
+            },
+            ..ExplainConfig::default()
+        };
+        cfg.validate()?;
+        let model = AnyModel::Cnn(cnn);
+        let mut explainer = Explainer::new(model.as_model(), &device, cfg)?;
+        let filterbank = explainer.front_end().mel_filterbank()?;
+        let all_bands = ndarray::Array2::<f32>::ones((1, a.bands));
+        let (mut mels, mut records, mut manifest) = (Vec::new(), Vec::new(), String::from("path,label\n"));
+        for item in &items {
+            let prepared = explainer.preparer().load_and_prepare(item)?;
+            let emolime::explain::PreparedInput::Power(power) = &prepared.input else {
+                bail!("export: a CNN's input is a power spectrogram");
+            };
+            let mel = filterbank.apply(power.view())?; // [M, T]
+            let probs = explainer.score_masks(&prepared, &all_bands)?; // [1, C]
+            records.push(serde_json::json!({
+                "id": item.id,
+                "path": item.path,
+                "label": item.label,
+                "n_frames": mel.ncols(),
+                "probs": probs.row(0).to_vec(),
+            }));
+            // Absolute, so the manifest reads the same files wherever it is used from.
+            let abs = std::fs::canonicalize(&item.path).unwrap_or_else(|_| item.path.clone());
+            emolime::output::csv_field(&mut manifest, &abs.display().to_string());
+            manifest.push(',');
+            emolime::output::csv_field(&mut manifest, item.label.as_deref().unwrap_or(""));
+            manifest.push('\n');
+            mels.push(mel);
+        }
+        let names: Vec<String> = (0..mels.len()).map(|i| format!("mel.{i}")).collect();
+        let shapes: Vec<[usize; 2]> = mels.iter().map(|m| [m.nrows(), m.ncols()]).collect();
+        let contiguous: Vec<Vec<f32>> = mels.iter().map(|m| m.iter().copied().collect()).collect();
+        let arrays: Vec<emolime::output::NamedArray> = (0..mels.len())
+            .map(|i| emolime::output::NamedArray {
+                name: &names[i],
+                shape: &shapes[i],
+                data: &contiguous[i],
+            })
+            .collect();
+        let bytes = emolime::output::safetensors_bytes(&arrays, &Default::default())?;
+        emolime::output::write_atomic(&dir.join("inputs.safetensors"), &bytes)?;
+        let layout = explainer.layout();
+        emolime::output::write_json(
+            &dir.join("inputs.json"),
+            &serde_json::json!({
+                "classes": explainer.classes(),
+                "bands": {"n_bands": layout.n_bands(), "edges_hz": layout.edges_hz, "row_band": layout.row_band},
+                "utterances": records,
+            }),
+        )?;
+        emolime::output::write_atomic(&dir.join("manifest.csv"), manifest.as_bytes())?;
+        n = items.len();
+    }
+    let path = out.commit()?;
+    println!(
+        "exported the model{} to {}",
+        if n > 0 {
+            format!(" and {n} inputs")
+        } else {
+            String::new()
+        },
+        path.display()
+    );
     Ok(())
 }
 

@@ -2,12 +2,70 @@
 
 use crate::error::{Error, Result};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |f| f.write_all(bytes).map_err(|e| Error::io(path, e)))
+}
+
+/// One named f32 array for [`safetensors_bytes`]. // data [prod(shape)]
+#[derive(Clone, Copy, Debug)]
+pub struct NamedArray<'a> {
+    /// Its name in the file.
+    pub name: &'a str,
+    /// Its shape, outermost first.
+    pub shape: &'a [usize],
+    /// Its values, row-major.
+    pub data: &'a [f32],
+}
+
+/// Encodes f32 arrays as a safetensors file (an 8-byte little-endian header length, a JSON
+/// header naming each array's dtype, shape and byte range, then the data), with `metadata` as
+/// the header's string map; arrays are stored in the order given.
+///
+/// # Shapes
+/// each array's `data` holds `shape.iter().product()` values, checked.
+pub fn safetensors_bytes(arrays: &[NamedArray<'_>], metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+    let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        header.insert("__metadata__".into(), serde_json::json!(metadata));
+    }
+    let mut offset = 0usize;
+    for a in arrays {
+        let n: usize = a.shape.iter().product();
+        if n != a.data.len() {
+            return Err(Error::shape(
+                "safetensors array",
+                format!("{} values for {} {:?}", n, a.name, a.shape),
+                format!("{} values", a.data.len()),
+            ));
+        }
+        if a.name == "__metadata__" || header.contains_key(a.name) {
+            return Err(Error::config(
+                "safetensors",
+                format!("array name {:?} used twice or reserved", a.name),
+            ));
+        }
+        let end = offset + 4 * n;
+        header.insert(
+            a.name.to_string(),
+            serde_json::json!({"dtype": "F32", "shape": a.shape, "data_offsets": [offset, end]}),
+        );
+        offset = end;
+    }
+    let mut head = serde_json::to_vec(&header).map_err(|e| Error::config("safetensors", format!("header: {e}")))?;
+    // The data starts 8-byte aligned; the format pads the header with spaces.
+    head.resize(head.len().div_ceil(8) * 8, b' ');
+    let mut bytes = Vec::with_capacity(8 + head.len() + offset);
+    bytes.extend_from_slice(&(head.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&head);
+    for a in arrays {
+        bytes.extend_from_slice(bytemuck::cast_slice(a.data));
+    }
+    Ok(bytes)
 }
 
 /// `.NAME.SUFFIX` beside `path` (named `NAME`), after creating the folder they share.

@@ -20,7 +20,7 @@ use std::path::Path;
 /// First bytes of every emolime model file.
 pub const MODEL_MAGIC: &[u8] = b"EMOLIME-MODEL 1\n";
 /// Frequency groups kept by the pooling head (the network sees where energy is, not only how much).
-const FREQ_GROUPS: usize = 8;
+pub const FREQ_GROUPS: usize = 8;
 /// Smallest number of frames the network accepts (two 2x2 poolings).
 pub const MIN_FRAMES: usize = 4;
 
@@ -183,6 +183,24 @@ impl Classifier {
         bytes.push(b'\n');
         bytes.extend_from_slice(&record);
         crate::output::write_atomic(path, &bytes)
+    }
+
+    /// The network's weights as a safetensors file in PyTorch's names and layouts
+    /// (`conv1.weight` [C1, 1, 3, 3], `bn1.weight`, `bn1.running_mean`, ..., `fc.weight`
+    /// [C, C3 * G]), with the [`ModelMeta`] as JSON under the metadata key `emolime.meta`. The
+    /// peers in `benches/peers/` rebuild the network from it in PyTorch.
+    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
+        let meta = serde_json::to_string(&self.meta).map_err(|e| Error::Device(format!("encoding the header: {e}")))?;
+        let mut store = SafetensorsStore::from_bytes(None)
+            .with_to_adapter(BurnToPyTorchAdapter)
+            .metadata("emolime.meta", meta);
+        self.net
+            .save_into(&mut store)
+            .map_err(|e| Error::Device(format!("exporting weights: {e}")))?;
+        store
+            .get_bytes()
+            .map_err(|e| Error::Device(format!("exporting weights: {e}")))
     }
 
     /// Loads a model file onto `device`; every defect is an [`Error::Model`], never a panic.

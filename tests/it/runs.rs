@@ -692,3 +692,143 @@ fn feature_classifiers_take_the_shuffled_labels_control() {
     assert!(err.contains("random-weights") && err.contains("CNN"), "{err}");
     assert!(!tmp.path().join("random.json").exists());
 }
+
+/// The header of a safetensors file: {name: {dtype, shape, data_offsets}, "__metadata__": {...}},
+/// after checking that the data are 8-byte aligned and the offsets tile the data exactly.
+fn safetensors_header(bytes: &[u8]) -> serde_json::Map<String, serde_json::Value> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    assert_eq!(n % 8, 0, "data not 8-byte aligned");
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let mut ranges: Vec<(u64, u64)> = header
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(_, v)| {
+            let o = v["data_offsets"].as_array().unwrap();
+            (o[0].as_u64().unwrap(), o[1].as_u64().unwrap())
+        })
+        .collect();
+    ranges.sort();
+    let mut at = 0;
+    for (a, b) in ranges {
+        assert_eq!(a, at, "offsets leave a gap or overlap");
+        at = b;
+    }
+    assert_eq!(at as usize, bytes.len() - 8 - n, "offsets do not cover the data");
+    header
+}
+
+/// One f32 array of a safetensors file.
+fn safetensors_array(bytes: &[u8], header: &serde_json::Map<String, serde_json::Value>, name: &str) -> Vec<f32> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let o = header[name]["data_offsets"].as_array().unwrap();
+    let (a, b) = (o[0].as_u64().unwrap() as usize, o[1].as_u64().unwrap() as usize);
+    bytes[8 + n + a..8 + n + b]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn export_writes_pytorch_layouts_and_inputs_that_reproduce_the_probabilities() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (manifest, model) = corpus_and_model(tmp.path(), 2);
+    let out = tmp.path().join("export");
+    let mut cmd = emolime();
+    cmd.args(["export", "--device", "cpu", "--limit", "3", "--model"])
+        .arg(&model)
+        .arg("--input")
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&out);
+    run_ok(cmd);
+
+    let cpu = ComputeDevice::cpu("test");
+    let cnn = emolime::model::Classifier::load(&model, &cpu.burn).unwrap();
+    let [c1, _, c3] = cnn.meta.channels;
+    let weights = std::fs::read(out.join("weights.safetensors")).unwrap();
+    let w = safetensors_header(&weights);
+    let shape = |k: &str| w[k]["shape"].clone();
+    assert_eq!(shape("conv1.weight"), serde_json::json!([c1, 1, 3, 3]));
+    // PyTorch's Linear layout [out, in], and batch norm's weight/bias/running statistics.
+    assert_eq!(
+        shape("fc.weight"),
+        serde_json::json!([4, c3 * emolime::model::cnn::FREQ_GROUPS])
+    );
+    for k in ["bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var"] {
+        assert_eq!(shape(k), serde_json::json!([c1]), "{k}");
+    }
+    let meta: emolime::model::ModelMeta =
+        serde_json::from_str(w["__metadata__"]["emolime.meta"].as_str().unwrap()).unwrap();
+    assert_eq!(meta, cnn.meta);
+
+    let info: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("inputs.json")).unwrap()).unwrap();
+    let utts = info["utterances"].as_array().unwrap();
+    assert_eq!(utts.len(), 3);
+    let row_band = info["bands"]["row_band"].as_array().unwrap();
+    assert_eq!(row_band.len(), cnn.meta.front_end.n_mels);
+    assert!(row_band.iter().all(|b| b.as_u64().unwrap() < 8));
+    let inputs = std::fs::read(out.join("inputs.safetensors")).unwrap();
+    let h = safetensors_header(&inputs);
+    for (i, u) in utts.iter().enumerate() {
+        let name = format!("mel.{i}");
+        let dims: Vec<usize> = serde_json::from_value(h[&name]["shape"].clone()).unwrap();
+        assert_eq!(
+            dims,
+            [cnn.meta.front_end.n_mels, u["n_frames"].as_u64().unwrap() as usize]
+        );
+        let probs = cnn
+            .probs_host(safetensors_array(&inputs, &h, &name), [1, dims[0], dims[1]])
+            .unwrap();
+        let want: Vec<f32> = serde_json::from_value(u["probs"].clone()).unwrap();
+        for (p, q) in probs.iter().zip(&want) {
+            assert!((p - q).abs() < 1e-5, "{name}: {probs:?} vs {want:?}");
+        }
+    }
+    // The manifest names the same files, by absolute path, in the same order.
+    let listed = collect_inputs(&out.join("manifest.csv")).unwrap();
+    assert_eq!(listed.items.len(), 3);
+    for (item, u) in listed.items.iter().zip(utts) {
+        assert!(item.path.is_absolute());
+        assert_eq!(std::fs::canonicalize(u["path"].as_str().unwrap()).unwrap(), item.path);
+    }
+}
+
+#[test]
+fn export_refuses_a_model_that_is_not_a_cnn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("m.json");
+    std::fs::write(&model, b"{}").unwrap();
+    let mut cmd = emolime();
+    cmd.args(["export", "--device", "cpu", "--model"])
+        .arg(&model)
+        .arg("--out")
+        .arg(tmp.path().join("x"));
+    let err = run_err(cmd);
+    assert!(err.contains("m.json"), "{err}");
+    assert!(!tmp.path().join("x").exists());
+}
+
+#[test]
+fn safetensors_writer_checks_shapes_and_names() {
+    use emolime::output::{NamedArray, safetensors_bytes};
+    let a = NamedArray {
+        name: "a",
+        shape: &[2, 3],
+        data: &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+    };
+    let b = NamedArray {
+        name: "b",
+        shape: &[1],
+        data: &[-7.5],
+    };
+    let meta = [("k".to_string(), "v".to_string())].into_iter().collect();
+    let bytes = safetensors_bytes(&[a, b], &meta).unwrap();
+    let h = safetensors_header(&bytes);
+    assert_eq!(h["a"]["shape"], serde_json::json!([2, 3]));
+    assert_eq!(h["__metadata__"]["k"], "v");
+    assert_eq!(safetensors_array(&bytes, &h, "a"), a.data);
+    assert_eq!(safetensors_array(&bytes, &h, "b"), [-7.5]);
+    let short = NamedArray { shape: &[4], ..a };
+    assert!(safetensors_bytes(&[short], &Default::default()).is_err());
+    assert!(safetensors_bytes(&[a, a], &Default::default()).is_err());
+}
