@@ -7,11 +7,35 @@
 # Then on the device machine, carrying .gpu, .gl (Vulkan loader debs, see the device notes) and
 # .whl (captum's wheel, for benches/peers/captum_peer.py):
 #     bash scripts/gpu_check.sh run
-# Checked end to end on lavapipe (OUT=/tmp/gpuout EMOLIME_BENCH_W2V=none ... run); the NVIDIA
-# parts (loader debs, VK_DRIVER_FILES) are untested until a device session runs it.
+# Further calls: `scale` (batch sizes, a corpus-scale run with its memory, captum) and `batch`
+# (batch size on that corpus, the demo trained on the GPU). All three ran on an H100 (2026-11-22).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHES="resynth scoring"
+
+# Unpacks the binaries, installs the Vulkan loader and the carried wheels (device machine).
+setup() {
+    for f in .gpu/*.xz; do xz -d -f "$f"; done
+    chmod +x .gpu/emolime .gpu/it .gpu/bench-*
+    built_in=$(cat .gpu/built-in)
+    mkdir -p target/release && cp .gpu/emolime target/release/emolime
+    if [ "$built_in" != "$PWD" ] && [ ! -e "$built_in" ]; then
+        mkdir -p "$(dirname "$built_in")" && ln -s "$PWD" "$built_in"
+    fi
+    if [ -d .gl ] && ! ldconfig -p | grep -q libvulkan; then
+        for f in .gl/*.deb; do dpkg -x "$f" /; done
+        ldconfig
+    fi
+    if [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
+        export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+    fi
+    export NODEVICE_SELECT=1 CARGO_MANIFEST_DIR="$PWD"
+    # Python wheels carried in .whl (captum for the peer benchmark), installed beside the image's.
+    if ls .whl/*.whl > /dev/null 2>&1; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+            --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+    fi
+}
 
 case "${1:-}" in
 prepare)
@@ -35,26 +59,7 @@ prepare)
 run)
     out="${OUT:-gpu-check-out}"
     mkdir -p "$out"
-    for f in .gpu/*.xz; do xz -d -f "$f"; done
-    chmod +x .gpu/emolime .gpu/it .gpu/bench-*
-    built_in=$(cat .gpu/built-in)
-    mkdir -p target/release && cp .gpu/emolime target/release/emolime
-    if [ "$built_in" != "$PWD" ] && [ ! -e "$built_in" ]; then
-        mkdir -p "$(dirname "$built_in")" && ln -s "$PWD" "$built_in"
-    fi
-    if [ -d .gl ] && ! ldconfig -p | grep -q libvulkan; then
-        for f in .gl/*.deb; do dpkg -x "$f" /; done
-        ldconfig
-    fi
-    if [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
-        export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-    fi
-    export NODEVICE_SELECT=1 CARGO_MANIFEST_DIR="$PWD"
-    # Python wheels carried in .whl (captum for the peer benchmark), installed beside the image's.
-    if ls .whl/*.whl > /dev/null 2>&1; then
-        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-            --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
-    fi
+    setup
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/nvidia-smi.txt" 2>&1 || true
     .gpu/emolime devices --json > "$out/devices.json"
     .gpu/emolime devices | tee "$out/devices.txt"
@@ -113,20 +118,7 @@ scale)
     # its host and device memory, and the captum comparison. Same carry as `run`.
     out="${OUT:-gpu-check-out}"
     mkdir -p "$out"
-    for f in .gpu/*.xz; do xz -d -f "$f"; done
-    chmod +x .gpu/emolime .gpu/it .gpu/bench-*
-    if [ -d .gl ] && ! ldconfig -p | grep -q libvulkan; then
-        for f in .gl/*.deb; do dpkg -x "$f" /; done
-        ldconfig
-    fi
-    if [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
-        export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-    fi
-    export NODEVICE_SELECT=1
-    if ls .whl/*.whl > /dev/null 2>&1; then
-        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-            --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
-    fi
+    setup
     dev=gpu:0
     for batch in 256 1024 4096; do
         .gpu/emolime bench --device $dev --utterances 64 --samples 1000 --batch-size $batch \
@@ -153,8 +145,22 @@ scale)
             --input "$work/demo/corpus" --limit 16 --samples 64,1000,exhaustive --emolime-device $dev
     fi
     ;;
+batch)
+    # Third call: the batch size on a corpus-scale run, and the demo trained on the GPU.
+    setup
+    work=$(mktemp -d)
+    .gpu/emolime synth --out "$work/big" --per-class 2000 > /dev/null
+    .gpu/emolime demo --out "$work/demo" --device cpu | grep -E 'accuracy|top band' | sed 's/^/cpu demo: /'
+    .gpu/emolime demo --out "$work/demo-gpu" --device gpu:0 | grep -E 'accuracy|top band' | sed 's/^/gpu demo: /'
+    for batch in 256 1024 4096; do
+        .gpu/emolime explain --model "$work/demo/model.emolime" --input "$work/big/manifest.csv" \
+            --out "$work/run-$batch" --device gpu:0 --samples 1000 --batch-size $batch --quiet 2>&1 \
+            | grep explained | sed "s/^/batch $batch: /"
+    done
+    .gpu/emolime compare "$work/run-256" "$work/run-4096" | tail -n 3
+    ;;
 *)
-    echo "usage: $0 prepare|run|scale" >&2
+    echo "usage: $0 prepare|run|scale|batch" >&2
     exit 2
     ;;
 esac

@@ -279,9 +279,9 @@ struct ExplainFlags {
     /// Seed of masks and noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Perturbed spectrograms per model call.
-    #[arg(long, default_value_t = 256)]
-    batch_size: usize,
+    /// Perturbed inputs per model call [default: 4096 on a GPU, 256 on the CPU].
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Also write each utterance's masks, weights and model outputs (samples/NNNNNN.json).
     #[arg(long)]
     save_samples: bool,
@@ -331,12 +331,22 @@ impl ExplainFlags {
                 FillArg::Mean => FillMode::Mean,
                 FillArg::Noise => FillMode::Noise,
             },
-            batch_size: f.batch_size,
+            batch_size: f.batch_size.unwrap_or(emolime::explain::CPU_BATCH_SIZE),
             keep_samples: f.save_samples,
             max_seconds: f.max_seconds,
         };
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// `cfg` with the default batch size of `device` where --batch-size was not given.
+    fn on_device(&self, cfg: ExplainConfig, device: &ComputeDevice) -> ExplainConfig {
+        ExplainConfig {
+            batch_size: self
+                .batch_size
+                .unwrap_or_else(|| emolime::explain::default_batch_size(device)),
+            ..cfg
+        }
     }
 }
 
@@ -606,9 +616,9 @@ struct BenchArgs {
     /// Perturbed samples per utterance.
     #[arg(long, default_value_t = 1000)]
     samples: usize,
-    /// Perturbed inputs per model call.
-    #[arg(long, default_value_t = 256)]
-    batch_size: usize,
+    /// Perturbed inputs per model call [default: 4096 on a GPU, 256 on the CPU].
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Seed of the corpus, the model and the masks.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -625,7 +635,7 @@ impl BenchArgs {
             utterances: self.utterances,
             seconds_each: self.seconds,
             samples: self.samples,
-            batch_size: self.batch_size,
+            batch_size: self.batch_size.unwrap_or(emolime::explain::CPU_BATCH_SIZE),
             seed: self.seed,
         }
     }
@@ -1732,6 +1742,7 @@ fn explain(a: &ExplainArgs) -> Result<()> {
     };
     opts.validate()?;
     let device = a.device.open()?;
+    let cfg = a.flags.on_device(cfg, &device);
     let model = AnyModel::load(&a.model, &device.burn)?;
     let model = model.as_model();
     println!("model: {}", model.describe());
@@ -1770,6 +1781,12 @@ fn bench(a: &BenchArgs) -> Result<()> {
     let cfg = a.to_config();
     cfg.validate()?;
     let device = a.device.open()?;
+    let cfg = emolime::bench::BenchConfig {
+        batch_size: a
+            .batch_size
+            .unwrap_or_else(|| emolime::explain::default_batch_size(&device)),
+        ..cfg
+    };
     println!("device: {}", device.description);
     if let Some(g) = &device.gpu {
         let s = &g.summary;
@@ -1854,6 +1871,7 @@ fn faithfulness(a: &FaithfulnessArgs) -> Result<()> {
     let del = a.deletion_config();
     del.validate()?;
     let device = a.device.open()?;
+    let cfg = a.flags.on_device(cfg, &device);
     let model = AnyModel::load(&a.model, &device.burn)?;
     let model = model.as_model();
     println!("model: {}", model.describe());
@@ -1950,6 +1968,7 @@ fn stability(a: &StabilityArgs) -> Result<()> {
     };
     cfg.validate(base.bands.band_count())?;
     let device = a.device.open()?;
+    let base = a.flags.on_device(base, &device);
     let model = AnyModel::load(&a.model, &device.burn)?;
     let model = model.as_model();
     println!("model: {}", model.describe());
@@ -2272,6 +2291,7 @@ fn demo(a: &DemoArgs) -> Result<()> {
     let cfg = a.flags.to_config(DEMO_SAMPLES)?;
     let out = OutputDir::create(&target, a.force)?;
     let device = a.device.open()?;
+    let cfg = a.flags.on_device(cfg, &device);
     println!("device: {}", device.description);
     let synth_cfg = SynthConfig::default();
     let manifest = write_corpus(&synth_cfg, &out.path("corpus"))?;

@@ -90,9 +90,9 @@ pub struct ExplainSettings {
     /// `--fill`: zero, mean or noise (default zero).
     #[serde(default = "default_fill")]
     pub fill: String,
-    /// `--batch-size` (default 256).
-    #[serde(default = "default_batch")]
-    pub batch_size: usize,
+    /// `--batch-size` (default: the device's, 4096 on a GPU and 256 on the CPU).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
 }
 
 fn default_samples() -> String {
@@ -104,9 +104,6 @@ fn default_bands() -> usize {
 fn default_fill() -> String {
     "zero".into()
 }
-fn default_batch() -> usize {
-    256
-}
 
 impl Default for ExplainSettings {
     fn default() -> Self {
@@ -114,7 +111,7 @@ impl Default for ExplainSettings {
             samples: default_samples(),
             bands: default_bands(),
             fill: default_fill(),
-            batch_size: default_batch(),
+            batch_size: None,
         }
     }
 }
@@ -405,16 +402,20 @@ impl StudyConfig {
         let s = |v: &dyn ToString| v.to_string();
         let p = |v: &Path| v.display().to_string();
         let device = self.device.clone().unwrap_or_else(|| "auto".into());
-        let explain_flags: [String; 8] = [
+        let mut explain_flags: Vec<String> = vec![
             "--samples".into(),
             self.explain.samples.clone(),
             "--bands".into(),
             s(&self.explain.bands),
             "--fill".into(),
             self.explain.fill.clone(),
-            "--batch-size".into(),
-            s(&self.explain.batch_size),
         ];
+        let batch_flag: Vec<String> = self
+            .explain
+            .batch_size
+            .map(|b| vec!["--batch-size".into(), b.to_string()])
+            .unwrap_or_default();
+        explain_flags.extend(batch_flag.iter().cloned());
         let mut steps = vec![];
         let mut runs = vec![];
         for d in &self.dataset {
@@ -495,9 +496,8 @@ impl StudyConfig {
                         s(&self.explain.bands),
                         "--fill".into(),
                         self.explain.fill.clone(),
-                        "--batch-size".into(),
-                        s(&self.explain.batch_size),
                     ]);
+                    a.extend(batch_flag.iter().cloned());
                     steps.push(Step {
                         kind: StepKind::Stability,
                         dataset: names.0.clone(),
