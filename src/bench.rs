@@ -37,7 +37,7 @@ impl Default for BenchConfig {
             utterances: 16,
             seconds_each: 2.0,
             samples: 1000,
-            batch_size: crate::explain::CPU_BATCH_SIZE,
+            batch_size: crate::explain::DEFAULT_BATCH_SIZE,
             seed: 0,
         }
     }

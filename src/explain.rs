@@ -40,22 +40,25 @@ pub struct ExplainConfig {
     pub max_seconds: Option<f32>,
 }
 
-/// Perturbed inputs per model call on the CPU path, and [`ExplainConfig`]'s default.
-pub const CPU_BATCH_SIZE: usize = 256;
+/// Perturbed inputs per model call when none is asked for: on the CPU path, for waveform models,
+/// and [`ExplainConfig`]'s default.
+pub const DEFAULT_BATCH_SIZE: usize = 256;
 
-/// Perturbed inputs per model call on a GPU when none is asked for. On an H100, 8000 one-second
-/// utterances at 1000 samples ran at 115, 172 and 220 utterances/s with batches of 256, 1024 and
-/// 4096, with identical explanations (`bash scripts/gpu_check.sh batch`). Larger models are held
-/// to what fits one storage binding whatever the batch.
-pub const GPU_BATCH_SIZE: usize = 4096;
+/// Perturbed inputs per model call for mel models on a GPU when none is asked for. On an H100,
+/// 8000 one-second utterances at 1000 samples ran at 115, 172 and 220 utterances/s through the
+/// CNN with batches of 256, 1024 and 4096, with identical explanations (`bash
+/// scripts/gpu_check.sh batch`); 4096 of its inputs take about 100 MB, its largest activation
+/// about 400 MB.
+pub const GPU_MEL_BATCH_SIZE: usize = 4096;
 
-/// The batch size for `device` when none is asked for: [`GPU_BATCH_SIZE`] on a GPU,
-/// [`CPU_BATCH_SIZE`] on the CPU path (where a larger batch costs memory and gains nothing).
-pub fn default_batch_size(device: &ComputeDevice) -> usize {
-    if device.gpu.is_some() {
-        GPU_BATCH_SIZE
-    } else {
-        CPU_BATCH_SIZE
+/// The batch size for `device` and a model consuming `input` when none is asked for:
+/// [`GPU_MEL_BATCH_SIZE`] for mel models on a GPU, else [`DEFAULT_BATCH_SIZE`] (on the CPU path a
+/// larger batch costs memory and gains nothing; a waveform model's activations are thousands
+/// of times larger, and its batch is further held to one storage binding).
+pub fn default_batch_size(device: &ComputeDevice, input: &ModelInput) -> usize {
+    match (device.gpu.is_some(), input) {
+        (true, ModelInput::MelPower(_)) => GPU_MEL_BATCH_SIZE,
+        _ => DEFAULT_BATCH_SIZE,
     }
 }
 
@@ -66,7 +69,7 @@ impl Default for ExplainConfig {
             masks: MaskConfig::default(),
             surrogate: SurrogateConfig::default(),
             fill: FillMode::Zero,
-            batch_size: CPU_BATCH_SIZE,
+            batch_size: DEFAULT_BATCH_SIZE,
             keep_samples: false,
             max_seconds: None,
         }

@@ -279,7 +279,7 @@ struct ExplainFlags {
     /// Seed of masks and noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Perturbed inputs per model call [default: 4096 on a GPU, 256 on the CPU].
+    /// Perturbed inputs per model call [default: 4096 for mel models on a GPU, else 256].
     #[arg(long)]
     batch_size: Option<usize>,
     /// Also write each utterance's masks, weights and model outputs (samples/NNNNNN.json).
@@ -331,7 +331,7 @@ impl ExplainFlags {
                 FillArg::Mean => FillMode::Mean,
                 FillArg::Noise => FillMode::Noise,
             },
-            batch_size: f.batch_size.unwrap_or(emolime::explain::CPU_BATCH_SIZE),
+            batch_size: f.batch_size.unwrap_or(emolime::explain::DEFAULT_BATCH_SIZE),
             keep_samples: f.save_samples,
             max_seconds: f.max_seconds,
         };
@@ -339,12 +339,18 @@ impl ExplainFlags {
         Ok(cfg)
     }
 
-    /// `cfg` with the default batch size of `device` where --batch-size was not given.
-    fn on_device(&self, cfg: ExplainConfig, device: &ComputeDevice) -> ExplainConfig {
+    /// `cfg` with the default batch size for `device` and a model consuming `input` where
+    /// --batch-size was not given.
+    fn on_device(
+        &self,
+        cfg: ExplainConfig,
+        device: &ComputeDevice,
+        input: &emolime::model::ModelInput,
+    ) -> ExplainConfig {
         ExplainConfig {
             batch_size: self
                 .batch_size
-                .unwrap_or_else(|| emolime::explain::default_batch_size(device)),
+                .unwrap_or_else(|| emolime::explain::default_batch_size(device, input)),
             ..cfg
         }
     }
@@ -635,7 +641,7 @@ impl BenchArgs {
             utterances: self.utterances,
             seconds_each: self.seconds,
             samples: self.samples,
-            batch_size: self.batch_size.unwrap_or(emolime::explain::CPU_BATCH_SIZE),
+            batch_size: self.batch_size.unwrap_or(emolime::explain::DEFAULT_BATCH_SIZE),
             seed: self.seed,
         }
     }
@@ -1742,9 +1748,9 @@ fn explain(a: &ExplainArgs) -> Result<()> {
     };
     opts.validate()?;
     let device = a.device.open()?;
-    let cfg = a.flags.on_device(cfg, &device);
     let model = AnyModel::load(&a.model, &device.burn)?;
     let model = model.as_model();
+    let cfg = a.flags.on_device(cfg, &device, &model.input());
     println!("model: {}", model.describe());
     let inputs = a.source.collect()?;
     let prior: Vec<Failure> = inputs
@@ -1782,9 +1788,12 @@ fn bench(a: &BenchArgs) -> Result<()> {
     cfg.validate()?;
     let device = a.device.open()?;
     let cfg = emolime::bench::BenchConfig {
-        batch_size: a
-            .batch_size
-            .unwrap_or_else(|| emolime::explain::default_batch_size(&device)),
+        batch_size: a.batch_size.unwrap_or_else(|| {
+            emolime::explain::default_batch_size(
+                &device,
+                &emolime::model::ModelInput::MelPower(FrontEndConfig::default()),
+            )
+        }),
         ..cfg
     };
     println!("device: {}", device.description);
@@ -1871,9 +1880,9 @@ fn faithfulness(a: &FaithfulnessArgs) -> Result<()> {
     let del = a.deletion_config();
     del.validate()?;
     let device = a.device.open()?;
-    let cfg = a.flags.on_device(cfg, &device);
     let model = AnyModel::load(&a.model, &device.burn)?;
     let model = model.as_model();
+    let cfg = a.flags.on_device(cfg, &device, &model.input());
     println!("model: {}", model.describe());
     let inputs = a.source.collect()?;
     for e in &inputs.errors {
@@ -1968,9 +1977,9 @@ fn stability(a: &StabilityArgs) -> Result<()> {
     };
     cfg.validate(base.bands.band_count())?;
     let device = a.device.open()?;
-    let base = a.flags.on_device(base, &device);
     let model = AnyModel::load(&a.model, &device.burn)?;
     let model = model.as_model();
+    let base = a.flags.on_device(base, &device, &model.input());
     println!("model: {}", model.describe());
     let inputs = a.source.collect()?;
     for e in &inputs.errors {
@@ -2291,7 +2300,12 @@ fn demo(a: &DemoArgs) -> Result<()> {
     let cfg = a.flags.to_config(DEMO_SAMPLES)?;
     let out = OutputDir::create(&target, a.force)?;
     let device = a.device.open()?;
-    let cfg = a.flags.on_device(cfg, &device);
+    // The demo trains emolime's CNN, which consumes mel power.
+    let cfg = a.flags.on_device(
+        cfg,
+        &device,
+        &emolime::model::ModelInput::MelPower(FrontEndConfig::default()),
+    );
     println!("device: {}", device.description);
     let synth_cfg = SynthConfig::default();
     let manifest = write_corpus(&synth_cfg, &out.path("corpus"))?;

@@ -90,7 +90,7 @@ pub struct ExplainSettings {
     /// `--fill`: zero, mean or noise (default zero).
     #[serde(default = "default_fill")]
     pub fill: String,
-    /// `--batch-size` (default: the device's, 4096 on a GPU and 256 on the CPU).
+    /// `--batch-size` (default: 4096 for mel models on a GPU, else 256).
     #[serde(default)]
     pub batch_size: Option<usize>,
 }

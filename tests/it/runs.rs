@@ -299,8 +299,8 @@ fn lavapipe_and_cpu_runs_agree_to_1e_4() {
         let run: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("run.json")).unwrap()).unwrap();
         run["config"]["batch_size"].as_u64().unwrap() as usize
     };
-    assert_eq!(batch(&on_gpu), emolime::explain::GPU_BATCH_SIZE);
-    assert_eq!(batch(&on_cpu), emolime::explain::CPU_BATCH_SIZE);
+    assert_eq!(batch(&on_gpu), emolime::explain::GPU_MEL_BATCH_SIZE);
+    assert_eq!(batch(&on_cpu), emolime::explain::DEFAULT_BATCH_SIZE);
 }
 
 #[test]
@@ -328,7 +328,7 @@ fn bench_writes_a_complete_record() {
     assert_eq!(record["config"]["utterances"], 3);
     assert_eq!(record["config"]["samples"], 48);
     // No --batch-size: the CPU path's default (a GPU's is 4096).
-    assert_eq!(record["config"]["batch_size"], emolime::explain::CPU_BATCH_SIZE);
+    assert_eq!(record["config"]["batch_size"], emolime::explain::DEFAULT_BATCH_SIZE);
     assert_eq!(record["classes"], 4);
     for stage in ["decode_stft", "masks", "scoring", "surrogate", "writing"] {
         let v = record["ms_per_utterance"][stage].as_f64().unwrap();
