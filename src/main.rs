@@ -675,7 +675,8 @@ struct ExportArgs {
     #[arg(long, default_value_t = 8)]
     bands: usize,
     /// Output folder (must not exist unless --force): weights.safetensors, model.json and, with
-    /// --input, inputs.safetensors, inputs.json and manifest.csv (the exported utterances).
+    /// --input, inputs.safetensors, inputs.json and manifest.csv (the exported utterances, when
+    /// all are labelled).
     #[arg(long)]
     out: PathBuf,
     /// Replace an existing output folder.
@@ -2430,7 +2431,12 @@ fn export(a: &ExportArgs) -> Result<()> {
                 "utterances": records,
             }),
         )?;
-        emolime::output::write_atomic(&dir.join("manifest.csv"), manifest.as_bytes())?;
+        // A manifest row needs a label; unlabelled audio is explained from the original input.
+        if items.iter().all(|i| i.label.is_some()) {
+            emolime::output::write_atomic(&dir.join("manifest.csv"), manifest.as_bytes())?;
+        } else {
+            eprintln!("note: manifest.csv not written: some inputs have no label (a manifest row needs one)");
+        }
         n = items.len();
     }
     let path = out.commit()?;

@@ -50,10 +50,8 @@ def main():
 
     work = tempfile.TemporaryDirectory(prefix="captum-peer-")
     export = os.path.join(work.name, "export")
-    common.run_checked([args.emolime, "export", "--model", args.model, "--input", args.input, "--limit",
-                        str(args.limit), "--bands", str(args.bands), "--out", export, "--device", "cpu"])
+    manifest = common.export(args.emolime, args.model, args.input, args.limit, args.bands, export)
     model, inputs, mels = common.load_export(export, args.device)
-    manifest = os.path.join(export, "manifest.csv")
     classes = inputs["classes"]
     rows = common.band_rows(inputs, args.device)
     feature_masks = [rows[None, None, :, None].expand(1, 1, m.shape[0], m.shape[1]) for m in mels]

@@ -60,6 +60,17 @@ class Probs(nn.Module):
         return torch.softmax(self.net(x), dim=1)
 
 
+def export(binary, model_path, input_path, limit, bands, out):
+    """Runs `emolime export` into `out` (on the CPU) and returns the manifest of the exported
+    utterances; exits when there is none (the inputs must be labelled)."""
+    run_checked([binary, "export", "--model", model_path, "--input", input_path, "--limit", str(limit),
+                 "--bands", str(bands), "--out", out, "--device", "cpu"])
+    manifest = os.path.join(out, "manifest.csv")
+    if not os.path.isfile(manifest):
+        raise SystemExit(f"{input_path}: the peers need labelled inputs (a folder of class folders or a manifest)")
+    return manifest
+
+
 def load_export(export_dir, device):
     """(model returning probabilities, inputs.json, [mel [M, T] tensors]) from an export folder."""
     with open(os.path.join(export_dir, "model.json")) as f:

@@ -43,10 +43,8 @@ def main():
 
     work = tempfile.TemporaryDirectory(prefix="lime-peer-")
     export = os.path.join(work.name, "export")
-    common.run_checked([args.emolime, "export", "--model", args.model, "--input", args.input, "--limit",
-                        str(args.limit), "--bands", str(args.bands), "--out", export, "--device", "cpu"])
+    manifest = common.export(args.emolime, args.model, args.input, args.limit, args.bands, export)
     model, inputs, mels = common.load_export(export, "cpu")
-    manifest = os.path.join(export, "manifest.csv")
     classes = inputs["classes"]
     rows = np.asarray(inputs["bands"]["row_band"])
     n_expl = len(mels) * len(classes)

@@ -800,6 +800,20 @@ fn export_writes_pytorch_layouts_and_inputs_that_reproduce_the_probabilities() {
         assert!(item.path.is_absolute());
         assert_eq!(std::fs::canonicalize(u["path"].as_str().unwrap()).unwrap(), item.path);
     }
+
+    // One unlabelled file: its input is exported, but no manifest (a row needs a label).
+    let one = tmp.path().join("one");
+    let mut cmd = emolime();
+    cmd.args(["export", "--device", "cpu", "--model"])
+        .arg(&model)
+        .arg("--input")
+        .arg(&listed.items[0].path)
+        .arg("--out")
+        .arg(&one);
+    run_ok(cmd);
+    let info: serde_json::Value = serde_json::from_slice(&std::fs::read(one.join("inputs.json")).unwrap()).unwrap();
+    assert_eq!(info["utterances"].as_array().unwrap().len(), 1);
+    assert!(!one.join("manifest.csv").exists());
 }
 
 #[test]
