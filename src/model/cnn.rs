@@ -21,6 +21,8 @@ use std::path::Path;
 pub const MODEL_MAGIC: &[u8] = b"EMOLIME-MODEL 1\n";
 /// Frequency groups kept by the pooling head (the network sees where energy is, not only how much).
 pub const FREQ_GROUPS: usize = 8;
+/// Dropout probability on the head's inputs during training.
+const DROPOUT: f64 = 0.2;
 /// Smallest number of frames the network accepts (two 2x2 poolings).
 pub const MIN_FRAMES: usize = 4;
 
@@ -59,6 +61,8 @@ pub struct SerCnn {
     bn3: BatchNorm,
     pool: MaxPool2d,
     head_pool: AdaptiveAvgPool2d,
+    /// Kept so model files keep their layout; training applies host-drawn masks instead
+    /// ([`SerCnn::forward_masked`]).
     dropout: Dropout,
     fc: Linear,
     act: Relu,
@@ -88,7 +92,7 @@ impl SerCnn {
             bn3: BatchNormConfig::new(c3).init(device),
             pool: MaxPool2dConfig::new([2, 2]).init(),
             head_pool: AdaptiveAvgPool2dConfig::new([FREQ_GROUPS, 1]).init(),
-            dropout: DropoutConfig::new(0.2).init(),
+            dropout: DropoutConfig::new(DROPOUT).init(),
             fc: LinearConfig::new(c3 * FREQ_GROUPS, meta.classes.len()).init(device),
             act: Relu::new(),
             db_mean: meta.db_mean,
@@ -96,11 +100,21 @@ impl SerCnn {
         }
     }
 
-    /// Logits for a batch of power mel spectrograms.
+    /// Logits for a batch of power mel spectrograms (inference: no dropout).
     ///
     /// # Shapes
     /// `power_mel` [N, 1, M, T] -> [N, C]
     pub fn forward(&self, power_mel: Tensor<4>) -> Tensor<2> {
+        self.forward_masked(power_mel, None)
+    }
+
+    /// Logits with the head's inputs multiplied by `dropout` (training): a mask drawn on the
+    /// host ([`dropout_mask`]) rather than by the device's generator, so training draws the same
+    /// masks on every device.
+    ///
+    /// # Shapes
+    /// `power_mel` [N, 1, M, T], `dropout` [N, C3 * G] -> [N, C]
+    pub fn forward_masked(&self, power_mel: Tensor<4>, dropout: Option<Tensor<2>>) -> Tensor<2> {
         let x = power_mel
             .add_scalar(1e-10)
             .log()
@@ -116,7 +130,11 @@ impl SerCnn {
         let x = self.act.forward(self.bn3.forward(self.conv3.forward(x)));
         let x = self.head_pool.forward(x); // [N, C3, G, 1]
         let [n, c, g, _] = x.dims();
-        self.fc.forward(self.dropout.forward(x.reshape([n, c * g])))
+        let x = x.reshape([n, c * g]);
+        self.fc.forward(match dropout {
+            Some(mask) => x * mask,
+            None => x,
+        })
     }
 }
 
@@ -441,9 +459,9 @@ pub fn train(
         cfg.epochs
     };
     let plain = device.clone();
-    plain.seed(cfg.seed);
     let ad = plain.clone().autodiff();
-    let mut net = SerCnn::new(&meta, &ad);
+    let mut net = initial_network(&meta, cfg.seed, &ad)?;
+    let head_inputs = meta.channels[2] * FREQ_GROUPS;
     let mut optim = AdamConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let batch_of = |idx: &[usize], dev: &Device| {
@@ -465,7 +483,9 @@ pub fn train(
         let (mut loss_sum, mut steps) = (0f32, 0usize);
         for batch in shuffled.chunks(cfg.batch_size) {
             let (x, y) = batch_of(batch, &ad);
-            let loss = loss_fn.forward(net.forward(x), y);
+            let mask = dropout_mask(cfg.seed, epoch, steps, batch.len(), head_inputs);
+            let mask = Tensor::<2>::from_data(TensorData::new(mask, [batch.len(), head_inputs]), &ad);
+            let loss = loss_fn.forward(net.forward_masked(x, Some(mask)), y);
             loss_sum += loss.clone().into_scalar::<f32>();
             steps += 1;
             let grads = GradientsParams::from_grads(loss.backward(), &net);
@@ -507,6 +527,43 @@ pub fn train(
         final_loss,
     };
     Ok((classifier, report))
+}
+
+/// The seeded initial network on `device`: drawn by the CPU backend's generator and copied
+/// over, so every device starts training from the same weights.
+fn initial_network(meta: &ModelMeta, seed: u64, device: &Device) -> Result<SerCnn> {
+    let cpu = Device::flex();
+    cpu.seed(seed);
+    let bytes = SerCnn::new(meta, &cpu)
+        .into_record()
+        .into_bytes()
+        .map_err(|e| Error::Device(format!("encoding initial weights: {e}")))?;
+    let record = burn::store::ModuleRecord::from_bytes(bytes)
+        .map_err(|e| Error::Device(format!("decoding initial weights: {e}")))?;
+    SerCnn::new(meta, device)
+        .try_load_record(record)
+        .map_err(|e| Error::Device(format!("loading initial weights: {e}")))
+}
+
+/// Inverted-dropout mask of training step `step` of `epoch`: each value 0 with probability
+/// [`DROPOUT`], else `1 / (1 - DROPOUT)`, from the counter-based generator (the same on every
+/// device).
+///
+/// # Shapes
+/// -> [n * width], row-major [n, width]
+pub fn dropout_mask(seed: u64, epoch: usize, step: usize, n: usize, width: usize) -> Vec<f32> {
+    let keep = 1.0 / (1.0 - DROPOUT as f32);
+    let threshold = (DROPOUT * u32::MAX as f64) as u32;
+    let stream = (epoch as u32).wrapping_mul(1 << 16).wrapping_add(step as u32);
+    (0..n * width)
+        .map(|i| {
+            if random_u32(seed, 14, stream, i as u32) < threshold {
+                0.0
+            } else {
+                keep
+            }
+        })
+        .collect()
 }
 
 /// Index of the largest value (first on ties).

@@ -433,3 +433,33 @@ fn control_models_get_different_explanations() {
     assert!(vs_shuffled < itself - 0.3, "{vs_shuffled} vs {itself}");
     assert!(vs_random < itself - 0.3, "{vs_random} vs {itself}");
 }
+
+/// Training draws its initial weights on the CPU and its dropout masks on the host, so the
+/// same seed trains the same network on the GPU as on the CPU path, up to the devices' float
+/// rounding: the same predictions, probabilities within 1e-3.
+#[test]
+fn training_on_the_gpu_matches_training_on_the_cpu() {
+    let Some(gpu_dev) = crate::common::gpu_device() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let cpu = ComputeDevice::cpu("test");
+    let on_cpu = train_on_corpus(&tmp.path().join("a"), &small_corpus(), 3, &cpu);
+    let on_gpu = train_on_corpus(&tmp.path().join("b"), &small_corpus(), 3, &gpu_dev);
+    // Both scored on the CPU path, on the training corpus's own spectrograms.
+    let path = tmp.path().join("g.emolime");
+    on_gpu.save(&path).unwrap();
+    let on_gpu = Classifier::load(&path, &cpu.burn).unwrap();
+    let inputs = collect_inputs(&tmp.path().join("a").join("manifest.csv")).unwrap();
+    let (examples, _, _) = load_training_set(&inputs.items, &FrontEndConfig::default(), |_| {}).unwrap();
+    let mut worst = 0f32;
+    for e in &examples {
+        let dims = [1, 128, e.n_frames];
+        let a = on_cpu.probs_host(e.mel.clone(), dims).unwrap();
+        let b = on_gpu.probs_host(e.mel.clone(), dims).unwrap();
+        assert_eq!(emolime::model::argmax(&a), emolime::model::argmax(&b), "{a:?} vs {b:?}");
+        worst = worst.max(crate::common::max_abs_diff(&a, &b));
+    }
+    eprintln!("largest probability difference, GPU- vs CPU-trained: {worst:.2e}");
+    assert!(worst < 1e-3, "probabilities differ by {worst}");
+}
