@@ -8,7 +8,8 @@
 # .whl (captum's wheel, for benches/peers/captum_peer.py):
 #     bash scripts/gpu_check.sh run
 # Further calls: `scale` (batch sizes, a corpus-scale run with its memory, captum) and `batch`
-# (batch size on that corpus, the demo trained on the GPU). All three ran on an H100 (2026-11-22).
+# (batch size on that corpus, the demo trained on the GPU), `train` (the demo trained on the CPU
+# path and on the GPU, compared). All ran on an H100 (2026-11-22).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHES="resynth scoring"
@@ -159,8 +160,16 @@ batch)
     done
     .gpu/emolime compare "$work/run-256" "$work/run-4096" | tail -n 3
     ;;
+train)
+    # Device-independent training: the demo trained and explained on the CPU path and on the GPU.
+    setup
+    work=$(mktemp -d)
+    .gpu/emolime demo --out "$work/cpu" --device cpu | grep -E 'accuracy|top band' | sed 's/^/cpu demo: /'
+    .gpu/emolime demo --out "$work/gpu" --device gpu:0 | grep -E 'accuracy|top band' | sed 's/^/gpu demo: /'
+    .gpu/emolime compare "$work/cpu" "$work/gpu" || true
+    ;;
 *)
-    echo "usage: $0 prepare|run|scale|batch" >&2
+    echo "usage: $0 prepare|run|scale|batch|train" >&2
     exit 2
     ;;
 esac
