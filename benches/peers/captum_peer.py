@@ -12,7 +12,6 @@ call. Checks: the PyTorch rebuild gives emolime's probabilities, and captum Lime
 masks (through `perturb_func`) with emolime's kernel and ridge gives emolime's coefficients.
 """
 
-import argparse
 import os
 import sys
 import tempfile
@@ -26,13 +25,7 @@ import common  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--emolime", default="target/release/emolime", help="the emolime binary")
-    ap.add_argument("--model", required=True, help="a CNN model file from `emolime train`")
-    ap.add_argument("--input", required=True, help="audio folder or manifest")
-    ap.add_argument("--limit", type=int, default=8, help="utterances (an even spread)")
-    ap.add_argument("--samples", default="64,1000,exhaustive", help="sample counts, comma-separated")
-    ap.add_argument("--bands", type=int, default=8)
+    ap = common.parser(__doc__, "64,1000,exhaustive")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="captum's torch device")
     ap.add_argument("--emolime-device", default=None, help="emolime's --device [gpu:0 with cuda, else cpu]")
     ap.add_argument("--perturbations-per-eval", type=int, default=0, help="captum batch [0: all samples at once]")

@@ -7,6 +7,7 @@ utterance's power mel spectrogram, [M, T]), inputs.json (classes, band rows, emo
 probabilities) and manifest.csv (the same utterances, for `emolime explain`).
 """
 
+import argparse
 import json
 import math
 import os
@@ -166,3 +167,16 @@ def run_checked(cmd):
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr}")
     return done.stdout
+
+
+def parser(doc, default_samples):
+    """The arguments every peer script takes: the emolime binary, the model, the input, how many
+    utterances, the sample counts and the band count."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--emolime", default="target/release/emolime", help="the emolime binary")
+    ap.add_argument("--model", required=True, help="a CNN model file from `emolime train`")
+    ap.add_argument("--input", required=True, help="audio folder or manifest (labelled)")
+    ap.add_argument("--limit", type=int, default=8, help="utterances (an even spread)")
+    ap.add_argument("--samples", default=default_samples, help="sample counts, comma-separated")
+    ap.add_argument("--bands", type=int, default=8)
+    return ap

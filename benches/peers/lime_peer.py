@@ -11,7 +11,6 @@ spectrograms, score them with the model in batches, fit every class with
 included). Agreement: the same lime code fed emolime's masks gives emolime's coefficients.
 """
 
-import argparse
 import os
 import sys
 import tempfile
@@ -25,13 +24,7 @@ import common  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--emolime", default="target/release/emolime", help="the emolime binary")
-    ap.add_argument("--model", required=True, help="a CNN model file from `emolime train`")
-    ap.add_argument("--input", required=True, help="audio folder or manifest")
-    ap.add_argument("--limit", type=int, default=8, help="utterances (an even spread)")
-    ap.add_argument("--samples", default="64,1000", help="sample counts, comma-separated")
-    ap.add_argument("--bands", type=int, default=8)
+    ap = common.parser(__doc__, "64,1000")
     ap.add_argument("--batch", type=int, default=256, help="spectrograms per model call on the lime side")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
