@@ -747,8 +747,8 @@ struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     workers: usize,
     /// Train a control model for sanity-checking explanations: `shuffled-labels` (labels
-    /// permuted among the training examples) or, for the CNN only, `random-weights` (not
-    /// trained).
+    /// permuted among the training examples) or `random-weights` (not trained: the CNN, or a
+    /// feature classifier with `--head mlp`, keeps its seeded initial weights).
     #[arg(long, value_enum)]
     control: Option<ControlArg>,
     #[command(flatten)]
@@ -1304,9 +1304,11 @@ impl FeatureSource {
 /// `train --features egemaps` and `train --backbone DIR`: features, fit, save, and the
 /// accuracy on `--test-input`.
 fn train_features(a: &TrainArgs, source: FeatureSource) -> Result<()> {
-    if matches!(a.control, Some(ControlArg::RandomWeights)) {
+    let random_weights = matches!(a.control, Some(ControlArg::RandomWeights));
+    if random_weights && a.head.parse::<emolime::classify::HeadKind>().ok() != Some(emolime::classify::HeadKind::Mlp) {
         bail!(
-            "--control random-weights: only the CNN has weights to leave untrained; use shuffled-labels with --features or --backbone"
+            "--control random-weights: a {} head has no random initial weights to keep; use --head mlp, or shuffled-labels",
+            a.head
         );
     }
     if a.out.exists() && !a.force {
@@ -1318,7 +1320,12 @@ fn train_features(a: &TrainArgs, source: FeatureSource) -> Result<()> {
     let head = HeadConfig {
         kind: a.head.parse()?,
         seed: a.seed,
-        epochs: a.epochs.unwrap_or(HeadConfig::default().epochs),
+        // The random-weights control: no training step, the seeded initial weights.
+        epochs: if random_weights {
+            0
+        } else {
+            a.epochs.unwrap_or(HeadConfig::default().epochs)
+        },
         ..HeadConfig::default()
     };
     head.validate()?;

@@ -30,7 +30,8 @@ pub(crate) struct Mlp {
     w2: Vec<f64>,
     /// Output biases. // [C]
     b2: Vec<f64>,
-    /// Mean training loss (cross-entropy plus penalty) over the last epoch's batches.
+    /// Mean training loss (cross-entropy plus penalty) over the last epoch's batches; 0 when
+    /// not trained (0 epochs: the random-weights control).
     final_loss: f64,
 }
 
@@ -107,7 +108,7 @@ impl Mlp {
         let mut order: Vec<usize> = (0..n).collect();
         let mut shuffle = SplitMix64::derive(cfg.seed, STREAM_SHUFFLE);
         let mut t = 0i32;
-        let mut final_loss = f64::NAN;
+        let mut final_loss = 0.0;
         for _ in 0..cfg.epochs {
             shuffle.shuffle(&mut order);
             let mut epoch_loss = 0.0;

@@ -137,7 +137,10 @@ impl HeadConfig {
             }
         };
         in_range("hidden", self.hidden, 1 << 16)?;
-        in_range("epochs", self.epochs, 1_000_000)?;
+        // 0 epochs leaves the mlp at its seeded initial weights: the random-weights control.
+        if !(self.epochs == 0 && self.kind == HeadKind::Mlp) {
+            in_range("epochs", self.epochs, 1_000_000)?;
+        }
         in_range("batch-size", self.batch_size, 1 << 20)?;
         Ok(())
     }

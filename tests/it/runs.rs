@@ -675,14 +675,14 @@ limit = 1
 fn feature_classifiers_take_the_shuffled_labels_control() {
     let tmp = tempfile::tempdir().unwrap();
     let (manifest, _) = corpus_and_model(tmp.path(), 3);
-    let train = |out: &str, extra: &[&str]| {
+    let train = |head: &str, out: &str, extra: &[&str]| {
         let mut cmd = emolime();
         cmd.args([
             "train",
             "--features",
             "egemaps",
             "--head",
-            "logreg",
+            head,
             "--folds",
             "0",
             "--input",
@@ -693,13 +693,24 @@ fn feature_classifiers_take_the_shuffled_labels_control() {
         .args(extra);
         cmd
     };
-    run_ok(train("real.json", &[]));
-    run_ok(train("shuffled.json", &["--control", "shuffled-labels"]));
+    run_ok(train("logreg", "real.json", &[]));
+    run_ok(train("logreg", "shuffled.json", &["--control", "shuffled-labels"]));
     let read = |f: &str| std::fs::read_to_string(tmp.path().join(f)).unwrap();
     assert_ne!(read("real.json"), read("shuffled.json"));
-    let err = run_err(train("random.json", &["--control", "random-weights"]));
-    assert!(err.contains("random-weights") && err.contains("CNN"), "{err}");
+    let err = run_err(train("logreg", "random.json", &["--control", "random-weights"]));
+    assert!(err.contains("random-weights") && err.contains("--head mlp"), "{err}");
     assert!(!tmp.path().join("random.json").exists());
+    // The mlp head keeps its seeded initial weights: no training step.
+    run_ok(train("mlp", "mlp.json", &[]));
+    run_ok(train("mlp", "mlp-random.json", &["--control", "random-weights"]));
+    let head = |f: &str| {
+        let v: serde_json::Value = serde_json::from_str(&read(f)).unwrap();
+        v["head"].clone()
+    };
+    assert_ne!(head("mlp.json"), head("mlp-random.json"));
+    assert_eq!(head("mlp-random.json")["final_loss"], 0.0);
+    let reloaded = emolime::classify::FeatureClassifier::load(&tmp.path().join("mlp-random.json")).unwrap();
+    assert_eq!(reloaded.classes().len(), 4);
 }
 
 /// The header of a safetensors file: {name: {dtype, shape, data_offsets}, "__metadata__": {...}},
