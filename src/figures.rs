@@ -267,23 +267,32 @@ pub fn importance_figure(profiles: &[Profile], band_edges_hz: &[f32]) -> Result<
     groups.dedup();
     let n_bands = band_edges_hz.len().saturating_sub(1);
     let panel_h = 260u32;
-    let height = 40 + panel_h * emotions.len().max(1) as u32;
+    // Legend columns as wide as the longest label (about 7 px a character at 13 px), in rows.
+    let longest = groups
+        .iter()
+        .map(|(d, m)| d.chars().count() + m.chars().count() + 1)
+        .max();
+    let column_w = longest.unwrap_or(0) as i32 * 7 + 30;
+    let per_row = (880 / column_w).max(1) as usize;
+    let legend_h = 16 + 20 * groups.len().div_ceil(per_row).max(1) as u32;
+    let height = legend_h + panel_h * emotions.len().max(1) as u32;
     figure(900, height, |root| {
         if emotions.is_empty() || n_bands == 0 {
             return Err("no profiles to draw".into());
         }
-        let (legend, body) = root.split_vertically(40);
+        let (legend, body) = root.split_vertically(legend_h);
         // Legend: one swatch per (dataset, model).
         for (g, (d, m)) in groups.iter().enumerate() {
-            let x = 10 + (g as i32) * 140;
+            let x = 10 + (g % per_row) as i32 * column_w;
+            let y = 8 + (g / per_row) as i32 * 20;
             legend
                 .draw(&Rectangle::new(
-                    [(x, 12), (x + 14, 26)],
+                    [(x, y), (x + 14, y + 14)],
                     PALETTE[g % PALETTE.len()].filled(),
                 ))
                 .map_err(s)?;
             legend
-                .draw(&Text::new(format!("{d}/{m}"), (x + 18, 12), ("sans-serif", 13)))
+                .draw(&Text::new(format!("{d}/{m}"), (x + 18, y), ("sans-serif", 13)))
                 .map_err(s)?;
         }
         let panels = body.split_evenly((emotions.len(), 1));
