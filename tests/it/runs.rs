@@ -602,8 +602,8 @@ limit = 1
     assert_eq!(png_size(&figs.join("deletion.d1.cnn.png")), (640, 420));
     assert_eq!(png_size(&figs.join("stability.d2.feat.png")), (640, 420));
     assert_eq!(png_size(&figs.join("utterance.d1.feat.png")), (900, 420));
-    // 4 emotions x 260 px panels + a 40 px legend.
-    assert_eq!(png_size(&figs.join("importance.png")), (900, 40 + 4 * 260));
+    // 4 emotions x 260 px panels + a legend of one 20 px row (4 short labels) and 16 px margin.
+    assert_eq!(png_size(&figs.join("importance.png")), (900, 16 + 20 + 4 * 260));
     for f in ["deletion.d1.cnn.svg", "importance.svg", "utterance.d2.cnn.svg"] {
         assert!(
             std::fs::read_to_string(figs.join(f)).unwrap().starts_with("<svg"),
