@@ -185,7 +185,8 @@ struct FeaturesArgs {
     /// Feature set.
     #[arg(long, value_enum, default_value = "egemaps")]
     set: FeatureSetArg,
-    /// Output CSV (written atomically; one row per file, or per frame with --lld).
+    /// Output file, written atomically: CSV, or a Parquet table when it ends in `.parquet` (the
+    /// same columns); one row per file, or per frame with --lld.
     #[arg(long, required = true)]
     out: Option<PathBuf>,
     /// Write the frame-level descriptors (10 ms hop) instead of the functionals.
@@ -907,7 +908,20 @@ fn features(a: &FeaturesArgs) -> Result<()> {
     if n_ok == 0 {
         bail!("no file could be analysed ({failed} failures)");
     }
-    write_csv(out, &inputs.items, &results, cfg.level)?;
+    let parquet = out.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    match (parquet, cfg.level) {
+        (false, level) => write_csv(out, &inputs.items, &results, level)?,
+        (true, Level::Functionals) => {
+            emolime::table::write_features_parquet(out, &inputs.items, &results, &EGEMAPS_NAMES, None)?
+        }
+        (true, Level::Lld) => emolime::table::write_features_parquet(
+            out,
+            &inputs.items,
+            &results,
+            &emolime::features::LLD_NAMES,
+            Some(emolime::features::HOP_LEN as f64 / f64::from(emolime::features::SAMPLE_RATE_HZ)),
+        )?,
+    }
     println!(
         "{n_ok} files in {seconds:.2} s ({:.1} files/s on {} threads), {failed} failed -> {}",
         n_ok as f64 / seconds,

@@ -1,5 +1,6 @@
-//! Explanations as a Parquet table (arrow-rs): one row per utterance and class, band weights and
-//! probabilities as list columns, the band layout and the settings in the file's metadata.
+//! Parquet tables (arrow-rs): explanations, one row per utterance and class, band weights and
+//! probabilities as list columns, the band layout and the settings in the file's metadata; and
+//! extracted eGeMAPS features ([`write_features_parquet`]).
 
 use crate::error::{Error, Result};
 use crate::explain::ExplanationRecord;
@@ -173,4 +174,77 @@ fn record_batch(
         strings(&|r| Some(&r.device)),
     ];
     RecordBatch::try_new(schema.clone(), columns)
+}
+
+/// Writes extracted features as a Parquet table (Snappy), atomically: `id`, `label`, `speaker`,
+/// `dataset` (strings, null when absent), with `--lld` `frame_time_s`, then one f64 column per
+/// feature named as openSMILE names it, in its order: the same table as the CSV
+/// (`features::corpus::write_csv`). Failed items are left out (the caller reports them); rows go
+/// out in batches of [`BATCH_ROWS`].
+///
+/// # Shapes
+/// each `results[i]` [R, F]: one row (functionals) or one per frame (LLD), F = `names.len()`
+pub fn write_features_parquet(
+    path: &Path,
+    items: &[crate::input::InputItem],
+    results: &[Result<crate::features::corpus::FileFeatures>],
+    names: &[&str],
+    frame_hop_s: Option<f64>,
+) -> Result<()> {
+    use arrow_array::Float64Array;
+    let mut fields = vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("label", DataType::Utf8, true),
+        Field::new("speaker", DataType::Utf8, true),
+        Field::new("dataset", DataType::Utf8, true),
+    ];
+    if frame_hop_s.is_some() {
+        fields.push(Field::new("frame_time_s", DataType::Float64, false));
+    }
+    fields.extend(names.iter().map(|n| Field::new(*n, DataType::Float64, false)));
+    let schema = Arc::new(Schema::new(fields));
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(BATCH_ROWS))
+        .build();
+    let file = AtomicFile::create(path)?;
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| parquet_err(path, &e))?;
+    // Rows as (item, frame) pairs, written a batch at a time.
+    let rows: Vec<(usize, usize)> = results
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().ok().map(|v| (i, v.nrows())))
+        .flat_map(|(i, n)| (0..n).map(move |k| (i, k)))
+        .collect();
+    for chunk in rows.chunks(BATCH_ROWS) {
+        let strings = |f: &dyn Fn(&crate::input::InputItem) -> Option<&str>| -> ArrayRef {
+            Arc::new(chunk.iter().map(|&(i, _)| f(&items[i])).collect::<StringArray>())
+        };
+        let mut columns: Vec<ArrayRef> = vec![
+            strings(&|it| Some(&it.id)),
+            strings(&|it| it.label.as_deref()),
+            strings(&|it| it.speaker.as_deref()),
+            strings(&|it| it.dataset.as_deref()),
+        ];
+        if let Some(hop) = frame_hop_s {
+            columns.push(Arc::new(
+                chunk.iter().map(|&(_, k)| k as f64 * hop).collect::<Float64Array>(),
+            ));
+        }
+        for f in 0..names.len() {
+            columns.push(Arc::new(
+                chunk
+                    .iter()
+                    .map(|&(i, k)| match &results[i] {
+                        Ok(v) => v[[k, f]],
+                        Err(_) => unreachable!("failed items are filtered out above"),
+                    })
+                    .collect::<Float64Array>(),
+            ));
+        }
+        let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| parquet_err(path, &e))?;
+        writer.write(&batch).map_err(|e| parquet_err(path, &e))?;
+    }
+    let file = writer.into_inner().map_err(|e| parquet_err(path, &e))?;
+    file.commit()
 }

@@ -184,6 +184,45 @@ fn corpus_rows_keep_order_and_name_failures() {
                 .iter()
                 .all(|l| l.split(',').count() == n_cols && !l.contains("NaN"))
         );
+        // The same table as Parquet: same columns, same rows, the same f64 values.
+        let pq = dir.join("f.parquet");
+        let (names, hop): (&[&str], _) = match level {
+            Level::Functionals => (&EGEMAPS_NAMES, None),
+            Level::Lld => (&LLD_NAMES, Some(0.01)),
+        };
+        emolime::table::write_features_parquet(&pq, &inputs.items, &results, names, hop).unwrap();
+        let file = std::fs::File::open(&pq).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<_> = reader.map(Result::unwrap).collect();
+        let header: Vec<String> = batches[0].schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(header.join(","), lines[0]);
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), rows);
+        let first = &batches[0];
+        let ids = first
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap();
+        assert_eq!(ids.value(0), "flite_slt_sad_s05_t0.wav");
+        let col = |c: usize| {
+            first
+                .column(c)
+                .as_any()
+                .downcast_ref::<arrow_array::Float64Array>()
+                .unwrap()
+                .clone()
+        };
+        let lead = 4 + usize::from(level == Level::Lld);
+        let want = results[0].as_ref().unwrap();
+        for f in 0..names.len() {
+            assert_eq!(col(lead + f).value(0).to_bits(), want[[0, f]].to_bits(), "{}", names[f]);
+        }
+        if level == Level::Lld {
+            assert!((col(4).value(1) - 0.01).abs() < 1e-12);
+        }
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
