@@ -532,9 +532,16 @@ pub fn train(
 /// The seeded initial network on `device`: drawn by the CPU backend's generator and copied
 /// over, so every device starts training from the same weights.
 fn initial_network(meta: &ModelMeta, seed: u64, device: &Device) -> Result<SerCnn> {
-    let cpu = Device::flex();
-    cpu.seed(seed);
-    let bytes = SerCnn::new(meta, &cpu)
+    // The CPU backend's generator is shared by the process: seeding and drawing happen under one
+    // lock so that trainings on other threads cannot reseed it in between.
+    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let drawn = {
+        let _guard = INIT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cpu = Device::flex();
+        cpu.seed(seed);
+        SerCnn::new(meta, &cpu)
+    };
+    let bytes = drawn
         .into_record()
         .into_bytes()
         .map_err(|e| Error::Device(format!("encoding initial weights: {e}")))?;
