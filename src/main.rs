@@ -1457,7 +1457,7 @@ fn train_cnn(a: &TrainArgs) -> Result<Classifier> {
     let device = a.device.open()?;
     let inputs = a.source.collect()?;
     let cfg = TrainConfig::from(a);
-    let model = train_on(
+    train_on(
         &inputs.items,
         inputs.errors.iter().map(|e| e.to_string()).collect(),
         &cfg,
@@ -1465,8 +1465,7 @@ fn train_cnn(a: &TrainArgs) -> Result<Classifier> {
         &a.out,
         &a.out,
         a.folds,
-    )?;
-    Ok(model)
+    )
 }
 
 /// Trains, saves to `out` and reports the model as `shown` (its final path); then, unless
@@ -2347,8 +2346,7 @@ fn demo(a: &DemoArgs) -> Result<()> {
         Some(0),
     )?;
     // Explain an even spread over the classes.
-    let step = (inputs.items.len() / a.explain.max(1)).max(1);
-    let items: Vec<InputItem> = inputs.items.iter().step_by(step).take(a.explain).cloned().collect();
+    let items = even_spread(&inputs.items, a.explain);
     let opts = RunOptions {
         model: model.describe(),
         input: "built-in synthetic corpus".into(),
@@ -2390,9 +2388,7 @@ fn export(a: &ExportArgs) -> Result<()> {
         for e in &inputs.errors {
             eprintln!("skipped: {e}");
         }
-        let limit = a.limit.unwrap_or(inputs.items.len()).max(1);
-        let step = (inputs.items.len() / limit).max(1);
-        let items: Vec<InputItem> = inputs.items.iter().step_by(step).take(limit).cloned().collect();
+        let items = even_spread(&inputs.items, a.limit.unwrap_or(inputs.items.len()).max(1));
         if items.is_empty() {
             bail!("{}: no audio files to export", input.display());
         }
@@ -2408,7 +2404,8 @@ fn export(a: &ExportArgs) -> Result<()> {
         let mut explainer = Explainer::new(model.as_model(), &device, cfg)?;
         let filterbank = explainer.front_end().mel_filterbank()?;
         let all_bands = ndarray::Array2::<f32>::ones((1, a.bands));
-        let (mut mels, mut records, mut manifest) = (Vec::new(), Vec::new(), String::from("path,label\n"));
+        let (mut shapes, mut mels) = (Vec::new(), Vec::new());
+        let (mut records, mut manifest) = (Vec::new(), String::from("path,label\n"));
         for item in &items {
             let prepared = explainer.preparer().load_and_prepare(item)?;
             let emolime::explain::PreparedInput::Power(power) = &prepared.input else {
@@ -2429,16 +2426,15 @@ fn export(a: &ExportArgs) -> Result<()> {
             manifest.push(',');
             emolime::output::csv_field(&mut manifest, item.label.as_deref().unwrap_or(""));
             manifest.push('\n');
-            mels.push(mel);
+            shapes.push([mel.nrows(), mel.ncols()]);
+            mels.push(mel.iter().copied().collect::<Vec<f32>>()); // row-major [M, T]
         }
         let names: Vec<String> = (0..mels.len()).map(|i| format!("mel.{i}")).collect();
-        let shapes: Vec<[usize; 2]> = mels.iter().map(|m| [m.nrows(), m.ncols()]).collect();
-        let contiguous: Vec<Vec<f32>> = mels.iter().map(|m| m.iter().copied().collect()).collect();
         let arrays: Vec<emolime::output::NamedArray> = (0..mels.len())
             .map(|i| emolime::output::NamedArray {
                 name: &names[i],
                 shape: &shapes[i],
-                data: &contiguous[i],
+                data: &mels[i],
             })
             .collect();
         let bytes = emolime::output::safetensors_bytes(&arrays, &Default::default())?;
@@ -2471,6 +2467,12 @@ fn export(a: &ExportArgs) -> Result<()> {
         path.display()
     );
     Ok(())
+}
+
+/// At most `n` of `items`, evenly spread over them (every `len / n`-th, from the first).
+fn even_spread(items: &[InputItem], n: usize) -> Vec<InputItem> {
+    let step = (items.len() / n.max(1)).max(1);
+    items.iter().step_by(step).take(n).cloned().collect()
 }
 
 /// Points the records' audio paths from the staging folder to the committed one `dir` (the
