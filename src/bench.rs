@@ -29,6 +29,9 @@ pub struct BenchConfig {
     pub batch_size: usize,
     /// Seed of the corpus, the model's training and the masks.
     pub seed: u64,
+    /// On the CPU path, score through the CNN's row-cached host forward
+    /// ([`ExplainConfig::row_cache`]).
+    pub row_cache: bool,
 }
 
 impl Default for BenchConfig {
@@ -39,6 +42,7 @@ impl Default for BenchConfig {
             samples: 1000,
             batch_size: crate::explain::DEFAULT_BATCH_SIZE,
             seed: 0,
+            row_cache: true,
         }
     }
 }
@@ -63,6 +67,7 @@ impl BenchConfig {
                 seed: self.seed,
             },
             batch_size: self.batch_size,
+            row_cache: self.row_cache,
             ..ExplainConfig::default()
         }
     }

@@ -11,6 +11,7 @@ use crate::gpu::ops::{
 };
 use crate::gpu::{GpuContext, GrowBuffer};
 use crate::input::InputItem;
+use crate::model::cnn_rows::RowCachedCnn;
 use crate::model::{MIN_FRAMES, ModelInput, SerModel, read_f32};
 use crate::perturb::{FillMode, perturb_cpu, row_means};
 use crate::resynth::{BandSignals, bin_bands, resynth_cpu};
@@ -38,6 +39,16 @@ pub struct ExplainConfig {
     /// Explain at most the first this many seconds of each utterance (longer audio is
     /// cropped, and the output says so); `None` explains everything.
     pub max_seconds: Option<f32>,
+    /// On the CPU path, score a mel model that offers it through its row-cached host forward
+    /// ([`crate::model::cnn_rows`]: each row of each layer computed once per state of the
+    /// bands it sees) instead of building and scoring every masked input. Equal up to f32
+    /// rounding; not used with noise fill, whose rows differ per sample.
+    #[serde(default = "row_cache_default")]
+    pub row_cache: bool,
+}
+
+fn row_cache_default() -> bool {
+    true
 }
 
 /// Perturbed inputs per model call when none is asked for: on the CPU path, for waveform models,
@@ -72,6 +83,7 @@ impl Default for ExplainConfig {
             batch_size: DEFAULT_BATCH_SIZE,
             keep_samples: false,
             max_seconds: None,
+            row_cache: true,
         }
     }
 }
@@ -259,6 +271,8 @@ pub struct Explainer<'a> {
     weights: Vec<f32>,
     empty: usize,
     gpu: Option<GpuState>,
+    /// The model's row-cached host forward, on the CPU path when [`ExplainConfig::row_cache`].
+    host: Option<RowCachedCnn>,
 }
 
 /// The front end that defines bands and the STFT for a model: its own for mel models; for
@@ -331,7 +345,12 @@ impl<'a> Explainer<'a> {
                 band_rows: GrowBuffer::new("band rows"),
             }
         });
+        let host = match (&device.gpu, cfg.row_cache, cfg.fill) {
+            (None, true, FillMode::Zero | FillMode::Mean) => model.row_cached()?,
+            _ => None,
+        };
         Ok(Explainer {
+            host,
             profile: None,
             cfg,
             model,
@@ -483,6 +502,7 @@ impl<'a> Explainer<'a> {
             )?,
             _ => explain_cpu(
                 self.model,
+                self.host.as_ref(),
                 &self.layout,
                 &self.masks,
                 &self.weights,
@@ -589,6 +609,7 @@ impl<'a> Explainer<'a> {
                 };
                 score_cpu(
                     self.model,
+                    self.host.as_ref(),
                     &self.layout,
                     masks,
                     rows,
@@ -723,6 +744,7 @@ fn segments(start: usize, len: usize, n: usize) -> impl Iterator<Item = (usize, 
 #[allow(clippy::too_many_arguments)]
 fn explain_cpu(
     model: &dyn SerModel,
+    host: Option<&RowCachedCnn>,
     layout: &BandLayout,
     masks: &Array2<f32>,
     weights: &[f32],
@@ -735,6 +757,7 @@ fn explain_cpu(
 ) -> Result<Vec<(SurrogateFit, Array2<f32>)>> {
     let preds = score_cpu(
         model,
+        host,
         layout,
         masks,
         0..masks.nrows(),
@@ -757,14 +780,16 @@ fn explain_cpu(
 }
 
 /// The CPU twins build every utterance's perturbed inputs for the sample rows `rows` of
-/// `masks` into host batches shared by the utterances, and the model scores them. Returns each
-/// utterance's model outputs.
+/// `masks` into host batches shared by the utterances, and the model scores them; or, given the
+/// model's row-cached host forward, that forward scores each mel utterance's masks directly.
+/// Returns each utterance's model outputs.
 ///
 /// # Shapes
 /// `masks` [N, B] -> `[rows.len(), C]` per utterance
 #[allow(clippy::too_many_arguments)]
 fn score_cpu(
     model: &dyn SerModel,
+    host: Option<&RowCachedCnn>,
     layout: &BandLayout,
     masks: &Array2<f32>,
     rows: std::ops::Range<usize>,
@@ -789,6 +814,33 @@ fn score_cpu(
             _ => Ok(None),
         })
         .collect::<Result<Vec<_>>>()?;
+    if let Some(host) = host
+        && mels.iter().all(Option::is_some)
+    {
+        let t0 = std::time::Instant::now();
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let chosen = masks.slice(ndarray::s![rows.clone(), ..]);
+        let preds = mels
+            .iter()
+            .flatten()
+            .map(|(mel, means)| {
+                let removed = match cfg.fill {
+                    FillMode::Mean => means
+                        .view()
+                        .insert_axis(ndarray::Axis(1))
+                        .broadcast(mel.dim())
+                        .ok_or_else(|| Error::Device("broadcasting row means".into()))?
+                        .to_owned(),
+                    _ => Array2::zeros(mel.dim()),
+                };
+                host.probs_band_masked(mel.view(), removed.view(), &layout.row_band, chosen, threads)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(t) = profile {
+            t.scoring_s += t0.elapsed().as_secs_f64();
+        }
+        return Ok(preds);
+    }
     let mut preds = vec![Array2::<f32>::zeros((n, c)); inputs.len()];
     let total = inputs.len() * n;
     let mut batch = Array2::<f32>::zeros((chunk, dim));

@@ -289,6 +289,11 @@ struct ExplainFlags {
     /// Explain only the first this many seconds of each utterance (the output notes the crop).
     #[arg(long)]
     max_seconds: Option<f32>,
+    /// On the CPU path, build and score every masked spectrogram instead of the CNN's
+    /// row-cached forward (which computes each row of each layer once per state of the bands
+    /// it sees; equal up to rounding).
+    #[arg(long)]
+    no_row_cache: bool,
 }
 
 /// Samples per utterance when `--samples` is not given.
@@ -335,6 +340,7 @@ impl ExplainFlags {
             batch_size: f.batch_size.unwrap_or(emolime::explain::DEFAULT_BATCH_SIZE),
             keep_samples: f.save_samples,
             max_seconds: f.max_seconds,
+            row_cache: !f.no_row_cache,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -632,6 +638,10 @@ struct BenchArgs {
     /// Also write the record as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// On the CPU path, build and score every masked spectrogram instead of the CNN's
+    /// row-cached forward.
+    #[arg(long)]
+    no_row_cache: bool,
     #[command(flatten)]
     device: DeviceArg,
 }
@@ -644,6 +654,7 @@ impl BenchArgs {
             samples: self.samples,
             batch_size: self.batch_size.unwrap_or(emolime::explain::DEFAULT_BATCH_SIZE),
             seed: self.seed,
+            row_cache: !self.no_row_cache,
         }
     }
 }
@@ -1830,8 +1841,13 @@ fn bench(a: &BenchArgs) -> Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     let report = report?;
     let m = &report.ms_per_utterance;
+    let scoring = match (&device.gpu, cfg.row_cache) {
+        (None, true) => ", scoring by the row-cached host forward",
+        (None, false) => ", every masked input scored",
+        _ => "",
+    };
     println!(
-        "work: {} utterances of {} s, {} samples each, {} bands, {} classes, batch {}, seed {}",
+        "work: {} utterances of {} s, {} samples each, {} bands, {} classes, batch {}, seed {}{scoring}",
         cfg.utterances, cfg.seconds_each, cfg.samples, report.bands, report.classes, cfg.batch_size, cfg.seed
     );
     println!("ms per utterance, each stage waited for:");

@@ -273,11 +273,13 @@ impl RunManifest {
     }
 }
 
-/// The settings that decide the explanations, as JSON: the batch size does not, so a run
-/// resumed with a smaller batch (after running out of device memory) is the same run.
+/// The settings that decide the explanations, as JSON: the batch size and the row cache do
+/// not (they change only rounding), so a run resumed with a smaller batch (after running out
+/// of device memory) is the same run.
 fn settings(cfg: &ExplainConfig) -> String {
     json(&ExplainConfig {
         batch_size: 0,
+        row_cache: true,
         ..cfg.clone()
     })
 }

@@ -6,6 +6,7 @@
 
 use crate::audio::FrontEndConfig;
 use crate::error::{Error, Result};
+use crate::model::cnn_rows::{HostConv, RowCachedCnn};
 use crate::sampling::random_u32;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -135,6 +136,54 @@ impl SerCnn {
             Some(mask) => x * mask,
             None => x,
         })
+    }
+
+    /// The network's inference weights on the host, each batch norm folded into its
+    /// convolution, for scoring band-masked inputs row by row.
+    pub fn row_cached(&self) -> Result<RowCachedCnn> {
+        let host = |t: Tensor<1>| read_f32(t);
+        let conv = |conv: &Conv2d, bn: &BatchNorm| -> Result<HostConv> {
+            let [o, i, kh, kw] = conv.weight.val().dims();
+            let pad_one = matches!(
+                conv.padding,
+                PaddingConfig2d::Same | PaddingConfig2d::Explicit(1, 1, 1, 1)
+            );
+            if [kh, kw] != [3, 3] || !pad_one || conv.stride[1] != 1 || conv.groups != 1 || conv.dilation != [1, 1] {
+                return Err(Error::Device(format!(
+                    "the host CNN needs 3x3 convolutions with padding 1 and stride 1 over time, got {conv:?}"
+                )));
+            }
+            let bias = match &conv.bias {
+                Some(b) => host(b.val())?,
+                None => vec![0.0; o],
+            };
+            HostConv::fold(
+                i,
+                conv.stride[0],
+                read_f32(conv.weight.val())?,
+                bias,
+                &host(bn.gamma.val())?,
+                &host(bn.beta.val())?,
+                &host(bn.running_mean.value())?,
+                &host(bn.running_var.value())?,
+                bn.epsilon,
+            )
+        };
+        RowCachedCnn::new(
+            [
+                conv(&self.conv1, &self.bn1)?,
+                conv(&self.conv2, &self.bn2)?,
+                conv(&self.conv3, &self.bn3)?,
+            ],
+            read_f32(self.fc.weight.val())?,
+            match &self.fc.bias {
+                Some(b) => host(b.val())?,
+                None => vec![0.0; self.fc.weight.val().dims()[1]],
+            },
+            FREQ_GROUPS,
+            self.db_mean,
+            self.db_std,
+        )
     }
 }
 

@@ -1,7 +1,8 @@
 //! The black boxes emolime explains: what each one consumes ([`ModelInput`]) and the one
 //! interface ([`SerModel`]) the explainer scores batches through.
 //!
-//! - [`cnn`]: emolime's own log-mel CNN (power mel spectrograms).
+//! - [`cnn`]: emolime's own log-mel CNN (power mel spectrograms); [`cnn_rows`]: the same
+//!   network on the host for band-masked inputs, each row computed once per band state.
 //! - [`wav2vec2`]: wav2vec 2.0 / HuBERT encoders in Burn (waveforms).
 //! - [`features`]: classifiers on eGeMAPS functionals (waveforms in, features on the CPU).
 //! - [`embedding`]: emolime's own heads on a mean-pooled layer of a wav2vec 2.0 / HuBERT backbone.
@@ -9,6 +10,7 @@
 //!   `pytorch_model.bin`, `preprocessor_config.json`) with their classification head.
 
 pub mod cnn;
+pub mod cnn_rows;
 pub mod embedding;
 pub mod features;
 pub mod hf;
@@ -58,6 +60,11 @@ pub trait SerModel {
     /// # Shapes
     /// `batch` [N, D] (D = M * T or S, see [`ModelInput`]) -> [N, C]
     fn probs(&self, batch: Tensor<2>) -> Result<Tensor<2>>;
+    /// The model on the host for band-masked mel inputs ([`cnn_rows::RowCachedCnn`]), which
+    /// the CPU path uses instead of building every masked input, when the model has one.
+    fn row_cached(&self) -> Result<Option<cnn_rows::RowCachedCnn>> {
+        Ok(None)
+    }
 }
 
 /// Class probabilities computed on the host as a `[N, C]` tensor on `device`.
@@ -173,5 +180,9 @@ impl SerModel for Classifier {
             ));
         }
         Ok(Classifier::probs(self, batch.reshape([n, 1, m, d / m])))
+    }
+
+    fn row_cached(&self) -> Result<Option<cnn_rows::RowCachedCnn>> {
+        self.net.row_cached().map(Some)
     }
 }

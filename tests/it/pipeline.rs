@@ -1,7 +1,7 @@
 //! End to end: training, model files, explanations on the GPU and the CPU, bad inputs, and the
 //! planted-cue test (a model trained on a planted corpus must point at the planted band).
 
-use crate::common::{fresh_seed, gpu};
+use crate::common::{fresh_seed, gpu, max_abs_diff};
 use emolime::Error;
 use emolime::audio::FrontEndConfig;
 use emolime::bands::BandLayout;
@@ -11,6 +11,7 @@ use emolime::explain::{ExplainConfig, Explainer};
 use emolime::input::collect_inputs;
 use emolime::model::{Classifier, TrainConfig, train};
 use emolime::output::OutputDir;
+use emolime::perturb::FillMode;
 use emolime::sampling::{MaskConfig, SampleCount};
 use emolime::synth::{SynthConfig, write_corpus};
 use std::path::Path;
@@ -115,6 +116,63 @@ fn gpu_explanations_match_cpu_explanations() {
         for (x, y) in a.fit.coefs.iter().zip(b.fit.coefs.iter()) {
             assert!((x - y).abs() < 2e-3, "coefficients {x} vs {y} ({})", item.id);
         }
+    }
+}
+
+/// The CPU path's row-cached scoring against building and scoring every masked input: the same
+/// explanations (several utterances packed together, both fills it serves) and the same scores
+/// of chosen masks (what deletion curves use).
+#[test]
+fn row_cached_explanations_match_scoring_every_input() {
+    let seed = fresh_seed("row cache");
+    let tmp = tempfile::tempdir().unwrap();
+    let cpu = ComputeDevice::cpu("test");
+    let model = train_on_corpus(&tmp.path().join("corpus"), &small_corpus(), 1, &cpu);
+    let items = collect_inputs(&tmp.path().join("corpus/manifest.csv")).unwrap().items;
+    for fill in [FillMode::Zero, FillMode::Mean] {
+        let cfg = ExplainConfig {
+            masks: MaskConfig {
+                samples: SampleCount::Random(150),
+                keep_prob: 0.5,
+                seed,
+            },
+            fill,
+            batch_size: 64,
+            ..ExplainConfig::default()
+        };
+        let every = ExplainConfig {
+            row_cache: false,
+            ..cfg.clone()
+        };
+        let mut cached = Explainer::new(&model, &cpu, cfg).unwrap();
+        let mut plain = Explainer::new(&model, &cpu, every).unwrap();
+        let prepared: Vec<_> = items
+            .iter()
+            .step_by(5)
+            .take(3)
+            .map(|item| cached.preparer().load_and_prepare(item).unwrap())
+            .collect();
+        let refs: Vec<_> = prepared.iter().collect();
+        cached.set_profiling(true);
+        plain.set_profiling(true);
+        let a = cached.explain_many(&refs).unwrap();
+        let b = plain.explain_many(&refs).unwrap();
+        // The cached path builds no masked inputs; the other builds every one.
+        assert_eq!(cached.stage_times().unwrap().masks_s, 0.0);
+        assert!(plain.stage_times().unwrap().masks_s > 0.0);
+        for (x, y) in a.iter().zip(&b) {
+            let d = max_abs_diff(x.fit.coefs.as_slice().unwrap(), y.fit.coefs.as_slice().unwrap());
+            assert!(d < 1e-5, "{fill:?}: coefficients differ by {d}");
+            assert!(max_abs_diff(&x.probs, &y.probs) < 1e-5, "{fill:?}: probabilities");
+        }
+        let chosen =
+            ndarray::Array2::from_shape_fn((9, cached.layout().n_bands()), |(i, j)| ((i >> (j % 4)) & 1) as f32);
+        let sa = cached.score_masks(&prepared[0], &chosen).unwrap();
+        let sb = plain.score_masks(&prepared[0], &chosen).unwrap();
+        assert!(
+            max_abs_diff(sa.as_slice().unwrap(), sb.as_slice().unwrap()) < 1e-5,
+            "{fill:?}: chosen masks"
+        );
     }
 }
 

@@ -330,10 +330,14 @@ fn bench_writes_a_complete_record() {
     // No --batch-size: the CPU path's default (a GPU's is 4096).
     assert_eq!(record["config"]["batch_size"], emolime::explain::DEFAULT_BATCH_SIZE);
     assert_eq!(record["classes"], 4);
-    for stage in ["decode_stft", "masks", "scoring", "surrogate", "writing"] {
+    for stage in ["decode_stft", "scoring", "surrogate", "writing"] {
         let v = record["ms_per_utterance"][stage].as_f64().unwrap();
         assert!(v.is_finite() && v > 0.0, "{stage}: {v}");
     }
+    // The CPU path scores through the row-cached forward, which builds no masked inputs.
+    assert_eq!(record["config"]["row_cache"], true);
+    assert_eq!(record["ms_per_utterance"]["masks"], 0.0);
+    assert!(text.contains("row-cached"), "{text}");
     let e2e = &record["end_to_end"];
     let (ups, sps) = (
         e2e["utterances_per_s"].as_f64().unwrap(),

@@ -127,3 +127,90 @@ fn surrogate_kernel_matches_cpu() {
         }
     }
 }
+
+/// The row-cached host CNN (each row computed once per state of the bands it sees) against
+/// the Burn network scoring every masked spectrogram, on fresh random weights, shapes, band
+/// layouts (contiguous and scattered) and masks, for both fills it serves.
+#[test]
+fn row_cached_cnn_matches_the_burn_forward() {
+    use emolime::audio::FrontEndConfig;
+    use emolime::device::ComputeDevice;
+    use emolime::model::{Example, TrainConfig, train};
+    let mut rng = Rng(fresh_seed("row-cached cnn"));
+    let cpu = ComputeDevice::cpu("test");
+    for case in 0..3 {
+        let (m, t) = if case == 0 {
+            (128, 47)
+        } else {
+            (7 + rng.below(90), 4 + rng.below(60))
+        };
+        let fe = FrontEndConfig {
+            n_mels: m,
+            ..FrontEndConfig::default()
+        };
+        let examples: Vec<Example> = (0..6)
+            .map(|k| Example {
+                mel: (0..m * t).map(|_| rng.f32() * rng.f32() * 10.0).collect(),
+                n_frames: t,
+                label: k % 3,
+            })
+            .collect();
+        let cfg = TrainConfig {
+            epochs: 1,
+            val_fraction: 0.0,
+            channels: [2 + rng.below(7), 2 + rng.below(11), 2 + rng.below(11)],
+            seed: rng.next_u64(),
+            ..TrainConfig::default()
+        };
+        let classes = ["a", "b", "c"].map(String::from).to_vec();
+        let (model, _) = train(&examples, classes, fe, &cfg, &cpu.burn, |_, _| {}).unwrap();
+        let host = model.net.row_cached().unwrap();
+
+        let b = 2 + rng.below(if case == 2 { 62 } else { 15 });
+        let row_band: Vec<u32> = (0..m)
+            .map(|r| if case == 2 { rng.below(b) } else { r * b / m } as u32)
+            .collect();
+        let n = 30 + rng.below(40);
+        let mut masks = Array2::from_shape_fn((n, b), |_| (rng.f32() < 0.5) as u32 as f32);
+        masks.row_mut(0).fill(1.0);
+        masks.row_mut(1).fill(0.0);
+        let mel = Array2::from_shape_fn((m, t), |_| rng.f32() * rng.f32() * 10.0);
+        let means = row_means(mel.view());
+        for fill in [FillMode::Zero, FillMode::Mean] {
+            let removed = match fill {
+                FillMode::Mean => Array2::from_shape_fn((m, t), |(r, _)| means[r]),
+                _ => Array2::zeros((m, t)),
+            };
+            let got = host
+                .probs_band_masked(mel.view(), removed.view(), &row_band, masks.view(), 1 + rng.below(3))
+                .unwrap();
+            let mut inputs = Array3::<f32>::zeros((n, m, t));
+            perturb_cpu(
+                mel.view(),
+                means.view(),
+                &row_band,
+                masks.view(),
+                0,
+                fill,
+                0,
+                inputs.view_mut(),
+            )
+            .unwrap();
+            let want = model.probs_host(inputs.into_raw_vec_and_offset().0, [n, m, t]).unwrap();
+            // The masks must move the outputs, or agreement would prove nothing.
+            let spread = (1..n)
+                .map(|s| max_abs_diff(&want[..3], &want[3 * s..3 * s + 3]))
+                .fold(0.0, f32::max);
+            assert!(spread > 1e-4, "case {case}: masks barely change the outputs ({spread})");
+            let diff = max_abs_diff(got.as_slice().unwrap(), &want);
+            eprintln!(
+                "case {case}: M {m}, T {t}, B {b}, channels {:?}, {fill:?}: {diff:.2e}",
+                cfg.channels
+            );
+            assert!(
+                diff < 2e-5,
+                "case {case} {fill:?}: largest probability difference {diff}"
+            );
+        }
+    }
+}
