@@ -1,4 +1,5 @@
-//! Scoring throughput on the bench device: perturbed spectrograms through the CNN, and
+//! Scoring throughput on the bench device: perturbed spectrograms through the CNN (and the CPU
+//! path's row-cached host forward of the same CNN under 1000 band masks), and
 //! perturbed waveforms through wav2vec 2.0 base- and large-sized classifiers with random
 //! weights (the same FLOPs as real checkpoints). `EMOLIME_BENCH_W2V=base,large` (default)
 //! picks the sizes, `EMOLIME_BENCH_W2V_SECONDS` (default 1) the length, `EMOLIME_BENCH_W2V_BATCH`
@@ -50,6 +51,24 @@ fn scoring(c: &mut Criterion) {
             })
         });
     }
+    // The CPU path's scoring: the row-cached host forward of one utterance under 1000 masks of 8
+    // contiguous bands (zero fill), against which the batches above score every masked input.
+    let host = model.net.row_cached().unwrap();
+    let mel = ndarray::Array2::from_shape_fn((m, t), |(r, f)| common::noise(r * t + f));
+    let removed = ndarray::Array2::<f32>::zeros((m, t));
+    let row_band: Vec<u32> = (0..m).map(|r| (r * 8 / m) as u32).collect();
+    let n_masks = 1000usize;
+    let masks = ndarray::Array2::from_shape_fn((n_masks, 8), |(i, j)| {
+        (common::noise(i * 8 + j + 99) < 0.5) as u32 as f32
+    });
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    g.throughput(Throughput::Elements(n_masks as u64));
+    g.bench_function(format!("cnn_row_cached_{n_masks}masks_8bands_128x47"), |b| {
+        b.iter(|| {
+            host.probs_band_masked(mel.view(), removed.view(), &row_band, masks.view(), threads)
+                .unwrap()
+        })
+    });
     let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
     let seconds: f32 = env("EMOLIME_BENCH_W2V_SECONDS", "1")
         .parse()
