@@ -95,7 +95,7 @@ pub struct EndToEnd {
     pub seconds: f64,
     /// Utterances explained per second.
     pub utterances_per_s: f64,
-    /// Perturbed inputs scored per second.
+    /// Perturbed samples explained per second (a mask drawn twice is scored once).
     pub samples_per_s: f64,
     /// Explanations (utterance x class) per second.
     pub explanations_per_s: f64,

@@ -15,9 +15,9 @@ use crate::model::cnn_rows::RowCachedCnn;
 use crate::model::{MIN_FRAMES, ModelInput, SerModel, read_f32};
 use crate::perturb::{FillMode, perturb_cpu, row_means};
 use crate::resynth::{BandSignals, bin_bands, resynth_cpu};
-use crate::sampling::{AUTO_STEP, KernelKind, MaskConfig, SampleCount, kernel_weights, sample_masks};
+use crate::sampling::{AUTO_STEP, DistinctMasks, KernelKind, MaskConfig, SampleCount, kernel_weights, sample_masks};
 use crate::surrogate::{SurrogateConfig, SurrogateFit, empty_sample, fit_cpu};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
@@ -239,6 +239,8 @@ struct GpuState {
     mel: Option<GpuMel>,
     row_band: wgpu::Buffer,
     masks: wgpu::Buffer,
+    /// [`Explainer`]'s distinct masks, when it has them.
+    distinct_masks: Option<wgpu::Buffer>,
     weights: wgpu::Buffer,
     band_rows: GrowBuffer,
 }
@@ -273,6 +275,9 @@ pub struct Explainer<'a> {
     gpu: Option<GpuState>,
     /// The model's row-cached host forward, on the CPU path when [`ExplainConfig::row_cache`].
     host: Option<RowCachedCnn>,
+    /// The samples' distinct masks, when some repeat and the perturbed input is a function of
+    /// the mask alone (not with noise fill on mel rows): each is scored once.
+    distinct: Option<DistinctMasks>,
 }
 
 /// The front end that defines bands and the STFT for a model: its own for mel models; for
@@ -324,6 +329,10 @@ impl<'a> Explainer<'a> {
                 ));
             }
         }
+        let mask_only = !matches!((&input, cfg.fill), (ModelInput::MelPower(_), FillMode::Noise));
+        let distinct = mask_only
+            .then(|| DistinctMasks::of(masks.view()))
+            .filter(|d| d.masks.nrows() < masks.nrows());
         let preparer = Preparer {
             input,
             front_end: fe,
@@ -341,6 +350,10 @@ impl<'a> Explainer<'a> {
                 mel: filterbank.as_ref().map(|fb| GpuMel::new(ctx, fb)),
                 row_band: ctx.upload("row band", &layout.row_band),
                 masks: ctx.upload("masks", masks_c.as_slice().expect("standard layout")),
+                distinct_masks: distinct.as_ref().map(|d| {
+                    let c = d.masks.as_standard_layout();
+                    ctx.upload("distinct masks", c.as_slice().expect("standard layout"))
+                }),
                 weights: ctx.upload("weights", &weights),
                 band_rows: GrowBuffer::new("band rows"),
             }
@@ -351,6 +364,7 @@ impl<'a> Explainer<'a> {
         };
         Ok(Explainer {
             host,
+            distinct,
             profile: None,
             cfg,
             model,
@@ -374,6 +388,13 @@ impl<'a> Explainer<'a> {
     /// The stage times gathered since profiling was turned on.
     pub fn stage_times(&self) -> Option<StageTimes> {
         self.profile
+    }
+
+    /// Inputs the model scores per utterance in [`Explainer::explain_many`]: the number of
+    /// distinct masks among the samples when the perturbed input depends on the mask alone
+    /// (each is scored once and its outputs shared), else the sample count.
+    pub fn scored_per_utterance(&self) -> usize {
+        self.distinct.as_ref().map_or(&self.masks, |d| &d.masks).nrows()
     }
 
     /// The band layout used.
@@ -483,8 +504,8 @@ impl<'a> Explainer<'a> {
                 format!("{other} values"),
             ));
         }
-        let total = utterances.len() * self.masks.nrows();
-        let chunk = self.chunk_samples(dim, total)?;
+        let scored = self.distinct.as_ref().map_or(&self.masks, |d| &d.masks).nrows();
+        let chunk = self.chunk_samples(dim, utterances.len() * scored)?;
         let inputs: Vec<&PreparedInput> = utterances.iter().map(|u| &u.input).collect();
         let mut profile = self.profile.as_mut();
         let fits = match (&mut self.gpu, &self.device.gpu) {
@@ -493,6 +514,7 @@ impl<'a> Explainer<'a> {
                 state,
                 self.model,
                 &self.masks,
+                self.distinct.as_ref(),
                 self.empty,
                 &self.cfg,
                 &inputs,
@@ -505,6 +527,7 @@ impl<'a> Explainer<'a> {
                 self.host.as_ref(),
                 &self.layout,
                 &self.masks,
+                self.distinct.as_ref(),
                 &self.weights,
                 self.filterbank.as_ref(),
                 &self.cfg,
@@ -747,6 +770,7 @@ fn explain_cpu(
     host: Option<&RowCachedCnn>,
     layout: &BandLayout,
     masks: &Array2<f32>,
+    distinct: Option<&DistinctMasks>,
     weights: &[f32],
     filterbank: Option<&MelFilterbank>,
     cfg: &ExplainConfig,
@@ -755,12 +779,13 @@ fn explain_cpu(
     chunk: usize,
     mut profile: Option<&mut StageTimes>,
 ) -> Result<Vec<(SurrogateFit, Array2<f32>)>> {
+    let scored = distinct.map_or(masks, |d| &d.masks);
     let preds = score_cpu(
         model,
         host,
         layout,
-        masks,
-        0..masks.nrows(),
+        scored,
+        0..scored.nrows(),
         filterbank,
         cfg,
         inputs,
@@ -771,7 +796,13 @@ fn explain_cpu(
     let t0 = std::time::Instant::now();
     let fits = preds
         .into_iter()
-        .map(|p| Ok((fit_cpu(masks.view(), weights, p.view(), &cfg.surrogate)?, p)))
+        .map(|p| {
+            let p = match distinct {
+                Some(d) => d.expand(p.view())?,
+                None => p,
+            };
+            Ok((fit_cpu(masks.view(), weights, p.view(), &cfg.surrogate)?, p))
+        })
         .collect::<Result<Vec<_>>>()?;
     if let Some(t) = profile {
         t.surrogate_s += t0.elapsed().as_secs_f64();
@@ -900,6 +931,7 @@ fn explain_gpu(
     state: &mut GpuState,
     model: &dyn SerModel,
     masks: &Array2<f32>,
+    distinct: Option<&DistinctMasks>,
     empty: usize,
     cfg: &ExplainConfig,
     inputs: &[&PreparedInput],
@@ -916,21 +948,36 @@ fn explain_gpu(
         mel,
         row_band,
         masks: masks_buf,
+        distinct_masks,
         weights,
         band_rows,
     } = state;
+    // Each distinct mask is scored once, then every sample takes its mask's outputs.
+    let (scored_masks, n_scored) = match (distinct, distinct_masks.as_ref()) {
+        (Some(d), Some(buf)) => (buf, d.masks.nrows()),
+        _ => (&*masks_buf, n),
+    };
     let scoring = GpuScoring {
         mel,
         band_rows,
         row_band,
-        masks: masks_buf,
+        masks: scored_masks,
         first_sample: 0,
-        n_samples: n,
+        n_samples: n_scored,
         n_bands: b,
     };
     let outputs = score_gpu(ctx, scoring, model, cfg, inputs, dim, chunk, profile.as_deref_mut())?;
     let t0 = std::time::Instant::now();
-    let preds = Tensor::cat(outputs, 0); // [U * N, C] = [U, N, C]
+    let preds = Tensor::cat(outputs, 0); // [U * N', C]
+    let preds = match distinct {
+        Some(d) if n_scored < n => {
+            let idx: Vec<i64> = (0..n_utts)
+                .flat_map(|u| d.of_sample.iter().map(move |&k| (u * n_scored + k as usize) as i64))
+                .collect();
+            preds.select(0, Tensor::<1, Int>::from_data(TensorData::new(idx, [total]), device))
+        }
+        _ => preds,
+    }; // [U * N, C] = [U, N, C]
     let bound = BoundTensor::<2>::new(preds)?;
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     let fit_inputs = FitInputs {

@@ -271,6 +271,61 @@ pub fn kernel_weights(masks: &Array2<f32>, kernel: KernelKind) -> Result<Vec<f32
 
 const MIN_KERNEL_BANDS: usize = 2;
 
+/// The distinct rows of a mask matrix, in order of first appearance, and for each sample the
+/// index of its row among them. Random draws repeat masks once `N` nears `2^B` (1000 draws of 8
+/// bands hold about 251 distinct masks): where the perturbed input depends on the mask alone,
+/// each distinct one needs scoring once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DistinctMasks {
+    /// The distinct masks. // [U, B]
+    pub masks: Array2<f32>,
+    /// For each sample, its row of `masks`. // [N]
+    pub of_sample: Vec<u32>,
+}
+
+impl DistinctMasks {
+    /// Groups equal rows (compared bit for bit).
+    ///
+    /// # Shapes
+    /// `masks` [N, B] -> `masks` [U, B], `of_sample` [N]
+    pub fn of(masks: ndarray::ArrayView2<f32>) -> Self {
+        let mut seen: std::collections::HashMap<Vec<u32>, u32> = std::collections::HashMap::new();
+        let mut rows: Vec<usize> = Vec::new();
+        let of_sample = masks
+            .rows()
+            .into_iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let key: Vec<u32> = row.iter().map(|v| v.to_bits()).collect();
+                *seen.entry(key).or_insert_with(|| {
+                    rows.push(i);
+                    (rows.len() - 1) as u32
+                })
+            })
+            .collect();
+        DistinctMasks {
+            masks: masks.select(ndarray::Axis(0), &rows),
+            of_sample,
+        }
+    }
+
+    /// Per-sample outputs from per-distinct-mask outputs.
+    ///
+    /// # Shapes
+    /// `outputs` [U, C] -> [N, C]
+    pub fn expand(&self, outputs: ndarray::ArrayView2<f32>) -> Result<Array2<f32>> {
+        if outputs.nrows() != self.masks.nrows() {
+            return Err(Error::shape(
+                "outputs",
+                format!("[{}, C]", self.masks.nrows()),
+                format!("{:?}", outputs.shape()),
+            ));
+        }
+        let idx: Vec<usize> = self.of_sample.iter().map(|&u| u as usize).collect();
+        Ok(outputs.select(ndarray::Axis(0), &idx))
+    }
+}
+
 /// `C(n, k)` as a float (exact for the sizes used here).
 fn binomial(n: usize, k: usize) -> f64 {
     let k = k.min(n - k);
@@ -280,6 +335,24 @@ fn binomial(n: usize, k: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distinct_masks_group_equal_rows_and_expand_back() {
+        let cfg = MaskConfig {
+            samples: SampleCount::Random(1000),
+            keep_prob: 0.5,
+            seed: 3,
+        };
+        let masks = sample_masks(&cfg, 8, false).unwrap();
+        let d = DistinctMasks::of(masks.view());
+        // 1000 draws from 256 masks: about 251 distinct, each row once.
+        assert!((230..=256).contains(&d.masks.nrows()), "{}", d.masks.nrows());
+        assert_eq!(DistinctMasks::of(d.masks.view()).masks, d.masks);
+        assert_eq!(d.expand(d.masks.view()).unwrap(), masks);
+        assert!(d.expand(masks.view()).is_err());
+        // Sample 0 (every band kept) is the first distinct mask.
+        assert_eq!(d.of_sample[0], 0);
+    }
 
     #[test]
     fn sample_counts_parse_with_auto_defaults() {

@@ -176,6 +176,77 @@ fn row_cached_explanations_match_scoring_every_input() {
     }
 }
 
+/// Repeated masks are scored once and their outputs shared: on the CPU path (every input
+/// scored by Burn, and the row cache) and on the GPU, an explanation equals scoring every sample
+/// and fitting on the host; noise fill, whose inputs differ per sample, scores them all.
+#[test]
+fn repeated_masks_are_scored_once_with_the_same_result() {
+    let seed = fresh_seed("distinct masks");
+    let tmp = tempfile::tempdir().unwrap();
+    let cpu = ComputeDevice::cpu("test");
+    let model = train_on_corpus(&tmp.path().join("corpus"), &small_corpus(), 1, &cpu);
+    let items = collect_inputs(&tmp.path().join("corpus/manifest.csv")).unwrap().items;
+    let cfg = ExplainConfig {
+        masks: MaskConfig {
+            samples: SampleCount::Random(300),
+            keep_prob: 0.5,
+            seed,
+        },
+        bands: emolime::bands::BandConfig {
+            n_bands: 6,
+            ..Default::default()
+        },
+        keep_samples: true,
+        batch_size: 50,
+        ..ExplainConfig::default()
+    };
+    let gpu_dev = gpu().map(|_| crate::common::gpu_device().unwrap());
+    let gpu_model = gpu_dev.as_ref().map(|d| {
+        let path = tmp.path().join("m.emolime");
+        model.save(&path).unwrap();
+        Classifier::load(&path, &d.burn).unwrap()
+    });
+    let mut runs: Vec<(&str, &dyn emolime::model::SerModel, &ComputeDevice, ExplainConfig)> = vec![
+        ("cpu", &model, &cpu, cfg.clone()),
+        (
+            "cpu, no row cache",
+            &model,
+            &cpu,
+            ExplainConfig {
+                row_cache: false,
+                ..cfg.clone()
+            },
+        ),
+    ];
+    if let (Some(d), Some(m)) = (gpu_dev.as_ref(), gpu_model.as_ref()) {
+        runs.push(("gpu", m, d, cfg.clone()));
+    }
+    for (name, m, dev, cfg) in runs {
+        let mut ex = Explainer::new(m, dev, cfg).unwrap();
+        // 300 draws of 6 bands hold at most 64 distinct masks.
+        assert!(ex.scored_per_utterance() <= 64, "{name}: {}", ex.scored_per_utterance());
+        let prepared = ex.preparer().load_and_prepare(&items[3]).unwrap();
+        let got = ex.explain(&prepared).unwrap();
+        let masks = ex.masks().clone();
+        let every = ex.score_masks(&prepared, &masks).unwrap();
+        let probs = got.sample_probs.as_ref().unwrap();
+        let d = max_abs_diff(probs.as_slice().unwrap(), every.as_slice().unwrap());
+        assert!(
+            d < 1e-5,
+            "{name}: shared outputs differ from scoring every sample by {d}"
+        );
+        let fit =
+            emolime::surrogate::fit_cpu(masks.view(), ex.weights(), every.view(), &ex.config().surrogate).unwrap();
+        let d = max_abs_diff(got.fit.coefs.as_slice().unwrap(), fit.coefs.as_slice().unwrap());
+        assert!(d < 1e-4, "{name}: coefficients differ by {d}");
+    }
+    let noisy = ExplainConfig {
+        fill: FillMode::Noise,
+        ..cfg
+    };
+    assert_eq!(Explainer::new(&model, &cpu, noisy).unwrap().scored_per_utterance(), 300);
+}
+
 fn write_wav_spec(path: &Path, spec: hound::WavSpec, frames: usize, sample: impl Fn(usize) -> f64) {
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     for i in 0..frames {
