@@ -10,11 +10,12 @@ use crate::gpu::ops::{
     FitInputs, GpuMel, PerturbInputs, ResynthInputs, encode_fit, perturb_into, read_fits, resynth_into,
 };
 use crate::gpu::{GpuContext, GrowBuffer};
+use crate::griffin_lim::{GriffinLimSynth, MelSignal};
 use crate::input::InputItem;
 use crate::model::cnn_rows::RowCachedCnn;
 use crate::model::{MIN_FRAMES, ModelInput, SerModel, read_f32};
 use crate::perturb::{FillMode, perturb_cpu, row_means};
-use crate::resynth::{BandSignals, bin_bands, resynth_cpu};
+use crate::resynth::{BandSignals, Resynthesis, bin_bands, resynth_cpu};
 use crate::sampling::{AUTO_STEP, DistinctMasks, KernelKind, MaskConfig, SampleCount, kernel_weights, sample_masks};
 use crate::surrogate::{SurrogateConfig, SurrogateFit, empty_sample, fit_cpu};
 use burn::tensor::{Int, Tensor, TensorData};
@@ -45,6 +46,10 @@ pub struct ExplainConfig {
     /// rounding; not used with noise fill, whose rows differ per sample.
     #[serde(default = "row_cache_default")]
     pub row_cache: bool,
+    /// How waveform models' perturbed inputs are made (ignored by mel models, which refuse
+    /// Griffin-Lim).
+    #[serde(default)]
+    pub resynthesis: Resynthesis,
 }
 
 fn row_cache_default() -> bool {
@@ -84,6 +89,7 @@ impl Default for ExplainConfig {
             keep_samples: false,
             max_seconds: None,
             row_cache: true,
+            resynthesis: Resynthesis::Phase,
         }
     }
 }
@@ -105,6 +111,9 @@ impl ExplainConfig {
         }
         if self.batch_size == 0 {
             return Err(Error::config("batch-size", "must be >= 1"));
+        }
+        if let Resynthesis::GriffinLim(g) = &self.resynthesis {
+            g.validate()?;
         }
         if let Some(s) = self.max_seconds
             && !(s.is_finite() && s > 0.0)
@@ -159,15 +168,20 @@ pub enum PreparedInput {
     Power(Array2<f32>),
     /// Band and fill signals, for waveform models. // rows [B + 1, S]
     Bands(BandSignals),
+    /// Mel power spectrogram and length, for waveform models resynthesized by Griffin-Lim.
+    /// // mel [M, T]
+    Mel(MelSignal),
 }
 
 impl PreparedInput {
-    /// The array's shape: `[K, T]` of a power spectrogram, `[B + 1, S]` of band rows.
+    /// The array's shape: `[K, T]` of a power spectrogram, `[B + 1, S]` of band rows, `(M, S)`
+    /// of a mel signal.
     /// Utterances of one shape can be explained together ([`Explainer::explain_many`]).
     pub fn shape(&self) -> (usize, usize) {
         match self {
             PreparedInput::Power(p) => p.dim(),
             PreparedInput::Bands(b) => b.rows.dim(),
+            PreparedInput::Mel(m) => (m.mel.nrows(), m.n_samples),
         }
     }
 }
@@ -185,6 +199,8 @@ pub struct Preparer {
     seed: u64,
     min_samples: usize,
     max_samples: Option<usize>,
+    /// Set for waveform models resynthesized by Griffin-Lim.
+    griffin_lim: Option<std::sync::Arc<GriffinLimSynth>>,
 }
 
 impl Preparer {
@@ -215,10 +231,11 @@ impl Preparer {
         }
         let input = match self.input {
             ModelInput::MelPower(_) => self.stft.power(samples).map(PreparedInput::Power),
-            ModelInput::Waveform { .. } => {
-                BandSignals::new(&self.stft, &self.bins, self.n_bands, samples, self.fill, self.seed)
-                    .map(PreparedInput::Bands)
-            }
+            ModelInput::Waveform { .. } => match &self.griffin_lim {
+                Some(synth) => synth.prepare(samples).map(PreparedInput::Mel),
+                None => BandSignals::new(&self.stft, &self.bins, self.n_bands, samples, self.fill, self.seed)
+                    .map(PreparedInput::Bands),
+            },
         }?;
         Ok(Prepared {
             input,
@@ -329,7 +346,22 @@ impl<'a> Explainer<'a> {
                 ));
             }
         }
-        let mask_only = !matches!((&input, cfg.fill), (ModelInput::MelPower(_), FillMode::Noise));
+        let griffin_lim = match (&input, cfg.resynthesis) {
+            (_, Resynthesis::Phase) => None,
+            (ModelInput::Waveform { .. }, Resynthesis::GriffinLim(g)) => Some(std::sync::Arc::new(
+                GriffinLimSynth::new(stft.clone(), fe.mel_filterbank()?, g)?,
+            )),
+            (ModelInput::MelPower(_), Resynthesis::GriffinLim(_)) => {
+                return Err(Error::config(
+                    "resynthesis",
+                    "griffin-lim makes waveforms, and this model consumes mel power spectrograms",
+                ));
+            }
+        };
+        // Griffin-Lim draws its initial phases per sample, and noise fill of mel rows its noise:
+        // there a mask drawn twice makes two different inputs.
+        let mask_only =
+            !matches!((&input, cfg.fill), (ModelInput::MelPower(_), FillMode::Noise)) && griffin_lim.is_none();
         let distinct = mask_only
             .then(|| DistinctMasks::of(masks.view()))
             .filter(|d| d.masks.nrows() < masks.nrows());
@@ -343,6 +375,7 @@ impl<'a> Explainer<'a> {
             seed: cfg.masks.seed,
             min_samples,
             max_samples: cfg.max_seconds.map(|s| ((s * fe_rate as f32) as usize).max(1)),
+            griffin_lim,
         };
         let gpu = device.gpu.as_ref().map(|ctx| {
             let masks_c = masks.as_standard_layout();
@@ -514,6 +547,7 @@ impl<'a> Explainer<'a> {
                 state,
                 self.model,
                 &self.masks,
+                &self.layout.row_band,
                 self.distinct.as_ref(),
                 self.empty,
                 &self.cfg,
@@ -603,12 +637,12 @@ impl<'a> Explainer<'a> {
         let mut preds = match (&mut self.gpu, &self.device.gpu) {
             (Some(state), Some(ctx)) => {
                 let uploaded;
-                let masks = match source {
-                    MaskSource::Own => &state.masks,
+                let (masks, host_masks) = match source {
+                    MaskSource::Own => (&state.masks, self.masks.view()),
                     MaskSource::Given(m) => {
-                        let m = m.as_standard_layout();
-                        uploaded = ctx.upload("chosen masks", m.as_slice().expect("standard layout"));
-                        &uploaded
+                        let mc = m.as_standard_layout();
+                        uploaded = ctx.upload("chosen masks", mc.as_slice().expect("standard layout"));
+                        (&uploaded, m.view())
                     }
                 };
                 let scoring = GpuScoring {
@@ -616,6 +650,8 @@ impl<'a> Explainer<'a> {
                     band_rows: &mut state.band_rows,
                     row_band: &state.row_band,
                     masks,
+                    host_masks,
+                    row_band_host: &self.layout.row_band,
                     first_sample: rows.start,
                     n_samples: n,
                     n_bands: self.layout.n_bands(),
@@ -722,6 +758,10 @@ impl<'a> Explainer<'a> {
             (PreparedInput::Bands(bands), None) => {
                 check_shape("band rows", &[self.layout.n_bands() + 1], &[bands.rows.nrows()])?;
                 Ok((bands.n_samples(), 0))
+            }
+            (PreparedInput::Mel(signal), None) => {
+                check_shape("mel rows", &[self.layout.row_band.len()], &[signal.mel.nrows()])?;
+                Ok((signal.n_samples, 0))
             }
             _ => Err(Error::config(
                 "model",
@@ -900,6 +940,18 @@ fn score_cpu(
                 (PreparedInput::Bands(bands), _) => {
                     resynth_cpu(bands.rows.view(), masks.view(), first + s, view.view_mut())?;
                 }
+                (PreparedInput::Mel(signal), _) => {
+                    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+                    signal.perturbed(
+                        &layout.row_band,
+                        masks.view(),
+                        first + s,
+                        cfg.fill,
+                        cfg.masks.seed,
+                        threads,
+                        view.view_mut(),
+                    )?;
+                }
                 _ => return Err(Error::config("model", "a mel input without a filterbank")),
             }
         }
@@ -931,6 +983,7 @@ fn explain_gpu(
     state: &mut GpuState,
     model: &dyn SerModel,
     masks: &Array2<f32>,
+    row_band_host: &[u32],
     distinct: Option<&DistinctMasks>,
     empty: usize,
     cfg: &ExplainConfig,
@@ -953,15 +1006,17 @@ fn explain_gpu(
         band_rows,
     } = state;
     // Each distinct mask is scored once, then every sample takes its mask's outputs.
-    let (scored_masks, n_scored) = match (distinct, distinct_masks.as_ref()) {
-        (Some(d), Some(buf)) => (buf, d.masks.nrows()),
-        _ => (&*masks_buf, n),
+    let (scored_masks, host_masks, n_scored) = match (distinct, distinct_masks.as_ref()) {
+        (Some(d), Some(buf)) => (buf, d.masks.view(), d.masks.nrows()),
+        _ => (&*masks_buf, masks.view(), n),
     };
     let scoring = GpuScoring {
         mel,
         band_rows,
         row_band,
         masks: scored_masks,
+        host_masks,
+        row_band_host,
         first_sample: 0,
         n_samples: n_scored,
         n_bands: b,
@@ -1031,6 +1086,10 @@ struct GpuScoring<'s> {
     row_band: &'s wgpu::Buffer,
     /// `[N, B]` masks on the device.
     masks: &'s wgpu::Buffer,
+    /// The same masks on the host (the Griffin-Lim path builds its waveforms there).
+    host_masks: ndarray::ArrayView2<'s, f32>,
+    /// The band of each analysis mel row, on the host.
+    row_band_host: &'s [u32],
     /// The first sample row scored.
     first_sample: usize,
     /// Rows scored from `first_sample` on.
@@ -1067,6 +1126,22 @@ fn score_gpu(
         let bound = BoundTensor::<2>::empty([nc, dim], device)?;
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         for (u, s, k, row) in segments(start, nc, n) {
+            if let PreparedInput::Mel(signal) = inputs[u] {
+                // Griffin-Lim runs on the host; its waveforms are written into the batch.
+                let mut rows = Array2::<f32>::zeros((k, dim));
+                let threads = std::thread::available_parallelism().map_or(1, usize::from);
+                signal.perturbed(
+                    state.row_band_host,
+                    state.host_masks,
+                    first + s,
+                    cfg.fill,
+                    cfg.masks.seed,
+                    threads,
+                    rows.view_mut(),
+                )?;
+                bound.write(&ctx.queue, row * dim, rows.as_slice().expect("standard layout"))?;
+                continue;
+            }
             if loaded.as_ref().is_none_or(|(l, _, _)| *l != u) {
                 // The next utterance's input overwrites this one's buffers: submit what reads
                 // them first (queue writes and submissions run in issue order).
@@ -1085,6 +1160,9 @@ fn score_gpu(
                         let rows_c = bands.rows.as_standard_layout();
                         let rows = state.band_rows.write(ctx, rows_c.as_slice().expect("standard layout"));
                         (u, rows.clone(), None)
+                    }
+                    PreparedInput::Mel(_) => {
+                        return Err(Error::Device("a griffin-lim input reached the device path".into()));
                     }
                 });
             }

@@ -24,6 +24,7 @@ pub mod faithfulness;
 pub mod features;
 pub mod figures;
 pub mod gpu;
+pub mod griffin_lim;
 pub mod input;
 pub mod model;
 pub mod output;

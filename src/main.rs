@@ -239,6 +239,12 @@ enum FillArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum ResynthesisArg {
+    Phase,
+    GriffinLim,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum KernelArg {
     Lime,
     Shapley,
@@ -294,6 +300,14 @@ struct ExplainFlags {
     /// it sees; equal up to rounding).
     #[arg(long)]
     no_row_cache: bool,
+    /// How waveform models' perturbed inputs are made: `phase` (band resynthesis keeping the
+    /// original phase; the sample keeping every band is the input itself) or `griffin-lim`
+    /// (EmoLIME's path, seeded: masked mel power -> pseudo-inverse -> Griffin-Lim, on the CPU).
+    #[arg(long, value_enum, default_value_t = ResynthesisArg::Phase)]
+    resynthesis: ResynthesisArg,
+    /// Griffin-Lim iterations with `--resynthesis griffin-lim`.
+    #[arg(long, default_value_t = 32)]
+    griffin_lim_iters: usize,
 }
 
 /// Samples per utterance when `--samples` is not given.
@@ -341,6 +355,15 @@ impl ExplainFlags {
             keep_samples: f.save_samples,
             max_seconds: f.max_seconds,
             row_cache: !f.no_row_cache,
+            resynthesis: match f.resynthesis {
+                ResynthesisArg::Phase => emolime::resynth::Resynthesis::Phase,
+                ResynthesisArg::GriffinLim => {
+                    emolime::resynth::Resynthesis::GriffinLim(emolime::griffin_lim::GriffinLimConfig {
+                        iters: f.griffin_lim_iters,
+                        ..Default::default()
+                    })
+                }
+            },
         };
         cfg.validate()?;
         Ok(cfg)

@@ -29,6 +29,19 @@ use crate::sampling::{random_u32, unit_open};
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use rustfft::num_complex::Complex32;
 
+/// How the perturbed inputs of waveform models are made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Resynthesis {
+    /// Phase-preserving band resynthesis (this module): the sample keeping every band is the
+    /// input itself, and a mask's waveform is a function of the mask alone.
+    #[default]
+    Phase,
+    /// EmoLIME's path, seeded: masked mel power -> pseudo-inverse -> Griffin-Lim
+    /// ([`crate::griffin_lim`]).
+    GriffinLim(crate::griffin_lim::GriffinLimConfig),
+}
+
 /// Stream id of the seeded noise of [`FillMode::Noise`] in the waveform domain.
 pub const STREAM_RESYNTH_NOISE: u32 = 3;
 

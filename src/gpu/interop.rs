@@ -59,6 +59,21 @@ impl<const D: usize> BoundTensor<D> {
         })
     }
 
+    /// Writes host values into the tensor from value `first` on, through `queue` (applied
+    /// before the queue's next submission).
+    pub fn write(&self, queue: &wgpu::Queue, first: usize, values: &[f32]) -> Result<()> {
+        let (start, bytes) = ((first * 4) as u64, (values.len() * 4) as u64);
+        if start + bytes > self.size {
+            return Err(Error::shape(
+                "tensor write",
+                format!("at most {} values", self.size / 4),
+                format!("values {first}..{}", first + values.len()),
+            ));
+        }
+        queue.write_buffer(&self.buffer, self.offset + start, bytemuck::cast_slice(values));
+        Ok(())
+    }
+
     /// Releases the pin; call after the commands using [`Self::binding`] are submitted.
     pub fn into_tensor(self) -> Tensor<D> {
         self.tensor

@@ -226,6 +226,110 @@ fn waveform_model_is_explained_on_cpu_and_gpu_alike() {
     assert!(on_cpu.explain_waveform(&x[..39]).is_err());
 }
 
+/// `--resynthesis griffin-lim`: seeded (the same seed gives the same explanation, another seed
+/// another one), the CPU path and the GPU agree, the sample keeping every band is a
+/// reconstruction (not the input, unlike the phase-preserving default), and a mel model refuses it.
+#[test]
+fn griffin_lim_resynthesis_is_seeded_and_device_independent() {
+    use emolime::griffin_lim::GriffinLimConfig;
+    use emolime::resynth::Resynthesis;
+    let seed = fresh_seed("griffin-lim");
+    let cpu = ComputeDevice::cpu("test");
+    let model = HfClassifier::load(&fixture("w2v_base_head"), &cpu.burn).unwrap();
+    let cfg = ExplainConfig {
+        masks: MaskConfig {
+            samples: SampleCount::Random(24),
+            keep_prob: 0.5,
+            seed,
+        },
+        batch_size: 10,
+        keep_samples: true,
+        resynthesis: Resynthesis::GriffinLim(GriffinLimConfig {
+            iters: 4,
+            ..Default::default()
+        }),
+        ..ExplainConfig::default()
+    };
+    let x: Vec<f32> = (0..6000)
+        .map(|i| {
+            let t = i as f32 / 16000.0;
+            (1..6)
+                .map(|h| (std::f32::consts::TAU * 180.0 * h as f32 * t).sin() / h as f32)
+                .sum::<f32>()
+                * 0.3
+        })
+        .collect();
+    let mut ex = Explainer::new(&model, &cpu, cfg.clone()).unwrap();
+    // Each sample is its own Griffin-Lim run: every sample is scored.
+    assert_eq!(ex.scored_per_utterance(), 24);
+    let a = ex.explain_waveform(&x).unwrap();
+    let again = Explainer::new(&model, &cpu, cfg.clone())
+        .unwrap()
+        .explain_waveform(&x)
+        .unwrap();
+    assert_eq!(
+        a.fit.coefs, again.fit.coefs,
+        "the same seed must give the same explanation"
+    );
+    let other_seed = ExplainConfig {
+        masks: MaskConfig {
+            seed: seed.wrapping_add(1),
+            ..cfg.masks.clone()
+        },
+        ..cfg.clone()
+    };
+    let b = Explainer::new(&model, &cpu, other_seed)
+        .unwrap()
+        .explain_waveform(&x)
+        .unwrap();
+    assert_ne!(a.sample_probs, b.sample_probs, "another seed, other phases");
+    let direct = read_f32(
+        model
+            .probs(Tensor::from_data(TensorData::new(x.clone(), [1, x.len()]), &cpu.burn))
+            .unwrap(),
+    )
+    .unwrap();
+    let off: f32 = a
+        .probs
+        .iter()
+        .zip(&direct)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0, f32::max);
+    assert!(off > 1e-6, "sample 0 is a reconstruction, not the input ({off})");
+    // A mel model consumes spectrograms, not waveforms: it refuses Griffin-Lim.
+    let examples: Vec<emolime::model::Example> = (0..4)
+        .map(|k| emolime::model::Example {
+            mel: (0..128 * 20).map(|i| ((i * 7 + k) % 13) as f32).collect(),
+            n_frames: 20,
+            label: k % 2,
+        })
+        .collect();
+    let train_cfg = emolime::model::TrainConfig {
+        epochs: 1,
+        val_fraction: 0.0,
+        ..Default::default()
+    };
+    let classes = vec!["a".to_string(), "b".to_string()];
+    let fe = emolime::audio::FrontEndConfig::default();
+    let (cnn, _) = emolime::model::train(&examples, classes, fe, &train_cfg, &cpu.burn, |_, _| {}).unwrap();
+    match Explainer::new(&cnn, &cpu, cfg.clone()) {
+        Err(e) => assert!(e.to_string().contains("griffin-lim"), "{e}"),
+        Ok(_) => panic!("a mel model accepted griffin-lim resynthesis"),
+    }
+    let Some(dev) = gpu_device() else { return };
+    let gpu_model = HfClassifier::load(&fixture("w2v_base_head"), &dev.burn).unwrap();
+    let g = Explainer::new(&gpu_model, &dev, cfg)
+        .unwrap()
+        .explain_waveform(&x)
+        .unwrap();
+    let d = g.sample_probs.as_ref().unwrap() - a.sample_probs.as_ref().unwrap();
+    let d = d.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(
+        d < 1e-4,
+        "griffin-lim inputs scored on the GPU differ from the CPU path's by {d}"
+    );
+}
+
 #[test]
 fn own_head_on_a_backbone_layer_is_explained() {
     use emolime::classify::{FeatureClassifier, HeadConfig, HeadKind};
