@@ -6,6 +6,7 @@
 //! - [`importance_figure`]: per-emotion band importance with error bars, grouped by (dataset,
 //!   model): EmoLIME's robustness figure.
 //! - [`spectrogram_figure`]: an utterance's log-mel spectrogram with its band weights beside it.
+//! - [`layer_feature_figure`]: R^2 of each feature from each hidden state of an encoder.
 
 use crate::error::{Error, Result};
 use crate::faithfulness::FaithfulnessSummary;
@@ -447,10 +448,89 @@ pub fn spectrogram_figure(
     })
 }
 
+/// The layer x feature map: R^2 of each feature (rows, named at the left) from each hidden
+/// state (columns, 0 = the transformer's input), viridis from 0 (and below: dark) to 1 (yellow);
+/// grey where R^2 is undefined (a constant feature).
+///
+/// # Shapes
+/// `r2` [L + 1, F], `features` [F]
+pub fn layer_feature_figure(r2: ArrayView2<f64>, features: &[String], title: &str) -> Result<Figure> {
+    let (layers, f) = r2.dim();
+    crate::error::check_shape("features", &[f], &[features.len()])?;
+    let width = 420 + 28 * layers as u32;
+    let height = 120 + 13 * f as u32;
+    figure(width.max(640), height, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!("{title}; colour: R^2 0 (dark) to 1 (yellow)"),
+                ("sans-serif", 13),
+            )
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(330)
+            .build_cartesian_2d(
+                (0..layers.max(1) - 1).into_segmented(),
+                (0..f.max(1) - 1).into_segmented(),
+            )
+            .map_err(s)?;
+        let name = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) => features.get(f - 1 - i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        };
+        let layer = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) => i.to_string(),
+            _ => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(layers)
+            .y_labels(f)
+            .x_label_formatter(&layer)
+            .y_label_formatter(&name)
+            .y_label_style(("sans-serif", 10))
+            .x_desc("hidden state")
+            .draw()
+            .map_err(s)?;
+        // Feature 0 at the top.
+        chart
+            .draw_series((0..layers).flat_map(|l| {
+                (0..f).map(move |j| {
+                    let v = r2[[l, j]];
+                    let color = if v.is_finite() {
+                        viridis(v)
+                    } else {
+                        RGBColor(200, 200, 200)
+                    };
+                    let row = f - 1 - j;
+                    Rectangle::new(
+                        [
+                            (SegmentValue::Exact(l), SegmentValue::Exact(row)),
+                            (SegmentValue::Exact(l + 1), SegmentValue::Exact(row + 1)),
+                        ],
+                        color.filled(),
+                    )
+                })
+            }))
+            .map_err(s)?;
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::faithfulness::{DeletionOrder, Interval, OrderSummary};
+
+    #[test]
+    fn layer_feature_figure_renders() {
+        let r2 = ndarray::Array2::from_shape_fn((3, 4), |(l, j)| if j == 3 { f64::NAN } else { (l + j) as f64 / 6.0 });
+        let names: Vec<String> = (0..4).map(|j| format!("feature{j}")).collect();
+        let fig = layer_feature_figure(r2.view(), &names, "map").unwrap();
+        assert!(fig.svg.contains("feature2") && fig.svg.contains("hidden state"));
+        assert!(fig.png().unwrap().starts_with(b"\x89PNG"));
+        assert!(layer_feature_figure(r2.view(), &names[..3], "map").is_err());
+    }
 
     #[test]
     fn deletion_figure_renders_to_svg_and_png() {

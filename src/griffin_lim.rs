@@ -73,36 +73,8 @@ impl MelInverse {
         let trace: f64 = gram.diag().sum();
         let eps = 1e-9 * trace / m.max(1) as f64 + f64::MIN_POSITIVE;
         gram.diag_mut().mapv_inplace(|d| d + eps);
-        // Cholesky of the Gram matrix, then solve for A^T column by column.
-        let mut l = Array2::<f64>::zeros((m, m));
-        for j in 0..m {
-            let d = gram[[j, j]] - (0..j).map(|k| l[[j, k]] * l[[j, k]]).sum::<f64>();
-            if d <= 0.0 {
-                return Err(Error::config(
-                    "mel filterbank",
-                    "cannot be inverted (not positive definite)",
-                ));
-            }
-            l[[j, j]] = d.sqrt();
-            for i in j + 1..m {
-                let s = gram[[i, j]] - (0..j).map(|k| l[[i, k]] * l[[j, k]]).sum::<f64>();
-                l[[i, j]] = s / l[[j, j]];
-            }
-        }
-        // pinv^T = (A A^T)^-1 A: solve L L^T X = A, X [M, K].
-        let mut x = a.clone();
-        for col in 0..x.ncols() {
-            let mut v = x.column(col).to_owned();
-            for i in 0..m {
-                let s = v[i] - (0..i).map(|k| l[[i, k]] * v[k]).sum::<f64>();
-                v[i] = s / l[[i, i]];
-            }
-            for i in (0..m).rev() {
-                let s = v[i] - (i + 1..m).map(|k| l[[k, i]] * v[k]).sum::<f64>();
-                v[i] = s / l[[i, i]];
-            }
-            x.column_mut(col).assign(&v);
-        }
+        // pinv^T = (A A^T)^-1 A, [M, K].
+        let x = crate::linalg::spd_solve(gram.view(), a.view(), "mel filterbank")?;
         Ok(MelInverse {
             pinv: x.t().mapv(|v| v as f32),
         })

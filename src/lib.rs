@@ -26,6 +26,7 @@ pub mod figures;
 pub mod gpu;
 pub mod griffin_lim;
 pub mod input;
+pub mod linalg;
 pub mod model;
 pub mod output;
 pub mod perturb;

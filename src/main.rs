@@ -106,6 +106,41 @@ enum FeaturesAction {
     /// stability selection, KernelSHAP over LLD groups; speaker-independent folds, bootstrap
     /// intervals), with their agreement, a consensus and cross-corpus transfer.
     Rank(RankArgs),
+    /// What a wav2vec 2.0 / HuBERT encoder encodes: for every hidden state, how well each eGeMAPS
+    /// feature is predicted from the mean-pooled states (ridge, speaker-independent folds): the
+    /// layer x feature map, as CSV, JSON and a figure.
+    Probe(ProbeArgs),
+}
+
+/// `emolime features probe`.
+#[derive(Args)]
+struct ProbeArgs {
+    /// A Hugging Face wav2vec 2.0 / HuBERT folder (bare or with a classification head).
+    #[arg(long)]
+    model: PathBuf,
+    /// Audio folder or CSV manifest with a `speaker` column.
+    #[arg(long)]
+    input: PathBuf,
+    /// Output folder (must not exist unless --force).
+    #[arg(long)]
+    out: PathBuf,
+    /// Speaker-independent folds [default: 5, capped at the speaker count].
+    #[arg(long)]
+    folds: Option<usize>,
+    /// Seed of the folds.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Use only the first this many seconds of each utterance.
+    #[arg(long)]
+    max_seconds: Option<f64>,
+    /// Worker threads for feature extraction (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+    /// Replace an existing output folder.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    device: DeviceArg,
 }
 
 /// Parses `NAME=PATH`.
@@ -889,6 +924,7 @@ fn dispatch(command: &Command) -> Result<()> {
         Command::Robustness(a) => robustness(a),
         Command::Features(a) => match &a.action {
             Some(FeaturesAction::Rank(r)) => features_rank(r),
+            Some(FeaturesAction::Probe(p)) => features_probe(p),
             None => features(&a.extract),
         },
         Command::Study(a) => study(a),
@@ -1072,6 +1108,106 @@ fn features_rank(a: &RankArgs) -> Result<()> {
     report.write(&out)?;
     let path = out.commit()?;
     print_ranking(&report, extract_s);
+    println!("outputs: {}", path.display());
+    Ok(())
+}
+
+/// `emolime features probe`: eGeMAPS functionals and pooled hidden states of every utterance,
+/// then the layer x feature map.
+fn features_probe(a: &ProbeArgs) -> Result<()> {
+    let inputs = collect_inputs(&a.input)?;
+    for e in &inputs.errors {
+        eprintln!("skipped: {e}");
+    }
+    let items = inputs.items;
+    if let Some(item) = items.iter().find(|i| i.speaker.is_none()) {
+        bail!(
+            "{}: {} has no speaker (the manifest needs a `speaker` column for speaker-independent folds)",
+            a.input.display(),
+            item.path.display()
+        );
+    }
+    let device = a.device.open()?;
+    let (encoder, _, _) = emolime::model::hf::HfEncoder::load(&a.model, &device.burn)?;
+    let out = OutputDir::create(&a.out, a.force)?;
+    let t0 = std::time::Instant::now();
+    let pb = bar(items.len(), "egemaps");
+    let features = extract_corpus(
+        &items,
+        &FeatureConfig {
+            level: Level::Functionals,
+            workers: a.workers,
+        },
+        |done, _| pb.set_position(done as u64),
+    );
+    pb.finish_and_clear();
+    let rate = encoder.preprocessor.sampling_rate;
+    let min = encoder.encoder.config().receptive_field();
+    let pb = bar(items.len(), "hidden states");
+    let (mut states, mut rows, mut speakers) = (vec![], vec![], vec![]);
+    for (item, f) in items.iter().zip(features) {
+        let r = f.and_then(|f| {
+            let mut x = emolime::audio::load_mono(&item.path, rate, min)?;
+            if let Some(s) = a.max_seconds {
+                x.truncate(((s * rate as f64) as usize).max(min));
+            }
+            let st = emolime::rank::probe::pooled_states(&encoder, &x, &device.burn)
+                .map_err(|e| e.into_bad_audio(&item.path))?;
+            Ok((st, f))
+        });
+        match r {
+            Ok((st, f)) => {
+                states.push(st);
+                rows.extend(f.iter().copied());
+                speakers.push(item.speaker.clone().unwrap_or_default());
+            }
+            Err(e) => eprintln!("failed: {e}"),
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    let names: Vec<String> = EGEMAPS_NAMES.iter().map(|s| s.to_string()).collect();
+    let x = ndarray::Array2::from_shape_vec((speakers.len(), names.len()), rows)
+        .context("feature rows of the wrong width")?;
+    let cfg = emolime::rank::probe::ProbeConfig {
+        folds: a.folds,
+        seed: a.seed,
+        ..Default::default()
+    };
+    let pb = bar(states.first().map_or(0, |s| s.nrows()), "ridge per layer");
+    let map = emolime::rank::probe::layer_feature_map(&states, x.view(), &names, &speakers, &cfg, |done, _| {
+        pb.set_position(done as u64)
+    })?;
+    pb.finish_and_clear();
+    emolime::output::write_atomic(&out.path("layer_feature_r2.csv"), map.to_csv().as_bytes())?;
+    let mut summary = map.summary_json();
+    summary["model"] = serde_json::json!(a.model.display().to_string());
+    summary["input"] = serde_json::json!(a.input.display().to_string());
+    emolime::output::write_json(&out.path("summary.json"), &summary)?;
+    let title = format!(
+        "R^2 of eGeMAPS features from pooled hidden states ({} utterances, {} speakers)",
+        map.n_utterances, map.n_speakers
+    );
+    emolime::figures::layer_feature_figure(map.r2.view(), &names, &title)?.save(&out.path("layer_feature_map"))?;
+    let path = out.commit()?;
+    let means = map.layer_means();
+    println!(
+        "{} utterances, {} speakers, {} folds, {} hidden states ({:.1} s)",
+        map.n_utterances,
+        map.n_speakers,
+        map.n_folds,
+        means.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    for (l, m) in means.iter().enumerate() {
+        println!("  hidden state {l:>2}: mean R^2 {m:+.3}");
+    }
+    let mut best: Vec<(usize, (usize, f64))> = map.best_layers().into_iter().enumerate().collect();
+    best.sort_by(|a, b| b.1.1.total_cmp(&a.1.1));
+    println!("best predicted features:");
+    for (j, (l, r2)) in best.iter().take(5) {
+        println!("  {:<45} R^2 {r2:.3} at hidden state {l}", names[*j]);
+    }
     println!("outputs: {}", path.display());
     Ok(())
 }

@@ -29,6 +29,7 @@ pub mod agreement;
 pub mod folds;
 pub mod l1;
 mod permutation;
+pub mod probe;
 pub mod report;
 mod rng;
 pub mod shap;

@@ -870,3 +870,62 @@ fn safetensors_writer_checks_shapes_and_names() {
     assert!(safetensors_bytes(&[short], &Default::default()).is_err());
     assert!(safetensors_bytes(&[a, a], &Default::default()).is_err());
 }
+
+/// `emolime features probe` on a small synthetic corpus with the bare wav2vec 2.0 fixture: the
+/// layer x feature map as CSV (one row per hidden state, one column per eGeMAPS feature), JSON
+/// and a figure; a manifest without speakers stops before any work.
+#[test]
+fn features_probe_writes_the_layer_feature_map() {
+    let tmp = tempfile::tempdir().unwrap();
+    let synth = emolime::synth::SynthConfig {
+        n_per_class: 3,
+        duration_s: 0.6,
+        ..emolime::synth::SynthConfig::default()
+    };
+    let manifest = emolime::synth::write_corpus(&synth, &tmp.path().join("corpus")).unwrap();
+    let model = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/w2v/w2v_base_bare");
+    let out = tmp.path().join("probe");
+    let mut cmd = emolime();
+    cmd.args(["features", "probe", "--device", "cpu", "--folds", "3", "--model"])
+        .arg(&model)
+        .arg("--input")
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&out);
+    let stdout = String::from_utf8_lossy(&run_ok(cmd).stdout).into_owned();
+    assert!(stdout.contains("hidden state  0: mean R^2"), "{stdout}");
+    let csv = std::fs::read_to_string(out.join("layer_feature_r2.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0].split(',').count(), 89, "layer + 88 features");
+    assert!(lines[0].starts_with("layer,F0semitoneFrom27.5Hz_sma3nz_amean"));
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let layers = summary["hidden_states"].as_u64().unwrap() as usize;
+    assert_eq!(lines.len(), 1 + layers);
+    assert_eq!(summary["utterances"], 12);
+    assert_eq!(summary["folds"], 3);
+    assert_eq!(summary["best_layer_per_feature"].as_array().unwrap().len(), 88);
+    for ext in ["svg", "png"] {
+        assert!(out.join(format!("layer_feature_map.{ext}")).is_file());
+    }
+    // No speaker column: a clear error naming the column, and no output folder.
+    let bare = tmp.path().join("bare.csv");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let rows: Vec<String> = text
+        .lines()
+        .map(|l| l.split(',').take(2).collect::<Vec<_>>().join(","))
+        .collect();
+    std::fs::write(&bare, rows.join("\n") + "\n").unwrap();
+    let wav_dir = manifest.parent().unwrap();
+    let bare_in_corpus = wav_dir.join("bare.csv");
+    std::fs::rename(&bare, &bare_in_corpus).unwrap();
+    let mut cmd = emolime();
+    cmd.args(["features", "probe", "--device", "cpu", "--model"])
+        .arg(&model)
+        .arg("--input")
+        .arg(&bare_in_corpus)
+        .arg("--out")
+        .arg(tmp.path().join("probe2"));
+    let err = run_err(cmd);
+    assert!(err.contains("speaker"), "{err}");
+    assert!(!tmp.path().join("probe2").exists());
+}
