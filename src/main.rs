@@ -202,6 +202,14 @@ struct RankArgs {
         value_parser = parse_condition
     )]
     conditions: Vec<Condition>,
+    /// Rank what explains a model's own decisions: every utterance's target becomes this
+    /// model's predicted class on the clean audio (any model `explain` takes) instead of its
+    /// label; `targets.json` records how often the two agree.
+    #[arg(long, value_name = "MODEL")]
+    targets_from: Option<PathBuf>,
+    /// Device for --targets-from.
+    #[command(flatten)]
+    device: DeviceArg,
     /// Replace an existing output folder.
     #[arg(long)]
     force: bool,
@@ -1044,6 +1052,10 @@ fn features_rank(a: &RankArgs) -> Result<()> {
         let meta = DatasetMeta::from_items(name, &inputs.items)?;
         corpora.push((name.as_str(), inputs.items, meta));
     }
+    let targets = match &a.targets_from {
+        Some(path) => Some(model_targets(path, &a.device, &mut corpora)?),
+        None => None,
+    };
     // One dataset per (condition, corpus): the corpus's name when clean, CORPUS@CONDITION else.
     let dataset_name = |corpus: &str, c: &Condition| {
         if c.is_clean() {
@@ -1062,7 +1074,10 @@ fn features_rank(a: &RankArgs) -> Result<()> {
             })
         })
         .collect();
-    emolime::rank::plan(&metas.iter().collect::<Vec<_>>(), &cfg)?;
+    emolime::rank::plan(&metas.iter().collect::<Vec<_>>(), &cfg).with_context(|| match &a.targets_from {
+        Some(m) => format!("the classes are the predictions of {}", m.display()),
+        None => "the corpora cannot be ranked".to_string(),
+    })?;
     let t0 = std::time::Instant::now();
     let features = FeatureConfig {
         level: Level::Functionals,
@@ -1106,7 +1121,21 @@ fn features_rank(a: &RankArgs) -> Result<()> {
         b.finish_and_clear();
     }
     report.write(&out)?;
+    if let Some(t) = &targets {
+        emolime::output::write_json(&out.path("targets.json"), t)?;
+    }
     let path = out.commit()?;
+    if let Some(t) = &targets {
+        println!("targets: the predictions of {}", t["model"].as_str().unwrap_or(""));
+        for c in t["corpora"].as_array().into_iter().flatten() {
+            println!(
+                "  {}: {} utterances, the model agrees with the labels on {:.1}%",
+                c["corpus"].as_str().unwrap_or(""),
+                c["utterances"],
+                100.0 * c["agreement"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+    }
     print_ranking(&report, extract_s);
     println!("outputs: {}", path.display());
     Ok(())
@@ -1210,6 +1239,62 @@ fn features_probe(a: &ProbeArgs) -> Result<()> {
     }
     println!("outputs: {}", path.display());
     Ok(())
+}
+
+/// Replaces every item's label by `model`'s predicted class on its clean audio (an item the
+/// model cannot read is dropped, with a message); returns a JSON record of the agreement
+/// between labels and predictions per corpus.
+fn model_targets(
+    model_path: &Path,
+    device: &DeviceArg,
+    corpora: &mut [(&str, Vec<InputItem>, DatasetMeta)],
+) -> Result<serde_json::Value> {
+    let device = device.open()?;
+    let model = AnyModel::load(model_path, &device.burn)?;
+    let m = model.as_model();
+    let mut ex = Explainer::new(m, &device, ExplainConfig::default())?;
+    let ones = ndarray::Array2::<f32>::ones((1, ex.layout().n_bands()));
+    let classes = m.classes().to_vec();
+    let mut record = vec![];
+    for (name, items, meta) in corpora.iter_mut() {
+        let pb = bar(items.len(), &format!("{name}: model targets"));
+        let (mut kept, mut agree) = (Vec::with_capacity(items.len()), 0usize);
+        for item in items.drain(..) {
+            let predicted = ex
+                .preparer()
+                .load_and_prepare(&item)
+                .and_then(|p| ex.score_masks(&p, &ones))
+                .map(|probs| {
+                    let row = probs.row(0);
+                    let best = (0..row.len()).fold(0, |b, k| if row[k] > row[b] { k } else { b });
+                    classes[best].clone()
+                });
+            match predicted {
+                Ok(label) => {
+                    agree += usize::from(item.label.as_deref() == Some(label.as_str()));
+                    kept.push(InputItem {
+                        label: Some(label),
+                        ..item
+                    });
+                }
+                Err(e) => eprintln!("skipped (corpus `{name}`, --targets-from): {e}"),
+            }
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+        record.push(serde_json::json!({
+            "corpus": name,
+            "utterances": kept.len(),
+            "agreement": agree as f64 / kept.len().max(1) as f64,
+        }));
+        *items = kept;
+        *meta = DatasetMeta::from_items(name, items)?;
+    }
+    Ok(serde_json::json!({
+        "model": model_path.display().to_string(),
+        "classes": classes,
+        "corpora": record,
+    }))
 }
 
 /// Prints the corpora, the consensus top k, Kendall's W and the transfer summary.

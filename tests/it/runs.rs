@@ -929,3 +929,62 @@ fn features_probe_writes_the_layer_feature_map() {
     assert!(err.contains("speaker"), "{err}");
     assert!(!tmp.path().join("probe2").exists());
 }
+
+/// `emolime features rank --targets-from MODEL` ranks what explains the model's own decisions:
+/// the targets are its predictions, and `targets.json` records how often they match the labels.
+#[test]
+fn features_rank_can_target_a_models_predictions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let synth = emolime::synth::SynthConfig {
+        n_per_class: 6,
+        duration_s: 0.6,
+        ..emolime::synth::SynthConfig::default()
+    };
+    let manifest = emolime::synth::write_corpus(&synth, &tmp.path().join("corpus")).unwrap();
+    let model = tmp.path().join("lr.json");
+    let mut cmd = emolime();
+    cmd.args([
+        "train",
+        "--features",
+        "egemaps",
+        "--head",
+        "logreg",
+        "--folds",
+        "0",
+        "--input",
+    ])
+    .arg(&manifest)
+    .arg("--out")
+    .arg(&model);
+    run_ok(cmd);
+    let out = tmp.path().join("rank");
+    let mut cmd = emolime();
+    cmd.args([
+        "features",
+        "rank",
+        "--folds",
+        "2",
+        "--bootstrap",
+        "10",
+        "--shap-coalitions",
+        "0",
+    ])
+    .args(["--device", "cpu", "--targets-from"])
+    .arg(&model)
+    .arg("--corpus")
+    .arg(format!("synth={}", manifest.display()))
+    .arg("--out")
+    .arg(&out);
+    let stdout = String::from_utf8_lossy(&run_ok(cmd).stdout).into_owned();
+    assert!(stdout.contains("targets: the predictions of"), "{stdout}");
+    let t: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("targets.json")).unwrap()).unwrap();
+    let c = &t["corpora"][0];
+    assert_eq!(c["corpus"], "synth");
+    assert_eq!(c["utterances"], 24);
+    let agreement = c["agreement"].as_f64().unwrap();
+    assert!(
+        (0.5..=1.0).contains(&agreement),
+        "a model trained on these files agrees with their labels: {agreement}"
+    );
+    assert_eq!(t["classes"].as_array().unwrap().len(), 4);
+}
