@@ -7,6 +7,8 @@
 //!   model): EmoLIME's robustness figure.
 //! - [`spectrogram_figure`]: an utterance's log-mel spectrogram with its band weights beside it.
 //! - [`layer_feature_figure`]: R^2 of each feature from each hidden state of an encoder.
+//! - [`top_features_figure`]: one method's top features per dataset, with intervals.
+//! - [`agreement_figure`]: Spearman's rho between every two rankings of the same items.
 
 use crate::error::{Error, Result};
 use crate::faithfulness::FaithfulnessSummary;
@@ -517,10 +519,180 @@ pub fn layer_feature_figure(r2: ArrayView2<f64>, features: &[String], title: &st
     })
 }
 
+/// One ranking's top items for [`top_features_figure`]: the panel title, then per item (most
+/// important first) its name, importance and 95 % interval.
+pub type TopPanel = (String, Vec<(String, f64, f64, f64)>);
+
+/// One method's top features in each dataset: a panel per dataset (two per row), a bar per
+/// feature (most important at the top) with its bootstrap interval as a whisker.
+pub fn top_features_figure(panels: &[TopPanel], measure: &str, title: &str) -> Result<Figure> {
+    if panels.is_empty() {
+        return Err(Error::config("figure", "no ranking to draw"));
+    }
+    let cols = panels.len().min(2);
+    let rows = panels.len().div_ceil(cols);
+    let k = panels.iter().map(|p| p.1.len()).max().unwrap_or(1).max(1);
+    let (panel_w, panel_h) = (620u32, 70 + 20 * k as u32);
+    figure(panel_w * cols as u32, 40 + panel_h * rows as u32, |root| {
+        let (head, body) = root.split_vertically(40);
+        head.draw(&Text::new(title.to_string(), (10, 12), ("sans-serif", 15)))
+            .map_err(s)?;
+        for (area, (name, items)) in body.split_evenly((rows, cols)).iter().zip(panels) {
+            let lo = items.iter().map(|i| i.2.min(i.1)).fold(0.0f64, f64::min);
+            let hi = items.iter().map(|i| i.3.max(i.1)).fold(1e-9f64, f64::max);
+            let pad = (hi - lo) * 0.05;
+            let n = items.len().max(1);
+            let mut chart = ChartBuilder::on(area)
+                .caption(name, ("sans-serif", 13))
+                .margin(8)
+                .x_label_area_size(34)
+                .y_label_area_size(290)
+                .build_cartesian_2d(lo - pad..hi + pad, (0..n - 1).into_segmented())
+                .map_err(s)?;
+            let label = |v: &SegmentValue<usize>| match v {
+                SegmentValue::CenterOf(i) => items.get(n - 1 - i).map(|t| t.0.clone()).unwrap_or_default(),
+                _ => String::new(),
+            };
+            chart
+                .configure_mesh()
+                .disable_y_mesh()
+                .y_labels(n)
+                .x_labels(5)
+                .y_label_formatter(&label)
+                .y_label_style(("sans-serif", 10))
+                .x_desc(measure)
+                .draw()
+                .map_err(s)?;
+            for (i, (_, v, l, h)) in items.iter().enumerate() {
+                let row = n - 1 - i;
+                chart
+                    .draw_series([Rectangle::new(
+                        [(0.0, SegmentValue::Exact(row)), (*v, SegmentValue::Exact(row + 1))],
+                        PALETTE[0].mix(0.75).filled(),
+                    )])
+                    .map_err(s)?;
+                chart
+                    .draw_series([PathElement::new(
+                        vec![(*l, SegmentValue::CenterOf(row)), (*h, SegmentValue::CenterOf(row))],
+                        BLACK.stroke_width(2),
+                    )])
+                    .map_err(s)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Spearman's rho between every two rankings (rows and columns: `labels`), viridis from -1
+/// (dark) to 1 (yellow) with the value written in each cell; grey where undefined (rankings of
+/// different items, such as features against feature groups).
+///
+/// # Shapes
+/// `rho` [R, R], `labels` [R]
+pub fn agreement_figure(rho: ArrayView2<f64>, labels: &[String], title: &str) -> Result<Figure> {
+    let r = labels.len();
+    crate::error::check_shape("rho", &[r, r], rho.shape())?;
+    if r == 0 {
+        return Err(Error::config("figure", "no ranking to draw"));
+    }
+    let side = 56 * r as u32;
+    figure(side + 260, side + 90, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!("{title}; colour: rho -1 (dark) to 1 (yellow)"),
+                ("sans-serif", 13),
+            )
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(220)
+            .build_cartesian_2d((0..r - 1).into_segmented(), (0..r - 1).into_segmented())
+            .map_err(s)?;
+        // Columns by number, rows by number and name.
+        let number = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) => (i + 1).to_string(),
+            _ => String::new(),
+        };
+        let name_y = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) => labels
+                .get(r - 1 - i)
+                .map(|l| format!("{l} ({})", r - i))
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(r)
+            .y_labels(r)
+            .x_label_formatter(&number)
+            .y_label_formatter(&name_y)
+            .y_label_style(("sans-serif", 10))
+            .draw()
+            .map_err(s)?;
+        for i in 0..r {
+            for j in 0..r {
+                let v = rho[[i, j]];
+                let row = r - 1 - i;
+                let color = if v.is_finite() {
+                    viridis((v + 1.0) / 2.0)
+                } else {
+                    RGBColor(200, 200, 200)
+                };
+                let cell = [
+                    (SegmentValue::Exact(j), SegmentValue::Exact(row)),
+                    (SegmentValue::Exact(j + 1), SegmentValue::Exact(row + 1)),
+                ];
+                chart.draw_series([Rectangle::new(cell, color.filled())]).map_err(s)?;
+                if v.is_finite() {
+                    let ink = if v > 0.3 { BLACK } else { WHITE };
+                    chart
+                        .draw_series([Text::new(
+                            format!("{v:.2}"),
+                            (SegmentValue::CenterOf(j), SegmentValue::CenterOf(row)),
+                            ("sans-serif", 11).into_font().color(&ink),
+                        )])
+                        .map_err(s)?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::faithfulness::{DeletionOrder, Interval, OrderSummary};
+
+    #[test]
+    fn ranking_figures_render() {
+        let panels: Vec<TopPanel> = ["a/permutation", "b/permutation", "c/permutation"]
+            .iter()
+            .map(|d| {
+                let items = (0..4)
+                    .map(|i| {
+                        (
+                            format!("feature{i}"),
+                            0.4 - 0.1 * i as f64,
+                            0.3 - 0.1 * i as f64,
+                            0.5 - 0.1 * i as f64,
+                        )
+                    })
+                    .collect();
+                (d.to_string(), items)
+            })
+            .collect();
+        let fig = top_features_figure(&panels, "drop in balanced accuracy", "top features").unwrap();
+        assert!(fig.svg.contains("feature3") && fig.svg.contains("c/permutation"));
+        assert!(fig.png().unwrap().starts_with(b"\x89PNG"));
+        assert!(top_features_figure(&[], "x", "t").is_err());
+        let labels: Vec<String> = ["a/p", "b/p", "a/shap"].map(String::from).to_vec();
+        let rho = ndarray::array![[1.0, 0.5, f64::NAN], [0.5, 1.0, f64::NAN], [f64::NAN, f64::NAN, 1.0]];
+        let fig = agreement_figure(rho.view(), &labels, "agreement").unwrap();
+        assert!(fig.svg.contains("0.50") && fig.svg.contains("a/shap"));
+        assert!(fig.png().unwrap().starts_with(b"\x89PNG"));
+        assert!(agreement_figure(rho.view(), &labels[..2], "agreement").is_err());
+    }
 
     #[test]
     fn layer_feature_figure_renders() {

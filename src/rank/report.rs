@@ -10,6 +10,8 @@
 //! | `consensus_by_condition.csv` | `condition,consensus_rank,feature,mean_rank,sd_rank,ci_low,ci_high,top_k_fraction`, per recording condition (only when a dataset names one) |
 //! | `transfer.csv` | `train,test,features,n_features,accuracy,balanced_accuracy,n_test,cross_validated` |
 //! | `summary.json` | the settings, corpora, W table, consensus top k (and per condition), mean transfer accuracy per feature set |
+//! | `top_<method>.svg/.png` | each corpus's top k items of the method with their intervals |
+//! | `agreement.svg/.png` | Spearman's rho between every two rankings of the same items |
 //!
 //! Numbers are written in Rust's shortest round-trip form; an undefined value is an empty field
 //! (CSV) or `null` (JSON).
@@ -166,6 +168,62 @@ impl RankReport {
             transfer,
             seconds: self.seconds,
         }
+    }
+
+    /// The figures: each method's top k per corpus with intervals, and the agreement matrix.
+    fn write_figures(&self, out: &OutputDir) -> Result<()> {
+        use crate::figures::{TopPanel, agreement_figure, top_features_figure};
+        let k = self.agreement.top_k;
+        for method in self.config.methods() {
+            let panels: Vec<TopPanel> = self
+                .rankings
+                .iter()
+                .filter(|r| r.method == method)
+                .map(|r| {
+                    let mut order: Vec<usize> = (0..r.items.len()).collect();
+                    order.sort_by(|&a, &b| r.rank[a].total_cmp(&r.rank[b]).then(a.cmp(&b)));
+                    let top = order
+                        .into_iter()
+                        .take(k)
+                        .map(|j| (r.items[j].clone(), r.importance[j], r.ci_low[j], r.ci_high[j]))
+                        .collect();
+                    (r.dataset.clone(), top)
+                })
+                .collect();
+            if panels.is_empty() {
+                continue;
+            }
+            let measure = match method {
+                Method::Permutation => "drop in the test score when permuted",
+                Method::L1Stability => "selection frequency",
+                Method::KernelShap => "mean |Shapley value| (feature group)",
+            };
+            let title = format!("top {k} by {} (95% bootstrap intervals)", method.name());
+            top_features_figure(&panels, measure, &title)?.save(&out.path(&format!("top_{}", method.name())))?;
+        }
+        let labels: Vec<String> = self.rankings.iter().map(|r| r.label()).collect();
+        let n = labels.len();
+        let mut rho = ndarray::Array2::<f64>::from_elem((n, n), f64::NAN);
+        for (i, r) in self.rankings.iter().enumerate() {
+            if r.items.len() > 1 {
+                rho[[i, i]] = 1.0;
+            }
+        }
+        for p in &self.agreement.pairs {
+            let (Some(i), Some(j)) = (
+                labels.iter().position(|l| *l == p.a),
+                labels.iter().position(|l| *l == p.b),
+            ) else {
+                continue;
+            };
+            let v = p.spearman.unwrap_or(f64::NAN);
+            rho[[i, j]] = v;
+            rho[[j, i]] = v;
+        }
+        if n > 0 {
+            agreement_figure(rho.view(), &labels, "Spearman between rankings")?.save(&out.path("agreement"))?;
+        }
+        Ok(())
     }
 
     /// Writes every table and `summary.json` into `out` (see the module documentation).
@@ -325,6 +383,7 @@ impl RankReport {
             );
         }
         write_atomic(&out.path("transfer.csv"), s.as_bytes())?;
+        self.write_figures(out)?;
         write_json(&out.path("summary.json"), &self.summary())
     }
 }

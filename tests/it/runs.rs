@@ -987,4 +987,11 @@ fn features_rank_can_target_a_models_predictions() {
         "a model trained on these files agrees with their labels: {agreement}"
     );
     assert_eq!(t["classes"].as_array().unwrap().len(), 4);
+    // The figures: each method's top features, and the agreement matrix.
+    for stem in ["top_permutation", "top_l1_stability", "agreement"] {
+        for ext in ["svg", "png"] {
+            assert!(out.join(format!("{stem}.{ext}")).is_file(), "{stem}.{ext}");
+        }
+    }
+    assert!(!out.join("top_kernelshap.svg").exists(), "KernelSHAP was skipped");
 }
