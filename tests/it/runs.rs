@@ -871,18 +871,24 @@ fn safetensors_writer_checks_shapes_and_names() {
     assert!(safetensors_bytes(&[a, a], &Default::default()).is_err());
 }
 
+/// The built-in corpus with `n_per_class` utterances of 0.6 s per class in `dir/corpus`; returns
+/// its manifest (with speakers).
+fn short_synth_corpus(dir: &Path, n_per_class: usize) -> PathBuf {
+    let synth = emolime::synth::SynthConfig {
+        n_per_class,
+        duration_s: 0.6,
+        ..emolime::synth::SynthConfig::default()
+    };
+    emolime::synth::write_corpus(&synth, &dir.join("corpus")).unwrap()
+}
+
 /// `emolime features probe` on a small synthetic corpus with the bare wav2vec 2.0 fixture: the
 /// layer x feature map as CSV (one row per hidden state, one column per eGeMAPS feature), JSON
 /// and a figure; a manifest without speakers stops before any work.
 #[test]
 fn features_probe_writes_the_layer_feature_map() {
     let tmp = tempfile::tempdir().unwrap();
-    let synth = emolime::synth::SynthConfig {
-        n_per_class: 3,
-        duration_s: 0.6,
-        ..emolime::synth::SynthConfig::default()
-    };
-    let manifest = emolime::synth::write_corpus(&synth, &tmp.path().join("corpus")).unwrap();
+    let manifest = short_synth_corpus(tmp.path(), 3);
     let model = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/w2v/w2v_base_bare");
     let out = tmp.path().join("probe");
     let mut cmd = emolime();
@@ -935,12 +941,7 @@ fn features_probe_writes_the_layer_feature_map() {
 #[test]
 fn features_rank_can_target_a_models_predictions() {
     let tmp = tempfile::tempdir().unwrap();
-    let synth = emolime::synth::SynthConfig {
-        n_per_class: 6,
-        duration_s: 0.6,
-        ..emolime::synth::SynthConfig::default()
-    };
-    let manifest = emolime::synth::write_corpus(&synth, &tmp.path().join("corpus")).unwrap();
+    let manifest = short_synth_corpus(tmp.path(), 6);
     let model = tmp.path().join("lr.json");
     let mut cmd = emolime();
     cmd.args([
