@@ -1170,16 +1170,11 @@ fn features_probe(a: &ProbeArgs) -> Result<()> {
         |done, _| pb.set_position(done as u64),
     );
     pb.finish_and_clear();
-    let rate = encoder.preprocessor.sampling_rate;
-    let min = encoder.encoder.config().receptive_field();
     let pb = bar(items.len(), "hidden states");
     let (mut states, mut rows, mut speakers) = (vec![], vec![], vec![]);
     for (item, f) in items.iter().zip(features) {
         let r = f.and_then(|f| {
-            let mut x = emolime::audio::load_mono(&item.path, rate, min)?;
-            if let Some(s) = a.max_seconds {
-                x.truncate(((s * rate as f64) as usize).max(min));
-            }
+            let x = encoder.load_audio(&item.path, a.max_seconds)?;
             let st = emolime::rank::probe::pooled_states(&encoder, &x, &device.burn)
                 .map_err(|e| e.into_bad_audio(&item.path))?;
             Ok((st, f))
@@ -1264,11 +1259,7 @@ fn model_targets(
                 .preparer()
                 .load_and_prepare(&item)
                 .and_then(|p| ex.score_masks(&p, &ones))
-                .map(|probs| {
-                    let row = probs.row(0);
-                    let best = (0..row.len()).fold(0, |b, k| if row[k] > row[b] { k } else { b });
-                    classes[best].clone()
-                });
+                .map(|probs| classes[emolime::model::argmax(&probs.row(0).to_vec())].clone());
             match predicted {
                 Ok(label) => {
                     agree += usize::from(item.label.as_deref() == Some(label.as_str()));

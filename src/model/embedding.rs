@@ -272,8 +272,6 @@ pub fn embed_items(
     if let Some(dir) = cache {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let sr = embedder.sample_rate_hz();
-    let min = embedder.backbone.encoder.config().receptive_field();
     let h = embedder.dim();
     let feature_set = embedder.feature_set();
     Ok(items
@@ -291,10 +289,7 @@ pub fn embed_items(
                         .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
                         .collect());
                 }
-                let mut x = crate::audio::load_mono(&item.path, sr, min)?;
-                if let Some(s) = max_seconds {
-                    x.truncate(((s * sr as f64) as usize).max(min));
-                }
+                let x = embedder.backbone.load_audio(&item.path, max_seconds)?;
                 let n = x.len();
                 let wave = Tensor::from_data(TensorData::new(x, [1, n]), &embedder.device);
                 let v = embedder

@@ -357,6 +357,20 @@ impl HfEncoder {
         centred / var.add_scalar(1e-7).sqrt()
     }
 
+    /// Decodes `path` at the encoder's rate (at least its receptive field long), keeping only
+    /// the first `max_seconds` when given (never below the receptive field).
+    ///
+    /// # Shapes
+    /// -> [S]
+    pub fn load_audio(&self, path: &std::path::Path, max_seconds: Option<f64>) -> Result<Vec<f32>> {
+        let (rate, min) = (self.preprocessor.sampling_rate, self.encoder.config().receptive_field());
+        let mut x = crate::audio::load_mono(path, rate, min)?;
+        if let Some(s) = max_seconds {
+            x.truncate(((s * rate as f64) as usize).max(min));
+        }
+        Ok(x)
+    }
+
     /// Hidden states `0..=up_to` of raw (unpreprocessed) waveforms, as `transformers` returns
     /// them (see [`Encoder::hidden_states`]).
     ///
