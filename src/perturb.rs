@@ -39,6 +39,18 @@ pub fn row_means(mel: ArrayView2<f32>) -> Array1<f32> {
     mel.rows().into_iter().map(|r| r.iter().sum::<f32>() / t).collect()
 }
 
+/// Checks that every mel row names one of `n_bands` bands.
+pub(crate) fn check_row_band(row_band: &[u32], n_bands: usize) -> Result<()> {
+    match row_band.iter().find(|&&r| r as usize >= n_bands) {
+        Some(&bad) => Err(Error::shape(
+            "row_band",
+            format!("values < {n_bands}"),
+            format!("value {bad}"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Writes the masked copies of one utterance's mel spectrogram: the CPU twin of `perturb.wgsl`.
 ///
 /// Output sample `i` uses mask row `sample_offset + i`; the noise of a cell depends only on
@@ -71,13 +83,7 @@ pub fn perturb_cpu(
             format!("[{n}, {b}]"),
         ));
     }
-    if let Some(&bad) = row_band.iter().find(|&&r| r as usize >= b) {
-        return Err(Error::shape(
-            "row_band",
-            format!("values < {b}"),
-            format!("value {bad}"),
-        ));
-    }
+    check_row_band(row_band, b)?;
     for (i, mut plane) in out.outer_iter_mut().enumerate() {
         let s = sample_offset + i;
         let mask = masks.row(s);

@@ -141,7 +141,6 @@ impl SerCnn {
     /// The network's inference weights on the host, each batch norm folded into its
     /// convolution, for scoring band-masked inputs row by row.
     pub fn row_cached(&self) -> Result<RowCachedCnn> {
-        let host = |t: Tensor<1>| read_f32(t);
         let conv = |conv: &Conv2d, bn: &BatchNorm| -> Result<HostConv> {
             let [o, i, kh, kw] = conv.weight.val().dims();
             let pad_one = matches!(
@@ -154,7 +153,7 @@ impl SerCnn {
                 )));
             }
             let bias = match &conv.bias {
-                Some(b) => host(b.val())?,
+                Some(b) => read_f32(b.val())?,
                 None => vec![0.0; o],
             };
             HostConv::fold(
@@ -162,10 +161,10 @@ impl SerCnn {
                 conv.stride[0],
                 read_f32(conv.weight.val())?,
                 bias,
-                &host(bn.gamma.val())?,
-                &host(bn.beta.val())?,
-                &host(bn.running_mean.value())?,
-                &host(bn.running_var.value())?,
+                &read_f32(bn.gamma.val())?,
+                &read_f32(bn.beta.val())?,
+                &read_f32(bn.running_mean.value())?,
+                &read_f32(bn.running_var.value())?,
                 bn.epsilon,
             )
         };
@@ -177,7 +176,7 @@ impl SerCnn {
             ],
             read_f32(self.fc.weight.val())?,
             match &self.fc.bias {
-                Some(b) => host(b.val())?,
+                Some(b) => read_f32(b.val())?,
                 None => vec![0.0; self.fc.weight.val().dims()[1]],
             },
             FREQ_GROUPS,

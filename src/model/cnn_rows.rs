@@ -199,13 +199,7 @@ impl RowCachedCnn {
         if b > 64 {
             return Err(Error::shape("masks", "[N, B <= 64]", format!("[{n}, {b}]")));
         }
-        if let Some(&bad) = row_band.iter().find(|&&r| r as usize >= b) {
-            return Err(Error::shape(
-                "row_band",
-                format!("values < {b}"),
-                format!("value {bad}"),
-            ));
-        }
+        crate::perturb::check_row_band(row_band, b)?;
         // Rows and columns after each block: conv1 (stride 2 over rows) and 2x2 pooling, conv2
         // and pooling, conv3.
         let h1 = (m - 1) / self.convs[0].stride_rows + 1;
