@@ -488,6 +488,13 @@ impl Ranking {
         }
     }
 
+    /// Item indices, most important first (ties in item order).
+    pub fn by_rank(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.items.len()).collect();
+        order.sort_by(|&a, &b| self.rank[a].total_cmp(&self.rank[b]).then(a.cmp(&b)));
+        order
+    }
+
     /// `dataset/method`, the ranking's label in agreement tables.
     pub fn label(&self) -> String {
         format!("{}/{}", self.dataset, self.method)

@@ -180,9 +180,8 @@ impl RankReport {
                 .iter()
                 .filter(|r| r.method == method)
                 .map(|r| {
-                    let mut order: Vec<usize> = (0..r.items.len()).collect();
-                    order.sort_by(|&a, &b| r.rank[a].total_cmp(&r.rank[b]).then(a.cmp(&b)));
-                    let top = order
+                    let top = r
+                        .by_rank()
                         .into_iter()
                         .take(k)
                         .map(|j| (r.items[j].clone(), r.importance[j], r.ci_low[j], r.ci_high[j]))
@@ -235,9 +234,7 @@ impl RankReport {
             }
             s.push('\n');
             for r in self.rankings.iter().filter(|r| r.method == method) {
-                let mut order: Vec<usize> = (0..r.items.len()).collect();
-                order.sort_by(|&a, &b| r.rank[a].total_cmp(&r.rank[b]).then(a.cmp(&b)));
-                for j in order {
+                for j in r.by_rank() {
                     let mut cells = vec![
                         r.dataset.clone(),
                         r.items[j].clone(),
