@@ -183,14 +183,26 @@ pub fn layer_feature_map(
     let n_speakers = super::folds::speaker_counts(speakers).len();
     let k = cfg.folds.unwrap_or(n_speakers.min(5));
     let folds = speaker_folds(speakers, k, cfg.seed)?;
+    // The inner folds of each outer fold's training speakers (row indices into its training
+    // rows), the same for every layer; none when those speakers are too few to split.
+    let inner: Vec<Option<Vec<Fold>>> = folds
+        .iter()
+        .map(|fold| {
+            let train_speakers: Vec<String> = fold.train.iter().map(|&i| speakers[i].clone()).collect();
+            let k = cfg.inner_folds.min(super::folds::speaker_counts(&train_speakers).len());
+            (k >= 2)
+                .then(|| speaker_folds(&train_speakers, k, cfg.seed ^ 0x5eed))
+                .transpose()
+        })
+        .collect::<Result<_>>()?;
     let f = feature_names.len();
     let mut r2 = Array2::<f64>::zeros((layers, f));
     let mut alphas = Array2::<f64>::zeros((layers, folds.len()));
     for l in 0..layers {
         let x = Array2::from_shape_fn((n, h), |(i, j)| states[i][[l, j]]);
         let mut pred = Array2::<f64>::zeros((n, f));
-        for (fi, fold) in folds.iter().enumerate() {
-            let (alpha, p) = fit_fold(&x, &features, fold, speakers, cfg)?;
+        for (fi, (fold, inner)) in folds.iter().zip(&inner).enumerate() {
+            let (alpha, p) = fit_fold(&x, &features, fold, inner.as_deref())?;
             alphas[[l, fi]] = alpha;
             for (row, &i) in fold.test.iter().enumerate() {
                 pred.row_mut(i).assign(&p.row(row));
@@ -215,65 +227,53 @@ pub fn layer_feature_map(
     })
 }
 
-/// One outer fold: alpha chosen on inner folds of the training speakers, then the fit on every
-/// training row. Returns the alpha and the predictions for the test rows.
+/// One outer fold: alpha chosen on `inner` folds of its training rows (the hidden width `H`
+/// without them), then the fit on every training row. Returns the alpha and the predictions for
+/// the test rows.
 ///
 /// # Shapes
 /// `x` [N, H], `y` [N, F] -> [test, F]
-fn fit_fold(
-    x: &Array2<f64>,
-    y: &ArrayView2<f64>,
-    fold: &Fold,
-    speakers: &[String],
-    cfg: &ProbeConfig,
-) -> Result<(f64, Array2<f64>)> {
-    let train = &fold.train;
-    let (xs, xt) = standardise(x, train, &fold.test);
-    let ys = y.select(Axis(0), train);
+fn fit_fold(x: &Array2<f64>, y: &ArrayView2<f64>, fold: &Fold, inner: Option<&[Fold]>) -> Result<(f64, Array2<f64>)> {
+    let (xs, xt) = standardise(x, &fold.train, &fold.test);
+    let ys = y.select(Axis(0), &fold.train);
     let k_train = xs.dot(&xs.t()); // [T, T]
     let h = x.ncols() as f64;
-    // Inner folds over the training speakers choose alpha by summed squared error.
-    let train_speakers: Vec<String> = train.iter().map(|&i| speakers[i].clone()).collect();
-    let inner_k = cfg.inner_folds.min(super::folds::speaker_counts(&train_speakers).len());
-    let alpha = if inner_k >= 2 {
-        let inner = speaker_folds(&train_speakers, inner_k, cfg.seed ^ 0x5eed)?;
-        let mut best = (f64::INFINITY, ALPHA_GRID[0] * h);
-        for a in ALPHA_GRID.map(|a| a * h) {
-            let mut sse = 0.0;
-            for fold in &inner {
-                let p = dual_ridge(&k_train, &ys, &fold.train, &fold.test, a)?;
-                let yt = ys.select(Axis(0), &fold.test);
-                sse += (&p - &yt).iter().map(|v| v * v).sum::<f64>();
+    // The inner folds choose alpha by summed squared error.
+    let alpha = match inner {
+        Some(inner) => {
+            let mut best = (f64::INFINITY, ALPHA_GRID[0] * h);
+            for a in ALPHA_GRID.map(|a| a * h) {
+                let mut sse = 0.0;
+                for fold in inner {
+                    let k_fit = k_train.select(Axis(0), &fold.train).select(Axis(1), &fold.train);
+                    let k_at = k_train.select(Axis(0), &fold.test).select(Axis(1), &fold.train);
+                    let p = dual_ridge(k_fit, k_at.view(), ys.select(Axis(0), &fold.train).view(), a)?;
+                    let yt = ys.select(Axis(0), &fold.test);
+                    sse += (&p - &yt).iter().map(|v| v * v).sum::<f64>();
+                }
+                if sse < best.0 {
+                    best = (sse, a);
+                }
             }
-            if sse < best.0 {
-                best = (sse, a);
-            }
+            best.1
         }
-        best.1
-    } else {
-        h
+        None => h,
     };
     // The fit on every training row; test kernel rows K(test, train).
     let k_test = xt.dot(&xs.t()); // [test, T]
-    let mean = ys.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(ys.ncols()));
-    let centred = &ys - &mean;
-    let mut system = k_train.clone();
-    system.diag_mut().mapv_inplace(|d| d + alpha);
-    let coef = spd_solve(system.view(), centred.view(), "ridge")?;
-    Ok((alpha, k_test.dot(&coef) + &mean))
+    Ok((alpha, dual_ridge(k_train, k_test.view(), ys.view(), alpha)?))
 }
 
-/// Dual ridge within a kernel matrix: fit on rows `fit` of `k` / `y`, predict rows `at`.
+/// Dual ridge with an unpenalised intercept: `(K + alpha I)^-1 (y - mean)` fitted on the rows
+/// of `k_fit`, predictions `k_at . coef + mean`.
 ///
 /// # Shapes
-/// `k` [T, T], `y` [T, F] -> [at, F]
-fn dual_ridge(k: &Array2<f64>, y: &Array2<f64>, fit: &[usize], at: &[usize], alpha: f64) -> Result<Array2<f64>> {
-    let mut system = k.select(Axis(0), fit).select(Axis(1), fit);
-    system.diag_mut().mapv_inplace(|d| d + alpha);
-    let yf = y.select(Axis(0), fit);
-    let mean = yf.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(y.ncols()));
-    let coef = spd_solve(system.view(), (&yf - &mean).view(), "ridge")?;
-    Ok(k.select(Axis(0), at).select(Axis(1), fit).dot(&coef) + &mean)
+/// `k_fit` [T, T], `k_at` [A, T], `y` [T, F] -> [A, F]
+fn dual_ridge(mut k_fit: Array2<f64>, k_at: ArrayView2<f64>, y: ArrayView2<f64>, alpha: f64) -> Result<Array2<f64>> {
+    k_fit.diag_mut().mapv_inplace(|d| d + alpha);
+    let mean = y.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(y.ncols()));
+    let coef = spd_solve(k_fit.view(), (&y - &mean).view(), "ridge")?;
+    Ok(k_at.dot(&coef) + &mean)
 }
 
 /// Rows `train` and `test` of `x`, standardised with the training rows' means and standard
