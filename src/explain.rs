@@ -5,6 +5,7 @@ use crate::audio::{self, FrontEndConfig, MelFilterbank, Stft};
 use crate::bands::{BandConfig, BandLayout};
 use crate::device::ComputeDevice;
 use crate::error::{Error, Result, check_shape};
+use crate::features::corpus::resolve_workers;
 use crate::gpu::interop::{BoundTensor, submit_after_burn};
 use crate::gpu::ops::{
     FitInputs, GpuMel, PerturbInputs, ResynthInputs, encode_fit, perturb_into, read_fits, resynth_into,
@@ -889,7 +890,7 @@ fn score_cpu(
         && mels.iter().all(Option::is_some)
     {
         let t0 = std::time::Instant::now();
-        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let threads = resolve_workers(0);
         let chosen = masks.slice(ndarray::s![rows.clone(), ..]);
         let preds = mels
             .iter()
@@ -941,7 +942,7 @@ fn score_cpu(
                     resynth_cpu(bands.rows.view(), masks.view(), first + s, view.view_mut())?;
                 }
                 (PreparedInput::Mel(signal), _) => {
-                    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+                    let threads = resolve_workers(0);
                     signal.perturbed(
                         &layout.row_band,
                         masks.view(),
@@ -1129,7 +1130,7 @@ fn score_gpu(
             if let PreparedInput::Mel(signal) = inputs[u] {
                 // Griffin-Lim runs on the host; its waveforms are written into the batch.
                 let mut rows = Array2::<f32>::zeros((k, dim));
-                let threads = std::thread::available_parallelism().map_or(1, usize::from);
+                let threads = resolve_workers(0);
                 signal.perturbed(
                     state.row_band_host,
                     state.host_masks,

@@ -450,6 +450,23 @@ pub fn spectrogram_figure(
     })
 }
 
+/// A heat-map cell at column `col`, row `row` of a segmented chart: viridis at `v` (clamped to
+/// [0, 1]), grey where `v` is not finite.
+fn heat_cell(col: usize, row: usize, v: f64) -> Rectangle<(SegmentValue<usize>, SegmentValue<usize>)> {
+    let color = if v.is_finite() {
+        viridis(v)
+    } else {
+        RGBColor(200, 200, 200)
+    };
+    Rectangle::new(
+        [
+            (SegmentValue::Exact(col), SegmentValue::Exact(row)),
+            (SegmentValue::Exact(col + 1), SegmentValue::Exact(row + 1)),
+        ],
+        color.filled(),
+    )
+}
+
 /// The layer x feature map: R^2 of each feature (rows, named at the left) from each hidden
 /// state (columns, 0 = the transformer's input), viridis from 0 (and below: dark) to 1 (yellow);
 /// grey where R^2 is undefined (a constant feature).
@@ -496,24 +513,7 @@ pub fn layer_feature_figure(r2: ArrayView2<f64>, features: &[String], title: &st
             .map_err(s)?;
         // Feature 0 at the top.
         chart
-            .draw_series((0..layers).flat_map(|l| {
-                (0..f).map(move |j| {
-                    let v = r2[[l, j]];
-                    let color = if v.is_finite() {
-                        viridis(v)
-                    } else {
-                        RGBColor(200, 200, 200)
-                    };
-                    let row = f - 1 - j;
-                    Rectangle::new(
-                        [
-                            (SegmentValue::Exact(l), SegmentValue::Exact(row)),
-                            (SegmentValue::Exact(l + 1), SegmentValue::Exact(row + 1)),
-                        ],
-                        color.filled(),
-                    )
-                })
-            }))
+            .draw_series((0..layers).flat_map(|l| (0..f).map(move |j| heat_cell(l, f - 1 - j, r2[[l, j]]))))
             .map_err(s)?;
         Ok(())
     })
@@ -633,16 +633,7 @@ pub fn agreement_figure(rho: ArrayView2<f64>, labels: &[String], title: &str) ->
             for j in 0..r {
                 let v = rho[[i, j]];
                 let row = r - 1 - i;
-                let color = if v.is_finite() {
-                    viridis((v + 1.0) / 2.0)
-                } else {
-                    RGBColor(200, 200, 200)
-                };
-                let cell = [
-                    (SegmentValue::Exact(j), SegmentValue::Exact(row)),
-                    (SegmentValue::Exact(j + 1), SegmentValue::Exact(row + 1)),
-                ];
-                chart.draw_series([Rectangle::new(cell, color.filled())]).map_err(s)?;
+                chart.draw_series([heat_cell(j, row, (v + 1.0) / 2.0)]).map_err(s)?;
                 if v.is_finite() {
                     let ink = if v > 0.3 { BLACK } else { WHITE };
                     chart

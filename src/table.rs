@@ -209,16 +209,16 @@ pub fn write_features_parquet(
         .build();
     let file = AtomicFile::create(path)?;
     let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| parquet_err(path, &e))?;
-    // Rows as (item, frame) pairs, written a batch at a time.
-    let rows: Vec<(usize, usize)> = results
+    // Rows as (item, its features, frame), written a batch at a time.
+    let rows: Vec<(usize, &crate::features::corpus::FileFeatures, usize)> = results
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| r.as_ref().ok().map(|v| (i, v.nrows())))
-        .flat_map(|(i, n)| (0..n).map(move |k| (i, k)))
+        .filter_map(|(i, r)| r.as_ref().ok().map(|v| (i, v)))
+        .flat_map(|(i, v)| (0..v.nrows()).map(move |k| (i, v, k)))
         .collect();
     for chunk in rows.chunks(BATCH_ROWS) {
         let strings = |f: &dyn Fn(&crate::input::InputItem) -> Option<&str>| -> ArrayRef {
-            Arc::new(chunk.iter().map(|&(i, _)| f(&items[i])).collect::<StringArray>())
+            Arc::new(chunk.iter().map(|&(i, _, _)| f(&items[i])).collect::<StringArray>())
         };
         let mut columns: Vec<ArrayRef> = vec![
             strings(&|it| Some(&it.id)),
@@ -228,18 +228,12 @@ pub fn write_features_parquet(
         ];
         if let Some(hop) = frame_hop_s {
             columns.push(Arc::new(
-                chunk.iter().map(|&(_, k)| k as f64 * hop).collect::<Float64Array>(),
+                chunk.iter().map(|&(_, _, k)| k as f64 * hop).collect::<Float64Array>(),
             ));
         }
         for f in 0..names.len() {
             columns.push(Arc::new(
-                chunk
-                    .iter()
-                    .map(|&(i, k)| match &results[i] {
-                        Ok(v) => v[[k, f]],
-                        Err(_) => unreachable!("failed items are filtered out above"),
-                    })
-                    .collect::<Float64Array>(),
+                chunk.iter().map(|&(_, v, k)| v[[k, f]]).collect::<Float64Array>(),
             ));
         }
         let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| parquet_err(path, &e))?;
