@@ -73,6 +73,13 @@ pub enum Error {
     /// No usable compute device, or the GPU reported an error.
     #[error("device error: {0}")]
     Device(String),
+    /// The device had no memory left for an allocation, or one exceeded the largest it can
+    /// make; fewer inputs per model call (`--batch-size`) need less.
+    #[error("device out of memory: {detail}")]
+    DeviceOutOfMemory {
+        /// What the backend said.
+        detail: String,
+    },
     /// An output folder already exists and `--force` was not given.
     #[error("{path}: output folder already exists (pass --force to replace it)")]
     OutputExists {
@@ -147,6 +154,32 @@ impl Error {
         }
     }
 
+    /// A device failure described by `text` (a backend's error or panic message): an
+    /// [`Error::DeviceOutOfMemory`] when it says the device ran out of memory or could not
+    /// allocate a buffer that large, else an [`Error::Device`]. Backtraces are dropped.
+    pub fn device_failure(text: &str) -> Self {
+        let detail = text
+            .split("\nBacktrace")
+            .next()
+            .unwrap_or(text)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" ");
+        if says_out_of_memory(&detail) {
+            Error::DeviceOutOfMemory { detail }
+        } else {
+            Error::Device(detail)
+        }
+    }
+
+    /// Whether this is a device out-of-memory error.
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(self, Error::DeviceOutOfMemory { .. })
+    }
+
     /// A shape error for argument `what`.
     pub fn shape(what: &'static str, expected: impl Into<String>, got: impl Into<String>) -> Self {
         Error::Shape {
@@ -157,11 +190,61 @@ impl Error {
     }
 }
 
+/// Whether a backend's message reports an exhausted device memory or an allocation larger than
+/// the device can make (the wordings of wgpu, CubeCL and the Vulkan drivers).
+fn says_out_of_memory(text: &str) -> bool {
+    let t = text.to_lowercase();
+    [
+        "out of memory",
+        "out-of-memory",
+        "outofmemory",
+        "out of device memory",
+        "out_of_device_memory",
+        "out_of_host_memory",
+        "can't allocate buffer",
+    ]
+    .iter()
+    .any(|p| t.contains(p))
+}
+
 /// Returns a [`Error::Shape`] unless `got == expected`.
 pub(crate) fn check_shape(what: &'static str, expected: &[usize], got: &[usize]) -> Result<()> {
     if expected == got {
         Ok(())
     } else {
         Err(Error::shape(what, format!("{expected:?}"), format!("{got:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_messages_are_classified() {
+        // CubeCL's IoError and LaunchError wordings, wgpu's, and Vulkan's result codes.
+        for oom in [
+            "An error happened during execution\nCaused by:\n  out of device memory allocating 4294967296 bytes\nBacktrace:\n  0: x",
+            "can't allocate buffer of size: 8589934592\n",
+            "wgpu error: Out of Memory",
+            "An out-of-memory error happened during launch",
+            "ERROR_OUT_OF_DEVICE_MEMORY",
+        ] {
+            let e = Error::device_failure(oom);
+            assert!(e.is_out_of_memory(), "{oom:?} -> {e}");
+            assert!(
+                !e.to_string().contains("Backtrace") && !e.to_string().contains("0: x"),
+                "{e}"
+            );
+        }
+        for other in [
+            "wgpu error: Validation Error",
+            "the device was lost",
+            "shader compilation failed",
+        ] {
+            let e = Error::device_failure(other);
+            assert!(!e.is_out_of_memory(), "{other:?} -> {e}");
+            assert!(matches!(e, Error::Device(_)));
+        }
     }
 }

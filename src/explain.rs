@@ -18,8 +18,8 @@ use crate::model::{MIN_FRAMES, ModelInput, SerModel, read_f32};
 use crate::perturb::{FillMode, perturb_cpu, row_means};
 use crate::resynth::{BandSignals, Resynthesis, bin_bands, resynth_cpu};
 use crate::sampling::{AUTO_STEP, DistinctMasks, KernelKind, MaskConfig, SampleCount, kernel_weights, sample_masks};
-use crate::surrogate::{SurrogateConfig, SurrogateFit, empty_sample, fit_cpu};
-use burn::tensor::{Int, Tensor, TensorData};
+use crate::surrogate::{SurrogateConfig, SurrogateDesign, SurrogateFit, fit_cpu};
+use burn::tensor::{Tensor, TensorData};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +34,9 @@ pub struct ExplainConfig {
     pub surrogate: SurrogateConfig,
     /// What replaces a removed band.
     pub fill: FillMode,
-    /// Perturbed spectrograms per model call (further limited by the adapter's binding size).
+    /// Perturbed inputs per model call, further limited so that an input and the model's
+    /// largest tensor fit one storage binding and the batch's activations fit the device's
+    /// memory ([`memory_batch_limit`]); halved and retried when the device runs out of memory.
     pub batch_size: usize,
     /// Keep each utterance's masks, weights and model outputs in the result.
     pub keep_samples: bool,
@@ -256,10 +258,11 @@ impl Preparer {
 struct GpuState {
     mel: Option<GpuMel>,
     row_band: wgpu::Buffer,
+    /// Every sample's mask. // [N, B]
     masks: wgpu::Buffer,
-    /// [`Explainer`]'s distinct masks, when it has them.
-    distinct_masks: Option<wgpu::Buffer>,
-    weights: wgpu::Buffer,
+    /// The surrogate design with the masks scored (the distinct ones, when some repeat) and
+    /// their weights.
+    fit: FitInputs,
     band_rows: GrowBuffer,
 }
 
@@ -289,13 +292,17 @@ pub struct Explainer<'a> {
     filterbank: Option<MelFilterbank>,
     masks: Array2<f32>,
     weights: Vec<f32>,
-    empty: usize,
+    /// The surrogate's projection for the scored masks (`distinct`'s, else `masks`) and their
+    /// weights, built once.
+    design: SurrogateDesign,
     gpu: Option<GpuState>,
     /// The model's row-cached host forward, on the CPU path when [`ExplainConfig::row_cache`].
     host: Option<RowCachedCnn>,
     /// The samples' distinct masks, when some repeat and the perturbed input is a function of
     /// the mask alone (not with noise fill on mel rows): each is scored once.
     distinct: Option<DistinctMasks>,
+    /// Inputs per model call after the device ran out of memory ([`with_halving`]).
+    reduced_batch: Option<usize>,
 }
 
 /// The front end that defines bands and the STFT for a model: its own for mel models; for
@@ -322,11 +329,6 @@ impl<'a> Explainer<'a> {
         let shapley = matches!(cfg.surrogate.kernel, KernelKind::Shapley);
         let masks = sample_masks(&cfg.masks, layout.n_bands(), shapley)?;
         let weights = kernel_weights(&masks, cfg.surrogate.kernel)?;
-        let empty = if shapley {
-            empty_sample(masks.view()).unwrap_or(0)
-        } else {
-            0
-        };
         let stft = fe.stft()?;
         let (filterbank, bins) = match &input {
             ModelInput::MelPower(_) => (Some(fe.mel_filterbank()?), vec![]),
@@ -366,6 +368,12 @@ impl<'a> Explainer<'a> {
         let distinct = mask_only
             .then(|| DistinctMasks::of(masks.view()))
             .filter(|d| d.masks.nrows() < masks.nrows());
+        // The surrogate is fitted on what is scored: each distinct mask once, with the summed
+        // weight of its samples (the same fit as on every sample).
+        let design = match &distinct {
+            Some(d) => SurrogateDesign::new(d.masks.view(), &d.summed_weights(&weights)?, &cfg.surrogate)?,
+            None => SurrogateDesign::new(masks.view(), &weights, &cfg.surrogate)?,
+        };
         let preparer = Preparer {
             input,
             front_end: fe,
@@ -378,19 +386,12 @@ impl<'a> Explainer<'a> {
             max_samples: cfg.max_seconds.map(|s| ((s * fe_rate as f32) as usize).max(1)),
             griffin_lim,
         };
-        let gpu = device.gpu.as_ref().map(|ctx| {
-            let masks_c = masks.as_standard_layout();
-            GpuState {
-                mel: filterbank.as_ref().map(|fb| GpuMel::new(ctx, fb)),
-                row_band: ctx.upload("row band", &layout.row_band),
-                masks: ctx.upload("masks", masks_c.as_slice().expect("standard layout")),
-                distinct_masks: distinct.as_ref().map(|d| {
-                    let c = d.masks.as_standard_layout();
-                    ctx.upload("distinct masks", c.as_slice().expect("standard layout"))
-                }),
-                weights: ctx.upload("weights", &weights),
-                band_rows: GrowBuffer::new("band rows"),
-            }
+        let gpu = device.gpu.as_ref().map(|ctx| GpuState {
+            mel: filterbank.as_ref().map(|fb| GpuMel::new(ctx, fb)),
+            row_band: ctx.upload("row band", &layout.row_band),
+            masks: ctx.upload("masks", masks.as_standard_layout().as_slice().expect("standard layout")),
+            fit: FitInputs::upload(ctx, &design),
+            band_rows: GrowBuffer::new("band rows"),
         });
         let host = match (&device.gpu, cfg.row_cache, cfg.fill) {
             (None, true, FillMode::Zero | FillMode::Mean) => model.row_cached()?,
@@ -399,6 +400,7 @@ impl<'a> Explainer<'a> {
         Ok(Explainer {
             host,
             distinct,
+            reduced_batch: None,
             profile: None,
             cfg,
             model,
@@ -408,9 +410,15 @@ impl<'a> Explainer<'a> {
             filterbank,
             masks,
             weights,
-            empty,
+            design,
             gpu,
         })
+    }
+
+    /// Inputs per model call since the device ran out of memory, if it did: every model call
+    /// that fails so is retried with half the inputs, and later calls start there.
+    pub fn reduced_batch(&self) -> Option<usize> {
+        self.reduced_batch
     }
 
     /// Turns stage timing on (resetting it) or off. Profiling waits for the device between
@@ -543,27 +551,33 @@ impl<'a> Explainer<'a> {
         let inputs: Vec<&PreparedInput> = utterances.iter().map(|u| &u.input).collect();
         let mut profile = self.profile.as_mut();
         let fits = match (&mut self.gpu, &self.device.gpu) {
-            (Some(state), Some(ctx)) => explain_gpu(
-                ctx,
-                state,
-                self.model,
-                &self.masks,
-                &self.layout.row_band,
-                self.distinct.as_ref(),
-                self.empty,
-                &self.cfg,
-                &inputs,
-                dim,
-                chunk,
-                profile.as_deref_mut(),
-            )?,
+            (Some(state), Some(ctx)) => {
+                let (fits, used) = with_halving(chunk, |chunk| {
+                    explain_gpu(
+                        ctx,
+                        state,
+                        self.model,
+                        &self.design,
+                        &self.layout.row_band,
+                        self.distinct.as_ref(),
+                        &self.cfg,
+                        &inputs,
+                        dim,
+                        chunk,
+                        profile.as_deref_mut(),
+                    )
+                })?;
+                if used < chunk {
+                    self.reduced_batch = Some(used);
+                }
+                fits
+            }
             _ => explain_cpu(
                 self.model,
                 self.host.as_ref(),
                 &self.layout,
-                &self.masks,
+                &self.design,
                 self.distinct.as_ref(),
-                &self.weights,
                 self.filterbank.as_ref(),
                 &self.cfg,
                 &inputs,
@@ -646,19 +660,34 @@ impl<'a> Explainer<'a> {
                         (&uploaded, m.view())
                     }
                 };
-                let scoring = GpuScoring {
-                    mel: &mut state.mel,
-                    band_rows: &mut state.band_rows,
-                    row_band: &state.row_band,
-                    masks,
-                    host_masks,
-                    row_band_host: &self.layout.row_band,
-                    first_sample: rows.start,
-                    n_samples: n,
-                    n_bands: self.layout.n_bands(),
-                };
-                let outputs = score_gpu(ctx, scoring, self.model, &self.cfg, &inputs, dim, chunk, profile)?;
-                let p = read_f32(Tensor::cat(outputs, 0))?;
+                let mut profile = profile;
+                let (p, used) = with_halving(chunk, |chunk| {
+                    let scoring = GpuScoring {
+                        mel: &mut state.mel,
+                        band_rows: &mut state.band_rows,
+                        row_band: &state.row_band,
+                        masks,
+                        host_masks,
+                        row_band_host: &self.layout.row_band,
+                        first_sample: rows.start,
+                        n_samples: n,
+                        n_bands: self.layout.n_bands(),
+                    };
+                    let outputs = score_gpu(
+                        ctx,
+                        scoring,
+                        self.model,
+                        &self.cfg,
+                        &inputs,
+                        dim,
+                        chunk,
+                        profile.as_deref_mut(),
+                    )?;
+                    read_f32(Tensor::cat(outputs, 0))
+                })?;
+                if used < chunk {
+                    self.reduced_batch = Some(used);
+                }
                 let c = self.model.classes().len();
                 vec![Array2::from_shape_vec((n, c), p).map_err(|e| Error::Device(e.to_string()))?]
             }
@@ -783,7 +812,60 @@ impl<'a> Explainer<'a> {
                  binding; explain a shorter part with --max-seconds"
             )));
         }
-        Ok(self.cfg.batch_size.min(fit).min(total))
+        let memory = self
+            .device
+            .gpu
+            .as_ref()
+            .and_then(|ctx| ctx.summary.device_memory_bytes)
+            .map_or(usize::MAX, |bytes| memory_batch_limit(bytes, per_sample));
+        let batch = self.reduced_batch.unwrap_or(self.cfg.batch_size);
+        Ok(batch.min(fit).min(memory).min(total))
+    }
+}
+
+/// Share of the device's memory a batch's activations may take ([`memory_batch_limit`]).
+pub const BATCH_MEMORY_SHARE: f64 = 0.5;
+
+/// Per-sample tensors of the largest size taken to be alive at once during a forward: the
+/// input, the largest activation, the next layer's output and a temporary (a residual or
+/// attention scores).
+pub const LIVE_TENSORS_PER_SAMPLE: u64 = 4;
+
+/// The most inputs per model call that fit the device's memory: [`BATCH_MEMORY_SHARE`] of
+/// `device_memory_bytes` over [`LIVE_TENSORS_PER_SAMPLE`] tensors of `largest_tensor_bytes`
+/// per input (at least 1). A heuristic that keeps a large model's batch inside a small
+/// device; an allocation that still fails halves the batch ([`with_halving`]).
+pub fn memory_batch_limit(device_memory_bytes: u64, largest_tensor_bytes: u64) -> usize {
+    let per_input = LIVE_TENSORS_PER_SAMPLE * largest_tensor_bytes.max(1);
+    ((device_memory_bytes as f64 * BATCH_MEMORY_SHARE) as u64 / per_input).max(1) as usize
+}
+
+/// Runs `attempt` with `batch` inputs per model call; when the device runs out of memory
+/// ([`Error::DeviceOutOfMemory`], returned or raised as a panic by the backend) it retries
+/// with half as many, down to one input. Returns the result and the batch that worked. Any
+/// other error or panic passes through unchanged.
+pub fn with_halving<T>(batch: usize, mut attempt: impl FnMut(usize) -> Result<T>) -> Result<(T, usize)> {
+    let mut batch = batch.max(1);
+    loop {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| attempt(batch)));
+        let err = match outcome {
+            Ok(Ok(value)) => return Ok((value, batch)),
+            Ok(Err(e)) => e,
+            Err(payload) => {
+                let text = payload
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| payload.downcast_ref::<&str>().copied());
+                match text.map(Error::device_failure) {
+                    Some(e) if e.is_out_of_memory() => e,
+                    _ => std::panic::resume_unwind(payload),
+                }
+            }
+        };
+        if !err.is_out_of_memory() || batch == 1 {
+            return Err(err);
+        }
+        batch /= 2;
     }
 }
 
@@ -803,16 +885,16 @@ fn segments(start: usize, len: usize, n: usize) -> impl Iterator<Item = (usize, 
 }
 
 /// The CPU path: perturbed inputs built by the CPU twins into host batches shared by the
-/// utterances, scored by the model, surrogates fitted by [`fit_cpu`]. Returns each
-/// utterance's fit and model outputs `[N, C]`.
+/// utterances, scored by the model, surrogates fitted by [`SurrogateDesign::fit`] (each
+/// distinct mask scored and fitted once, as on the GPU). Returns each utterance's fit and model
+/// outputs `[N, C]`.
 #[allow(clippy::too_many_arguments)]
 fn explain_cpu(
     model: &dyn SerModel,
     host: Option<&RowCachedCnn>,
     layout: &BandLayout,
-    masks: &Array2<f32>,
+    design: &SurrogateDesign,
     distinct: Option<&DistinctMasks>,
-    weights: &[f32],
     filterbank: Option<&MelFilterbank>,
     cfg: &ExplainConfig,
     inputs: &[&PreparedInput],
@@ -820,7 +902,7 @@ fn explain_cpu(
     chunk: usize,
     mut profile: Option<&mut StageTimes>,
 ) -> Result<Vec<(SurrogateFit, Array2<f32>)>> {
-    let scored = distinct.map_or(masks, |d| &d.masks);
+    let scored = design.masks();
     let preds = score_cpu(
         model,
         host,
@@ -838,11 +920,12 @@ fn explain_cpu(
     let fits = preds
         .into_iter()
         .map(|p| {
+            let fit = design.fit(p.view())?;
             let p = match distinct {
                 Some(d) => d.expand(p.view())?,
                 None => p,
             };
-            Ok((fit_cpu(masks.view(), weights, p.view(), &cfg.surrogate)?, p))
+            Ok((fit, p))
         })
         .collect::<Result<Vec<_>>>()?;
     if let Some(t) = profile {
@@ -977,46 +1060,40 @@ fn score_cpu(
 /// The GPU path: every perturbed input built straight into the model's input tensor (masked
 /// mel spectrograms or resynthesized waveforms; one tensor may hold several utterances'
 /// samples), model outputs concatenated on the device and every utterance's surrogates fitted
-/// in one dispatch. Returns each utterance's fit and model outputs `[N, C]`.
+/// in one dispatch. Each distinct mask is scored and fitted once (the design's masks); every
+/// sample takes its mask's outputs on the host. Returns each utterance's fit and model outputs
+/// `[N, C]`.
 #[allow(clippy::too_many_arguments)]
 fn explain_gpu(
     ctx: &GpuContext,
     state: &mut GpuState,
     model: &dyn SerModel,
-    masks: &Array2<f32>,
+    design: &SurrogateDesign,
     row_band_host: &[u32],
     distinct: Option<&DistinctMasks>,
-    empty: usize,
     cfg: &ExplainConfig,
     inputs: &[&PreparedInput],
     dim: usize,
     chunk: usize,
     mut profile: Option<&mut StageTimes>,
 ) -> Result<Vec<(SurrogateFit, Array2<f32>)>> {
-    let (n, b) = masks.dim();
+    let (n_scored, b) = design.masks().dim();
     let c = model.classes().len();
     let n_utts = inputs.len();
-    let total = n_utts * n;
     let device = model.device();
     let GpuState {
         mel,
         row_band,
-        masks: masks_buf,
-        distinct_masks,
-        weights,
+        fit,
         band_rows,
+        ..
     } = state;
-    // Each distinct mask is scored once, then every sample takes its mask's outputs.
-    let (scored_masks, host_masks, n_scored) = match (distinct, distinct_masks.as_ref()) {
-        (Some(d), Some(buf)) => (buf, d.masks.view(), d.masks.nrows()),
-        _ => (&*masks_buf, masks.view(), n),
-    };
     let scoring = GpuScoring {
         mel,
         band_rows,
         row_band,
-        masks: scored_masks,
-        host_masks,
+        masks: &fit.masks,
+        host_masks: design.masks().view(),
         row_band_host,
         first_sample: 0,
         n_samples: n_scored,
@@ -1024,45 +1101,24 @@ fn explain_gpu(
     };
     let outputs = score_gpu(ctx, scoring, model, cfg, inputs, dim, chunk, profile.as_deref_mut())?;
     let t0 = std::time::Instant::now();
-    let preds = Tensor::cat(outputs, 0); // [U * N', C]
-    let preds = match distinct {
-        Some(d) if n_scored < n => {
-            let idx: Vec<i64> = (0..n_utts)
-                .flat_map(|u| d.of_sample.iter().map(move |&k| (u * n_scored + k as usize) as i64))
-                .collect();
-            preds.select(0, Tensor::<1, Int>::from_data(TensorData::new(idx, [total]), device))
-        }
-        _ => preds,
-    }; // [U * N, C] = [U, N, C]
-    let bound = BoundTensor::<2>::new(preds)?;
+    let bound = BoundTensor::<2>::new(Tensor::cat(outputs, 0))?; // [U * N', C]
     let mut enc = ctx.device.create_command_encoder(&Default::default());
-    let fit_inputs = FitInputs {
-        masks: masks_buf,
-        weights,
-        n_samples: n,
-        n_bands: b,
-    };
-    let out = encode_fit(
-        ctx,
-        &mut enc,
-        &fit_inputs,
-        bound.binding(),
-        n_utts,
-        c,
-        empty,
-        &cfg.surrogate,
-    )?;
+    let out = encode_fit(ctx, &mut enc, fit, bound.binding(), n_utts, c)?;
     submit_after_burn(device, &ctx.queue, enc)?;
     let fits = read_fits(ctx, &out, n_utts, c, b)?;
     let preds = read_f32(bound.into_tensor())?;
-    if fits.len() != n_utts || preds.len() != total * c {
+    if fits.len() != n_utts || preds.len() != n_utts * n_scored * c {
         return Err(Error::Device("the surrogate returned the wrong number of fits".into()));
     }
     let result = fits
         .into_iter()
-        .zip(preds.chunks(n * c))
+        .zip(preds.chunks(n_scored * c))
         .map(|(fit, p)| {
-            let p = Array2::from_shape_vec((n, c), p.to_vec()).map_err(|e| Error::Device(e.to_string()))?;
+            let p = Array2::from_shape_vec((n_scored, c), p.to_vec()).map_err(|e| Error::Device(e.to_string()))?;
+            let p = match distinct {
+                Some(d) => d.expand(p.view())?,
+                None => p,
+            };
             Ok((fit, p))
         })
         .collect::<Result<Vec<_>>>()?;
@@ -1372,5 +1428,65 @@ impl ExplanationRecord {
                 device: device.to_string(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_memory_halves_the_batch_until_it_fits() {
+        // A device that holds at most 300 inputs per call, reporting as CubeCL does: by an
+        // error at the read, or by a panic from the allocation.
+        for panics in [false, true] {
+            let mut tried = vec![];
+            let (value, used) = with_halving(1024, |batch| {
+                tried.push(batch);
+                if batch > 300 {
+                    let msg = format!("out of device memory allocating {} bytes", batch * 4096);
+                    if panics {
+                        panic!("{msg}");
+                    }
+                    return Err(Error::device_failure(&msg));
+                }
+                Ok(batch * 2)
+            })
+            .unwrap();
+            assert_eq!((value, used), (512, 256));
+            assert_eq!(tried, [1024, 512, 256]);
+        }
+    }
+
+    #[test]
+    fn other_failures_are_not_retried() {
+        let mut calls = 0;
+        let err = with_halving(64, |_| -> Result<()> {
+            calls += 1;
+            Err(Error::Device("the device was lost".into()))
+        })
+        .unwrap_err();
+        assert!(matches!(err, Error::Device(_)) && calls == 1);
+        let panicked =
+            std::panic::catch_unwind(|| with_halving(64, |_| -> Result<()> { panic!("index out of bounds") }));
+        assert!(panicked.is_err(), "an unrelated panic must propagate");
+        // One input that does not fit is the user's problem to see.
+        let err = with_halving(1, |_| -> Result<()> {
+            Err(Error::device_failure("wgpu error: Out of Memory"))
+        })
+        .unwrap_err();
+        assert!(err.is_out_of_memory());
+    }
+
+    #[test]
+    fn memory_limit_scales_with_device_memory_and_input_size() {
+        // A wav2vec 2.0 base input of 5 s at 16 kHz: the first convolution's output is
+        // [512, 16000] floats, about 33 MB.
+        let w2v = 512 * 16_000 * 4;
+        assert_eq!(memory_batch_limit(80 << 30, w2v), 327);
+        assert_eq!(memory_batch_limit(8 << 30, w2v), 32);
+        assert_eq!(memory_batch_limit(1 << 20, w2v), 1);
+        // The CNN's 4096 default batch is far inside an 8 GiB device.
+        assert!(memory_batch_limit(8 << 30, 100_000) > GPU_MEL_BATCH_SIZE);
     }
 }

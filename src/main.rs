@@ -1416,13 +1416,15 @@ fn devices(a: &DevicesArgs) -> Result<()> {
     }
     for s in &summaries {
         println!(
-            "gpu:{}  {}  [{} {}]  vendor 0x{:04x}  driver {}  max storage binding {} MiB  max buffer {} MiB  max workgroups/dim {}",
+            "gpu:{}  {}  [{} {}]  vendor 0x{:04x}  driver {}  memory {}  max storage binding {} MiB  max buffer {} MiB  max workgroups/dim {}",
             s.index,
             s.name,
             s.backend,
             s.device_type,
             s.vendor,
             s.driver,
+            s.device_memory_bytes
+                .map_or("unknown".to_string(), |b| format!("{} MiB", b >> 20)),
             s.max_storage_binding_bytes >> 20,
             s.max_buffer_bytes >> 20,
             s.max_workgroups_per_dim
@@ -1941,6 +1943,12 @@ fn run_explain(
         reporter.event(p)
     })?;
     reporter.finish();
+    if let Some(batch) = explainer.reduced_batch() {
+        eprintln!(
+            "note: the device ran out of memory, so model calls were retried with fewer inputs and went on with \
+             {batch} per call (pass --batch-size {batch} to start there)"
+        );
+    }
     Ok(report)
 }
 

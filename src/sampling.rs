@@ -4,7 +4,7 @@
 //! `shaders/perturb.wgsl` implements bit for bit, so a seed gives the same masks and the same noise
 //! on every device and in every order of work.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, check_shape};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
@@ -307,6 +307,21 @@ impl DistinctMasks {
             masks: masks.select(ndarray::Axis(0), &rows),
             of_sample,
         }
+    }
+
+    /// The kernel weight of each distinct mask: the sum of its samples' weights. A weighted
+    /// least-squares fit on the distinct masks with these weights equals the fit on every
+    /// sample, since equal masks have equal outputs (and, for every kernel here, equal weights).
+    ///
+    /// # Shapes
+    /// `weights` [N] -> [U]
+    pub fn summed_weights(&self, weights: &[f32]) -> Result<Vec<f32>> {
+        check_shape("weights", &[self.of_sample.len()], &[weights.len()])?;
+        let mut summed = vec![0.0f32; self.masks.nrows()];
+        for (&row, &w) in self.of_sample.iter().zip(weights) {
+            summed[row as usize] += w;
+        }
+        Ok(summed)
     }
 
     /// Per-sample outputs from per-distinct-mask outputs.

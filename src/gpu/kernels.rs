@@ -90,10 +90,10 @@ pub struct SurrogateParams {
     pub mode: u32,
     /// Index of the all-removed sample (Shapley).
     pub empty_sample: u32,
-    /// Ridge penalty.
-    pub alpha: f32,
-    /// Padding.
-    pub _pad: u32,
+    /// Invocations summing each class's R^2 ([`crate::surrogate::r2_parts`]).
+    pub parts: u32,
+    /// Sum of the kernel weights.
+    pub w_sum: f32,
 }
 
 /// One compute pipeline and the bind group layout it was built with.
@@ -232,7 +232,7 @@ impl Kernels {
                 device,
                 "surrogate",
                 shaders::SURROGATE,
-                &[Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+                &[Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite],
             )?,
             resynth: Kernel::new(device, "resynth", shaders::RESYNTH, &[Uniform, Read, Read, ReadWrite])?,
         })

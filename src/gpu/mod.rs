@@ -33,6 +33,9 @@ pub struct AdapterSummary {
     pub max_buffer_bytes: u64,
     /// Largest workgroup count per dispatch dimension.
     pub max_workgroups_per_dim: u32,
+    /// Size of the largest device-local memory heap in bytes, where the backend tells
+    /// ([`device_memory_bytes`]).
+    pub device_memory_bytes: Option<u64>,
 }
 
 /// Creates the wgpu instance every adapter query goes through: backends from `WGPU_BACKEND`
@@ -73,6 +76,37 @@ pub fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
         max_storage_binding_bytes: limits.max_storage_buffer_binding_size,
         max_buffer_bytes: limits.max_buffer_size,
         max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
+        device_memory_bytes: device_memory_bytes(adapter),
+    }
+}
+
+/// The size in bytes of the adapter's largest device-local memory heap, on Vulkan (on
+/// integrated and software adapters such as lavapipe that heap is host memory); `None` on
+/// other backends, which do not say.
+pub fn device_memory_bytes(adapter: &wgpu::Adapter) -> Option<u64> {
+    #[cfg(not(any(target_vendor = "apple", target_arch = "wasm32")))]
+    {
+        // SAFETY: only reads the physical device's memory properties through the raw handles;
+        // nothing is created or destroyed, and the guard is dropped before returning.
+        let hal = unsafe { adapter.as_hal::<wgpu::hal::api::Vulkan>() }?;
+        let props = unsafe {
+            hal.shared_instance()
+                .raw_instance()
+                .get_physical_device_memory_properties(hal.raw_physical_device())
+        };
+        // VK_MEMORY_HEAP_DEVICE_LOCAL_BIT
+        const DEVICE_LOCAL: u32 = 0x1;
+        props
+            .memory_heaps_as_slice()
+            .iter()
+            .filter(|h| h.flags.as_raw() & DEVICE_LOCAL != 0)
+            .map(|h| h.size)
+            .max()
+    }
+    #[cfg(any(target_vendor = "apple", target_arch = "wasm32"))]
+    {
+        let _ = adapter;
+        None
     }
 }
 

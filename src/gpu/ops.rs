@@ -6,7 +6,7 @@ use super::{GpuContext, GrowBuffer};
 use crate::audio::MelFilterbank;
 use crate::error::{Error, Result, check_shape};
 use crate::perturb::FillMode;
-use crate::surrogate::{SurrogateConfig, SurrogateFit, check_fit_inputs, packed_len};
+use crate::surrogate::{SurrogateConfig, SurrogateDesign, SurrogateFit, check_fit_inputs, packed_len, r2_parts};
 use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3};
 
 /// Largest classes and bands the surrogate kernel handles.
@@ -335,51 +335,69 @@ pub fn fit_gpu(
     cfg: &SurrogateConfig,
 ) -> Result<Vec<SurrogateFit>> {
     let (u, n_rows, c) = preds.dim();
-    let (_, _, _, empty) = check_fit_inputs(masks, weights, n_rows, c, cfg)?;
+    check_fit_inputs(masks, weights, n_rows, c, cfg)?;
     if u == 0 {
         return Ok(vec![]);
     }
+    let design = SurrogateDesign::new(masks, weights, cfg)?;
+    let inputs = FitInputs::upload(ctx, &design);
     let preds_c = preds.as_standard_layout();
     let pred_buf = ctx.upload("preds", preds_c.as_slice().expect("standard layout"));
-    let masks_c = masks.as_standard_layout();
-    let mask_buf = ctx.upload("masks", masks_c.as_slice().expect("standard layout"));
-    let weight_buf = ctx.upload("weights", weights);
-    let inputs = FitInputs {
-        masks: &mask_buf,
-        weights: &weight_buf,
-        n_samples: n_rows,
-        n_bands: masks.ncols(),
-    };
     let mut enc = ctx.device.create_command_encoder(&Default::default());
-    let out = encode_fit(ctx, &mut enc, &inputs, pred_buf.as_entire_binding(), u, c, empty, cfg)?;
+    let out = encode_fit(ctx, &mut enc, &inputs, pred_buf.as_entire_binding(), u, c)?;
     ctx.queue.submit([enc.finish()]);
     read_fits(ctx, &out, u, c, masks.ncols())
 }
 
-/// The masks and kernel weights of a surrogate fit, resident on the GPU (uploaded once per run).
-pub struct FitInputs<'a> {
+/// A [`SurrogateDesign`] resident on the GPU (uploaded once per run).
+pub struct FitInputs {
+    /// The projection, transposed. // [N, P]
+    pub proj_t: wgpu::Buffer,
     /// Masks. // [N, B]
-    pub masks: &'a wgpu::Buffer,
+    pub masks: wgpu::Buffer,
     /// Kernel weights. // [N]
-    pub weights: &'a wgpu::Buffer,
+    pub weights: wgpu::Buffer,
+    /// Feature means and the Shapley projections. // [3, P]
+    pub vecs: wgpu::Buffer,
     /// Samples `N`.
     pub n_samples: usize,
     /// Bands `B`.
     pub n_bands: usize,
+    /// Sum of the kernel weights.
+    pub w_sum: f32,
+    /// 0 LIME, 1 Shapley.
+    pub mode: u32,
+    /// The Shapley fit's all-removed sample.
+    pub empty_sample: usize,
+}
+
+impl FitInputs {
+    /// Uploads `design`.
+    pub fn upload(ctx: &GpuContext, design: &SurrogateDesign) -> Self {
+        let flat = |a: ArrayView2<f32>| a.as_standard_layout().iter().copied().collect::<Vec<f32>>();
+        FitInputs {
+            proj_t: ctx.upload("surrogate projection", &flat(design.proj_t())),
+            masks: ctx.upload("masks", &flat(design.masks().view())),
+            weights: ctx.upload("weights", design.weights()),
+            vecs: ctx.upload("surrogate vectors", &flat(design.vecs())),
+            n_samples: design.n_samples(),
+            n_bands: design.n_bands(),
+            w_sum: design.weight_sum(),
+            mode: design.config().mode_code(),
+            empty_sample: design.empty_sample(),
+        }
+    }
 }
 
 /// Records the surrogate fit on predictions already on the GPU (`preds` binding `[U, N, C]`);
 /// returns the output buffer `[U, C, B + 3]` to read with [`read_fits`] after submission.
-#[allow(clippy::too_many_arguments)]
 pub fn encode_fit(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
-    inputs: &FitInputs<'_>,
+    inputs: &FitInputs,
     preds: wgpu::BindingResource<'_>,
     n_utts: usize,
     n_classes: usize,
-    empty_sample: usize,
-    cfg: &SurrogateConfig,
 ) -> Result<wgpu::Buffer> {
     let (n, b) = (inputs.n_samples, inputs.n_bands);
     let c = n_classes;
@@ -394,8 +412,6 @@ pub fn encode_fit(
             "{n_utts}x{n}x{c} predictions exceed the storage binding limit"
         )));
     }
-    let p = if cfg.mode_code() == 1 { b - 1 } else { b };
-    let scratch = ctx.storage("surrogate scratch", (n_utts * (p * p + c * p) * 4) as u64);
     let stride = packed_len(b);
     let out = ctx.storage("surrogate out", (n_utts * c * stride * 4) as u64);
     let params = SurrogateParams {
@@ -403,10 +419,10 @@ pub fn encode_fit(
         n_bands: b as u32,
         n_classes: c as u32,
         n_utts: n_utts as u32,
-        mode: cfg.mode_code(),
-        empty_sample: empty_sample as u32,
-        alpha: cfg.alpha,
-        _pad: 0,
+        mode: inputs.mode,
+        empty_sample: inputs.empty_sample as u32,
+        parts: r2_parts(c) as u32,
+        w_sum: inputs.w_sum,
     };
     let pb = ctx.uniform("surrogate params", &params);
     ctx.kernels.surrogate.dispatch(
@@ -414,10 +430,11 @@ pub fn encode_fit(
         enc,
         &[
             pb.as_entire_binding(),
+            inputs.proj_t.as_entire_binding(),
             inputs.masks.as_entire_binding(),
             inputs.weights.as_entire_binding(),
+            inputs.vecs.as_entire_binding(),
             preds,
-            scratch.as_entire_binding(),
             out.as_entire_binding(),
         ],
         [n_utts as u32, 1, 1],
@@ -430,14 +447,6 @@ pub fn read_fits(ctx: &GpuContext, out: &wgpu::Buffer, n_utts: usize, c: usize, 
     let stride = packed_len(b);
     let flat = ctx.read_f32(out, n_utts * c * stride)?;
     flat.chunks(c * stride)
-        .map(|chunk| {
-            if chunk.iter().any(|v| v.is_nan()) {
-                return Err(Error::config(
-                    "surrogate",
-                    "the weighted normal equations are singular; use alpha > 0",
-                ));
-            }
-            SurrogateFit::from_packed(chunk, c, b)
-        })
+        .map(|chunk| SurrogateFit::from_packed(chunk, c, b))
         .collect()
 }

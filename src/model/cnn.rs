@@ -306,7 +306,9 @@ impl Classifier {
 
 /// Reads a float tensor back to the host.
 pub fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.into_data()
+    // Work is queued lazily: an allocation or kernel that failed on the device surfaces here.
+    t.try_into_data()
+        .map_err(|e| Error::device_failure(&e.to_string()))?
         .try_into_vec::<f32>()
         .map_err(|e| Error::Device(format!("reading a tensor back: {e:?}")))
 }

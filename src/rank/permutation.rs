@@ -121,8 +121,9 @@ pub(crate) fn run_fold(job: &FoldJob) -> Result<FoldOutput> {
         let background = train.mean_axis(Axis(0)).expect("a fold trains on rows").to_vec();
         let mut rng = Rng::keyed(job.cfg.seed, Purpose::Coalitions, &job.task);
         let masks = shap::coalitions(g, job.cfg.shap_coalitions, &mut rng);
+        let design = shap::shap_design(masks.view())?;
         for (i, row) in x_test.rows().into_iter().enumerate() {
-            let phi = shap::explain_row(&clf, row, &background, job.groups, masks.view())?;
+            let phi = shap::explain_row(&clf, row, &background, job.groups, &design)?;
             shap_abs.index_axis_mut(Axis(0), i).assign(&phi.mapv(f64::abs));
         }
     }

@@ -5,7 +5,7 @@
 //! others by the background, the mean of the fold's training rows. Coalitions are drawn from the
 //! Shapley kernel itself (a size `s` with probability proportional to `1 / (s (G - s))`, a uniform
 //! subset of that size, and its complement), so every sampled coalition has the same weight in
-//! the constrained least-squares fit of [`crate::surrogate::fit_cpu`] (the same fit the band
+//! the constrained least-squares fit of [`crate::surrogate::SurrogateDesign`] (the same fit the band
 //! explanations use): `phi` sums exactly to `f(row) - f(background)` per class.
 
 use super::rng::Rng;
@@ -13,7 +13,7 @@ use crate::classify::FeatureClassifier;
 use crate::error::Result;
 use crate::features::{EGEMAPS_NAMES, LLD_NAMES};
 use crate::sampling::KernelKind;
-use crate::surrogate::{SurrogateConfig, fit_cpu};
+use crate::surrogate::{SurrogateConfig, SurrogateDesign};
 use ndarray::{Array2, ArrayView1, ArrayView2};
 use serde::Serialize;
 
@@ -146,17 +146,35 @@ pub(crate) fn coalitions(g: usize, m: usize, rng: &mut Rng) -> Array2<f32> {
     masks
 }
 
+/// The constrained KernelSHAP fit on `masks` from [`coalitions`], built once for every row
+/// explained with them: the full and empty coalitions (rows 0 and 1) enter through the
+/// constraint, every other coalition with weight 1 (the kernel is in the sampling).
+///
+/// # Shapes
+/// `masks` [M, G]
+pub(crate) fn shap_design(masks: ArrayView2<f32>) -> Result<SurrogateDesign> {
+    let mut weights = vec![1.0f32; masks.nrows()];
+    weights[0] = 0.0;
+    weights[1] = 0.0;
+    let cfg = SurrogateConfig {
+        kernel: KernelKind::Shapley,
+        alpha: 0.0,
+    };
+    SurrogateDesign::new(masks, &weights, &cfg)
+}
+
 /// KernelSHAP values of one row: `phi[c, g]` for the probability of class `c`.
 ///
 /// # Shapes
-/// `row` [D], `background` [D], `masks` [M, G] from [`coalitions`] -> [C, G]
+/// `row` [D], `background` [D], `design` over masks [M, G] from [`shap_design`] -> [C, G]
 pub(crate) fn explain_row(
     clf: &FeatureClassifier,
     row: ArrayView1<f64>,
     background: &[f64],
     groups: &[FeatureGroup],
-    masks: ArrayView2<f32>,
+    design: &SurrogateDesign,
 ) -> Result<Array2<f64>> {
+    let masks = design.masks();
     let m = masks.nrows();
     let mut inputs = Array2::zeros((m, row.len()));
     for (mut input, mask) in inputs.rows_mut().into_iter().zip(masks.rows()) {
@@ -167,14 +185,7 @@ pub(crate) fn explain_row(
         }
     }
     let proba = clf.predict_proba(inputs.view())?.mapv(|v| v as f32);
-    let mut weights = vec![1.0f32; m];
-    weights[0] = 0.0;
-    weights[1] = 0.0;
-    let cfg = SurrogateConfig {
-        kernel: KernelKind::Shapley,
-        alpha: 0.0,
-    };
-    let fit = fit_cpu(masks, &weights, proba.view(), &cfg)?;
+    let fit = design.fit(proba.view())?;
     Ok(fit.coefs.mapv(f64::from))
 }
 
@@ -251,7 +262,7 @@ mod tests {
         let bg = x.mean_axis(ndarray::Axis(0)).unwrap().to_vec();
         let masks = coalitions(4, 256, &mut Rng::keyed(2, Purpose::Coalitions, &[]));
         let row = x.row(3);
-        let phi = explain_row(&clf, row, &bg, &groups, masks.view()).unwrap();
+        let phi = explain_row(&clf, row, &bg, &groups, &shap_design(masks.view()).unwrap()).unwrap();
         let f_row = clf.predict_proba(row.insert_axis(ndarray::Axis(0))).unwrap();
         let bg_arr = ndarray::Array1::from(bg.clone());
         let f_bg = clf.predict_proba(bg_arr.view().insert_axis(ndarray::Axis(0))).unwrap();
