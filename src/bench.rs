@@ -29,8 +29,7 @@ pub struct BenchConfig {
     pub batch_size: usize,
     /// Seed of the corpus, the model's training and the masks.
     pub seed: u64,
-    /// On the CPU path, score through the CNN's row-cached host forward
-    /// ([`ExplainConfig::row_cache`]).
+    /// Score through the CNN's row-cached forward ([`ExplainConfig::row_cache`]).
     pub row_cache: bool,
 }
 
@@ -116,6 +115,8 @@ pub struct BenchReport {
     pub classes: usize,
     /// Bands per explanation.
     pub bands: usize,
+    /// Whether scoring went through the CNN's row-cached forward.
+    pub row_cached: bool,
     /// Per-stage cost, each stage waited for before the next.
     pub ms_per_utterance: StageMs,
     /// The pipelined run.
@@ -244,6 +245,7 @@ pub fn run_bench(
         config: cfg.clone(),
         classes: n_classes,
         bands: explainer.layout().n_bands(),
+        row_cached: explainer.row_cached(),
         ms_per_utterance: StageMs {
             decode_stft: per(decode_s),
             masks: per(masks_s),

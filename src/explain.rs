@@ -14,6 +14,7 @@ use crate::gpu::{GpuContext, GrowBuffer};
 use crate::griffin_lim::{GriffinLimSynth, MelSignal};
 use crate::input::InputItem;
 use crate::model::cnn_rows::RowCachedCnn;
+use crate::model::cnn_rows_device::{DeviceRowCnn, RowPlan};
 use crate::model::{MIN_FRAMES, ModelInput, SerModel, read_f32};
 use crate::perturb::{FillMode, perturb_cpu, row_means};
 use crate::resynth::{BandSignals, Resynthesis, bin_bands, resynth_cpu};
@@ -43,10 +44,11 @@ pub struct ExplainConfig {
     /// Explain at most the first this many seconds of each utterance (longer audio is
     /// cropped, and the output says so); `None` explains everything.
     pub max_seconds: Option<f32>,
-    /// On the CPU path, score a mel model that offers it through its row-cached host forward
-    /// ([`crate::model::cnn_rows`]: each row of each layer computed once per state of the
-    /// bands it sees) instead of building and scoring every masked input. Equal up to f32
-    /// rounding; not used with noise fill, whose rows differ per sample.
+    /// Score a mel model that offers it through its row-cached forward (each row of each layer
+    /// computed once per state of the bands it sees: [`crate::model::cnn_rows`] on the host on
+    /// the CPU path, [`crate::model::cnn_rows_device`] as device operations on a GPU) instead
+    /// of building and scoring every masked input. Equal up to f32 rounding; not used with
+    /// noise fill, whose rows differ per sample.
     #[serde(default = "row_cache_default")]
     pub row_cache: bool,
     /// How waveform models' perturbed inputs are made (ignored by mel models, which refuse
@@ -264,6 +266,17 @@ struct GpuState {
     /// their weights.
     fit: FitInputs,
     band_rows: GrowBuffer,
+    /// The model's row-cached forward as device operations, when it offers one (mel models with
+    /// zero or mean fill, [`ExplainConfig::row_cache`]).
+    rows: Option<GpuRows>,
+}
+
+/// [`DeviceRowCnn`] with its plan for the design's masks, and a two-row mask buffer (every
+/// band kept, every band removed) that makes an utterance's kept and removed mel rows.
+struct GpuRows {
+    net: DeviceRowCnn,
+    plan: RowPlan,
+    ends: wgpu::Buffer,
 }
 
 /// Time spent in each device stage of [`Explainer::explain`], summed over utterances, when
@@ -386,16 +399,35 @@ impl<'a> Explainer<'a> {
             max_samples: cfg.max_seconds.map(|s| ((s * fe_rate as f32) as usize).max(1)),
             griffin_lim,
         };
+        let host_rows = match (cfg.row_cache, cfg.fill, &filterbank) {
+            (true, FillMode::Zero | FillMode::Mean, Some(_)) => model.row_cached()?,
+            _ => None,
+        };
+        let gpu_rows = match (&device.gpu, &host_rows, &filterbank) {
+            (Some(ctx), Some(host), Some(fb)) => {
+                let net = DeviceRowCnn::new(host, &device.burn);
+                let plan = net.plan(fb.n_mels(), &layout.row_band, design.masks().view())?;
+                let b = layout.n_bands();
+                let ends: Vec<f32> = (0..2 * b).map(|i| if i < b { 1.0 } else { 0.0 }).collect();
+                Some(GpuRows {
+                    net,
+                    plan,
+                    ends: ctx.upload("kept and removed masks", &ends),
+                })
+            }
+            _ => None,
+        };
         let gpu = device.gpu.as_ref().map(|ctx| GpuState {
+            rows: gpu_rows,
             mel: filterbank.as_ref().map(|fb| GpuMel::new(ctx, fb)),
             row_band: ctx.upload("row band", &layout.row_band),
             masks: ctx.upload("masks", masks.as_standard_layout().as_slice().expect("standard layout")),
             fit: FitInputs::upload(ctx, &design),
             band_rows: GrowBuffer::new("band rows"),
         });
-        let host = match (&device.gpu, cfg.row_cache, cfg.fill) {
-            (None, true, FillMode::Zero | FillMode::Mean) => model.row_cached()?,
-            _ => None,
+        let host = match device.gpu {
+            None => host_rows,
+            Some(_) => None,
         };
         Ok(Explainer {
             host,
@@ -413,6 +445,12 @@ impl<'a> Explainer<'a> {
             design,
             gpu,
         })
+    }
+
+    /// Whether the explanations are scored through the model's row-cached forward (on the host
+    /// or on the device) rather than by building every masked input.
+    pub fn row_cached(&self) -> bool {
+        self.host.is_some() || self.gpu.as_ref().is_some_and(|g| g.rows.is_some())
     }
 
     /// Inputs per model call since the device ran out of memory, if it did: every model call
@@ -1086,20 +1124,37 @@ fn explain_gpu(
         row_band,
         fit,
         band_rows,
+        rows,
         ..
     } = state;
-    let scoring = GpuScoring {
-        mel,
-        band_rows,
-        row_band,
-        masks: &fit.masks,
-        host_masks: design.masks().view(),
-        row_band_host,
-        first_sample: 0,
-        n_samples: n_scored,
-        n_bands: b,
+    let outputs = match (rows.as_ref(), mel.as_mut()) {
+        (Some(rows), Some(mel)) => score_gpu_rows(
+            ctx,
+            rows,
+            mel,
+            row_band,
+            model,
+            cfg,
+            inputs,
+            dim,
+            b,
+            profile.as_deref_mut(),
+        )?,
+        _ => {
+            let scoring = GpuScoring {
+                mel,
+                band_rows,
+                row_band,
+                masks: &fit.masks,
+                host_masks: design.masks().view(),
+                row_band_host,
+                first_sample: 0,
+                n_samples: n_scored,
+                n_bands: b,
+            };
+            score_gpu(ctx, scoring, model, cfg, inputs, dim, chunk, profile.as_deref_mut())?
+        }
     };
-    let outputs = score_gpu(ctx, scoring, model, cfg, inputs, dim, chunk, profile.as_deref_mut())?;
     let t0 = std::time::Instant::now();
     let bound = BoundTensor::<2>::new(Tensor::cat(outputs, 0))?; // [U * N', C]
     let mut enc = ctx.device.create_command_encoder(&Default::default());
@@ -1126,6 +1181,67 @@ fn explain_gpu(
         t.surrogate_s += t0.elapsed().as_secs_f64();
     }
     Ok(result)
+}
+
+/// Scores the design's masks of every mel utterance of `inputs` (one number of frames) through
+/// the row-cached forward on the device: the perturb kernel writes each utterance's kept and
+/// removed mel rows (the mask buffer `rows.ends`) into one tensor, then one
+/// [`DeviceRowCnn::probs`] call computes every row version of all of them.
+///
+/// # Shapes
+/// -> one `[U * N', C]` tensor
+#[allow(clippy::too_many_arguments)]
+fn score_gpu_rows(
+    ctx: &GpuContext,
+    rows: &GpuRows,
+    gpu_mel: &mut GpuMel,
+    row_band: &wgpu::Buffer,
+    model: &dyn SerModel,
+    cfg: &ExplainConfig,
+    inputs: &[&PreparedInput],
+    dim: usize,
+    n_bands: usize,
+    profile: Option<&mut StageTimes>,
+) -> Result<Vec<Tensor<2>>> {
+    let device = model.device();
+    let t0 = std::time::Instant::now();
+    let u = inputs.len();
+    let bound = BoundTensor::<2>::empty([2 * u, dim], device)?;
+    for (k, input) in inputs.iter().enumerate() {
+        let PreparedInput::Power(power) = input else {
+            return Err(Error::config("model", "the row-cached forward takes mel inputs"));
+        };
+        let (mel, means) = gpu_mel.run(ctx, power.view())?;
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        let perturb = PerturbInputs {
+            mel,
+            row_mean: means,
+            row_band,
+            masks: &rows.ends,
+            n_mels: dim / power.ncols(),
+            n_frames: power.ncols(),
+            n_bands,
+            fill: cfg.fill,
+            seed: cfg.masks.seed,
+        };
+        perturb_into(ctx, &mut enc, &perturb, 0, 2, 2 * k, bound.binding())?;
+        // The next utterance's mel overwrites this one's buffers: submit what reads them first.
+        submit_after_burn(device, &ctx.queue, enc)?;
+    }
+    let ends = bound.into_tensor().reshape([u, 2, dim]);
+    let out = match profile {
+        None => rows.net.probs(&rows.plan, ends)?,
+        Some(t) => {
+            ctx.wait()?;
+            let t1 = std::time::Instant::now();
+            let out = rows.net.probs(&rows.plan, ends)?;
+            read_f32(out.clone())?;
+            t.masks_s += (t1 - t0).as_secs_f64();
+            t.scoring_s += t1.elapsed().as_secs_f64();
+            out
+        }
+    };
+    Ok(vec![out])
 }
 
 /// The masks [`Explainer::score_on`] applies: the explainer's own samples, or given ones.

@@ -338,9 +338,9 @@ struct ExplainFlags {
     /// Explain only the first this many seconds of each utterance (the output notes the crop).
     #[arg(long)]
     max_seconds: Option<f32>,
-    /// On the CPU path, build and score every masked spectrogram instead of the CNN's
-    /// row-cached forward (which computes each row of each layer once per state of the bands
-    /// it sees; equal up to rounding).
+    /// Build and score every masked spectrogram instead of the CNN's row-cached forward
+    /// (which computes each row of each layer once per state of the bands it sees, on the host
+    /// on the CPU path and as device operations on a GPU; equal up to rounding).
     #[arg(long)]
     no_row_cache: bool,
     /// How waveform models' perturbed inputs are made: `phase` (band resynthesis keeping the
@@ -704,8 +704,7 @@ struct BenchArgs {
     /// Also write the record as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// On the CPU path, build and score every masked spectrogram instead of the CNN's
-    /// row-cached forward.
+    /// Build and score every masked spectrogram instead of the CNN's row-cached forward.
     #[arg(long)]
     no_row_cache: bool,
     #[command(flatten)]
@@ -2084,10 +2083,10 @@ fn bench(a: &BenchArgs) -> Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     let report = report?;
     let m = &report.ms_per_utterance;
-    let scoring = match (&device.gpu, cfg.row_cache) {
+    let scoring = match (&device.gpu, report.row_cached) {
         (None, true) => ", scoring by the row-cached host forward",
-        (None, false) => ", every masked input scored",
-        _ => "",
+        (Some(_), true) => ", scoring by the row-cached forward on the device",
+        (_, false) => ", every distinct masked input scored",
     };
     println!(
         "work: {} utterances of {} s, {} samples each, {} bands, {} classes, batch {}, seed {}{scoring}",

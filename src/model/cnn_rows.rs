@@ -177,6 +177,19 @@ impl RowCachedCnn {
         self.fc_bias.len()
     }
 
+    /// The folded convolutions, the head's weights `[C3 * G, C]` and bias `[C]`, the groups
+    /// `G` and the dB normalisation (mean, std), for [`super::cnn_rows_device::DeviceRowCnn`].
+    pub(crate) fn parts(&self) -> (&[HostConv; 3], &[f32], &[f32], usize, f32, f32) {
+        (
+            &self.convs,
+            &self.fc_weight,
+            &self.fc_bias,
+            self.groups,
+            self.db_mean,
+            self.db_std,
+        )
+    }
+
     /// Class probabilities of one power mel spectrogram under each band mask: row `r` of the
     /// model input is `kept[r]` where the mask keeps band `row_band[r]` (value > 0.5) and
     /// `removed[r]` where it removes it. Runs on up to `threads` threads.
@@ -312,7 +325,7 @@ impl RowCachedCnn {
 /// The bands seen by output rows `first * stride - 1 ..= first * stride + 1` of a 3x3
 /// convolution over rows with `deps`, for `count` consecutive output rows starting at `first`
 /// (`count` 2 for a block followed by 2x2 pooling).
-fn conv_deps(deps: &[u64], first: usize, count: usize, stride: usize) -> u64 {
+pub(crate) fn conv_deps(deps: &[u64], first: usize, count: usize, stride: usize) -> u64 {
     (first..first + count)
         .flat_map(|r| (r * stride).saturating_sub(1)..=(r * stride + 1))
         .filter_map(|j| deps.get(j))

@@ -11,6 +11,7 @@
 
 pub mod cnn;
 pub mod cnn_rows;
+pub mod cnn_rows_device;
 pub mod embedding;
 pub mod features;
 pub mod hf;

@@ -138,6 +138,11 @@ fn row_cached_cnn_matches_the_burn_forward() {
     use emolime::model::{Example, TrainConfig, train};
     let mut rng = Rng(fresh_seed("row-cached cnn"));
     let cpu = ComputeDevice::cpu("test");
+    // The same row versions as Burn operations (the GPU path's forward): on the CPU backend and
+    // on the test adapter.
+    let devices: Vec<ComputeDevice> = std::iter::once(ComputeDevice::cpu("test"))
+        .chain(crate::common::gpu_device())
+        .collect();
     for case in 0..3 {
         let (m, t) = if case == 0 {
             (128, 47)
@@ -211,6 +216,29 @@ fn row_cached_cnn_matches_the_burn_forward() {
                 diff < 2e-5,
                 "case {case} {fill:?}: largest probability difference {diff}"
             );
+            for dev in &devices {
+                let net = emolime::model::cnn_rows_device::DeviceRowCnn::new(&host, &dev.burn);
+                let plan = net.plan(m, &row_band, masks.view()).unwrap();
+                let rows: Vec<f32> = mel.iter().chain(removed.iter()).copied().collect();
+                // The utterance twice over with another in between: packing must not mix them.
+                let other: Vec<f32> = rows.iter().map(|v| v * 0.5 + 0.1).collect();
+                let packed: Vec<f32> = rows.iter().chain(&other).chain(&rows).copied().collect();
+                let packed = burn::tensor::Tensor::<3>::from_data(
+                    burn::tensor::TensorData::new(packed, [3, 2, m * t]),
+                    &dev.burn,
+                );
+                let on_device = emolime::model::read_f32(net.probs(&plan, packed).unwrap()).unwrap();
+                let per = n * 3;
+                assert_eq!(on_device.len(), 3 * per);
+                assert!(
+                    max_abs_diff(&on_device[..per], &on_device[2 * per..]) < 1e-6,
+                    "the same utterance packed twice"
+                );
+                assert!(max_abs_diff(&on_device[..per], &on_device[per..2 * per]) > 1e-6);
+                let diff = max_abs_diff(&on_device[..per], got.as_slice().unwrap());
+                eprintln!("  as burn operations on {}: {diff:.2e}", dev.description);
+                assert!(diff < 2e-5, "case {case} {fill:?} on {}: {diff}", dev.description);
+            }
         }
     }
 }

@@ -1,0 +1,302 @@
+//! The row-cached CNN ([`super::cnn_rows`]) as Burn operations on any device: the same row
+//! versions, each level computed as one gather of the rows below and one batched convolution.
+//!
+//! Which versions exist and which rows each one reads depends on the masks, the band of each
+//! mel row and the network's geometry, not on the audio, so a [`RowPlan`] holds those index
+//! tables on the device, built once per explainer. Per utterance the device then gathers and
+//! convolves a few hundred rows per level instead of building and scoring every masked
+//! spectrogram. The host forward ([`RowCachedCnn::probs_band_masked`]) is its CPU twin.
+
+use super::cnn_rows::{HostConv, RowCachedCnn, conv_deps};
+use crate::error::{Error, Result, check_shape};
+use burn::tensor::activation::{relu, softmax};
+use burn::tensor::module::{conv2d, max_pool2d};
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use ndarray::ArrayView2;
+use std::collections::HashMap;
+
+/// One level of a [`RowPlan`]: the row versions it computes and the rows each reads.
+struct LevelPlan {
+    /// Row versions computed `J`.
+    n_jobs: usize,
+    /// Input rows per version `K`.
+    k: usize,
+    /// For each version, the slots of the `K` rows it reads in the level below (that level's
+    /// version count is its zero row). // [J * K]
+    inputs: Tensor<1, Int>,
+}
+
+/// Host bookkeeping while a plan is built: each row's bands and its key -> slot map.
+struct Slots {
+    deps: Vec<u64>,
+    index: Vec<HashMap<u64, i64>>,
+    n: usize,
+}
+
+impl Slots {
+    /// The distinct versions of `deps.len()` rows that the samples `bits` need, in order of
+    /// first appearance per row.
+    fn new(deps: Vec<u64>, bits: &[u64]) -> (Self, Vec<(usize, u64)>) {
+        let mut index = vec![HashMap::new(); deps.len()];
+        let mut jobs = vec![];
+        for (r, map) in index.iter_mut().enumerate() {
+            for &b in bits {
+                let key = b & deps[r];
+                let next = jobs.len() as i64;
+                map.entry(key).or_insert_with(|| {
+                    jobs.push((r, key));
+                    next
+                });
+            }
+        }
+        let n = jobs.len();
+        (Slots { deps, index, n }, jobs)
+    }
+
+    /// The slot of row `r` (any integer) for `key`, or the zero row outside `0..rows`.
+    fn slot(&self, r: isize, key: u64) -> i64 {
+        match usize::try_from(r).ok().filter(|&r| r < self.deps.len()) {
+            Some(r) => self.index[r][&(key & self.deps[r])],
+            None => self.n as i64,
+        }
+    }
+}
+
+/// The index tables of [`DeviceRowCnn::probs`] for one set of masks (see the module docs).
+pub struct RowPlan {
+    n_mels: usize,
+    n_samples: usize,
+    levels: [LevelPlan; 3],
+    /// Rows of conv3 `H3`.
+    h3: usize,
+    /// For each sample and row of conv3, the slot of its version. // [N * H3]
+    head: Tensor<1, Int>,
+    /// Adaptive average pooling of conv3's rows into groups (per column sum). // [H3, G]
+    group_mean: Tensor<2>,
+}
+
+/// The CNN's folded weights on a device.
+pub struct DeviceRowCnn {
+    convs: [(Tensor<4>, Tensor<1>, usize); 3],
+    /// `[C3 * G, C]`.
+    fc_weight: Tensor<2>,
+    /// `[1, C]`.
+    fc_bias: Tensor<2>,
+    groups: usize,
+    db_mean: f32,
+    db_std: f32,
+    device: Device,
+}
+
+impl DeviceRowCnn {
+    /// Uploads the host network's folded weights to `device`.
+    pub fn new(host: &RowCachedCnn, device: &Device) -> Self {
+        let conv = |c: &HostConv| {
+            (
+                Tensor::<4>::from_data(TensorData::new(c.weight.clone(), [c.out_ch, c.in_ch, 3, 3]), device),
+                Tensor::<1>::from_data(TensorData::new(c.bias.clone(), [c.out_ch]), device),
+                c.stride_rows,
+            )
+        };
+        let (convs, fc_weight, fc_bias, groups, db_mean, db_std) = host.parts();
+        let classes = fc_bias.len();
+        DeviceRowCnn {
+            convs: [conv(&convs[0]), conv(&convs[1]), conv(&convs[2])],
+            fc_weight: Tensor::from_data(
+                TensorData::new(fc_weight.to_vec(), [fc_weight.len() / classes, classes]),
+                device,
+            ),
+            fc_bias: Tensor::from_data(TensorData::new(fc_bias.to_vec(), [1, classes]), device),
+            groups,
+            db_mean,
+            db_std,
+            device: device.clone(),
+        }
+    }
+
+    /// Plans the row versions for `n_mels` mel rows whose bands are `row_band` under `masks`.
+    ///
+    /// # Shapes
+    /// `row_band` [M] (values < B <= 64), `masks` [N, B]
+    pub fn plan(&self, n_mels: usize, row_band: &[u32], masks: ArrayView2<f32>) -> Result<RowPlan> {
+        let (n, b) = masks.dim();
+        check_shape("row_band", &[n_mels], &[row_band.len()])?;
+        if b > 64 {
+            return Err(Error::shape("masks", "[N, B <= 64]", format!("[{n}, {b}]")));
+        }
+        crate::perturb::check_row_band(row_band, b)?;
+        let s1 = self.convs[0].2;
+        let h1 = (n_mels - 1) / s1 + 1;
+        let (h1p, h2p) = (h1 / 2, h1 / 4);
+        if h2p == 0 {
+            return Err(Error::shape("mel rows", "M >= 7", format!("M = {n_mels}")));
+        }
+        let bits: Vec<u64> = masks
+            .rows()
+            .into_iter()
+            .map(|row| {
+                row.iter()
+                    .enumerate()
+                    .fold(0u64, |acc, (k, &v)| if v > 0.5 { acc | (1 << k) } else { acc })
+            })
+            .collect();
+        // Level 0: mel row r kept is slot r, removed slot M + r, the zero row 2M.
+        let input_deps: Vec<u64> = row_band.iter().map(|&r| 1u64 << r).collect();
+        let input_slot = |r: isize, key: u64| -> i64 {
+            match usize::try_from(r).ok().filter(|&r| r < n_mels) {
+                Some(r) if key & input_deps[r] != 0 => r as i64,
+                Some(r) => (n_mels + r) as i64,
+                None => 2 * n_mels as i64,
+            }
+        };
+        let dev = &self.device;
+        let index = |v: Vec<i64>| {
+            let len = v.len();
+            Tensor::<1, Int>::from_data(TensorData::new(v, [len]), dev)
+        };
+        // Level 1: conv1 rows 2q and 2q + 1 (stride s1) and their pooling read input rows
+        // 2q s1 - 1 ..= (2q + 1) s1 + 1.
+        let (l1, jobs1) = Slots::new((0..h1p).map(|q| conv_deps(&input_deps, 2 * q, 2, s1)).collect(), &bits);
+        let k1 = s1 + 3;
+        let in1: Vec<i64> = jobs1
+            .iter()
+            .flat_map(|&(q, key)| (0..k1).map(move |d| ((2 * q * s1) as isize - 1 + d as isize, key)))
+            .map(|(r, key)| input_slot(r, key))
+            .collect();
+        // Level 2: conv2 rows 2q and 2q + 1 read pooled rows 2q - 1 ..= 2q + 2.
+        let (l2, jobs2) = Slots::new((0..h2p).map(|q| conv_deps(&l1.deps, 2 * q, 2, 1)).collect(), &bits);
+        let in2: Vec<i64> = jobs2
+            .iter()
+            .flat_map(|&(q, key)| (0..4).map(move |d| ((2 * q) as isize - 1 + d, key)))
+            .map(|(r, key)| l1.slot(r, key))
+            .collect();
+        // Level 3: conv3 row r reads pooled rows r - 1 ..= r + 1.
+        let (l3, jobs3) = Slots::new((0..h2p).map(|r| conv_deps(&l2.deps, r, 1, 1)).collect(), &bits);
+        let in3: Vec<i64> = jobs3
+            .iter()
+            .flat_map(|&(r, key)| (0..3).map(move |d| (r as isize - 1 + d, key)))
+            .map(|(r, key)| l2.slot(r, key))
+            .collect();
+        let head: Vec<i64> = bits
+            .iter()
+            .flat_map(|&key| (0..h2p).map(move |r| (r, key)))
+            .map(|(r, key)| l3.slot(r as isize, key))
+            .collect();
+        let g = self.groups;
+        let mut group_mean = vec![0.0f32; h2p * g];
+        for gi in 0..g {
+            let (start, end) = (gi * h2p / g, ((gi + 1) * h2p).div_ceil(g));
+            for r in start..end {
+                group_mean[r * g + gi] = 1.0 / (end - start) as f32;
+            }
+        }
+        let level = |n_jobs, k, inputs| LevelPlan {
+            n_jobs,
+            k,
+            inputs: index(inputs),
+        };
+        Ok(RowPlan {
+            n_mels,
+            n_samples: n,
+            levels: [
+                level(jobs1.len(), k1, in1),
+                level(jobs2.len(), 4, in2),
+                level(jobs3.len(), 3, in3),
+            ],
+            h3: h2p,
+            head: index(head),
+            group_mean: Tensor::from_data(TensorData::new(group_mean, [h2p, g]), dev),
+        })
+    }
+
+    /// Class probabilities of `U` utterances (one number of frames `T`) under the plan's
+    /// masks, from each one's kept and removed mel rows (power; removed rows hold the fill),
+    /// every level of all utterances computed by one gather and one convolution.
+    ///
+    /// # Shapes
+    /// `rows` [U, 2, M * T] (per utterance all kept, then all removed) -> [U * N, C]
+    pub fn probs(&self, plan: &RowPlan, rows: Tensor<3>) -> Result<Tensor<2>> {
+        let [u, two, mt] = rows.dims();
+        let m = plan.n_mels;
+        if u == 0 || two != 2 || mt % m != 0 || mt / m < 4 {
+            return Err(Error::shape(
+                "kept and removed rows",
+                format!("[U >= 1, 2, {m} * T], T >= 4"),
+                format!("[{u}, {two}, {mt}]"),
+            ));
+        }
+        let t = mt / m;
+        let x = rows
+            .reshape([u, 2 * m, t])
+            .add_scalar(1e-10)
+            .log()
+            .mul_scalar(10.0 / std::f32::consts::LN_10)
+            .sub_scalar(self.db_mean)
+            .div_scalar(self.db_std);
+        let below = Tensor::cat(vec![x, Tensor::zeros([u, 1, t], &self.device)], 1).reshape([u * (2 * m + 1), 1, t]);
+        let l1 = self.level(below, u, &plan.levels[0], 0, true);
+        let l2 = self.level(l1, u, &plan.levels[1], 1, true);
+        let l3 = self.level(l2, u, &plan.levels[2], 2, false); // [U * (J3 + 1), C3, W3]
+        let [v3, c3, w3] = l3.dims();
+        let rows3 = l3.sum_dim(2).reshape([v3, c3]).div_scalar(w3 as f32);
+        let (n, h3, g) = (plan.n_samples, plan.h3, self.groups);
+        let feat = rows3
+            .select(0, self.per_utterance(&plan.head, u, v3 / u))
+            .reshape([u * n, h3, c3])
+            .swap_dims(1, 2)
+            .reshape([u * n * c3, h3])
+            .matmul(plan.group_mean.clone())
+            .reshape([u * n, c3 * g]);
+        let logits = feat.matmul(self.fc_weight.clone()) + self.fc_bias.clone();
+        Ok(softmax(logits, 1))
+    }
+
+    /// `index` for each of `u` utterances whose rows are stacked `stride` apart.
+    ///
+    /// # Shapes
+    /// `index` [L] -> [U * L]
+    fn per_utterance(&self, index: &Tensor<1, Int>, u: usize, stride: usize) -> Tensor<1, Int> {
+        if u == 1 {
+            return index.clone();
+        }
+        let [len] = index.dims();
+        let offsets = Tensor::<1, Int>::arange(0..u as i64, &self.device)
+            .mul_scalar(stride as i64)
+            .reshape([u, 1]);
+        (offsets + index.clone().reshape([1, len])).reshape([u * len])
+    }
+
+    /// The row versions of one level for `u` utterances from the level below (each
+    /// utterance's last row zero), with a zero row appended per utterance for the level above.
+    ///
+    /// # Shapes
+    /// `below` [U * (V + 1), I, W] -> [U * (J + 1), O, W / 2] pooled, [U * (J + 1), O, W]
+    /// otherwise
+    fn level(&self, below: Tensor<3>, u: usize, plan: &LevelPlan, conv: usize, pool: bool) -> Tensor<3> {
+        let [v, i, w] = below.dims();
+        let (weight, bias, stride) = &self.convs[conv];
+        let x = below
+            .select(0, self.per_utterance(&plan.inputs, u, v / u))
+            .reshape([u * plan.n_jobs, plan.k, i, w])
+            .swap_dims(1, 2);
+        let y = relu(conv2d(
+            x,
+            weight.clone(),
+            Some(bias.clone()),
+            ConvOptions::new([*stride, 1], [0, 1], [1, 1], 1),
+        ));
+        let y = if pool {
+            max_pool2d(y, MaxPoolOptions::new([2, 2]))
+        } else {
+            y
+        };
+        let [_, o, _, w_out] = y.dims();
+        let y = y.reshape([u, plan.n_jobs, o, w_out]);
+        Tensor::cat(vec![y, Tensor::zeros([u, 1, o, w_out], &self.device)], 1).reshape([
+            u * (plan.n_jobs + 1),
+            o,
+            w_out,
+        ])
+    }
+}
