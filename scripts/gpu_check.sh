@@ -121,10 +121,13 @@ scale)
     mkdir -p "$out"
     setup
     dev=gpu:0
+    # The row-cached forward on the device (the default) against scoring every distinct input.
     for batch in 256 1024 4096; do
-        .gpu/emolime bench --device $dev --utterances 64 --samples 1000 --batch-size $batch \
+        .gpu/emolime bench --device $dev --utterances 64 --samples 1000 --batch-size $batch --no-row-cache \
             --json "$out/bench-batch$batch.json" 2>&1 | grep -E 'scoring|surrogate|masks|end to end' | sed "s/^/batch $batch: /"
     done
+    .gpu/emolime bench --device $dev --utterances 64 --samples 1000 --json "$out/bench-rows.json" 2>&1 \
+        | grep -E 'work:|scoring|surrogate|masks|end to end' | sed "s/^/row-cached: /"
     work=$(mktemp -d)
     .gpu/emolime synth --out "$work/big" --per-class 2000 > /dev/null
     head -n 501 "$work/big/manifest.csv" > "$work/big/first500.csv"
