@@ -225,15 +225,7 @@ impl RowCachedCnn {
                 format!("[{m}, {t}]"),
             ));
         }
-        let bits: Vec<u64> = masks
-            .rows()
-            .into_iter()
-            .map(|row| {
-                row.iter()
-                    .enumerate()
-                    .fold(0u64, |acc, (k, &v)| if v > 0.5 { acc | (1 << k) } else { acc })
-            })
-            .collect();
+        let bits = mask_bits(masks);
         let normalise = |p: ArrayView2<f32>| -> Vec<f32> {
             let scale = 10.0 / std::f32::consts::LN_10;
             p.iter()
@@ -320,6 +312,22 @@ impl RowCachedCnn {
         }
         Ok(probs)
     }
+}
+
+/// Each mask's kept bands as bits (band `k` is bit `k`; a value above 0.5 keeps it).
+///
+/// # Shapes
+/// `masks` [N, B <= 64] -> [N]
+pub(crate) fn mask_bits(masks: ArrayView2<f32>) -> Vec<u64> {
+    masks
+        .rows()
+        .into_iter()
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold(0u64, |acc, (k, &v)| if v > 0.5 { acc | (1 << k) } else { acc })
+        })
+        .collect()
 }
 
 /// The bands seen by output rows `first * stride - 1 ..= first * stride + 1` of a 3x3

@@ -7,7 +7,7 @@
 //! convolves a few hundred rows per level instead of building and scoring every masked
 //! spectrogram. The host forward ([`RowCachedCnn::probs_band_masked`]) is its CPU twin.
 
-use super::cnn_rows::{HostConv, RowCachedCnn, conv_deps};
+use super::cnn_rows::{HostConv, RowCachedCnn, conv_deps, mask_bits};
 use crate::error::{Error, Result, check_shape};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::module::{conv2d, max_pool2d};
@@ -132,15 +132,7 @@ impl DeviceRowCnn {
         if h2p == 0 {
             return Err(Error::shape("mel rows", "M >= 7", format!("M = {n_mels}")));
         }
-        let bits: Vec<u64> = masks
-            .rows()
-            .into_iter()
-            .map(|row| {
-                row.iter()
-                    .enumerate()
-                    .fold(0u64, |acc, (k, &v)| if v > 0.5 { acc | (1 << k) } else { acc })
-            })
-            .collect();
+        let bits = mask_bits(masks);
         // Level 0: mel row r kept is slot r, removed slot M + r, the zero row 2M.
         let input_deps: Vec<u64> = row_band.iter().map(|&r| 1u64 << r).collect();
         let input_slot = |r: isize, key: u64| -> i64 {
