@@ -69,6 +69,25 @@ fn scoring(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    // The GPU path's scoring: the same row versions as device operations on the bench device,
+    // for one utterance and for 16 packed together (one call).
+    let net = emolime::model::cnn_rows_device::DeviceRowCnn::new(&host, &dev.burn);
+    let plan = net.plan(m, &row_band, masks.view()).unwrap();
+    for utts in [1usize, 16] {
+        let ends: Vec<f32> = (0..utts)
+            .flat_map(|_| mel.iter().chain(removed.iter()).copied())
+            .collect();
+        g.throughput(Throughput::Elements((utts * n_masks) as u64));
+        g.bench_function(
+            format!("cnn_row_cached_device_{utts}x{n_masks}masks_8bands_128x47"),
+            |b| {
+                b.iter(|| {
+                    let x = Tensor::<3>::from_data(TensorData::new(ends.clone(), [utts, 2, m * t]), &dev.burn);
+                    read_f32(net.probs(&plan, x).unwrap()).unwrap()
+                })
+            },
+        );
+    }
     let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
     let seconds: f32 = env("EMOLIME_BENCH_W2V_SECONDS", "1")
         .parse()
