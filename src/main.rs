@@ -15,7 +15,7 @@ use emolime::faithfulness::{
 use emolime::features::EGEMAPS_NAMES;
 use emolime::features::corpus::{FeatureConfig, Level, extract_corpus, write_csv};
 use emolime::input::{InputItem, class_names, collect_inputs};
-use emolime::model::embedding::{Embedder, Layer, embed_items};
+use emolime::model::embedding::{EMBED_BATCH, Embedder, Layer, embed_items};
 use emolime::model::features::EGEMAPS_SET;
 use emolime::model::{AnyModel, Classifier, SerModel, TrainConfig, train};
 use emolime::output::{OutputDir, Resumed};
@@ -1519,7 +1519,7 @@ impl FeatureSource {
                     .collect()
             }
             FeatureSource::Backbone { embedder, cache } => {
-                embed_items(embedder, items, None, cache.as_deref(), |done, _| {
+                embed_items(embedder, items, None, cache.as_deref(), EMBED_BATCH, |done, _| {
                     pb.set_position(done as u64)
                 })?
             }

@@ -257,54 +257,125 @@ fn cache_file(dir: &Path, feature_set: &str, max_seconds: Option<f64>, audio: &P
     Some(dir.join(format!("{:016x}.f64", fnv1a(key.as_bytes()))))
 }
 
-/// Embeds every item, one utterance per forward pass (no padding): one result per item in
-/// input order (the `[H]` vector, or the error naming the file). `max_seconds` crops each
-/// utterance first (None: whole files). With `cache`, vectors are read from and written to that
-/// folder (one little-endian f64 file per utterance, written atomically), so a second training
-/// run on the same files and layer skips the backbone.
+/// Utterances per forward pass of [`embed_items`] by default.
+pub const EMBED_BATCH: usize = 8;
+
+/// Embeds every item: one result per item in input order (the `[H]` vector, or the error naming
+/// the file). Utterances of equal length go through the backbone together, up to `batch` per
+/// forward pass (never padded, so each vector equals its utterance embedded alone up to
+/// rounding); at most `batch` decoded utterances wait for a partner at a time. `max_seconds`
+/// crops each utterance first (None: whole files), which also makes long utterances share a
+/// length. With `cache`, vectors are read from and written to that folder (one little-endian
+/// f64 file per utterance, written atomically), so a second training run on the same files and
+/// layer skips the backbone.
 pub fn embed_items(
     embedder: &Embedder,
     items: &[crate::input::InputItem],
     max_seconds: Option<f64>,
     cache: Option<&Path>,
+    batch: usize,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<Result<Vec<f64>>>> {
     if let Some(dir) = cache {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
+    let batch = batch.max(1);
     let h = embedder.dim();
     let feature_set = embedder.feature_set();
-    Ok(items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let cached = cache.and_then(|dir| cache_file(dir, &feature_set, max_seconds, &item.path));
-            let r = (|| -> Result<Vec<f64>> {
-                if let Some(file) = &cached
-                    && let Ok(bytes) = std::fs::read(file)
-                    && bytes.len() == 8 * h
-                {
-                    return Ok(bytes
-                        .chunks_exact(8)
-                        .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
-                        .collect());
-                }
-                let x = embedder.backbone.load_audio(&item.path, max_seconds)?;
-                let n = x.len();
-                let wave = Tensor::from_data(TensorData::new(x, [1, n]), &embedder.device);
-                let v = embedder
-                    .embed(wave)
-                    .map_err(|e| e.into_bad_audio(&item.path))?
-                    .into_raw_vec_and_offset()
-                    .0;
-                if let Some(file) = &cached {
-                    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                    crate::output::write_atomic(file, &bytes)?;
-                }
-                Ok(v)
-            })();
-            progress(i + 1, items.len());
-            r
-        })
+    let cache_of =
+        |item: &crate::input::InputItem| cache.and_then(|dir| cache_file(dir, &feature_set, max_seconds, &item.path));
+    let mut results: Vec<Option<Result<Vec<f64>>>> = (0..items.len()).map(|_| None).collect();
+    let mut done = 0;
+    // Decoded utterances waiting for a forward pass, by length: (item, samples).
+    let mut pending: std::collections::BTreeMap<usize, Vec<(usize, Vec<f32>)>> = Default::default();
+    let mut n_pending = 0;
+    for (i, item) in items.iter().enumerate() {
+        if let Some(file) = cache_of(item)
+            && let Ok(bytes) = std::fs::read(&file)
+            && bytes.len() == 8 * h
+        {
+            results[i] = Some(Ok(bytes
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+                .collect()));
+            done += 1;
+            progress(done, items.len());
+            continue;
+        }
+        let x = match embedder.backbone.load_audio(&item.path, max_seconds) {
+            Ok(x) => x,
+            Err(e) => {
+                results[i] = Some(Err(e));
+                done += 1;
+                progress(done, items.len());
+                continue;
+            }
+        };
+        let len = x.len();
+        let group = pending.entry(len).or_default();
+        group.push((i, x));
+        n_pending += 1;
+        let ready: Vec<Vec<(usize, Vec<f32>)>> = if group.len() == batch {
+            vec![pending.remove(&len).expect("just filled")]
+        } else if n_pending >= batch {
+            std::mem::take(&mut pending).into_values().collect()
+        } else {
+            vec![]
+        };
+        for group in ready {
+            n_pending -= group.len();
+            done += embed_group(embedder, items, group, &cache_of, &mut results)?;
+            progress(done, items.len());
+        }
+    }
+    for group in std::mem::take(&mut pending).into_values() {
+        done += embed_group(embedder, items, group, &cache_of, &mut results)?;
+        progress(done, items.len());
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every item is embedded, read from the cache or failed"))
         .collect())
+}
+
+/// Embeds utterances of one length `S` in one forward pass and writes each vector (and its
+/// cache file) into `results`; a failure of the pass is each file's failure. Returns how many
+/// utterances it took.
+///
+/// # Shapes
+/// `group` `K` of `(item, [S])`
+fn embed_group(
+    embedder: &Embedder,
+    items: &[crate::input::InputItem],
+    group: Vec<(usize, Vec<f32>)>,
+    cache_of: &dyn Fn(&crate::input::InputItem) -> Option<PathBuf>,
+    results: &mut [Option<Result<Vec<f64>>>],
+) -> Result<usize> {
+    let Some(n) = group.first().map(|(_, x)| x.len()) else {
+        return Ok(0);
+    };
+    let k = group.len();
+    let flat: Vec<f32> = group.iter().flat_map(|(_, x)| x.iter().copied()).collect();
+    let wave = Tensor::from_data(TensorData::new(flat, [k, n]), &embedder.device);
+    match embedder.embed(wave) {
+        Ok(rows) => {
+            for ((i, _), row) in group.iter().zip(rows.rows()) {
+                let v = row.to_vec();
+                if let Some(file) = cache_of(&items[*i]) {
+                    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    crate::output::write_atomic(&file, &bytes)?;
+                }
+                results[*i] = Some(Ok(v));
+            }
+        }
+        Err(e) => {
+            for (i, _) in &group {
+                results[*i] = Some(Err(Error::BadAudio {
+                    path: items[*i].path.clone(),
+                    reason: e.to_string(),
+                }));
+            }
+        }
+    }
+    Ok(k)
 }

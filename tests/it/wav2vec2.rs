@@ -429,6 +429,65 @@ fn own_head_on_a_backbone_layer_is_explained() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Utterances of equal length share a forward pass; each vector still equals its utterance
+/// embedded alone, in input order, and a file that cannot be read fails alone.
+#[test]
+fn batched_embeddings_equal_one_utterance_at_a_time() {
+    use emolime::input::InputItem;
+    use emolime::model::embedding::{Embedder, Layer, embed_items};
+    let cpu = ComputeDevice::cpu("test");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = crate::common::Rng(fresh_seed("embed batches"));
+    let lengths = [4000usize, 4000, 5200, 4000, 5200, 0, 4000];
+    let items: Vec<InputItem> = lengths
+        .iter()
+        .enumerate()
+        .map(|(k, &n)| {
+            let path = tmp.path().join(format!("{k}.wav"));
+            if n > 0 {
+                let x: Vec<f32> = (0..n).map(|_| rng.f32() * 0.6 - 0.3).collect();
+                emolime::audio::write_wav_i16(&path, &x, 16000).unwrap();
+            }
+            InputItem {
+                path,
+                id: format!("{k}.wav"),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let e = Embedder::load(&fixture("w2v_base_bare"), Layer::Index(1), &cpu.burn).unwrap();
+    let mut seen = vec![];
+    let alone = embed_items(&e, &items, None, None, 1, |_, _| {}).unwrap();
+    let together = embed_items(&e, &items, None, None, 3, |done, total| seen.push((done, total))).unwrap();
+    assert_eq!(
+        seen.last(),
+        Some(&(items.len(), items.len())),
+        "progress reaches the end"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0].0 < w[1].0),
+        "progress only grows: {seen:?}"
+    );
+    for (k, (a, b)) in alone.iter().zip(&together).enumerate() {
+        match (a, b) {
+            (Ok(a), Ok(b)) => {
+                let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                let d = a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+                assert!(d <= 1e-5 * scale.max(1.0), "item {k}: {d}");
+            }
+            (Err(a), Err(b)) => {
+                assert_eq!(lengths[k], 0);
+                assert!(b.to_string().contains(&format!("{k}.wav")), "{b}");
+                assert_eq!(a.to_string(), b.to_string());
+            }
+            _ => panic!("item {k}: one way failed and the other did not"),
+        }
+    }
+    // Different utterances give different vectors, so agreement is not by accident.
+    let (a, b) = (alone[0].as_ref().unwrap(), alone[1].as_ref().unwrap());
+    assert!(a.iter().zip(b).any(|(x, y)| (x - y).abs() > 1e-4));
+}
+
 #[test]
 fn pooled_embeddings_are_cached_by_file_and_layer() {
     use emolime::input::InputItem;
@@ -449,7 +508,7 @@ fn pooled_embeddings_are_cached_by_file_and_layer() {
     }];
     let cache = tmp.path().join("cache");
     let e = Embedder::load(&fixture("w2v_base_bare"), Layer::Index(1), &cpu.burn).unwrap();
-    let fresh = embed_items(&e, &items, None, Some(&cache), |_, _| {}).unwrap();
+    let fresh = embed_items(&e, &items, None, Some(&cache), 8, |_, _| {}).unwrap();
     let fresh = fresh[0].as_ref().unwrap().clone();
     assert_eq!(fresh.len(), e.dim());
     let files: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|f| f.unwrap().path()).collect();
@@ -461,16 +520,16 @@ fn pooled_embeddings_are_cached_by_file_and_layer() {
         planted.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
     )
     .unwrap();
-    let again = embed_items(&e, &items, None, Some(&cache), |_, _| {}).unwrap();
+    let again = embed_items(&e, &items, None, Some(&cache), 8, |_, _| {}).unwrap();
     assert_eq!(again[0].as_ref().unwrap(), &planted);
     // Another layer, or an edited file, is a different key: computed afresh.
     let other = Embedder::load(&fixture("w2v_base_bare"), Layer::Last, &cpu.burn).unwrap();
-    let o = embed_items(&other, &items, None, Some(&cache), |_, _| {}).unwrap();
+    let o = embed_items(&other, &items, None, Some(&cache), 8, |_, _| {}).unwrap();
     assert_ne!(o[0].as_ref().unwrap(), &planted);
     // An edited file (one sample longer: its size changes even where mtimes are coarse).
     let longer: Vec<f32> = x.iter().copied().chain([0.0]).collect();
     emolime::audio::write_wav_i16(&wav, &longer, 16000).unwrap();
-    let edited = embed_items(&e, &items, None, Some(&cache), |_, _| {}).unwrap();
+    let edited = embed_items(&e, &items, None, Some(&cache), 8, |_, _| {}).unwrap();
     let edited = edited[0].as_ref().unwrap();
     assert_ne!(edited, &planted, "an edited file is embedded afresh");
 }
