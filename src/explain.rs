@@ -1229,19 +1229,7 @@ fn score_gpu_rows(
         submit_after_burn(device, &ctx.queue, enc)?;
     }
     let ends = bound.into_tensor().reshape([u, 2, dim]);
-    let out = match profile {
-        None => rows.net.probs(&rows.plan, ends)?,
-        Some(t) => {
-            ctx.wait()?;
-            let t1 = std::time::Instant::now();
-            let out = rows.net.probs(&rows.plan, ends)?;
-            read_f32(out.clone())?;
-            t.masks_s += (t1 - t0).as_secs_f64();
-            t.scoring_s += t1.elapsed().as_secs_f64();
-            out
-        }
-    };
-    Ok(vec![out])
+    Ok(vec![score(ctx, t0, profile, || rows.net.probs(&rows.plan, ends))?])
 }
 
 /// The masks [`Explainer::score_on`] applies: the explainer's own samples, or given ones.
@@ -1368,34 +1356,30 @@ fn score_gpu(
             }
         }
         submit_after_burn(device, &ctx.queue, enc)?;
-        score(ctx, model, bound, t0, profile.as_deref_mut(), &mut outputs)?;
+        outputs.push(score(ctx, t0, profile.as_deref_mut(), || {
+            model.probs(bound.into_tensor())
+        })?);
     }
     Ok(outputs)
 }
 
-/// Scores one batch of perturbed inputs built into `bound` (started at `t0`); when profiling,
-/// waits for the inputs and then for the model's outputs, timing each.
+/// Runs `forward` on inputs whose building was submitted since `t0`; when profiling, waits
+/// for the inputs and then for the outputs, timing each (building as masks, the forward as
+/// scoring).
 fn score(
     ctx: &GpuContext,
-    model: &dyn SerModel,
-    bound: BoundTensor<2>,
     t0: std::time::Instant,
     profile: Option<&mut StageTimes>,
-    outputs: &mut Vec<Tensor<2>>,
-) -> Result<()> {
-    match profile {
-        None => outputs.push(model.probs(bound.into_tensor())?),
-        Some(t) => {
-            ctx.wait()?;
-            let t1 = std::time::Instant::now();
-            let out = model.probs(bound.into_tensor())?;
-            read_f32(out.clone())?;
-            t.masks_s += (t1 - t0).as_secs_f64();
-            t.scoring_s += t1.elapsed().as_secs_f64();
-            outputs.push(out);
-        }
-    }
-    Ok(())
+    forward: impl FnOnce() -> Result<Tensor<2>>,
+) -> Result<Tensor<2>> {
+    let Some(t) = profile else { return forward() };
+    ctx.wait()?;
+    let t1 = std::time::Instant::now();
+    let out = forward()?;
+    read_f32(out.clone())?;
+    t.masks_s += (t1 - t0).as_secs_f64();
+    t.scoring_s += t1.elapsed().as_secs_f64();
+    Ok(out)
 }
 
 /// The smallest over classes of the Spearman correlation between the band rankings of
