@@ -282,16 +282,15 @@ pub fn embed_items(
     let batch = batch.max(1);
     let h = embedder.dim();
     let feature_set = embedder.feature_set();
-    let cache_of =
-        |item: &crate::input::InputItem| cache.and_then(|dir| cache_file(dir, &feature_set, max_seconds, &item.path));
     let mut results: Vec<Option<Result<Vec<f64>>>> = (0..items.len()).map(|_| None).collect();
     let mut done = 0;
-    // Decoded utterances waiting for a forward pass, by length: (item, samples).
-    let mut pending: std::collections::BTreeMap<usize, Vec<(usize, Vec<f32>)>> = Default::default();
+    // Decoded utterances waiting for a forward pass, by length.
+    let mut pending: std::collections::BTreeMap<usize, Vec<Pending>> = Default::default();
     let mut n_pending = 0;
     for (i, item) in items.iter().enumerate() {
-        if let Some(file) = cache_of(item)
-            && let Ok(bytes) = std::fs::read(&file)
+        let cached = cache.and_then(|dir| cache_file(dir, &feature_set, max_seconds, &item.path));
+        if let Some(file) = &cached
+            && let Ok(bytes) = std::fs::read(file)
             && bytes.len() == 8 * h
         {
             results[i] = Some(Ok(bytes
@@ -313,9 +312,13 @@ pub fn embed_items(
         };
         let len = x.len();
         let group = pending.entry(len).or_default();
-        group.push((i, x));
+        group.push(Pending {
+            item: i,
+            samples: x,
+            cache_file: cached,
+        });
         n_pending += 1;
-        let ready: Vec<Vec<(usize, Vec<f32>)>> = if group.len() == batch {
+        let ready: Vec<Vec<Pending>> = if group.len() == batch {
             vec![pending.remove(&len).expect("just filled")]
         } else if n_pending >= batch {
             std::mem::take(&mut pending).into_values().collect()
@@ -324,12 +327,12 @@ pub fn embed_items(
         };
         for group in ready {
             n_pending -= group.len();
-            done += embed_group(embedder, items, group, &cache_of, &mut results)?;
+            done += embed_group(embedder, items, group, &mut results)?;
             progress(done, items.len());
         }
     }
     for group in std::mem::take(&mut pending).into_values() {
-        done += embed_group(embedder, items, group, &cache_of, &mut results)?;
+        done += embed_group(embedder, items, group, &mut results)?;
         progress(done, items.len());
     }
     Ok(results
@@ -338,42 +341,49 @@ pub fn embed_items(
         .collect())
 }
 
+/// A decoded utterance waiting in [`embed_items`] for others of its length.
+struct Pending {
+    /// Its index in the items.
+    item: usize,
+    /// Its samples. // [S]
+    samples: Vec<f32>,
+    /// Where its vector is cached, if anywhere.
+    cache_file: Option<PathBuf>,
+}
+
 /// Embeds utterances of one length `S` in one forward pass and writes each vector (and its
-/// cache file) into `results`; a failure of the pass is each file's failure. Returns how many
-/// utterances it took.
+/// cache file) into `results`. When the pass fails, each utterance is embedded alone, so every
+/// file gets its own result and error. Returns how many utterances it took.
 ///
 /// # Shapes
-/// `group` `K` of `(item, [S])`
+/// `group` `K` utterances of `[S]` samples each
 fn embed_group(
     embedder: &Embedder,
     items: &[crate::input::InputItem],
-    group: Vec<(usize, Vec<f32>)>,
-    cache_of: &dyn Fn(&crate::input::InputItem) -> Option<PathBuf>,
+    group: Vec<Pending>,
     results: &mut [Option<Result<Vec<f64>>>],
 ) -> Result<usize> {
-    let Some(n) = group.first().map(|(_, x)| x.len()) else {
+    let Some(n) = group.first().map(|p| p.samples.len()) else {
         return Ok(0);
     };
     let k = group.len();
-    let flat: Vec<f32> = group.iter().flat_map(|(_, x)| x.iter().copied()).collect();
+    let flat: Vec<f32> = group.iter().flat_map(|p| p.samples.iter().copied()).collect();
     let wave = Tensor::from_data(TensorData::new(flat, [k, n]), &embedder.device);
     match embedder.embed(wave) {
         Ok(rows) => {
-            for ((i, _), row) in group.iter().zip(rows.rows()) {
+            for (p, row) in group.iter().zip(rows.rows()) {
                 let v = row.to_vec();
-                if let Some(file) = cache_of(&items[*i]) {
+                if let Some(file) = &p.cache_file {
                     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                    crate::output::write_atomic(&file, &bytes)?;
+                    crate::output::write_atomic(file, &bytes)?;
                 }
-                results[*i] = Some(Ok(v));
+                results[p.item] = Some(Ok(v));
             }
         }
-        Err(e) => {
-            for (i, _) in &group {
-                results[*i] = Some(Err(Error::BadAudio {
-                    path: items[*i].path.clone(),
-                    reason: e.to_string(),
-                }));
+        Err(e) if k == 1 => results[group[0].item] = Some(Err(e.into_bad_audio(&items[group[0].item].path))),
+        Err(_) => {
+            for p in group {
+                embed_group(embedder, items, vec![p], results)?;
             }
         }
     }
