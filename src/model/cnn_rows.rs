@@ -384,6 +384,28 @@ fn pooled_row<'a>(
 /// Writes version `key` of row `r` into `out`, given scratch: `(r, key, scratch, out)`.
 type RowFn<'a> = dyn Fn(usize, u64, &mut [f32], &mut [f32]) + Sync + 'a;
 
+/// One row's versions: the sample bits restricted to the row's bands -> slot.
+pub(crate) type RowSlots = HashMap<u64, usize>;
+
+/// The versions of each row that the samples `bits` need: row `r`'s version for a sample is
+/// its bits restricted to `deps[r]`. Returns per row the map key -> slot, and the `(row, key)`
+/// of every slot, in order of first appearance per row.
+pub(crate) fn row_versions(deps: &[u64], bits: &[u64]) -> (Vec<RowSlots>, Vec<(usize, u64)>) {
+    let mut index = vec![HashMap::new(); deps.len()];
+    let mut jobs: Vec<(usize, u64)> = Vec::new();
+    for (r, map) in index.iter_mut().enumerate() {
+        for &b in bits {
+            let key = b & deps[r];
+            let next = jobs.len();
+            map.entry(key).or_insert_with(|| {
+                jobs.push((r, key));
+                next
+            });
+        }
+    }
+    (index, jobs)
+}
+
 /// Computes every version of each of `rows` rows that some sample needs (`deps(r)`: the bands
 /// row `r` sees; `compute(r, key, scratch, out)`: writes version `key` of row `r`, `row_len`
 /// values, using `scratch_len` values of scratch), spread over `threads` threads.
@@ -397,18 +419,7 @@ fn build_level(
     compute: &RowFn<'_>,
 ) -> Level {
     let deps: Vec<u64> = (0..rows).map(deps).collect();
-    let mut index = vec![HashMap::new(); rows];
-    let mut jobs: Vec<(usize, u64)> = Vec::new();
-    for (r, map) in index.iter_mut().enumerate() {
-        for &b in bits {
-            let key = b & deps[r];
-            let next = jobs.len();
-            map.entry(key).or_insert_with(|| {
-                jobs.push((r, key));
-                next
-            });
-        }
-    }
+    let (index, jobs) = row_versions(&deps, bits);
     let mut data = vec![0.0f32; jobs.len() * row_len];
     let per_thread = jobs.len().div_ceil(threads.max(1)).max(1);
     std::thread::scope(|s| {

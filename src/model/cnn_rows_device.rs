@@ -7,14 +7,13 @@
 //! convolves a few hundred rows per level instead of building and scoring every masked
 //! spectrogram. The host forward ([`RowCachedCnn::probs_band_masked`]) is its CPU twin.
 
-use super::cnn_rows::{HostConv, RowCachedCnn, conv_deps, mask_bits};
+use super::cnn_rows::{HostConv, RowCachedCnn, RowSlots, conv_deps, mask_bits, row_versions};
 use crate::error::{Error, Result, check_shape};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::module::{conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ndarray::ArrayView2;
-use std::collections::HashMap;
 
 /// One level of a [`RowPlan`]: the row versions it computes and the rows each reads.
 struct LevelPlan {
@@ -30,26 +29,15 @@ struct LevelPlan {
 /// Host bookkeeping while a plan is built: each row's bands and its key -> slot map.
 struct Slots {
     deps: Vec<u64>,
-    index: Vec<HashMap<u64, i64>>,
+    index: Vec<RowSlots>,
     n: usize,
 }
 
 impl Slots {
-    /// The distinct versions of `deps.len()` rows that the samples `bits` need, in order of
-    /// first appearance per row.
+    /// The distinct versions of `deps.len()` rows that the samples `bits` need
+    /// ([`row_versions`]).
     fn new(deps: Vec<u64>, bits: &[u64]) -> (Self, Vec<(usize, u64)>) {
-        let mut index = vec![HashMap::new(); deps.len()];
-        let mut jobs = vec![];
-        for (r, map) in index.iter_mut().enumerate() {
-            for &b in bits {
-                let key = b & deps[r];
-                let next = jobs.len() as i64;
-                map.entry(key).or_insert_with(|| {
-                    jobs.push((r, key));
-                    next
-                });
-            }
-        }
+        let (index, jobs) = row_versions(&deps, bits);
         let n = jobs.len();
         (Slots { deps, index, n }, jobs)
     }
@@ -57,7 +45,7 @@ impl Slots {
     /// The slot of row `r` (any integer) for `key`, or the zero row outside `0..rows`.
     fn slot(&self, r: isize, key: u64) -> i64 {
         match usize::try_from(r).ok().filter(|&r| r < self.deps.len()) {
-            Some(r) => self.index[r][&(key & self.deps[r])],
+            Some(r) => self.index[r][&(key & self.deps[r])] as i64,
             None => self.n as i64,
         }
     }
