@@ -208,6 +208,11 @@ impl LogReg {
         out
     }
 
+    /// The weights `[C, D]` (row-major) and intercepts `[C]`, for the device twin.
+    pub(crate) fn weights(&self) -> (&[f64], &[f64]) {
+        (&self.coef, &self.intercept)
+    }
+
     /// Checks a loaded head for `d` features and `k` classes.
     pub(crate) fn check(&self, d: usize, k: usize) -> std::result::Result<(), String> {
         if self.n_features != d || self.n_classes != k {

@@ -194,6 +194,12 @@ impl Mlp {
         out
     }
 
+    /// `(w1 [D, H], b1 [H], w2 [H, C], b2 [C])` (row-major) and the hidden width `H`, for the
+    /// device twin.
+    pub(crate) fn weights(&self) -> ([&[f64]; 4], usize) {
+        ([&self.w1, &self.b1, &self.w2, &self.b2], self.hidden)
+    }
+
     /// Checks a loaded head for `d` features and `k` classes.
     pub(crate) fn check(&self, d: usize, k: usize) -> std::result::Result<(), String> {
         if self.n_features != d || self.n_classes != k {

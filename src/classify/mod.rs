@@ -11,6 +11,7 @@
 //! The SVM is scikit-learn's `SVC(C=1, gamma="scale", probability=True)`, the classifier of the
 //! EmoLIME paper; see the `svm` module for where it departs from libsvm.
 
+pub mod device;
 pub mod eval;
 mod logreg;
 mod mlp;

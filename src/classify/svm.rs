@@ -57,6 +57,20 @@ struct PairModel {
     prob_b: f64,
 }
 
+/// One pair's model as [`Svm::parts`] lends it to the device twin.
+pub(crate) struct SvmPair<'a> {
+    /// Rows of the support-vector matrix. // [s]
+    pub sv: &'a [usize],
+    /// `y_i alpha_i`. // [s]
+    pub coef: &'a [f64],
+    /// Offset of the decision value.
+    pub rho: f64,
+    /// Platt slope.
+    pub prob_a: f64,
+    /// Platt offset.
+    pub prob_b: f64,
+}
+
 /// scikit-learn's `gamma="scale"`: `1 / (D Var(X))` over all entries, 1 if the variance is 0.
 fn gamma_scale(x: ArrayView2<f64>) -> f64 {
     let count = x.len() as f64;
@@ -519,15 +533,30 @@ impl Svm {
     /// # Shapes
     /// `x` [N, D] -> [N, C]
     pub(crate) fn predict_proba(&self, x: ArrayView2<f64>) -> Array2<f64> {
+        let mut pairwise = Array2::zeros((x.nrows(), self.pairs.len()));
+        self.for_each_decision(x, |row, dec| {
+            for ((o, &f), pair) in pairwise.row_mut(row).iter_mut().zip(dec).zip(&self.pairs) {
+                *o = sigmoid_predict(f, pair.prob_a, pair.prob_b);
+            }
+        });
+        self.couple(pairwise.view())
+    }
+
+    /// Class probabilities from each pair's Platt probability of its first class (clamped to
+    /// libsvm's `[1e-7, 1 - 1e-7]` here), coupled as libsvm's `multiclass_probability`.
+    ///
+    /// # Shapes
+    /// `pairwise` [N, K(K-1)/2] -> [N, K]
+    pub(crate) fn couple(&self, pairwise: ArrayView2<f64>) -> Array2<f64> {
         let k = self.n_classes;
-        let mut out = Array2::zeros((x.nrows(), k));
+        let mut out = Array2::zeros((pairwise.nrows(), k));
         let mut r = vec![0.0; k * k];
         let mut p = vec![0.0; k];
         let mut coupling = Coupling::new(k);
-        self.for_each_decision(x, |row, dec| {
-            for (&f, pair) in dec.iter().zip(&self.pairs) {
+        for (prs, mut dst) in pairwise.rows().into_iter().zip(out.rows_mut()) {
+            for (&pr, pair) in prs.iter().zip(&self.pairs) {
                 let [a, b] = pair.classes;
-                let pr = sigmoid_predict(f, pair.prob_a, pair.prob_b).clamp(MIN_PROB, 1.0 - MIN_PROB);
+                let pr = pr.clamp(MIN_PROB, 1.0 - MIN_PROB);
                 r[a * k + b] = pr;
                 r[b * k + a] = 1.0 - pr;
             }
@@ -537,9 +566,31 @@ impl Svm {
             } else {
                 coupling.solve(&r, &mut p);
             }
-            out.row_mut(row).iter_mut().zip(&p).for_each(|(o, &v)| *o = v);
-        });
+            dst.iter_mut().zip(&p).for_each(|(o, &v)| *o = v);
+        }
         out
+    }
+
+    /// What the device twin needs: `gamma`, the support vectors [S, D] (row-major), and per
+    /// pair its classes, `(support row, y alpha)` terms, `rho`, and Platt's `A` and `B`.
+    pub(crate) fn parts(&self) -> (f64, &[f64], Vec<SvmPair<'_>>) {
+        let pairs = self
+            .pairs
+            .iter()
+            .map(|p| SvmPair {
+                sv: &p.sv,
+                coef: &p.coef,
+                rho: p.rho,
+                prob_a: p.prob_a,
+                prob_b: p.prob_b,
+            })
+            .collect();
+        (self.gamma, &self.support, pairs)
+    }
+
+    /// The number of features `D`.
+    pub(crate) fn n_features(&self) -> usize {
+        self.n_features
     }
 
     /// The number of support vectors (distinct training rows).

@@ -9,6 +9,7 @@
 use super::hf::HfEncoder;
 use super::{ModelInput, SerModel, read_f32};
 use crate::classify::FeatureClassifier;
+use crate::classify::device::DeviceHead;
 use crate::error::{Error, Result};
 use crate::rng::fnv1a;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -107,6 +108,17 @@ impl Embedder {
     /// # Shapes
     /// `wave` [N, S] -> [N, H]
     pub fn embed(&self, wave: Tensor<2>) -> Result<Array2<f64>> {
+        let [n, _] = wave.dims();
+        let h = self.dim();
+        let pooled = read_f32(self.embed_on_device(wave)?)?;
+        Ok(Array2::from_shape_vec((n, h), pooled.into_iter().map(f64::from).collect()).expect("[N, H]"))
+    }
+
+    /// [`Embedder::embed`] left on the device.
+    ///
+    /// # Shapes
+    /// `wave` [N, S] -> [N, H]
+    pub fn embed_on_device(&self, wave: Tensor<2>) -> Result<Tensor<2>> {
         let [n, s] = wave.dims();
         let min = self.backbone.encoder.config().receptive_field();
         if s < min {
@@ -121,9 +133,7 @@ impl Embedder {
                 .pop()
                 .expect("hidden_states returns up_to + 1 states"),
         }; // [N, T', H]
-        let h = self.dim();
-        let pooled = read_f32(states.mean_dim(1).reshape([n, h]))?;
-        Ok(Array2::from_shape_vec((n, h), pooled.into_iter().map(f64::from).collect()).expect("[N, H]"))
+        Ok(states.mean_dim(1).reshape([n, self.dim()]))
     }
 
     /// The Burn device the backbone lives on.
@@ -135,7 +145,8 @@ impl Embedder {
 /// A [`FeatureClassifier`] on an [`Embedder`]'s vectors, behind the [`SerModel`] interface.
 pub struct EmbeddingModel {
     embedder: Embedder,
-    classifier: FeatureClassifier,
+    /// The classifier, uploaded to the backbone's device.
+    head: DeviceHead,
 }
 
 /// `(layer, folder)` from a feature-set name `hf-layer:<layer>:<folder>`.
@@ -163,7 +174,8 @@ impl EmbeddingModel {
                 ),
             ));
         }
-        Ok(EmbeddingModel { embedder, classifier })
+        let head = DeviceHead::new(&classifier, &embedder.device);
+        Ok(EmbeddingModel { embedder, head })
     }
 
     /// Rebuilds the model from a classifier file written by `emolime train --backbone`.
@@ -185,7 +197,7 @@ impl EmbeddingModel {
 
     /// The classifier inside.
     pub fn classifier(&self) -> &FeatureClassifier {
-        &self.classifier
+        self.head.classifier()
     }
 
     /// The embedder inside.
@@ -196,7 +208,7 @@ impl EmbeddingModel {
 
 impl SerModel for EmbeddingModel {
     fn classes(&self) -> &[String] {
-        self.classifier.classes()
+        self.head.classifier().classes()
     }
 
     fn input(&self) -> ModelInput {
@@ -221,7 +233,7 @@ impl SerModel for EmbeddingModel {
         let cfg = self.embedder.backbone.encoder.config();
         format!(
             "{} on hidden state {} of {} ({} layers, hidden {}) from {}",
-            self.classifier.kind(),
+            self.head.classifier().kind(),
             self.embedder.layer,
             cfg.model_type,
             cfg.num_hidden_layers,
@@ -231,9 +243,7 @@ impl SerModel for EmbeddingModel {
     }
 
     fn probs(&self, batch: Tensor<2>) -> Result<Tensor<2>> {
-        let x = self.embedder.embed(batch)?;
-        let p = self.classifier.predict_proba(x.view())?;
-        Ok(super::probs_tensor(&p, &self.embedder.device))
+        self.head.probs(self.embedder.embed_on_device(batch)?)
     }
 }
 

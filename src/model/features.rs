@@ -4,6 +4,7 @@
 
 use super::{ModelInput, SerModel, read_f32};
 use crate::classify::FeatureClassifier;
+use crate::classify::device::DeviceHead;
 use crate::error::{Error, Result};
 use crate::features::{EGEMAPS_NAMES, Egemaps, SAMPLE_RATE_HZ, pitch};
 use burn::tensor::{Device, Tensor};
@@ -16,7 +17,8 @@ pub const EGEMAPS_SET: &str = "egemaps";
 
 /// A [`FeatureClassifier`] on eGeMAPS v02 functionals behind the [`SerModel`] interface.
 pub struct FeatureModel {
-    classifier: FeatureClassifier,
+    /// The classifier, uploaded to the device.
+    head: DeviceHead,
     device: Device,
     workers: usize,
     /// One extractor per worker, built once and reused batch after batch.
@@ -43,7 +45,7 @@ impl FeatureModel {
         }
         let workers = crate::features::corpus::resolve_workers(workers);
         Ok(FeatureModel {
-            classifier,
+            head: DeviceHead::new(&classifier, device),
             device: device.clone(),
             workers,
             pool: Mutex::new((0..workers).map(|_| Egemaps::new()).collect()),
@@ -65,7 +67,7 @@ impl FeatureModel {
 
     /// The classifier inside.
     pub fn classifier(&self) -> &FeatureClassifier {
-        &self.classifier
+        self.head.classifier()
     }
 
     /// The 88 functionals of every waveform, rows split over the workers.
@@ -119,7 +121,7 @@ fn poisoned() -> Error {
 
 impl SerModel for FeatureModel {
     fn classes(&self) -> &[String] {
-        self.classifier.classes()
+        self.head.classifier().classes()
     }
 
     fn input(&self) -> ModelInput {
@@ -143,8 +145,8 @@ impl SerModel for FeatureModel {
     fn describe(&self) -> String {
         format!(
             "{} on eGeMAPS v02 functionals ({} classes, {} extraction threads)",
-            self.classifier.kind(),
-            self.classifier.classes().len(),
+            self.head.classifier().kind(),
+            self.head.classifier().classes().len(),
             self.workers
         )
     }
@@ -155,7 +157,6 @@ impl SerModel for FeatureModel {
         let waves =
             ArrayView2::from_shape((n, s), &host).map_err(|e| Error::shape("batch", "[N, S]", e.to_string()))?;
         let x = self.features(waves)?;
-        let p = self.classifier.predict_proba(x.view())?;
-        Ok(super::probs_tensor(&p, &self.device))
+        self.head.probs_of_rows(x.view())
     }
 }

@@ -242,3 +242,64 @@ fn row_cached_cnn_matches_the_burn_forward() {
         }
     }
 }
+
+/// Every head kind's device forward (Burn, f32) against the host's f64 `predict_proba`, for two
+/// and for several classes, on the CPU backend and the test adapter.
+#[test]
+fn device_heads_match_host_heads() {
+    use emolime::classify::device::DeviceHead;
+    use emolime::classify::{FeatureClassifier, HeadConfig, HeadKind};
+    let seed = fresh_seed("device heads");
+    let mut rng = Rng(seed);
+    let devices: Vec<emolime::device::ComputeDevice> = std::iter::once(emolime::device::ComputeDevice::cpu("test"))
+        .chain(crate::common::gpu_device())
+        .collect();
+    for classes in [2usize, 2 + rng.below(4)] {
+        let d = 3 + rng.below(30);
+        let n = 20 * classes + rng.below(40);
+        let labels: Vec<usize> = (0..n).map(|i| i % classes).collect();
+        // Overlapping classes around label-dependent centres, on raw (unscaled) feature scales.
+        let scales: Vec<f32> = (0..d).map(|_| 0.1 + 100.0 * rng.f32()).collect();
+        let mut x = Array2::<f64>::zeros((n, d));
+        for (i, mut row) in x.rows_mut().into_iter().enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                let centre = ((labels[i] * 7 + j * 3) % 5) as f32 * 0.4;
+                *v = f64::from((centre + rng.f32() * 2.0 - 1.0) * scales[j]);
+            }
+        }
+        let names: Vec<String> = (0..d).map(|j| format!("f{j}")).collect();
+        let class_names: Vec<String> = (0..classes).map(|c| format!("c{c}")).collect();
+        let test = Array2::from_shape_fn((17 + rng.below(30), d), |(_, j)| {
+            f64::from((rng.f32() * 3.0 - 1.0) * scales[j])
+        });
+        for kind in [HeadKind::LogReg, HeadKind::Mlp, HeadKind::Svm] {
+            let cfg = HeadConfig {
+                kind,
+                seed,
+                epochs: 20,
+                ..Default::default()
+            };
+            let clf =
+                FeatureClassifier::fit(x.view(), &labels, class_names.clone(), "test", names.clone(), &cfg).unwrap();
+            let want = clf.predict_proba(test.view()).unwrap();
+            for dev in &devices {
+                let head = DeviceHead::new(&clf, &dev.burn);
+                let got = head.probs_host(test.view()).unwrap();
+                assert_eq!(got.dim(), want.dim());
+                let err = (&got - &want).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                assert!(
+                    err < 1e-4,
+                    "{kind} head, {classes} classes, D = {d}, on {}: largest difference {err} (seed {seed})",
+                    dev.description
+                );
+            }
+            // Bad rows are errors, as on the host: a non-finite feature named, a wrong width.
+            let head = DeviceHead::new(&clf, &devices[0].burn);
+            let mut bad = test.clone();
+            bad[[1, d - 1]] = f64::NAN;
+            let msg = head.probs_host(bad.view()).unwrap_err().to_string();
+            assert!(msg.contains(&format!("f{}", d - 1)), "{msg}");
+            assert!(head.probs_host(test.slice(ndarray::s![.., 1..]).view()).is_err());
+        }
+    }
+}
