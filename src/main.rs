@@ -207,7 +207,8 @@ struct RankArgs {
     /// label; `targets.json` records how often the two agree.
     #[arg(long, value_name = "MODEL")]
     targets_from: Option<PathBuf>,
-    /// Device for --targets-from.
+    /// Device for --targets-from, and where permutation importance scores its permuted rows
+    /// when it is a GPU (on the CPU the fold models score on the host, in f64).
     #[command(flatten)]
     device: DeviceArg,
     /// Replace an existing output folder.
@@ -1105,7 +1106,9 @@ fn features_rank(a: &RankArgs) -> Result<()> {
     let extract_s = t0.elapsed().as_secs_f64();
     let names: Vec<String> = EGEMAPS_NAMES.iter().map(|s| s.to_string()).collect();
     let mut pb: Option<(emolime::rank::Stage, ProgressBar)> = None;
-    let report = emolime::rank::rank(&datasets, &names, &cfg, |p| {
+    let device = a.device.open()?;
+    let scoring_device = device.gpu.as_ref().map(|_| &device.burn);
+    let report = emolime::rank::rank_on(&datasets, &names, &cfg, scoring_device, |p| {
         if pb.as_ref().is_none_or(|(stage, _)| *stage != p.stage) {
             if let Some((_, old)) = pb.take() {
                 old.finish_and_clear();

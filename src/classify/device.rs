@@ -22,15 +22,22 @@ const MIN_PROB: f32 = 1e-7;
 pub struct DeviceHead {
     /// The host classifier (the SVM's coupling runs there).
     classifier: FeatureClassifier,
+    /// The uploaded parameters (boxed: tensor handles are large, and models hold a head).
+    tensors: Box<Tensors>,
+    device: Device,
+}
+
+/// The scaler's and the head's tensors.
+struct Tensors {
     /// Feature means. // [1, D]
     mean: Tensor<2>,
     /// Reciprocal feature scales. // [1, D]
     inv_scale: Tensor<2>,
     layers: Layers,
-    device: Device,
 }
 
 /// The head's tensors.
+#[allow(clippy::large_enum_variant)] // one per head, never moved on the hot path
 enum Layers {
     LogReg {
         /// // [D, C]
@@ -123,9 +130,11 @@ impl DeviceHead {
         };
         DeviceHead {
             classifier: classifier.clone(),
-            mean,
-            inv_scale,
-            layers,
+            tensors: Box::new(Tensors {
+                mean,
+                inv_scale,
+                layers,
+            }),
             device: device.clone(),
         }
     }
@@ -145,8 +154,9 @@ impl DeviceHead {
         let [n, d] = x.dims();
         let want_d = self.classifier.feature_names().len();
         check_shape("x", &[n, want_d], &[n, d])?;
-        let xs = (x - self.mean.clone()) * self.inv_scale.clone(); // [N, D]
-        match &self.layers {
+        let t = &*self.tensors;
+        let xs = (x - t.mean.clone()) * t.inv_scale.clone(); // [N, D]
+        match &t.layers {
             Layers::LogReg { w_t, b } => Ok(softmax(xs.matmul(w_t.clone()) + b.clone(), 1)),
             Layers::Mlp { w1, b1, w2, b2 } => {
                 let hidden = relu(xs.matmul(w1.clone()) + b1.clone()); // [N, H]

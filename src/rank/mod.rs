@@ -624,6 +624,25 @@ pub fn rank(
     datasets: &[Dataset],
     feature_names: &[String],
     cfg: &RankConfig,
+    progress: impl FnMut(Progress),
+) -> Result<RankReport> {
+    rank_on(datasets, feature_names, cfg, None, progress)
+}
+
+/// [`rank`] with the fold models' scoring for permutation importance on `device` (`None`: on the
+/// host, in f64): the test rows and all their permutations of a block of features go through the
+/// model in one call ([`crate::classify::device::DeviceHead`], f32). The fits, stability
+/// selection, KernelSHAP and transfer run on the host either way. Device and host scores can
+/// differ in a prediction that is a near-tie between two classes, so drops can differ by a
+/// row's share; seeds are the same.
+///
+/// # Shapes
+/// as [`rank`].
+pub fn rank_on(
+    datasets: &[Dataset],
+    feature_names: &[String],
+    cfg: &RankConfig,
+    device: Option<&burn::tensor::Device>,
     mut progress: impl FnMut(Progress),
 ) -> Result<RankReport> {
     let t0 = std::time::Instant::now();
@@ -711,6 +730,8 @@ pub fn rank(
                 cfg,
                 groups: &groups,
                 task: [di as u64, fi as u64],
+                device,
+                block_values: permutation::DEVICE_BLOCK_VALUES,
             })
         },
         |done| {

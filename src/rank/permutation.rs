@@ -11,9 +11,11 @@
 
 use super::rng::{Purpose, Rng};
 use super::{FeatureGroup, RankConfig, fit_head, shap};
-use crate::classify::HeadConfig;
+use crate::classify::device::DeviceHead;
+use crate::classify::{FeatureClassifier, HeadConfig};
 use crate::error::Result;
 use crate::rank::folds::Fold;
+use burn::tensor::Device;
 use ndarray::{Array2, Array3, ArrayView2, Axis, s};
 
 /// Everything one fold's task reads.
@@ -36,6 +38,37 @@ pub(crate) struct FoldJob<'a> {
     pub groups: &'a [FeatureGroup],
     /// (corpus, fold) indices, the random streams' coordinates.
     pub task: [u64; 2],
+    /// Where the fold's model scores the test rows and their permutations: `None` on the host
+    /// (f64), or a Burn device (f32, every permutation of a feature block in one call).
+    pub device: Option<&'a Device>,
+    /// On a device, at most this many permuted values (rows x features) per call
+    /// ([`DEVICE_BLOCK_VALUES`]).
+    pub block_values: usize,
+}
+
+/// Rows x features of permuted test rows sent to the device per call, at most (16 MiB of f32).
+pub(crate) const DEVICE_BLOCK_VALUES: usize = 1 << 22;
+
+/// The fold model's predicted class per row, on the host or on the device.
+enum Scorer<'a> {
+    Host(&'a FeatureClassifier),
+    Device(Box<DeviceHead>),
+}
+
+impl Scorer<'_> {
+    /// The argmax class of every row.
+    ///
+    /// # Shapes
+    /// `x` [R, D] -> [R]
+    fn predict(&self, x: ArrayView2<f64>) -> Result<Vec<usize>> {
+        Ok(argmax_rows(
+            match self {
+                Scorer::Host(clf) => clf.predict_proba(x)?,
+                Scorer::Device(head) => head.probs_host(x)?,
+            }
+            .view(),
+        ))
+    }
 }
 
 /// One fold's results, for its test rows.
@@ -79,37 +112,58 @@ pub(crate) fn run_fold(job: &FoldJob) -> Result<FoldOutput> {
     let x_test = job.x.select(Axis(0), &job.fold.test);
     let y_test: Vec<usize> = job.fold.test.iter().map(|&i| job.labels[i]).collect();
     let n = x_test.nrows();
-    let pred = argmax_rows(clf.predict_proba(x_test.view())?.view());
+    let scorer = match job.device {
+        Some(device) => Scorer::Device(Box::new(DeviceHead::new(&clf, device))),
+        None => Scorer::Host(&clf),
+    };
+    let pred = scorer.predict(x_test.view())?;
     let base: Vec<f64> = pred.iter().zip(&y_test).map(|(p, t)| (p == t) as u8 as f64).collect();
 
+    // Features are scored in blocks: every repeat of every feature of a block is one stacked
+    // matrix, `reps * n` rows per feature (the host path takes one feature per block).
     let reps = job.cfg.permutation_repeats;
+    let per_feature = reps * n;
+    let block = match job.device {
+        Some(_) => (job.block_values / (per_feature * d).max(1)).clamp(1, d),
+        None => 1,
+    };
     let mut drop = Array2::zeros((n, d));
-    let mut stacked = Array2::zeros((reps * n, d));
-    for r in 0..reps {
-        stacked.slice_mut(s![r * n..(r + 1) * n, ..]).assign(&x_test);
+    let mut stacked = Array2::zeros((block * per_feature, d));
+    for mut rows in stacked.axis_chunks_iter_mut(Axis(0), n) {
+        rows.assign(&x_test);
     }
     let mut perm: Vec<usize> = (0..n).collect();
-    for j in 0..d {
-        for r in 0..reps {
-            perm.iter_mut().enumerate().for_each(|(i, p)| *p = i);
-            Rng::keyed(
-                job.cfg.seed,
-                Purpose::Permute,
-                &[job.task[0], job.task[1], j as u64, r as u64],
-            )
-            .shuffle(&mut perm);
-            for (i, &src) in perm.iter().enumerate() {
-                stacked[[r * n + i, j]] = x_test[[src, j]];
+    for first in (0..d).step_by(block) {
+        let features = first..(first + block).min(d);
+        let used = features.len() * per_feature;
+        for (b, j) in features.clone().enumerate() {
+            for r in 0..reps {
+                perm.iter_mut().enumerate().for_each(|(i, p)| *p = i);
+                Rng::keyed(
+                    job.cfg.seed,
+                    Purpose::Permute,
+                    &[job.task[0], job.task[1], j as u64, r as u64],
+                )
+                .shuffle(&mut perm);
+                let at = b * per_feature + r * n;
+                for (i, &src) in perm.iter().enumerate() {
+                    stacked[[at + i, j]] = x_test[[src, j]];
+                }
             }
         }
-        let p = argmax_rows(clf.predict_proba(stacked.view())?.view());
-        for i in 0..n {
-            let hits = (0..reps).filter(|&r| p[r * n + i] == y_test[i]).count();
-            drop[[i, j]] = base[i] - hits as f64 / reps as f64;
-        }
-        // Restore the column for the next feature.
-        for r in 0..reps {
-            stacked.slice_mut(s![r * n..(r + 1) * n, j]).assign(&x_test.column(j));
+        let p = scorer.predict(stacked.slice(s![..used, ..]))?;
+        for (b, j) in features.enumerate() {
+            let at = b * per_feature;
+            for i in 0..n {
+                let hits = (0..reps).filter(|&r| p[at + r * n + i] == y_test[i]).count();
+                drop[[i, j]] = base[i] - hits as f64 / reps as f64;
+            }
+            // Restore the column for the next block.
+            for r in 0..reps {
+                stacked
+                    .slice_mut(s![at + r * n..at + (r + 1) * n, j])
+                    .assign(&x_test.column(j));
+            }
         }
     }
 

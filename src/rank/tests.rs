@@ -408,3 +408,65 @@ fn config_validation_and_items() {
     assert_eq!(failed.len(), 1);
     assert!(failed[0].contains("corpus `c`"));
 }
+
+#[test]
+fn permutation_importance_on_a_device_matches_the_host() {
+    let data = corpus("a", 4, 8, 11);
+    let labels: Vec<usize> = data
+        .meta
+        .labels
+        .iter()
+        .map(|l| {
+            ["angry", "happy", "neutral", "sad"]
+                .iter()
+                .position(|c| c == l)
+                .unwrap()
+        })
+        .collect();
+    let classes: Vec<String> = ["angry", "happy", "neutral", "sad"].map(String::from).to_vec();
+    let test: Vec<usize> = (0..labels.len()).filter(|i| (i / 4) % 3 == 0).collect();
+    let fold = folds::Fold {
+        train: (0..labels.len()).filter(|i| !test.contains(i)).collect(),
+        test,
+        speakers: vec![],
+    };
+    let device = crate::device::ComputeDevice::cpu("test");
+    let cfg = quick();
+    let feature_names = names();
+    for kind in [HeadKind::LogReg, HeadKind::Svm, HeadKind::Mlp] {
+        let head = HeadConfig {
+            kind,
+            epochs: 30,
+            ..cfg.head_config()
+        };
+        let job = |device, block_values| permutation::FoldJob {
+            x: data.x.view(),
+            labels: &labels,
+            fold: &fold,
+            classes: &classes,
+            feature_names: &feature_names,
+            head: &head,
+            cfg: &cfg,
+            groups: &[],
+            task: [0, 0],
+            device,
+            block_values,
+        };
+        let host = permutation::run_fold(&job(None, 0)).unwrap();
+        let n = fold.test.len();
+        // Every feature in one call, and blocks of 5, 5 and 2 features (the columns of one
+        // block must be restored before the next).
+        for block_values in [1 << 22, 5 * cfg.permutation_repeats * n * 12] {
+            let dev = permutation::run_fold(&job(Some(&device.burn), block_values)).unwrap();
+            let flipped = host.pred.iter().zip(&dev.pred).filter(|(a, b)| a != b).count();
+            assert!(flipped <= 1, "{kind}: {flipped} of {n} predictions differ");
+            let differ = (&host.drop - &dev.drop).iter().filter(|v| v.abs() > 1e-12).count();
+            assert!(
+                differ <= 2,
+                "{kind}, {block_values} values per call: {differ} of {} drops differ",
+                host.drop.len()
+            );
+        }
+        assert!(host.drop.iter().any(|v| v.abs() > 0.0), "{kind}: no feature matters");
+    }
+}

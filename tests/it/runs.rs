@@ -995,4 +995,51 @@ fn features_rank_can_target_a_models_predictions() {
         }
     }
     assert!(!out.join("top_kernelshap.svg").exists(), "KernelSHAP was skipped");
+
+    // On a GPU, permutation importance scores its permuted rows on the device (f32): the same
+    // rankings up to a near-tie prediction, and the host-only methods exactly the same.
+    if gpu().is_none() {
+        return;
+    }
+    let adapter = std::env::var("EMOLIME_TEST_ADAPTER").unwrap_or_else(|_| "0".into());
+    let on_gpu = tmp.path().join("rank_gpu");
+    let mut cmd = emolime();
+    cmd.args([
+        "features",
+        "rank",
+        "--folds",
+        "2",
+        "--bootstrap",
+        "10",
+        "--shap-coalitions",
+        "0",
+    ])
+    .args(["--device", &format!("gpu:{adapter}"), "--targets-from"])
+    .arg(&model)
+    .arg("--corpus")
+    .arg(format!("synth={}", manifest.display()))
+    .arg("--out")
+    .arg(&on_gpu);
+    run_ok(cmd);
+    let read = |dir: &std::path::Path, name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    assert_eq!(
+        read(&out, "ranking_l1_stability.csv"),
+        read(&on_gpu, "ranking_l1_stability.csv")
+    );
+    let importance = |dir: &std::path::Path| -> std::collections::BTreeMap<String, f64> {
+        read(dir, "ranking_permutation.csv")
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let cells: Vec<&str> = l.split(',').collect();
+                (cells[1].to_string(), cells[2].parse().unwrap())
+            })
+            .collect()
+    };
+    let (host, device) = (importance(&out), importance(&on_gpu));
+    assert_eq!(host.len(), 88);
+    for (feature, h) in &host {
+        let g = device[feature];
+        assert!((h - g).abs() <= 0.05, "{feature}: host {h}, device {g}");
+    }
 }
