@@ -80,6 +80,14 @@ impl MelInverse {
         })
     }
 
+    /// The pseudo-inverse.
+    ///
+    /// # Shapes
+    /// returns `[K, M]`
+    pub fn pinv(&self) -> ArrayView2<'_, f32> {
+        self.pinv.view()
+    }
+
     /// STFT magnitude of a mel power spectrogram: `sqrt(max(pinv . mel, 0))`.
     ///
     /// # Shapes

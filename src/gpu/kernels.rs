@@ -96,6 +96,116 @@ pub struct SurrogateParams {
     pub w_sum: f32,
 }
 
+/// Uniforms of `gl_init.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct GlInitParams {
+    /// Frequency bins `K`.
+    pub n_bins: u32,
+    /// Frames `T`.
+    pub n_frames: u32,
+    /// Mel rows `M`.
+    pub n_mels: u32,
+    /// Rows in this chunk `Nc`.
+    pub n_chunk: u32,
+    /// Mask row (sample index) of the chunk's first row.
+    pub sample_offset: u32,
+    /// Low 32 bits of the seed.
+    pub seed_lo: u32,
+    /// High 32 bits of the seed.
+    pub seed_hi: u32,
+    /// Padding to 16 bytes.
+    pub _pad: u32,
+}
+
+/// Uniforms of `gl_spectrum.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct GlSpectrumParams {
+    /// Frequency bins `K`.
+    pub n_bins: u32,
+    /// Frames `T`.
+    pub n_frames: u32,
+    /// FFT length.
+    pub n_fft: u32,
+    /// Rows in this chunk `Nc`.
+    pub n_chunk: u32,
+}
+
+/// Uniforms of `fft.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct FftParams {
+    /// Transform length (a power of two).
+    pub n: u32,
+    /// This stage's sub-transform length `p` (1, 2, 4, ..., n / 2).
+    pub p: u32,
+    /// Rows `R`.
+    pub n_rows: u32,
+    /// 1 for the inverse (conjugate twiddles), 0 for the forward transform.
+    pub inverse: u32,
+}
+
+/// Uniforms of `gl_overlap_add.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct GlOverlapAddParams {
+    /// FFT length.
+    pub n_fft: u32,
+    /// Hop between frames in samples.
+    pub hop: u32,
+    /// Frames `T`.
+    pub n_frames: u32,
+    /// Output samples `S`.
+    pub n_samples: u32,
+    /// Centre padding removed from the front (`n_fft / 2` or 0).
+    pub start: u32,
+    /// Rows in this chunk `Nc`.
+    pub n_chunk: u32,
+    /// Output row of the chunk's first row.
+    pub out_row: u32,
+    /// `1 / n_fft`.
+    pub inv_n: f32,
+}
+
+/// Uniforms of `gl_frames.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct GlFramesParams {
+    /// FFT length.
+    pub n_fft: u32,
+    /// Hop between frames in samples.
+    pub hop: u32,
+    /// Frames `T`.
+    pub n_frames: u32,
+    /// Samples `S`.
+    pub n_samples: u32,
+    /// 1 when frames are centred.
+    pub center: u32,
+    /// Rows in this chunk `Nc`.
+    pub n_chunk: u32,
+    /// Padding to 16 bytes.
+    pub _pad: [u32; 2],
+}
+
+/// Uniforms of `gl_update.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct GlUpdateParams {
+    /// Frequency bins `K`.
+    pub n_bins: u32,
+    /// Frames `T`.
+    pub n_frames: u32,
+    /// FFT length.
+    pub n_fft: u32,
+    /// Rows in this chunk `Nc`.
+    pub n_chunk: u32,
+    /// `momentum / (1 + momentum)`.
+    pub keep: f32,
+    /// Padding to 16 bytes.
+    pub _pad: [u32; 3],
+}
+
 /// One compute pipeline and the bind group layout it was built with.
 pub struct Kernel {
     name: &'static str,
@@ -213,6 +323,18 @@ pub struct Kernels {
     pub surrogate: Kernel,
     /// `resynth.wgsl`.
     pub resynth: Kernel,
+    /// `gl_init.wgsl`.
+    pub gl_init: Kernel,
+    /// `gl_spectrum.wgsl`.
+    pub gl_spectrum: Kernel,
+    /// `fft.wgsl`.
+    pub fft: Kernel,
+    /// `gl_overlap_add.wgsl`.
+    pub gl_overlap_add: Kernel,
+    /// `gl_frames.wgsl`.
+    pub gl_frames: Kernel,
+    /// `gl_update.wgsl`.
+    pub gl_update: Kernel,
 }
 
 impl Kernels {
@@ -235,8 +357,32 @@ impl Kernels {
                 &[Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite],
             )?,
             resynth: Kernel::new(device, "resynth", shaders::RESYNTH, &[Uniform, Read, Read, ReadWrite])?,
+            gl_init: Kernel::new(
+                device,
+                "gl_init",
+                shaders::GL_INIT,
+                &[Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+            )?,
+            gl_spectrum: Kernel::new(device, "gl_spectrum", shaders::GL_SPECTRUM, &[Uniform, Read, Read, ReadWrite])?,
+            fft: Kernel::new(device, "fft", shaders::FFT, &[Uniform, Read, Read, ReadWrite])?,
+            gl_overlap_add: Kernel::new(
+                device,
+                "gl_overlap_add",
+                shaders::GL_OVERLAP_ADD,
+                &[Uniform, Read, Read, Read, ReadWrite],
+            )?,
+            gl_frames: Kernel::new(device, "gl_frames", shaders::GL_FRAMES, &[Uniform, Read, Read, ReadWrite])?,
+            gl_update: Kernel::new(device, "gl_update", shaders::GL_UPDATE, &[Uniform, Read, ReadWrite, ReadWrite])?,
         })
     }
+}
+
+/// A grid of 256-wide workgroups covering `n` invocations, folded into two dimensions when it
+/// exceeds one dimension's 65 535 workgroups; kernels index `gid.x + gid.y * nwg.x * 256`.
+pub fn grid_2d(n: usize) -> [u32; 3] {
+    let g = n.div_ceil(256);
+    let x = g.min(65_535);
+    [x as u32, g.div_ceil(x.max(1)) as u32, 1]
 }
 
 /// Workgroups needed to cover `n` items with groups of `size`.

@@ -3,6 +3,7 @@
 //! One [`GpuContext`] owns the `wgpu::Device` and `Queue` that both emolime's kernels and the
 //! Burn model use, and every pipeline and bind group layout, built once at start-up.
 
+pub mod griffin_lim;
 pub mod interop;
 pub mod kernels;
 pub mod ops;

@@ -303,3 +303,100 @@ fn device_heads_match_host_heads() {
         }
     }
 }
+
+/// Griffin-Lim on the device (perturb -> gl_init -> [gl_spectrum, fft, gl_overlap_add, gl_frames,
+/// fft, gl_update] x iters -> gl_spectrum, fft, gl_overlap_add) against the host's
+/// `MelSignal::perturbed`, for every fill, written at an output row offset.
+#[test]
+fn griffin_lim_kernels_match_cpu() {
+    use emolime::audio::{Stft, WindowKind};
+    use emolime::gpu::griffin_lim::GpuGriffinLim;
+    use emolime::griffin_lim::{GriffinLimConfig, GriffinLimSynth};
+    let Some(ctx) = gpu() else { return };
+    let seed = fresh_seed("griffin-lim");
+    let mut rng = Rng(seed);
+    let n_fft = [128usize, 256, 512][rng.below(3)];
+    let hop = n_fft / [2usize, 4][rng.below(2)];
+    let stft = Stft::new(n_fft, n_fft, hop, WindowKind::Hann, true).unwrap();
+    let n_mels = 16 + rng.below(24);
+    let fb = MelFilterbank::new(16000, n_fft, n_mels, 0.0, 8000.0, MelScale::Slaney).unwrap();
+    let s = 1500 + rng.below(2500);
+    // A voiced-like signal: a few harmonics with a random pitch, plus noise.
+    let f0 = 100.0 + 150.0 * rng.f32();
+    let samples: Vec<f32> = (0..s)
+        .map(|i| {
+            let t = i as f32 / 16000.0;
+            (1..6)
+                .map(|h| (std::f32::consts::TAU * f0 * h as f32 * t).sin() / h as f32)
+                .sum::<f32>()
+                * 0.3
+                + 0.05 * (rng.f32() - 0.5)
+        })
+        .collect();
+    let b = 2 + rng.below(7);
+    let row_band: Vec<u32> = (0..n_mels).map(|r| (r * b / n_mels) as u32).collect();
+    let masks = sample_masks(
+        &MaskConfig {
+            samples: SampleCount::Random(12),
+            keep_prob: 0.5,
+            seed,
+        },
+        b,
+        false,
+    )
+    .unwrap();
+    let masks_buf = ctx.upload("masks", masks.as_slice().unwrap());
+    let row_band_buf = ctx.upload("row band", &row_band);
+    for (fill, iters) in [(FillMode::Zero, 1), (FillMode::Mean, 32), (FillMode::Noise, 4)] {
+        let cfg = GriffinLimConfig {
+            iters,
+            ..Default::default()
+        };
+        let synth = std::sync::Arc::new(GriffinLimSynth::new(stft.clone(), fb.clone(), cfg).unwrap());
+        let signal = synth.prepare(&samples).unwrap();
+        let (offset, chunk) = (1 + rng.below(4), 3 + rng.below(6));
+        let mut want = Array2::<f32>::zeros((chunk, s));
+        signal
+            .perturbed(&row_band, masks.view(), offset, fill, seed, 2, want.view_mut())
+            .unwrap();
+        let mut gl = GpuGriffinLim::new(&ctx, &synth).unwrap();
+        gl.load(&ctx, &signal).unwrap();
+        let out = ctx.storage("out", ((chunk + 1) * s * 4) as u64);
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        gl.encode(
+            &ctx,
+            &mut enc,
+            &row_band_buf,
+            &masks_buf,
+            b,
+            fill,
+            seed,
+            offset,
+            chunk,
+            1,
+            out.as_entire_binding(),
+        )
+        .unwrap();
+        ctx.queue.submit([enc.finish()]);
+        let got = ctx.read_f32(&out, (chunk + 1) * s).unwrap();
+        // Relative to the input's energy: a row keeping only a weak band is mostly rounding
+        // (sqrt of a clipped, nearly cancelling pseudo-inverse). Over 32 iterations, momentum 0.99
+        // amplifies f32 rounding differences (up to about 3e-3 seen), so that bound is looser; a
+        // wrong step would differ by order 1.
+        let energy: f64 = samples.iter().map(|v| f64::from(*v).powi(2)).sum();
+        let bound = if iters > 4 { 5e-2 } else { 1e-4 };
+        for (i, want_row) in want.rows().into_iter().enumerate() {
+            let got_row = &got[(i + 1) * s..(i + 2) * s];
+            let diff: f64 = got_row
+                .iter()
+                .zip(want_row.iter())
+                .map(|(g, w)| f64::from(g - w).powi(2))
+                .sum();
+            let rel = (diff / energy).sqrt();
+            assert!(
+                rel < bound,
+                "{fill:?}, {iters} iterations, n_fft {n_fft}, hop {hop}, row {i}: relative L2 difference {rel} (seed {seed})"
+            );
+        }
+    }
+}

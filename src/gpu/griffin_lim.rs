@@ -1,0 +1,364 @@
+//! EmoLIME's Griffin-Lim resynthesis on the device (`--resynthesis griffin-lim` on a GPU): masked
+//! mel spectrograms (`perturb.wgsl`) -> magnitude and seeded phases (`gl_init.wgsl`) -> fast
+//! Griffin-Lim iterations of inverse STFT (`gl_spectrum`, `fft`, `gl_overlap_add`) and forward
+//! STFT (`gl_frames`, `fft`, `gl_update`) -> waveforms written into the model's input tensor.
+//! CPU twin: [`crate::griffin_lim::MelSignal::perturbed`]. Power-of-two FFT lengths only (other
+//! lengths keep the host path).
+
+use super::kernels::{
+    FftParams, GlFramesParams, GlInitParams, GlOverlapAddParams, GlSpectrumParams, GlUpdateParams, grid_2d,
+};
+use super::ops::{PerturbInputs, perturb_into};
+use super::{GpuContext, GrowBuffer};
+use crate::error::{Error, Result};
+use crate::griffin_lim::{GriffinLimSynth, MelSignal};
+use crate::perturb::FillMode;
+
+/// Rows resynthesized together at most (each needs `8 T n_fft` bytes in two FFT buffers).
+const MAX_ROWS_PER_PASS: usize = 256;
+
+/// The device state of Griffin-Lim: constant tables uploaded once, work buffers reused.
+pub struct GpuGriffinLim {
+    n_fft: usize,
+    hop: usize,
+    center: bool,
+    n_bins: usize,
+    n_mels: usize,
+    iters: usize,
+    keep: f32,
+    /// Analysis window padded to `n_fft`. // [n_fft]
+    window: wgpu::Buffer,
+    /// Pseudo-inverse of the mel filterbank. // [K, M]
+    pinv: wgpu::Buffer,
+    /// `exp(-2 pi i j / n_fft)`. // [n_fft / 2] complex
+    twiddle: wgpu::Buffer,
+    /// The loaded utterance: `(frames T, samples S)`.
+    loaded: Option<(usize, usize)>,
+    /// Its mel power. // [M, T]
+    mel: GrowBuffer,
+    /// Its row means. // [M]
+    row_mean: GrowBuffer,
+    /// Window sum-square at each padded sample. // [start + S]
+    wss: GrowBuffer,
+    /// Masked mel of the rows in flight. // [Nc, M, T]
+    masked: GrowBuffer,
+    /// // [Nc, K, T]
+    mag: GrowBuffer,
+    /// // [Nc, K, T] complex
+    angles: GrowBuffer,
+    /// // [Nc, K, T] complex
+    prev: GrowBuffer,
+    /// FFT ping-pong buffers. // [Nc, T, n_fft] complex each
+    fft_a: GrowBuffer,
+    fft_b: GrowBuffer,
+    /// Waveforms between iterations. // [Nc, S]
+    wave: GrowBuffer,
+}
+
+impl GpuGriffinLim {
+    /// Whether `synth` can run on the device (its FFT length is a power of two).
+    pub fn supports(synth: &GriffinLimSynth) -> bool {
+        synth.stft.n_fft().is_power_of_two() && synth.stft.n_fft() >= 2
+    }
+
+    /// Uploads the window, the pseudo-inverse and the twiddles.
+    ///
+    /// Errors: [`Error::Config`] when the FFT length is not a power of two.
+    pub fn new(ctx: &GpuContext, synth: &GriffinLimSynth) -> Result<Self> {
+        let stft = &synth.stft;
+        let n_fft = stft.n_fft();
+        if !Self::supports(synth) {
+            return Err(Error::config(
+                "n_fft",
+                format!("griffin-lim on the device needs a power-of-two fft length, got {n_fft}"),
+            ));
+        }
+        let twiddle: Vec<[f32; 2]> = (0..n_fft / 2)
+            .map(|j| {
+                let a = -2.0 * std::f64::consts::PI * j as f64 / n_fft as f64;
+                [a.cos() as f32, a.sin() as f32]
+            })
+            .collect();
+        let pinv = synth.inverse.pinv();
+        let pinv = pinv.as_standard_layout();
+        let cfg = &synth.cfg;
+        Ok(GpuGriffinLim {
+            n_fft,
+            hop: stft.hop_len(),
+            center: stft.center(),
+            n_bins: stft.n_freq_bins(),
+            n_mels: pinv.ncols(),
+            iters: cfg.iters,
+            keep: cfg.momentum / (1.0 + cfg.momentum),
+            window: ctx.upload("gl window", stft.window()),
+            pinv: ctx.upload("gl pinv", pinv.as_slice().expect("standard layout")),
+            twiddle: ctx.upload("fft twiddle", &twiddle),
+            loaded: None,
+            mel: GrowBuffer::new("gl mel"),
+            row_mean: GrowBuffer::new("gl row mean"),
+            wss: GrowBuffer::new("gl window sum-square"),
+            masked: GrowBuffer::new("gl masked mel"),
+            mag: GrowBuffer::new("gl magnitude"),
+            angles: GrowBuffer::new("gl angles"),
+            prev: GrowBuffer::new("gl previous"),
+            fft_a: GrowBuffer::new("fft a"),
+            fft_b: GrowBuffer::new("fft b"),
+            wave: GrowBuffer::new("gl wave"),
+        })
+    }
+
+    /// Uploads one utterance's mel spectrogram, row means and window sum-square. Work recorded
+    /// for the previous utterance must be submitted first (the buffers are overwritten).
+    ///
+    /// # Shapes
+    /// `signal.mel` [M, T]
+    pub fn load(&mut self, ctx: &GpuContext, signal: &MelSignal) -> Result<()> {
+        let (m, t) = signal.mel.dim();
+        if m != self.n_mels {
+            return Err(Error::shape("mel", format!("[{}, T]", self.n_mels), format!("[{m}, {t}]")));
+        }
+        let mel = signal.mel.as_standard_layout();
+        self.mel.write(ctx, mel.as_slice().expect("standard layout"));
+        self.row_mean.write(ctx, signal.row_mean.as_slice().expect("contiguous"));
+        // As audio::Stft::inverse: each frame adds window^2 over its span, in frame order.
+        let start = if self.center { self.n_fft / 2 } else { 0 };
+        let total = start + signal.n_samples;
+        let mut wss = vec![0.0f32; total];
+        let window: Vec<f32> = signal.synth.stft.window().iter().map(|w| w * w).collect();
+        for frame in 0..t.min(total.div_ceil(self.hop)) {
+            let offset = frame * self.hop;
+            for (dst, w) in wss[offset..(offset + self.n_fft).min(total)].iter_mut().zip(&window) {
+                *dst += w;
+            }
+        }
+        self.wss.write(ctx, &wss);
+        self.loaded = Some((t, signal.n_samples));
+        Ok(())
+    }
+
+    /// Records the Griffin-Lim waveforms of mask rows `sample_offset..sample_offset + n_chunk`
+    /// of the loaded utterance into rows `out_row..out_row + n_chunk` of `out`.
+    ///
+    /// # Shapes
+    /// `row_band` [M], `masks` [N, B], `out` [R, S]
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode(
+        &mut self,
+        ctx: &GpuContext,
+        enc: &mut wgpu::CommandEncoder,
+        row_band: &wgpu::Buffer,
+        masks: &wgpu::Buffer,
+        n_bands: usize,
+        fill: FillMode,
+        seed: u64,
+        sample_offset: usize,
+        n_chunk: usize,
+        out_row: usize,
+        out: wgpu::BindingResource<'_>,
+    ) -> Result<()> {
+        let (t, s) = self
+            .loaded
+            .ok_or_else(|| Error::Device("griffin-lim: no utterance loaded".into()))?;
+        let (n_fft, k, m) = (self.n_fft, self.n_bins, self.n_mels);
+        let frame_bytes = (t * n_fft * 8) as u64;
+        let per_pass = ((ctx.max_binding_bytes() / frame_bytes.max(1)) as usize).clamp(1, MAX_ROWS_PER_PASS);
+        let rows = per_pass.min(n_chunk).max(1);
+        let masked = self.masked.ensure(ctx, (rows * m * t * 4) as u64).clone();
+        let mag = self.mag.ensure(ctx, (rows * k * t * 4) as u64).clone();
+        let angles = self.angles.ensure(ctx, (rows * k * t * 8) as u64).clone();
+        let prev = self.prev.ensure(ctx, (rows * k * t * 8) as u64).clone();
+        let fa = self.fft_a.ensure(ctx, rows as u64 * frame_bytes).clone();
+        let fb = self.fft_b.ensure(ctx, rows as u64 * frame_bytes).clone();
+        let wave = self.wave.ensure(ctx, (rows * s * 4) as u64).clone();
+        let (mel, row_mean, wss) = (
+            self.mel.ensure(ctx, 0).clone(),
+            self.row_mean.ensure(ctx, 0).clone(),
+            self.wss.ensure(ctx, 0).clone(),
+        );
+        let perturb = PerturbInputs {
+            mel: &mel,
+            row_mean: &row_mean,
+            row_band,
+            masks,
+            n_mels: m,
+            n_frames: t,
+            n_bands,
+            fill,
+            seed,
+        };
+        let kernels = &ctx.kernels;
+        for first in (0..n_chunk).step_by(rows) {
+            let nc = rows.min(n_chunk - first);
+            let u32_of = |v: usize| v as u32;
+            perturb_into(ctx, enc, &perturb, sample_offset + first, nc, 0, masked.as_entire_binding())?;
+            let init = ctx.uniform(
+                "gl_init params",
+                &GlInitParams {
+                    n_bins: u32_of(k),
+                    n_frames: u32_of(t),
+                    n_mels: u32_of(m),
+                    n_chunk: u32_of(nc),
+                    sample_offset: u32_of(sample_offset + first),
+                    seed_lo: seed as u32,
+                    seed_hi: (seed >> 32) as u32,
+                    _pad: 0,
+                },
+            );
+            let cells = nc * k * t;
+            kernels.gl_init.dispatch(
+                ctx,
+                enc,
+                &[
+                    init.as_entire_binding(),
+                    self.pinv.as_entire_binding(),
+                    masked.as_entire_binding(),
+                    mag.as_entire_binding(),
+                    angles.as_entire_binding(),
+                    prev.as_entire_binding(),
+                ],
+                grid_2d(cells),
+            )?;
+            let spectrum = ctx.uniform(
+                "gl_spectrum params",
+                &GlSpectrumParams {
+                    n_bins: u32_of(k),
+                    n_frames: u32_of(t),
+                    n_fft: u32_of(n_fft),
+                    n_chunk: u32_of(nc),
+                },
+            );
+            let stage_params = |inverse: bool| -> Vec<wgpu::Buffer> {
+                std::iter::successors(Some(1usize), |p| Some(p * 2))
+                    .take_while(|&p| p < n_fft)
+                    .map(|p| {
+                        ctx.uniform(
+                            "fft params",
+                            &FftParams {
+                                n: u32_of(n_fft),
+                                p: u32_of(p),
+                                n_rows: u32_of(nc * t),
+                                inverse: inverse as u32,
+                            },
+                        )
+                    })
+                    .collect()
+            };
+            let (inverse_stages, forward_stages) = (stage_params(true), stage_params(false));
+            let ola = |out_row: usize| {
+                ctx.uniform(
+                    "gl_overlap_add params",
+                    &GlOverlapAddParams {
+                        n_fft: u32_of(n_fft),
+                        hop: u32_of(self.hop),
+                        n_frames: u32_of(t),
+                        n_samples: u32_of(s),
+                        start: u32_of(if self.center { n_fft / 2 } else { 0 }),
+                        n_chunk: u32_of(nc),
+                        out_row: u32_of(out_row),
+                        inv_n: 1.0 / n_fft as f32,
+                    },
+                )
+            };
+            let (ola_wave, ola_out) = (ola(0), ola(out_row + first));
+            let frames = ctx.uniform(
+                "gl_frames params",
+                &GlFramesParams {
+                    n_fft: u32_of(n_fft),
+                    hop: u32_of(self.hop),
+                    n_frames: u32_of(t),
+                    n_samples: u32_of(s),
+                    center: self.center as u32,
+                    n_chunk: u32_of(nc),
+                    _pad: [0; 2],
+                },
+            );
+            let update = ctx.uniform(
+                "gl_update params",
+                &GlUpdateParams {
+                    n_bins: u32_of(k),
+                    n_frames: u32_of(t),
+                    n_fft: u32_of(n_fft),
+                    n_chunk: u32_of(nc),
+                    keep: self.keep,
+                    _pad: [0; 3],
+                },
+            );
+            let frame_grid = grid_2d(nc * t * n_fft);
+            let butterflies = grid_2d(nc * t * n_fft / 2);
+            // Runs the stages from `fa`; returns the buffer holding the transform.
+            let fft = |enc: &mut wgpu::CommandEncoder, stages: &[wgpu::Buffer]| -> Result<wgpu::Buffer> {
+                let (mut src, mut dst) = (&fa, &fb);
+                for params in stages {
+                    kernels.fft.dispatch(
+                        ctx,
+                        enc,
+                        &[
+                            params.as_entire_binding(),
+                            self.twiddle.as_entire_binding(),
+                            src.as_entire_binding(),
+                            dst.as_entire_binding(),
+                        ],
+                        butterflies,
+                    )?;
+                    std::mem::swap(&mut src, &mut dst);
+                }
+                Ok(src.clone())
+            };
+            // One inverse STFT of magnitude x phase into `target` rows from `params`' out_row.
+            let istft = |enc: &mut wgpu::CommandEncoder, params: &wgpu::Buffer, target: wgpu::BindingResource<'_>| {
+                kernels.gl_spectrum.dispatch(
+                    ctx,
+                    enc,
+                    &[
+                        spectrum.as_entire_binding(),
+                        mag.as_entire_binding(),
+                        angles.as_entire_binding(),
+                        fa.as_entire_binding(),
+                    ],
+                    frame_grid,
+                )?;
+                let time = fft(enc, &inverse_stages)?;
+                kernels.gl_overlap_add.dispatch(
+                    ctx,
+                    enc,
+                    &[
+                        params.as_entire_binding(),
+                        time.as_entire_binding(),
+                        self.window.as_entire_binding(),
+                        wss.as_entire_binding(),
+                        target,
+                    ],
+                    grid_2d(nc * s),
+                )
+            };
+            for _ in 0..self.iters {
+                istft(enc, &ola_wave, wave.as_entire_binding())?;
+                kernels.gl_frames.dispatch(
+                    ctx,
+                    enc,
+                    &[
+                        frames.as_entire_binding(),
+                        wave.as_entire_binding(),
+                        self.window.as_entire_binding(),
+                        fa.as_entire_binding(),
+                    ],
+                    frame_grid,
+                )?;
+                let rebuilt = fft(enc, &forward_stages)?;
+                kernels.gl_update.dispatch(
+                    ctx,
+                    enc,
+                    &[
+                        update.as_entire_binding(),
+                        rebuilt.as_entire_binding(),
+                        angles.as_entire_binding(),
+                        prev.as_entire_binding(),
+                    ],
+                    grid_2d(nc * k * t),
+                )?;
+            }
+            istft(enc, &ola_out, out.clone())?;
+        }
+        Ok(())
+    }
+}
