@@ -6,6 +6,7 @@ use crate::bands::{BandConfig, BandLayout};
 use crate::device::ComputeDevice;
 use crate::error::{Error, Result, check_shape};
 use crate::features::corpus::resolve_workers;
+use crate::gpu::griffin_lim::GpuGriffinLim;
 use crate::gpu::interop::{BoundTensor, submit_after_burn};
 use crate::gpu::ops::{
     FitInputs, GpuMel, PerturbInputs, ResynthInputs, encode_fit, perturb_into, read_fits, resynth_into,
@@ -269,6 +270,9 @@ struct GpuState {
     /// The model's row-cached forward as device operations, when it offers one (mel models with
     /// zero or mean fill, [`ExplainConfig::row_cache`]).
     rows: Option<GpuRows>,
+    /// Griffin-Lim on the device, for waveform models resynthesized by it (power-of-two FFT
+    /// lengths; other lengths run it on the host threads).
+    griffin_lim: Option<GpuGriffinLim>,
 }
 
 /// [`DeviceRowCnn`] with its plan for the design's masks, and a two-row mask buffer (every
@@ -397,7 +401,7 @@ impl<'a> Explainer<'a> {
             seed: cfg.masks.seed,
             min_samples,
             max_samples: cfg.max_seconds.map(|s| ((s * fe_rate as f32) as usize).max(1)),
-            griffin_lim,
+            griffin_lim: griffin_lim.clone(),
         };
         let host_rows = match (cfg.row_cache, cfg.fill, &filterbank) {
             (true, FillMode::Zero | FillMode::Mean, Some(_)) => model.row_cached()?,
@@ -417,8 +421,13 @@ impl<'a> Explainer<'a> {
             }
             _ => None,
         };
+        let gpu_griffin_lim = match (&device.gpu, &griffin_lim) {
+            (Some(ctx), Some(synth)) if GpuGriffinLim::supports(synth) => Some(GpuGriffinLim::new(ctx, synth)?),
+            _ => None,
+        };
         let gpu = device.gpu.as_ref().map(|ctx| GpuState {
             rows: gpu_rows,
+            griffin_lim: gpu_griffin_lim,
             mel: filterbank.as_ref().map(|fb| GpuMel::new(ctx, fb)),
             row_band: ctx.upload("row band", &layout.row_band),
             masks: ctx.upload("masks", masks.as_standard_layout().as_slice().expect("standard layout")),
@@ -451,6 +460,12 @@ impl<'a> Explainer<'a> {
     /// or on the device) rather than by building every masked input.
     pub fn row_cached(&self) -> bool {
         self.host.is_some() || self.gpu.as_ref().is_some_and(|g| g.rows.is_some())
+    }
+
+    /// Whether Griffin-Lim resynthesis (`--resynthesis griffin-lim`) runs on the device; it runs
+    /// on the host threads on the CPU path and for FFT lengths that are not powers of two.
+    pub fn griffin_lim_on_device(&self) -> bool {
+        self.gpu.as_ref().is_some_and(|g| g.griffin_lim.is_some())
     }
 
     /// Inputs per model call since the device ran out of memory, if it did: every model call
@@ -702,6 +717,7 @@ impl<'a> Explainer<'a> {
                 let (p, used) = with_halving(chunk, |chunk| {
                     let scoring = GpuScoring {
                         mel: &mut state.mel,
+                        griffin_lim: state.griffin_lim.as_mut(),
                         band_rows: &mut state.band_rows,
                         row_band: &state.row_band,
                         masks,
@@ -1125,6 +1141,7 @@ fn explain_gpu(
         fit,
         band_rows,
         rows,
+        griffin_lim,
         ..
     } = state;
     let outputs = match (rows.as_ref(), mel.as_mut()) {
@@ -1143,6 +1160,7 @@ fn explain_gpu(
         _ => {
             let scoring = GpuScoring {
                 mel,
+                griffin_lim: griffin_lim.as_mut(),
                 band_rows,
                 row_band,
                 masks: &fit.masks,
@@ -1243,11 +1261,13 @@ enum MaskSource<'m> {
 /// What [`score_gpu`] reads and reuses: the explainer's buffers and the masks to apply.
 struct GpuScoring<'s> {
     mel: &'s mut Option<GpuMel>,
+    /// Griffin-Lim on the device (else on the host threads).
+    griffin_lim: Option<&'s mut GpuGriffinLim>,
     band_rows: &'s mut GrowBuffer,
     row_band: &'s wgpu::Buffer,
     /// `[N, B]` masks on the device.
     masks: &'s wgpu::Buffer,
-    /// The same masks on the host (the Griffin-Lim path builds its waveforms there).
+    /// The same masks on the host (Griffin-Lim on the host builds its waveforms from them).
     host_masks: ndarray::ArrayView2<'s, f32>,
     /// The band of each analysis mel row, on the host.
     row_band_host: &'s [u32],
@@ -1281,6 +1301,9 @@ fn score_gpu(
     let mut outputs: Vec<Tensor<2>> = Vec::with_capacity(total.div_ceil(chunk));
     // The utterance whose mel spectrogram (or band rows) is on the device now, and its buffers.
     let mut loaded: Option<(usize, wgpu::Buffer, Option<wgpu::Buffer>)> = None;
+    // The utterance whose mel spectrogram Griffin-Lim on the device holds now.
+    let mut gl_loaded: Option<usize> = None;
+    let mut state = state;
     for start in (0..total).step_by(chunk) {
         let t0 = std::time::Instant::now();
         let nc = chunk.min(total - start);
@@ -1288,19 +1311,47 @@ fn score_gpu(
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         for (u, s, k, row) in segments(start, nc, n) {
             if let PreparedInput::Mel(signal) = inputs[u] {
-                // Griffin-Lim runs on the host; its waveforms are written into the batch.
-                let mut rows = Array2::<f32>::zeros((k, dim));
-                let threads = resolve_workers(0);
-                signal.perturbed(
-                    state.row_band_host,
-                    state.host_masks,
-                    first + s,
-                    cfg.fill,
-                    cfg.masks.seed,
-                    threads,
-                    rows.view_mut(),
-                )?;
-                bound.write(&ctx.queue, row * dim, rows.as_slice().expect("standard layout"))?;
+                match state.griffin_lim.as_deref_mut() {
+                    Some(gl) => {
+                        if gl_loaded != Some(u) {
+                            // The next utterance overwrites the loaded one's buffers: submit
+                            // what reads them first.
+                            let done =
+                                std::mem::replace(&mut enc, ctx.device.create_command_encoder(&Default::default()));
+                            submit_after_burn(device, &ctx.queue, done)?;
+                            gl.load(ctx, signal)?;
+                            gl_loaded = Some(u);
+                        }
+                        gl.encode(
+                            ctx,
+                            &mut enc,
+                            state.row_band,
+                            state.masks,
+                            b,
+                            cfg.fill,
+                            cfg.masks.seed,
+                            first + s,
+                            k,
+                            row,
+                            bound.binding(),
+                        )?;
+                    }
+                    None => {
+                        // Griffin-Lim on the host; its waveforms are written into the batch.
+                        let mut rows = Array2::<f32>::zeros((k, dim));
+                        let threads = resolve_workers(0);
+                        signal.perturbed(
+                            state.row_band_host,
+                            state.host_masks,
+                            first + s,
+                            cfg.fill,
+                            cfg.masks.seed,
+                            threads,
+                            rows.view_mut(),
+                        )?;
+                        bound.write(&ctx.queue, row * dim, rows.as_slice().expect("standard layout"))?;
+                    }
+                }
                 continue;
             }
             if loaded.as_ref().is_none_or(|(l, _, _)| *l != u) {

@@ -115,11 +115,16 @@ impl GpuGriffinLim {
     pub fn load(&mut self, ctx: &GpuContext, signal: &MelSignal) -> Result<()> {
         let (m, t) = signal.mel.dim();
         if m != self.n_mels {
-            return Err(Error::shape("mel", format!("[{}, T]", self.n_mels), format!("[{m}, {t}]")));
+            return Err(Error::shape(
+                "mel",
+                format!("[{}, T]", self.n_mels),
+                format!("[{m}, {t}]"),
+            ));
         }
         let mel = signal.mel.as_standard_layout();
         self.mel.write(ctx, mel.as_slice().expect("standard layout"));
-        self.row_mean.write(ctx, signal.row_mean.as_slice().expect("contiguous"));
+        self.row_mean
+            .write(ctx, signal.row_mean.as_slice().expect("contiguous"));
         // As audio::Stft::inverse: each frame adds window^2 over its span, in frame order.
         let start = if self.center { self.n_fft / 2 } else { 0 };
         let total = start + signal.n_samples;
@@ -190,7 +195,15 @@ impl GpuGriffinLim {
         for first in (0..n_chunk).step_by(rows) {
             let nc = rows.min(n_chunk - first);
             let u32_of = |v: usize| v as u32;
-            perturb_into(ctx, enc, &perturb, sample_offset + first, nc, 0, masked.as_entire_binding())?;
+            perturb_into(
+                ctx,
+                enc,
+                &perturb,
+                sample_offset + first,
+                nc,
+                0,
+                masked.as_entire_binding(),
+            )?;
             let init = ctx.uniform(
                 "gl_init params",
                 &GlInitParams {

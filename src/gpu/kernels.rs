@@ -363,7 +363,12 @@ impl Kernels {
                 shaders::GL_INIT,
                 &[Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite],
             )?,
-            gl_spectrum: Kernel::new(device, "gl_spectrum", shaders::GL_SPECTRUM, &[Uniform, Read, Read, ReadWrite])?,
+            gl_spectrum: Kernel::new(
+                device,
+                "gl_spectrum",
+                shaders::GL_SPECTRUM,
+                &[Uniform, Read, Read, ReadWrite],
+            )?,
             fft: Kernel::new(device, "fft", shaders::FFT, &[Uniform, Read, Read, ReadWrite])?,
             gl_overlap_add: Kernel::new(
                 device,
@@ -371,8 +376,18 @@ impl Kernels {
                 shaders::GL_OVERLAP_ADD,
                 &[Uniform, Read, Read, Read, ReadWrite],
             )?,
-            gl_frames: Kernel::new(device, "gl_frames", shaders::GL_FRAMES, &[Uniform, Read, Read, ReadWrite])?,
-            gl_update: Kernel::new(device, "gl_update", shaders::GL_UPDATE, &[Uniform, Read, ReadWrite, ReadWrite])?,
+            gl_frames: Kernel::new(
+                device,
+                "gl_frames",
+                shaders::GL_FRAMES,
+                &[Uniform, Read, Read, ReadWrite],
+            )?,
+            gl_update: Kernel::new(
+                device,
+                "gl_update",
+                shaders::GL_UPDATE,
+                &[Uniform, Read, ReadWrite, ReadWrite],
+            )?,
         })
     }
 }

@@ -318,15 +318,18 @@ fn griffin_lim_resynthesis_is_seeded_and_device_independent() {
     }
     let Some(dev) = gpu_device() else { return };
     let gpu_model = HfClassifier::load(&fixture("w2v_base_head"), &dev.burn).unwrap();
-    let g = Explainer::new(&gpu_model, &dev, cfg)
-        .unwrap()
-        .explain_waveform(&x)
-        .unwrap();
+    let mut on_gpu = Explainer::new(&gpu_model, &dev, cfg).unwrap();
+    assert!(
+        on_gpu.griffin_lim_on_device(),
+        "a 2048-point fft runs griffin-lim on the device"
+    );
+    assert!(!ex.griffin_lim_on_device());
+    let g = on_gpu.explain_waveform(&x).unwrap();
     let d = g.sample_probs.as_ref().unwrap() - a.sample_probs.as_ref().unwrap();
     let d = d.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     assert!(
         d < 1e-4,
-        "griffin-lim inputs scored on the GPU differ from the CPU path's by {d}"
+        "griffin-lim on the GPU gives model outputs that differ from the CPU path's by {d}"
     );
 }
 
