@@ -1,6 +1,7 @@
 //! Permutation importance on speaker-independent folds, and the per-fold work it shares with
 //! KernelSHAP: fit the head on the fold's training speakers, then score its test speakers with
 //! each feature's column permuted (several seeded repeats) and explain them with KernelSHAP.
+//! The fold model scores on the host (f64), or on a device in blocks of rows (`FoldJob::device`).
 //!
 //! Importance of feature `j` = score(out-of-fold predictions) - mean over repeats of
 //! score(predictions with column `j` permuted within its test fold), the score being balanced
@@ -56,18 +57,23 @@ enum Scorer<'a> {
 }
 
 impl Scorer<'_> {
+    /// Class probabilities of every row.
+    ///
+    /// # Shapes
+    /// `x` [R, D] -> [R, C]
+    fn proba(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
+        match self {
+            Scorer::Host(clf) => clf.predict_proba(x),
+            Scorer::Device(head) => head.probs_host(x),
+        }
+    }
+
     /// The argmax class of every row.
     ///
     /// # Shapes
     /// `x` [R, D] -> [R]
     fn predict(&self, x: ArrayView2<f64>) -> Result<Vec<usize>> {
-        Ok(argmax_rows(
-            match self {
-                Scorer::Host(clf) => clf.predict_proba(x)?,
-                Scorer::Device(head) => head.probs_host(x)?,
-            }
-            .view(),
-        ))
+        Ok(argmax_rows(self.proba(x)?.view()))
     }
 }
 
@@ -176,9 +182,31 @@ pub(crate) fn run_fold(job: &FoldJob) -> Result<FoldOutput> {
         let mut rng = Rng::keyed(job.cfg.seed, Purpose::Coalitions, &job.task);
         let masks = shap::coalitions(g, job.cfg.shap_coalitions, &mut rng);
         let design = shap::shap_design(masks.view())?;
-        for (i, row) in x_test.rows().into_iter().enumerate() {
-            let phi = shap::explain_row(&clf, row, &background, job.groups, &design)?;
-            shap_abs.index_axis_mut(Axis(0), i).assign(&phi.mapv(f64::abs));
+        // Rows are scored in blocks, every coalition of every row of a block in one call (one row
+        // per call on the host).
+        let m = masks.nrows();
+        let rows_per_call = match job.device {
+            Some(_) => (job.block_values / (m * d).max(1)).clamp(1, n.max(1)),
+            None => 1,
+        };
+        let mut inputs = Array2::zeros((rows_per_call * m, d));
+        for first in (0..n).step_by(rows_per_call) {
+            let block = first..(first + rows_per_call).min(n);
+            let used = block.len() * m;
+            for (b, i) in block.clone().enumerate() {
+                shap::coalition_inputs(
+                    x_test.row(i),
+                    &background,
+                    job.groups,
+                    masks.view(),
+                    inputs.slice_mut(s![b * m..(b + 1) * m, ..]),
+                );
+            }
+            let proba = scorer.proba(inputs.slice(s![..used, ..]))?;
+            for (b, i) in block.enumerate() {
+                let phi = shap::fit_row(proba.slice(s![b * m..(b + 1) * m, ..]), &design)?;
+                shap_abs.index_axis_mut(Axis(0), i).assign(&phi.mapv(f64::abs));
+            }
         }
     }
     Ok(FoldOutput {

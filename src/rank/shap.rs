@@ -9,12 +9,11 @@
 //! explanations use): `phi` sums exactly to `f(row) - f(background)` per class.
 
 use super::rng::Rng;
-use crate::classify::FeatureClassifier;
 use crate::error::Result;
 use crate::features::{EGEMAPS_NAMES, LLD_NAMES};
 use crate::sampling::KernelKind;
 use crate::surrogate::{SurrogateConfig, SurrogateDesign};
-use ndarray::{Array2, ArrayView1, ArrayView2};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use serde::Serialize;
 
 /// A set of feature columns explained as one player.
@@ -163,37 +162,60 @@ pub(crate) fn shap_design(masks: ArrayView2<f32>) -> Result<SurrogateDesign> {
     SurrogateDesign::new(masks, &weights, &cfg)
 }
 
-/// KernelSHAP values of one row: `phi[c, g]` for the probability of class `c`.
+/// The classifier inputs KernelSHAP scores for one row: coalition `i`'s input takes each
+/// group's features from `row` where mask `i` keeps the group, else from `background`.
 ///
 /// # Shapes
-/// `row` [D], `background` [D], `design` over masks [M, G] from [`shap_design`] -> [C, G]
-pub(crate) fn explain_row(
-    clf: &FeatureClassifier,
+/// `row` [D], `background` [D], `masks` [M, G], `out` [M, D]
+pub(crate) fn coalition_inputs(
     row: ArrayView1<f64>,
     background: &[f64],
     groups: &[FeatureGroup],
-    design: &SurrogateDesign,
-) -> Result<Array2<f64>> {
-    let masks = design.masks();
-    let m = masks.nrows();
-    let mut inputs = Array2::zeros((m, row.len()));
-    for (mut input, mask) in inputs.rows_mut().into_iter().zip(masks.rows()) {
+    masks: ArrayView2<f32>,
+    mut out: ArrayViewMut2<f64>,
+) {
+    for (mut input, mask) in out.rows_mut().into_iter().zip(masks.rows()) {
         for (group, &keep) in groups.iter().zip(mask) {
             for &j in &group.members {
                 input[j] = if keep > 0.5 { row[j] } else { background[j] };
             }
         }
     }
-    let proba = clf.predict_proba(inputs.view())?.mapv(|v| v as f32);
-    let fit = design.fit(proba.view())?;
+}
+
+/// KernelSHAP values of one row from the classifier's probabilities on its
+/// [`coalition_inputs`]: `phi[c, g]` for the probability of class `c`.
+///
+/// # Shapes
+/// `proba` [M, C], `design` over masks [M, G] from [`shap_design`] -> [C, G]
+pub(crate) fn fit_row(proba: ArrayView2<f64>, design: &SurrogateDesign) -> Result<Array2<f64>> {
+    let fit = design.fit(proba.mapv(|v| v as f32).view())?;
     Ok(fit.coefs.mapv(f64::from))
+}
+
+/// KernelSHAP values of one row: `phi[c, g]` for the probability of class `c`.
+///
+/// # Shapes
+/// `row` [D], `background` [D], `design` over masks [M, G] from [`shap_design`] -> [C, G]
+#[cfg(test)]
+pub(crate) fn explain_row(
+    clf: &crate::classify::FeatureClassifier,
+    row: ArrayView1<f64>,
+    background: &[f64],
+    groups: &[FeatureGroup],
+    design: &SurrogateDesign,
+) -> Result<Array2<f64>> {
+    let masks = design.masks();
+    let mut inputs = Array2::zeros((masks.nrows(), row.len()));
+    coalition_inputs(row, background, groups, masks.view(), inputs.view_mut());
+    fit_row(clf.predict_proba(inputs.view())?.view(), design)
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::rng::Purpose;
     use super::*;
-    use crate::classify::{HeadConfig, HeadKind};
+    use crate::classify::{FeatureClassifier, HeadConfig, HeadKind};
 
     #[test]
     fn every_functional_has_one_lld_group() {

@@ -433,6 +433,7 @@ fn permutation_importance_on_a_device_matches_the_host() {
     let device = crate::device::ComputeDevice::cpu("test");
     let cfg = quick();
     let feature_names = names();
+    let groups = feature_groups(&feature_names);
     for kind in [HeadKind::LogReg, HeadKind::Svm, HeadKind::Mlp] {
         let head = HeadConfig {
             kind,
@@ -447,16 +448,17 @@ fn permutation_importance_on_a_device_matches_the_host() {
             feature_names: &feature_names,
             head: &head,
             cfg: &cfg,
-            groups: &[],
+            groups: &groups,
             task: [0, 0],
             device,
             block_values,
         };
         let host = permutation::run_fold(&job(None, 0)).unwrap();
         let n = fold.test.len();
-        // Every feature in one call, and blocks of 5, 5 and 2 features (the columns of one
-        // block must be restored before the next).
-        for block_values in [1 << 22, 5 * cfg.permutation_repeats * n * 12] {
+        // Every feature (and every KernelSHAP row) in one call, then blocks of 3 rows' coalitions
+        // and of a few features (the columns of one block must be restored before the next).
+        let m = cfg.shap_coalitions;
+        for block_values in [1 << 22, (5 * cfg.permutation_repeats * n * 12).min(3 * m * 12)] {
             let dev = permutation::run_fold(&job(Some(&device.burn), block_values)).unwrap();
             let flipped = host.pred.iter().zip(&dev.pred).filter(|(a, b)| a != b).count();
             assert!(flipped <= 1, "{kind}: {flipped} of {n} predictions differ");
@@ -466,7 +468,12 @@ fn permutation_importance_on_a_device_matches_the_host() {
                 "{kind}, {block_values} values per call: {differ} of {} drops differ",
                 host.drop.len()
             );
+            let shap = (&host.shap_abs - &dev.shap_abs)
+                .iter()
+                .fold(0.0f64, |a, v| a.max(v.abs()));
+            assert!(shap < 1e-4, "{kind}: KernelSHAP values differ by {shap}");
         }
         assert!(host.drop.iter().any(|v| v.abs() > 0.0), "{kind}: no feature matters");
+        assert!(host.shap_abs.iter().any(|v| *v > 1e-3), "{kind}: no group matters");
     }
 }
