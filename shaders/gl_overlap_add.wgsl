@@ -1,17 +1,16 @@
-// gl_overlap_add.wgsl: the inverse STFT's weighted overlap-add of inverse-transformed frames
+// gl_overlap_add.wgsl: the inverse STFT's weighted overlap-add of gl_iterate.wgsl's frame terms
 // (CPU twin: the overlap-add loop of audio::Stft::inverse, librosa.istft semantics).
 //
 // Bindings (group 0):
 //   0 uniform           params : Params                       (mirrors gpu::kernels::GlOverlapAddParams)
-//   1 storage read      frames : array<vec2<f32>> [Nc, T, n_fft] unnormalised inverse FFT of each frame
-//   2 storage read      window : array<f32> [n_fft]             analysis window padded to n_fft
-//   3 storage read      wss    : array<f32> [start + S]         window sum-square at each padded sample
-//   4 storage read_write out   : array<f32> [R, S]              rows out_row .. out_row + Nc written
+//   1 storage read      frames : array<f32> [Nc, T, n_fft]   (re(ifft) / n_fft) window of each frame
+//   2 storage read      wss    : array<f32> [start + S]       window sum-square at each padded sample
+//   3 storage read_write out   : array<f32> [R, S]            rows out_row .. out_row + Nc written
 // Dispatch grid: (min(G, 65535), ceil(G / 65535), 1) with G = ceil(Nc * S / 256), workgroup
 // (256, 1, 1): one invocation per output sample (i, s). With q = s + start:
 //   out[out_row + i, s] = (sum over frames t, in order, with t hop <= q < t hop + n_fft, of
-//   (re(frames[i, t, q - t hop]) / n_fft) window[q - t hop]) / wss[q]  (no division where
-//   wss[q] is not above the smallest normal f32).
+//   frames[i, t, q - t hop]) / wss[q]  (no division where wss[q] is not above the smallest
+//   normal f32).
 
 struct Params {
     n_fft: u32,
@@ -21,14 +20,13 @@ struct Params {
     start: u32,
     n_chunk: u32,
     out_row: u32,
-    inv_n: f32,
+    _pad0: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> frames: array<vec2<f32>>;
-@group(0) @binding(2) var<storage, read> window: array<f32>;
-@group(0) @binding(3) var<storage, read> wss: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> frames: array<f32>;
+@group(0) @binding(2) var<storage, read> wss: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 const MIN_POSITIVE: f32 = 1.17549435e-38;
 
@@ -51,7 +49,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var acc = 0.0;
     for (var t = t_lo; t < t_hi; t = t + 1u) {
         let n = q - t * params.hop;
-        acc = acc + frames[(i * params.n_frames + t) * n_fft + n].x * params.inv_n * window[n];
+        acc = acc + frames[(i * params.n_frames + t) * n_fft + n];
     }
     let w = wss[q];
     if (w > MIN_POSITIVE) {

@@ -1,20 +1,18 @@
 //! EmoLIME's Griffin-Lim resynthesis on the device (`--resynthesis griffin-lim` on a GPU): masked
-//! mel spectrograms (`perturb.wgsl`) -> magnitude and seeded phases (`gl_init.wgsl`) -> fast
-//! Griffin-Lim iterations of inverse STFT (`gl_spectrum`, `fft`, `gl_overlap_add`) and forward
-//! STFT (`gl_frames`, `fft`, `gl_update`) -> waveforms written into the model's input tensor.
-//! CPU twin: [`crate::griffin_lim::MelSignal::perturbed`]. Power-of-two FFT lengths only (other
-//! lengths keep the host path).
+//! mel spectrograms (`perturb.wgsl`) -> magnitude and seeded phases (`gl_init.wgsl`) -> per step,
+//! every frame's analysis FFT, phase update, synthesis spectrum and inverse FFT in workgroup
+//! memory (`gl_iterate.wgsl`) and the overlap-add (`gl_overlap_add.wgsl`) -> waveforms written
+//! into the model's input tensor. CPU twin: [`crate::griffin_lim::MelSignal::perturbed`].
+//! Power-of-two FFT lengths up to [`GL_MAX_FFT`] only (others keep the host path).
 
-use super::kernels::{
-    FftParams, GlFramesParams, GlInitParams, GlOverlapAddParams, GlSpectrumParams, GlUpdateParams, grid_2d,
-};
+use super::kernels::{GL_MAX_FFT, GlInitParams, GlIterateParams, GlOverlapAddParams, grid_2d};
 use super::ops::{PerturbInputs, perturb_into};
 use super::{GpuContext, GrowBuffer};
 use crate::error::{Error, Result};
 use crate::griffin_lim::{GriffinLimSynth, MelSignal};
 use crate::perturb::FillMode;
 
-/// Rows resynthesized together at most (each needs `8 T n_fft` bytes in two FFT buffers).
+/// Rows resynthesized together at most (each needs `4 T n_fft` bytes of frame terms).
 const MAX_ROWS_PER_PASS: usize = 256;
 
 /// The device state of Griffin-Lim: constant tables uploaded once, work buffers reused.
@@ -48,17 +46,18 @@ pub struct GpuGriffinLim {
     angles: GrowBuffer,
     /// // [Nc, K, T] complex
     prev: GrowBuffer,
-    /// FFT ping-pong buffers. // [Nc, T, n_fft] complex each
-    fft_a: GrowBuffer,
-    fft_b: GrowBuffer,
+    /// Every frame's overlap-add terms. // [Nc, T, n_fft]
+    frames: GrowBuffer,
     /// Waveforms between iterations. // [Nc, S]
     wave: GrowBuffer,
 }
 
 impl GpuGriffinLim {
-    /// Whether `synth` can run on the device (its FFT length is a power of two).
+    /// Whether `synth` can run on the device (its FFT length is a power of two, at most
+    /// [`GL_MAX_FFT`]).
     pub fn supports(synth: &GriffinLimSynth) -> bool {
-        synth.stft.n_fft().is_power_of_two() && synth.stft.n_fft() >= 2
+        let n = synth.stft.n_fft();
+        n.is_power_of_two() && (2..=GL_MAX_FFT).contains(&n)
     }
 
     /// Uploads the window, the pseudo-inverse and the twiddles.
@@ -70,7 +69,7 @@ impl GpuGriffinLim {
         if !Self::supports(synth) {
             return Err(Error::config(
                 "n_fft",
-                format!("griffin-lim on the device needs a power-of-two fft length, got {n_fft}"),
+                format!("griffin-lim on the device needs a power-of-two fft length up to {GL_MAX_FFT}, got {n_fft}"),
             ));
         }
         let twiddle: Vec<[f32; 2]> = (0..n_fft / 2)
@@ -101,8 +100,7 @@ impl GpuGriffinLim {
             mag: GrowBuffer::new("gl magnitude"),
             angles: GrowBuffer::new("gl angles"),
             prev: GrowBuffer::new("gl previous"),
-            fft_a: GrowBuffer::new("fft a"),
-            fft_b: GrowBuffer::new("fft b"),
+            frames: GrowBuffer::new("gl frames"),
             wave: GrowBuffer::new("gl wave"),
         })
     }
@@ -165,15 +163,14 @@ impl GpuGriffinLim {
             .loaded
             .ok_or_else(|| Error::Device("griffin-lim: no utterance loaded".into()))?;
         let (n_fft, k, m) = (self.n_fft, self.n_bins, self.n_mels);
-        let frame_bytes = (t * n_fft * 8) as u64;
+        let frame_bytes = (t * n_fft * 4) as u64;
         let per_pass = ((ctx.max_binding_bytes() / frame_bytes.max(1)) as usize).clamp(1, MAX_ROWS_PER_PASS);
         let rows = per_pass.min(n_chunk).max(1);
         let masked = self.masked.ensure(ctx, (rows * m * t * 4) as u64).clone();
         let mag = self.mag.ensure(ctx, (rows * k * t * 4) as u64).clone();
         let angles = self.angles.ensure(ctx, (rows * k * t * 8) as u64).clone();
         let prev = self.prev.ensure(ctx, (rows * k * t * 8) as u64).clone();
-        let fa = self.fft_a.ensure(ctx, rows as u64 * frame_bytes).clone();
-        let fb = self.fft_b.ensure(ctx, rows as u64 * frame_bytes).clone();
+        let frames = self.frames.ensure(ctx, rows as u64 * frame_bytes).clone();
         let wave = self.wave.ensure(ctx, (rows * s * 4) as u64).clone();
         let (mel, row_mean, wss) = (
             self.mel.ensure(ctx, 0).clone(),
@@ -192,9 +189,9 @@ impl GpuGriffinLim {
             seed,
         };
         let kernels = &ctx.kernels;
+        let u32_of = |v: usize| v as u32;
         for first in (0..n_chunk).step_by(rows) {
             let nc = rows.min(n_chunk - first);
-            let u32_of = |v: usize| v as u32;
             perturb_into(
                 ctx,
                 enc,
@@ -217,7 +214,6 @@ impl GpuGriffinLim {
                     _pad: 0,
                 },
             );
-            let cells = nc * k * t;
             kernels.gl_init.dispatch(
                 ctx,
                 enc,
@@ -229,34 +225,27 @@ impl GpuGriffinLim {
                     angles.as_entire_binding(),
                     prev.as_entire_binding(),
                 ],
-                grid_2d(cells),
+                grid_2d(nc * k * t),
             )?;
-            let spectrum = ctx.uniform(
-                "gl_spectrum params",
-                &GlSpectrumParams {
-                    n_bins: u32_of(k),
-                    n_frames: u32_of(t),
-                    n_fft: u32_of(n_fft),
-                    n_chunk: u32_of(nc),
-                },
-            );
-            let stage_params = |inverse: bool| -> Vec<wgpu::Buffer> {
-                std::iter::successors(Some(1usize), |p| Some(p * 2))
-                    .take_while(|&p| p < n_fft)
-                    .map(|p| {
-                        ctx.uniform(
-                            "fft params",
-                            &FftParams {
-                                n: u32_of(n_fft),
-                                p: u32_of(p),
-                                n_rows: u32_of(nc * t),
-                                inverse: inverse as u32,
-                            },
-                        )
-                    })
-                    .collect()
+            let step = |analyse: bool| {
+                ctx.uniform(
+                    "gl_iterate params",
+                    &GlIterateParams {
+                        n_fft: u32_of(n_fft),
+                        log2_n: n_fft.trailing_zeros(),
+                        hop: u32_of(self.hop),
+                        n_frames: u32_of(t),
+                        n_samples: u32_of(s),
+                        center: self.center as u32,
+                        n_chunk: u32_of(nc),
+                        analyse: analyse as u32,
+                        keep: self.keep,
+                        inv_n: 1.0 / n_fft as f32,
+                        _pad: [0; 2],
+                    },
+                )
             };
-            let (inverse_stages, forward_stages) = (stage_params(true), stage_params(false));
+            let (first_step, next_step) = (step(false), step(true));
             let ola = |out_row: usize| {
                 ctx.uniform(
                     "gl_overlap_add params",
@@ -268,109 +257,52 @@ impl GpuGriffinLim {
                         start: u32_of(if self.center { n_fft / 2 } else { 0 }),
                         n_chunk: u32_of(nc),
                         out_row: u32_of(out_row),
-                        inv_n: 1.0 / n_fft as f32,
+                        _pad: 0,
                     },
                 )
             };
             let (ola_wave, ola_out) = (ola(0), ola(out_row + first));
-            let frames = ctx.uniform(
-                "gl_frames params",
-                &GlFramesParams {
-                    n_fft: u32_of(n_fft),
-                    hop: u32_of(self.hop),
-                    n_frames: u32_of(t),
-                    n_samples: u32_of(s),
-                    center: self.center as u32,
-                    n_chunk: u32_of(nc),
-                    _pad: [0; 2],
-                },
-            );
-            let update = ctx.uniform(
-                "gl_update params",
-                &GlUpdateParams {
-                    n_bins: u32_of(k),
-                    n_frames: u32_of(t),
-                    n_fft: u32_of(n_fft),
-                    n_chunk: u32_of(nc),
-                    keep: self.keep,
-                    _pad: [0; 3],
-                },
-            );
-            let frame_grid = grid_2d(nc * t * n_fft);
-            let butterflies = grid_2d(nc * t * n_fft / 2);
-            // Runs the stages from `fa`; returns the buffer holding the transform.
-            let fft = |enc: &mut wgpu::CommandEncoder, stages: &[wgpu::Buffer]| -> Result<wgpu::Buffer> {
-                let (mut src, mut dst) = (&fa, &fb);
-                for params in stages {
-                    kernels.fft.dispatch(
-                        ctx,
-                        enc,
-                        &[
-                            params.as_entire_binding(),
-                            self.twiddle.as_entire_binding(),
-                            src.as_entire_binding(),
-                            dst.as_entire_binding(),
-                        ],
-                        butterflies,
-                    )?;
-                    std::mem::swap(&mut src, &mut dst);
-                }
-                Ok(src.clone())
-            };
-            // One inverse STFT of magnitude x phase into `target` rows from `params`' out_row.
-            let istft = |enc: &mut wgpu::CommandEncoder, params: &wgpu::Buffer, target: wgpu::BindingResource<'_>| {
-                kernels.gl_spectrum.dispatch(
+            let n_frames = nc * t;
+            let frame_grid = [
+                n_frames.min(65_535) as u32,
+                n_frames.div_ceil(n_frames.clamp(1, 65_535)) as u32,
+                1,
+            ];
+            // The waveforms are synthesized iters + 1 times, analysed in between.
+            for step in 0..=self.iters {
+                let params = if step == 0 { &first_step } else { &next_step };
+                kernels.gl_iterate.dispatch(
                     ctx,
                     enc,
                     &[
-                        spectrum.as_entire_binding(),
+                        params.as_entire_binding(),
+                        self.twiddle.as_entire_binding(),
+                        self.window.as_entire_binding(),
+                        wave.as_entire_binding(),
                         mag.as_entire_binding(),
                         angles.as_entire_binding(),
-                        fa.as_entire_binding(),
+                        prev.as_entire_binding(),
+                        frames.as_entire_binding(),
                     ],
                     frame_grid,
                 )?;
-                let time = fft(enc, &inverse_stages)?;
+                let (params, target) = if step == self.iters {
+                    (&ola_out, out.clone())
+                } else {
+                    (&ola_wave, wave.as_entire_binding())
+                };
                 kernels.gl_overlap_add.dispatch(
                     ctx,
                     enc,
                     &[
                         params.as_entire_binding(),
-                        time.as_entire_binding(),
-                        self.window.as_entire_binding(),
+                        frames.as_entire_binding(),
                         wss.as_entire_binding(),
                         target,
                     ],
                     grid_2d(nc * s),
-                )
-            };
-            for _ in 0..self.iters {
-                istft(enc, &ola_wave, wave.as_entire_binding())?;
-                kernels.gl_frames.dispatch(
-                    ctx,
-                    enc,
-                    &[
-                        frames.as_entire_binding(),
-                        wave.as_entire_binding(),
-                        self.window.as_entire_binding(),
-                        fa.as_entire_binding(),
-                    ],
-                    frame_grid,
-                )?;
-                let rebuilt = fft(enc, &forward_stages)?;
-                kernels.gl_update.dispatch(
-                    ctx,
-                    enc,
-                    &[
-                        update.as_entire_binding(),
-                        rebuilt.as_entire_binding(),
-                        angles.as_entire_binding(),
-                        prev.as_entire_binding(),
-                    ],
-                    grid_2d(nc * k * t),
                 )?;
             }
-            istft(enc, &ola_out, out.clone())?;
         }
         Ok(())
     }

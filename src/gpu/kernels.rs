@@ -118,33 +118,36 @@ pub struct GlInitParams {
     pub _pad: u32,
 }
 
-/// Uniforms of `gl_spectrum.wgsl`.
+/// Uniforms of `gl_iterate.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct GlSpectrumParams {
-    /// Frequency bins `K`.
-    pub n_bins: u32,
+pub struct GlIterateParams {
+    /// FFT length (a power of two, at most [`GL_MAX_FFT`]).
+    pub n_fft: u32,
+    /// `log2(n_fft)`.
+    pub log2_n: u32,
+    /// Hop between frames in samples.
+    pub hop: u32,
     /// Frames `T`.
     pub n_frames: u32,
-    /// FFT length.
-    pub n_fft: u32,
+    /// Samples `S`.
+    pub n_samples: u32,
+    /// 1 when frames are centred.
+    pub center: u32,
     /// Rows in this chunk `Nc`.
     pub n_chunk: u32,
+    /// 1: analyse the current waveforms and update the phases first; 0: use the phases as they are.
+    pub analyse: u32,
+    /// `momentum / (1 + momentum)`.
+    pub keep: f32,
+    /// `1 / n_fft`.
+    pub inv_n: f32,
+    /// Padding to 16 bytes.
+    pub _pad: [u32; 2],
 }
 
-/// Uniforms of `fft.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct FftParams {
-    /// Transform length (a power of two).
-    pub n: u32,
-    /// This stage's sub-transform length `p` (1, 2, 4, ..., n / 2).
-    pub p: u32,
-    /// Rows `R`.
-    pub n_rows: u32,
-    /// 1 for the inverse (conjugate twiddles), 0 for the forward transform.
-    pub inverse: u32,
-}
+/// The longest FFT `gl_iterate.wgsl` holds in workgroup memory.
+pub const GL_MAX_FFT: usize = 2048;
 
 /// Uniforms of `gl_overlap_add.wgsl`.
 #[repr(C)]
@@ -164,46 +167,8 @@ pub struct GlOverlapAddParams {
     pub n_chunk: u32,
     /// Output row of the chunk's first row.
     pub out_row: u32,
-    /// `1 / n_fft`.
-    pub inv_n: f32,
-}
-
-/// Uniforms of `gl_frames.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct GlFramesParams {
-    /// FFT length.
-    pub n_fft: u32,
-    /// Hop between frames in samples.
-    pub hop: u32,
-    /// Frames `T`.
-    pub n_frames: u32,
-    /// Samples `S`.
-    pub n_samples: u32,
-    /// 1 when frames are centred.
-    pub center: u32,
-    /// Rows in this chunk `Nc`.
-    pub n_chunk: u32,
-    /// Padding to 16 bytes.
-    pub _pad: [u32; 2],
-}
-
-/// Uniforms of `gl_update.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct GlUpdateParams {
-    /// Frequency bins `K`.
-    pub n_bins: u32,
-    /// Frames `T`.
-    pub n_frames: u32,
-    /// FFT length.
-    pub n_fft: u32,
-    /// Rows in this chunk `Nc`.
-    pub n_chunk: u32,
-    /// `momentum / (1 + momentum)`.
-    pub keep: f32,
-    /// Padding to 16 bytes.
-    pub _pad: [u32; 3],
+    /// Padding to 32 bytes.
+    pub _pad: u32,
 }
 
 /// One compute pipeline and the bind group layout it was built with.
@@ -325,16 +290,10 @@ pub struct Kernels {
     pub resynth: Kernel,
     /// `gl_init.wgsl`.
     pub gl_init: Kernel,
-    /// `gl_spectrum.wgsl`.
-    pub gl_spectrum: Kernel,
-    /// `fft.wgsl`.
-    pub fft: Kernel,
+    /// `gl_iterate.wgsl`.
+    pub gl_iterate: Kernel,
     /// `gl_overlap_add.wgsl`.
     pub gl_overlap_add: Kernel,
-    /// `gl_frames.wgsl`.
-    pub gl_frames: Kernel,
-    /// `gl_update.wgsl`.
-    pub gl_update: Kernel,
 }
 
 impl Kernels {
@@ -363,30 +322,17 @@ impl Kernels {
                 shaders::GL_INIT,
                 &[Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite],
             )?,
-            gl_spectrum: Kernel::new(
+            gl_iterate: Kernel::new(
                 device,
-                "gl_spectrum",
-                shaders::GL_SPECTRUM,
-                &[Uniform, Read, Read, ReadWrite],
+                "gl_iterate",
+                shaders::GL_ITERATE,
+                &[Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
             )?,
-            fft: Kernel::new(device, "fft", shaders::FFT, &[Uniform, Read, Read, ReadWrite])?,
             gl_overlap_add: Kernel::new(
                 device,
                 "gl_overlap_add",
                 shaders::GL_OVERLAP_ADD,
-                &[Uniform, Read, Read, Read, ReadWrite],
-            )?,
-            gl_frames: Kernel::new(
-                device,
-                "gl_frames",
-                shaders::GL_FRAMES,
                 &[Uniform, Read, Read, ReadWrite],
-            )?,
-            gl_update: Kernel::new(
-                device,
-                "gl_update",
-                shaders::GL_UPDATE,
-                &[Uniform, Read, ReadWrite, ReadWrite],
             )?,
         })
     }

@@ -12,13 +12,7 @@ pub const SURROGATE: &str = include_str!("../../shaders/surrogate.wgsl");
 pub const RESYNTH: &str = include_str!("../../shaders/resynth.wgsl");
 /// `shaders/gl_init.wgsl`: Griffin-Lim's target magnitude and seeded initial phases.
 pub const GL_INIT: &str = include_str!("../../shaders/gl_init.wgsl");
-/// `shaders/gl_spectrum.wgsl`: magnitude x phase as full Hermitian frames.
-pub const GL_SPECTRUM: &str = include_str!("../../shaders/gl_spectrum.wgsl");
-/// `shaders/fft.wgsl`: one radix-2 Stockham stage of a batch of complex FFTs.
-pub const FFT: &str = include_str!("../../shaders/fft.wgsl");
+/// `shaders/gl_iterate.wgsl`: one fast Griffin-Lim step per frame, FFTs in workgroup memory.
+pub const GL_ITERATE: &str = include_str!("../../shaders/gl_iterate.wgsl");
 /// `shaders/gl_overlap_add.wgsl`: the inverse STFT's weighted overlap-add.
 pub const GL_OVERLAP_ADD: &str = include_str!("../../shaders/gl_overlap_add.wgsl");
-/// `shaders/gl_frames.wgsl`: the STFT's windowed (centre-padded) frames.
-pub const GL_FRAMES: &str = include_str!("../../shaders/gl_frames.wgsl");
-/// `shaders/gl_update.wgsl`: fast Griffin-Lim's phase update with momentum.
-pub const GL_UPDATE: &str = include_str!("../../shaders/gl_update.wgsl");

@@ -304,9 +304,8 @@ fn device_heads_match_host_heads() {
     }
 }
 
-/// Griffin-Lim on the device (perturb -> gl_init -> [gl_spectrum, fft, gl_overlap_add, gl_frames,
-/// fft, gl_update] x iters -> gl_spectrum, fft, gl_overlap_add) against the host's
-/// `MelSignal::perturbed`, for every fill, written at an output row offset.
+/// Griffin-Lim on the device (perturb -> gl_init -> [gl_iterate, gl_overlap_add] x (iters + 1))
+/// against the host's `MelSignal::perturbed`, for every fill, written at an output row offset.
 #[test]
 fn griffin_lim_kernels_match_cpu() {
     use emolime::audio::{Stft, WindowKind};
@@ -380,11 +379,12 @@ fn griffin_lim_kernels_match_cpu() {
         ctx.queue.submit([enc.finish()]);
         let got = ctx.read_f32(&out, (chunk + 1) * s).unwrap();
         // Relative to the input's energy: a row keeping only a weak band is mostly rounding
-        // (sqrt of a clipped, nearly cancelling pseudo-inverse). Over 32 iterations, momentum 0.99
-        // amplifies f32 rounding differences (up to about 3e-3 seen), so that bound is looser; a
-        // wrong step would differ by order 1.
+        // (sqrt of a clipped, nearly cancelling pseudo-inverse). Typical differences after 1 or 4
+        // iterations are 1e-7 to 1e-5, but the phase update v / |v| jumps where v is near 0, so a
+        // rare row differs by up to about 1e-3; over 32 iterations momentum 0.99 amplifies
+        // rounding to about 1e-3 as well (30 runs). A wrong step differs by order 1.
         let energy: f64 = samples.iter().map(|v| f64::from(*v).powi(2)).sum();
-        let bound = if iters > 4 { 5e-2 } else { 1e-4 };
+        let bound = if iters > 4 { 5e-2 } else { 5e-3 };
         for (i, want_row) in want.rows().into_iter().enumerate() {
             let got_row = &got[(i + 1) * s..(i + 2) * s];
             let diff: f64 = got_row
