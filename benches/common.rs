@@ -17,3 +17,18 @@ pub fn bench_device() -> ComputeDevice {
 pub fn noise(i: usize) -> f32 {
     (emolime::sampling::random_u32(42, 0, i as u32, 0) >> 8) as f32 / 16_777_216.0
 }
+
+/// `n` random masks over `b` bands (seed 1, keep probability 0.5, sample 0 keeps every band).
+///
+/// # Shapes
+/// returns `[n, b]`
+#[allow(dead_code)] // not every bench samples masks
+pub fn masks(n: usize, b: usize) -> ndarray::Array2<f32> {
+    use emolime::sampling::{MaskConfig, SampleCount, sample_masks};
+    let cfg = MaskConfig {
+        samples: SampleCount::Random(n),
+        keep_prob: 0.5,
+        seed: 1,
+    };
+    sample_masks(&cfg, b, false).expect("valid mask settings")
+}

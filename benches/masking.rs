@@ -4,7 +4,6 @@ mod common;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use emolime::gpu::ops::{PerturbInputs, perturb_into};
 use emolime::perturb::{FillMode, perturb_cpu, row_means};
-use emolime::sampling::{MaskConfig, SampleCount, sample_masks};
 use ndarray::{Array2, Array3};
 
 fn masking(c: &mut Criterion) {
@@ -12,16 +11,7 @@ fn masking(c: &mut Criterion) {
     let mel = Array2::from_shape_fn((m, t), |(i, j)| common::noise(i * t + j));
     let means = row_means(mel.view());
     let row_band: Vec<u32> = (0..m).map(|r| (r * b / m) as u32).collect();
-    let masks = sample_masks(
-        &MaskConfig {
-            samples: SampleCount::Random(n),
-            keep_prob: 0.5,
-            seed: 1,
-        },
-        b,
-        false,
-    )
-    .unwrap();
+    let masks = common::masks(n, b);
     let mut g = c.benchmark_group("masking");
     g.throughput(Throughput::Elements(n as u64));
     for fill in [FillMode::Zero, FillMode::Noise] {

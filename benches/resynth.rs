@@ -9,7 +9,6 @@ use emolime::bands::{BandConfig, BandLayout};
 use emolime::gpu::ops::{ResynthInputs, resynth_into};
 use emolime::perturb::FillMode;
 use emolime::resynth::{BandSignals, bin_bands, resynth_cpu};
-use emolime::sampling::{MaskConfig, SampleCount, sample_masks};
 use ndarray::Array2;
 
 fn resynth(c: &mut Criterion) {
@@ -21,16 +20,7 @@ fn resynth(c: &mut Criterion) {
     let s = 3 * 16000; // 3 s of audio
     let x: Vec<f32> = (0..s).map(|i| common::noise(i) - 0.5).collect();
     let n = 256;
-    let masks = sample_masks(
-        &MaskConfig {
-            samples: SampleCount::Random(n),
-            keep_prob: 0.5,
-            seed: 1,
-        },
-        b,
-        false,
-    )
-    .unwrap();
+    let masks = common::masks(n, b);
     let mut g = c.benchmark_group("resynth");
     g.throughput(Throughput::Elements(1));
     for fill in [FillMode::Zero, FillMode::Mean] {
@@ -87,16 +77,7 @@ fn griffin_lim(c: &mut Criterion) {
     let x: Vec<f32> = (0..s).map(|i| common::noise(i) - 0.5).collect();
     let signal = synth.prepare(&x).unwrap();
     let n = 16;
-    let masks = sample_masks(
-        &MaskConfig {
-            samples: SampleCount::Random(n),
-            keep_prob: 0.5,
-            seed: 1,
-        },
-        b,
-        false,
-    )
-    .unwrap();
+    let masks = common::masks(n, b);
     let mut g = c.benchmark_group("griffin_lim");
     g.sample_size(10);
     g.throughput(Throughput::Elements(n as u64));

@@ -35,30 +35,7 @@ struct Params {
 const STREAM_PHASE: u32 = 4u;
 const TAU: f32 = 6.283185307179586;
 
-// lowbias32, as sampling::hash_u32 (and perturb.wgsl).
-fn hash_u32(x_in: u32) -> u32 {
-    var x = x_in;
-    x = x ^ (x >> 16u);
-    x = x * 0x7feb352du;
-    x = x ^ (x >> 15u);
-    x = x * 0x846ca68bu;
-    x = x ^ (x >> 16u);
-    return x;
-}
-
-// As sampling::random_u32.
-fn random_u32(stream: u32, a: u32, b: u32) -> u32 {
-    var h = hash_u32(params.seed_lo ^ 0x9e3779b9u);
-    h = hash_u32(h ^ params.seed_hi);
-    h = hash_u32(h ^ stream);
-    h = hash_u32(h ^ a);
-    return hash_u32(h ^ b);
-}
-
-// As sampling::unit_open: uniform in (0, 1].
-fn unit_open(w: u32) -> f32 {
-    return f32((w >> 8u) + 1u) * (1.0 / 16777216.0);
-}
+// hash_u32, random_u32 and unit_open come from random.wgsl.
 
 @compute @workgroup_size(256, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -76,7 +53,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         acc = acc + pinv[f * m_rows + m] * masked[(i * m_rows + m) * params.n_frames + t];
     }
     mag[cell] = sqrt(max(acc, 0.0));
-    let u = unit_open(random_u32(STREAM_PHASE, params.sample_offset + i, f * params.n_frames + t));
+    let u = unit_open(random_u32(params.seed_lo, params.seed_hi, STREAM_PHASE, params.sample_offset + i, f * params.n_frames + t));
     let a = TAU * u;
     angles[cell] = vec2<f32>(cos(a), sin(a));
     prev[cell] = vec2<f32>(0.0, 0.0);

@@ -35,30 +35,7 @@ struct Params {
 
 const STREAM_NOISE: u32 = 2u;
 
-// lowbias32, as sampling::hash_u32.
-fn hash_u32(x_in: u32) -> u32 {
-    var x = x_in;
-    x = x ^ (x >> 16u);
-    x = x * 0x7feb352du;
-    x = x ^ (x >> 15u);
-    x = x * 0x846ca68bu;
-    x = x ^ (x >> 16u);
-    return x;
-}
-
-// As sampling::random_u32.
-fn random_u32(stream: u32, a: u32, b: u32) -> u32 {
-    var h = hash_u32(params.seed_lo ^ 0x9e3779b9u);
-    h = hash_u32(h ^ params.seed_hi);
-    h = hash_u32(h ^ stream);
-    h = hash_u32(h ^ a);
-    return hash_u32(h ^ b);
-}
-
-// As sampling::unit_open: uniform in (0, 1].
-fn unit_open(w: u32) -> f32 {
-    return f32((w >> 8u) + 1u) * (1.0 / 16777216.0);
-}
+// hash_u32, random_u32 and unit_open come from random.wgsl.
 
 @compute @workgroup_size(256, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -76,7 +53,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     } else if (params.fill_mode == 1u) {
         v = row_mean[r];
     } else if (params.fill_mode == 2u) {
-        let u = unit_open(random_u32(STREAM_NOISE, s, cell));
+        let u = unit_open(random_u32(params.seed_lo, params.seed_hi, STREAM_NOISE, s, cell));
         v = -log(u) * row_mean[r];
     } else {
         v = 0.0;

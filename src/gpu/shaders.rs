@@ -4,14 +4,21 @@
 pub const MEL: &str = include_str!("../../shaders/mel.wgsl");
 /// `shaders/row_mean.wgsl`: mean of each mel row over time.
 pub const ROW_MEAN: &str = include_str!("../../shaders/row_mean.wgsl");
-/// `shaders/perturb.wgsl`: masked copies of a mel spectrogram.
-pub const PERTURB: &str = include_str!("../../shaders/perturb.wgsl");
+/// `shaders/perturb.wgsl`: masked copies of a mel spectrogram (after `random.wgsl`).
+pub const PERTURB: &str = concat!(
+    include_str!("../../shaders/random.wgsl"),
+    include_str!("../../shaders/perturb.wgsl")
+);
 /// `shaders/surrogate.wgsl`: the weighted least-squares surrogate.
 pub const SURROGATE: &str = include_str!("../../shaders/surrogate.wgsl");
 /// `shaders/resynth.wgsl`: perturbed waveforms mixed from band signals.
 pub const RESYNTH: &str = include_str!("../../shaders/resynth.wgsl");
-/// `shaders/gl_init.wgsl`: Griffin-Lim's target magnitude and seeded initial phases.
-pub const GL_INIT: &str = include_str!("../../shaders/gl_init.wgsl");
+/// `shaders/gl_init.wgsl`: Griffin-Lim's target magnitude and seeded initial phases (after
+/// `random.wgsl`).
+pub const GL_INIT: &str = concat!(
+    include_str!("../../shaders/random.wgsl"),
+    include_str!("../../shaders/gl_init.wgsl")
+);
 /// `shaders/gl_iterate.wgsl`: one fast Griffin-Lim step per frame, FFTs in workgroup memory.
 pub const GL_ITERATE: &str = include_str!("../../shaders/gl_iterate.wgsl");
 /// `shaders/gl_overlap_add.wgsl`: the inverse STFT's weighted overlap-add.

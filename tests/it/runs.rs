@@ -958,25 +958,29 @@ fn features_rank_can_target_a_models_predictions() {
     .arg("--out")
     .arg(&model);
     run_ok(cmd);
+    // `features rank` on the corpus, targets from the model, on `device`, into `out`.
+    let rank = |device: &str, out: &Path| {
+        let mut cmd = emolime();
+        cmd.args([
+            "features",
+            "rank",
+            "--folds",
+            "2",
+            "--bootstrap",
+            "10",
+            "--shap-coalitions",
+            "0",
+        ])
+        .args(["--device", device, "--targets-from"])
+        .arg(&model)
+        .arg("--corpus")
+        .arg(format!("synth={}", manifest.display()))
+        .arg("--out")
+        .arg(out);
+        run_ok(cmd)
+    };
     let out = tmp.path().join("rank");
-    let mut cmd = emolime();
-    cmd.args([
-        "features",
-        "rank",
-        "--folds",
-        "2",
-        "--bootstrap",
-        "10",
-        "--shap-coalitions",
-        "0",
-    ])
-    .args(["--device", "cpu", "--targets-from"])
-    .arg(&model)
-    .arg("--corpus")
-    .arg(format!("synth={}", manifest.display()))
-    .arg("--out")
-    .arg(&out);
-    let stdout = String::from_utf8_lossy(&run_ok(cmd).stdout).into_owned();
+    let stdout = String::from_utf8_lossy(&rank("cpu", &out).stdout).into_owned();
     assert!(stdout.contains("targets: the predictions of"), "{stdout}");
     let t: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("targets.json")).unwrap()).unwrap();
     let c = &t["corpora"][0];
@@ -1003,24 +1007,7 @@ fn features_rank_can_target_a_models_predictions() {
     }
     let adapter = std::env::var("EMOLIME_TEST_ADAPTER").unwrap_or_else(|_| "0".into());
     let on_gpu = tmp.path().join("rank_gpu");
-    let mut cmd = emolime();
-    cmd.args([
-        "features",
-        "rank",
-        "--folds",
-        "2",
-        "--bootstrap",
-        "10",
-        "--shap-coalitions",
-        "0",
-    ])
-    .args(["--device", &format!("gpu:{adapter}"), "--targets-from"])
-    .arg(&model)
-    .arg("--corpus")
-    .arg(format!("synth={}", manifest.display()))
-    .arg("--out")
-    .arg(&on_gpu);
-    run_ok(cmd);
+    rank(&format!("gpu:{adapter}"), &on_gpu);
     let read = |dir: &std::path::Path, name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
     assert_eq!(
         read(&out, "ranking_l1_stability.csv"),
