@@ -346,7 +346,8 @@ struct ExplainFlags {
     no_row_cache: bool,
     /// How waveform models' perturbed inputs are made: `phase` (band resynthesis keeping the
     /// original phase; the sample keeping every band is the input itself) or `griffin-lim`
-    /// (EmoLIME's path, seeded: masked mel power -> pseudo-inverse -> Griffin-Lim, on the CPU).
+    /// (EmoLIME's path, seeded: masked mel power -> pseudo-inverse -> Griffin-Lim; on a GPU on the
+    /// device for power-of-two FFT lengths up to 2048, else on the CPU threads).
     #[arg(long, value_enum, default_value_t = ResynthesisArg::Phase)]
     resynthesis: ResynthesisArg,
     /// Griffin-Lim iterations with `--resynthesis griffin-lim`.
