@@ -93,6 +93,19 @@ run)
     (time .gpu/emolime explain --model "$work/demo/model.emolime" --input "$work/demo/corpus" \
         --out "$work/gpu1000" --device "gpu:$index" --samples 1000) > "$out/explain-1000.log" 2>&1
     grep -E 'real|explained|utterances' "$out/explain-1000.log" || true
+    # EmoLIME's Griffin-Lim path (#5): an eGeMAPS classifier explained with --resynthesis
+    # griffin-lim (32 iterations) on the GPU, where the resynthesis runs on the device, and on the
+    # CPU threads; timed and compared.
+    .gpu/emolime train --features egemaps --head logreg --folds 0 --input "$work/demo/corpus" \
+        --out "$work/feat.json" > "$out/griffin-lim.log" 2>&1
+    { echo "path,label"; ls "$work"/demo/corpus/*/*.wav | head -8 | while read -r f; do
+        echo "$f,$(basename "$(dirname "$f")")"; done; } > "$work/gl.csv"
+    for dev in "gpu:$index" cpu; do
+        (time .gpu/emolime explain --model "$work/feat.json" --input "$work/gl.csv" --out "$work/gl-${dev%%:*}" \
+            --device "$dev" --samples 256 --resynthesis griffin-lim) >> "$out/griffin-lim.log" 2>&1
+    done
+    .gpu/emolime compare "$work/gl-cpu" "$work/gl-gpu" >> "$out/griffin-lim.log" 2>&1 || true
+    grep -E 'real|largest|Spearman' "$out/griffin-lim.log" || true
     for b in $BENCHES; do
         (time ".gpu/bench-$b" --bench --warm-up-time 1 --measurement-time 3 --sample-size 10) \
             > "$out/bench-$b.log" 2>&1 || echo "BENCH $b FAILED" | tee -a "$out/bench-$b.log"
