@@ -254,7 +254,7 @@ fn device_heads_match_host_heads() {
     let devices: Vec<emolime::device::ComputeDevice> = std::iter::once(emolime::device::ComputeDevice::cpu("test"))
         .chain(crate::common::gpu_device())
         .collect();
-    for classes in [2usize, 2 + rng.below(4)] {
+    for classes in [2usize, 3 + rng.below(3)] {
         let d = 3 + rng.below(30);
         let n = 20 * classes + rng.below(40);
         let labels: Vec<usize> = (0..n).map(|i| i % classes).collect();
