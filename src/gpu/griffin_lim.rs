@@ -12,8 +12,10 @@ use crate::error::{Error, Result};
 use crate::griffin_lim::{GriffinLimSynth, MelSignal};
 use crate::perturb::FillMode;
 
-/// Rows resynthesized together at most (each needs `4 T n_fft` bytes of frame terms).
-const MAX_ROWS_PER_PASS: usize = 256;
+/// Rows resynthesized together at most: each needs about `20 T n_fft` bytes (phases, previous
+/// spectrum, magnitude, frame terms), 33 MB for 5 s at the default 2048-point FFT, and 64 rows of
+/// `T` frames are already `64 T` workgroups per dispatch.
+const MAX_ROWS_PER_PASS: usize = 64;
 
 /// The device state of Griffin-Lim: constant tables uploaded once, work buffers reused.
 pub struct GpuGriffinLim {
@@ -164,7 +166,19 @@ impl GpuGriffinLim {
             .ok_or_else(|| Error::Device("griffin-lim: no utterance loaded".into()))?;
         let (n_fft, k, m) = (self.n_fft, self.n_bins, self.n_mels);
         let frame_bytes = (t * n_fft * 4) as u64;
-        let per_pass = ((ctx.max_binding_bytes() / frame_bytes.max(1)) as usize).clamp(1, MAX_ROWS_PER_PASS);
+        // The largest binding per row: the phases, [K, T] complex.
+        let row_bytes = (k * t * 8) as u64;
+        if row_bytes > ctx.max_binding_bytes() {
+            return Err(Error::config(
+                "max-seconds",
+                format!(
+                    "griffin-lim on the device holds {row_bytes} bytes of phases for {t} frames, more than \
+                     the adapter binds ({}); crop the audio with --max-seconds",
+                    ctx.max_binding_bytes()
+                ),
+            ));
+        }
+        let per_pass = ((ctx.max_binding_bytes() / row_bytes.max(1)) as usize).clamp(1, MAX_ROWS_PER_PASS);
         let rows = per_pass.min(n_chunk).max(1);
         let masked = self.masked.ensure(ctx, (rows * m * t * 4) as u64).clone();
         let mag = self.mag.ensure(ctx, (rows * k * t * 4) as u64).clone();
