@@ -10,7 +10,7 @@
 
 use super::{FeatureClassifier, Head};
 use crate::error::{Error, Result, check_shape};
-use crate::model::read_f32;
+use crate::model::read_f64_2d;
 use burn::tensor::activation::{relu, sigmoid, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 use ndarray::Array2;
@@ -186,11 +186,9 @@ impl DeviceHead {
                 let Head::Svm(svm) = &self.classifier.head else {
                     return Err(Error::Device("svm layers on a head that is not an svm".into()));
                 };
-                let p = first.dims()[1];
-                let host = read_f32(first)?;
-                let pairwise = Array2::from_shape_vec((n, p), host.into_iter().map(f64::from).collect())
-                    .map_err(|e| Error::shape("pairwise probabilities", format!("[{n}, {p}]"), e.to_string()))?;
-                Ok(crate::model::probs_tensor(&svm.couple(pairwise.view()), &self.device))
+                let coupled = svm.couple(read_f64_2d(first)?.view()); // [N, C]
+                let c = coupled.ncols();
+                Ok(upload(coupled, n, c, &self.device))
             }
         }
     }
@@ -202,8 +200,6 @@ impl DeviceHead {
     /// `x` [N, D] -> [N, C]
     pub fn probs_of_rows(&self, x: ndarray::ArrayView2<f64>) -> Result<Tensor<2>> {
         let (n, d) = x.dim();
-        let want_d = self.classifier.feature_names().len();
-        check_shape("x", &[n, want_d], &[n, d])?;
         super::check_finite(x, self.classifier.feature_names())?;
         self.probs(upload(x.iter().copied(), n, d, &self.device))
     }
@@ -213,10 +209,6 @@ impl DeviceHead {
     /// # Shapes
     /// `x` [N, D] -> [N, C]
     pub fn probs_host(&self, x: ndarray::ArrayView2<f64>) -> Result<Array2<f64>> {
-        let n = x.nrows();
-        let c = self.classifier.classes().len();
-        let probs = read_f32(self.probs_of_rows(x)?)?;
-        Array2::from_shape_vec((n, c), probs.into_iter().map(f64::from).collect())
-            .map_err(|e| Error::shape("probabilities", format!("[{n}, {c}]"), e.to_string()))
+        read_f64_2d(self.probs_of_rows(x)?)
     }
 }

@@ -313,6 +313,17 @@ pub fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
         .map_err(|e| Error::Device(format!("reading a tensor back: {e:?}")))
 }
 
+/// Reads a `[R, C]` float tensor back to the host as f64.
+///
+/// # Shapes
+/// `t` [R, C] -> [R, C]
+pub fn read_f64_2d(t: Tensor<2>) -> Result<ndarray::Array2<f64>> {
+    let dims = t.dims();
+    let values = read_f32(t)?;
+    ndarray::Array2::from_shape_vec((dims[0], dims[1]), values.into_iter().map(f64::from).collect())
+        .map_err(|e| Error::shape("tensor read back", format!("{dims:?}"), e.to_string()))
+}
+
 /// Training settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {

@@ -7,7 +7,7 @@
 //! [`super::AnyModel::load`] can rebuild the whole model from the one JSON file.
 
 use super::hf::HfEncoder;
-use super::{ModelInput, SerModel, read_f32};
+use super::{ModelInput, SerModel, read_f64_2d};
 use crate::classify::FeatureClassifier;
 use crate::classify::device::DeviceHead;
 use crate::error::{Error, Result};
@@ -108,10 +108,7 @@ impl Embedder {
     /// # Shapes
     /// `wave` [N, S] -> [N, H]
     pub fn embed(&self, wave: Tensor<2>) -> Result<Array2<f64>> {
-        let [n, _] = wave.dims();
-        let h = self.dim();
-        let pooled = read_f32(self.embed_on_device(wave)?)?;
-        Ok(Array2::from_shape_vec((n, h), pooled.into_iter().map(f64::from).collect()).expect("[N, H]"))
+        read_f64_2d(self.embed_on_device(wave)?)
     }
 
     /// [`Embedder::embed`] left on the device.

@@ -68,12 +68,6 @@ pub trait SerModel {
     }
 }
 
-/// Class probabilities computed on the host as a `[N, C]` tensor on `device`.
-pub(crate) fn probs_tensor(p: &ndarray::Array2<f64>, device: &Device) -> Tensor<2> {
-    let flat: Vec<f32> = p.iter().map(|v| *v as f32).collect();
-    Tensor::from_data(burn::tensor::TensorData::new(flat, [p.nrows(), p.ncols()]), device)
-}
-
 /// Any model emolime can load: an emolime model file or a Hugging Face folder.
 pub enum AnyModel {
     /// emolime's log-mel CNN.
