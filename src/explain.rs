@@ -1287,7 +1287,7 @@ struct GpuScoring<'s> {
 #[allow(clippy::too_many_arguments)]
 fn score_gpu(
     ctx: &GpuContext,
-    state: GpuScoring<'_>,
+    mut state: GpuScoring<'_>,
     model: &dyn SerModel,
     cfg: &ExplainConfig,
     inputs: &[&PreparedInput],
@@ -1303,7 +1303,6 @@ fn score_gpu(
     let mut loaded: Option<(usize, wgpu::Buffer, Option<wgpu::Buffer>)> = None;
     // The utterance whose mel spectrogram Griffin-Lim on the device holds now.
     let mut gl_loaded: Option<usize> = None;
-    let mut state = state;
     for start in (0..total).step_by(chunk) {
         let t0 = std::time::Instant::now();
         let nc = chunk.min(total - start);
@@ -1316,9 +1315,7 @@ fn score_gpu(
                         if gl_loaded != Some(u) {
                             // The next utterance overwrites the loaded one's buffers: submit
                             // what reads them first.
-                            let done =
-                                std::mem::replace(&mut enc, ctx.device.create_command_encoder(&Default::default()));
-                            submit_after_burn(device, &ctx.queue, done)?;
+                            submit_recorded(ctx, device, &mut enc)?;
                             gl.load(ctx, signal)?;
                             gl_loaded = Some(u);
                         }
@@ -1357,8 +1354,7 @@ fn score_gpu(
             if loaded.as_ref().is_none_or(|(l, _, _)| *l != u) {
                 // The next utterance's input overwrites this one's buffers: submit what reads
                 // them first (queue writes and submissions run in issue order).
-                let done = std::mem::replace(&mut enc, ctx.device.create_command_encoder(&Default::default()));
-                submit_after_burn(device, &ctx.queue, done)?;
+                submit_recorded(ctx, device, &mut enc)?;
                 loaded = Some(match inputs[u] {
                     PreparedInput::Power(power) => {
                         let gpu_mel = state
@@ -1412,6 +1408,13 @@ fn score_gpu(
         })?);
     }
     Ok(outputs)
+}
+
+/// Submits the commands recorded in `enc` (after Burn's pending work) and leaves a fresh
+/// encoder in its place: before buffers those commands read are overwritten.
+fn submit_recorded(ctx: &GpuContext, device: &burn::tensor::Device, enc: &mut wgpu::CommandEncoder) -> Result<()> {
+    let done = std::mem::replace(enc, ctx.device.create_command_encoder(&Default::default()));
+    submit_after_burn(device, &ctx.queue, done)
 }
 
 /// Runs `forward` on inputs whose building was submitted since `t0`; when profiling, waits

@@ -252,7 +252,7 @@ impl Stft {
         // Frames starting at or beyond `total` cannot touch the output.
         let n_frames = got_frames.min(total.div_ceil(self.hop_len));
         let mut signal = vec![0.0f32; total]; // [start + length]
-        let mut win_sum_sq = vec![0.0f32; total]; // [start + length]
+        let win_sum_sq = self.window_sum_square(got_frames, length); // [start + length]
         let mut buf = vec![Complex32::default(); n_fft]; // [n_fft]
         let mut scratch = vec![Complex32::default(); self.inverse_plan.get_inplace_scratch_len()];
         let scale = 1.0 / n_fft as f32;
@@ -271,11 +271,9 @@ impl Stft {
             let end = (offset + n_fft).min(total);
             let span = end - offset;
             let out = &mut signal[offset..end];
-            let wss = &mut win_sum_sq[offset..end];
             for n in 0..span {
                 // Real part of the full inverse == numpy irfft (imag of DC/Nyquist dropped).
                 out[n] += buf[n].re * scale * self.window[n];
-                wss[n] += self.window_sq[n];
             }
         }
         for (y, wss) in signal.iter_mut().zip(&win_sum_sq) {
@@ -285,6 +283,27 @@ impl Stft {
         }
         signal.drain(..start);
         Ok(signal)
+    }
+
+    /// The inverse STFT's normaliser: the sum of `window^2` over the frames covering each sample
+    /// of the centre-padded output, added frame by frame in order, as [`Stft::inverse`] divides
+    /// by it.
+    ///
+    /// # Shapes
+    /// returns `[start + length]`, `start` being `n_fft / 2` with `center`, else 0
+    pub fn window_sum_square(&self, n_frames: usize, length: usize) -> Vec<f32> {
+        let start = if self.center { self.n_fft / 2 } else { 0 };
+        let total = start + length;
+        let mut wss = vec![0.0f32; total]; // [start + length]
+        // Frames starting at or beyond `total` cannot touch the output.
+        for t in 0..n_frames.min(total.div_ceil(self.hop_len)) {
+            let offset = t * self.hop_len;
+            let end = (offset + self.n_fft).min(total);
+            for (dst, w) in wss[offset..end].iter_mut().zip(&self.window_sq) {
+                *dst += w;
+            }
+        }
+        wss
     }
 
     /// Returns the frame count for `signal`, or a shape error if it has no frame.

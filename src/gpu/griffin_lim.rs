@@ -5,7 +5,7 @@
 //! into the model's input tensor. CPU twin: [`crate::griffin_lim::MelSignal::perturbed`].
 //! Power-of-two FFT lengths up to [`GL_MAX_FFT`] only (others keep the host path).
 
-use super::kernels::{GL_MAX_FFT, GlInitParams, GlIterateParams, GlOverlapAddParams, grid_2d};
+use super::kernels::{GL_MAX_FFT, GlInitParams, GlIterateParams, GlOverlapAddParams, fold_groups, grid_2d};
 use super::ops::{PerturbInputs, perturb_into};
 use super::{GpuContext, GrowBuffer};
 use crate::error::{Error, Result};
@@ -125,18 +125,8 @@ impl GpuGriffinLim {
         self.mel.write(ctx, mel.as_slice().expect("standard layout"));
         self.row_mean
             .write(ctx, signal.row_mean.as_slice().expect("contiguous"));
-        // As audio::Stft::inverse: each frame adds window^2 over its span, in frame order.
-        let start = if self.center { self.n_fft / 2 } else { 0 };
-        let total = start + signal.n_samples;
-        let mut wss = vec![0.0f32; total];
-        let window: Vec<f32> = signal.synth.stft.window().iter().map(|w| w * w).collect();
-        for frame in 0..t.min(total.div_ceil(self.hop)) {
-            let offset = frame * self.hop;
-            for (dst, w) in wss[offset..(offset + self.n_fft).min(total)].iter_mut().zip(&window) {
-                *dst += w;
-            }
-        }
-        self.wss.write(ctx, &wss);
+        self.wss
+            .write(ctx, &signal.synth.stft.window_sum_square(t, signal.n_samples));
         self.loaded = Some((t, signal.n_samples));
         Ok(())
     }
@@ -276,12 +266,7 @@ impl GpuGriffinLim {
                 )
             };
             let (ola_wave, ola_out) = (ola(0), ola(out_row + first));
-            let n_frames = nc * t;
-            let frame_grid = [
-                n_frames.min(65_535) as u32,
-                n_frames.div_ceil(n_frames.clamp(1, 65_535)) as u32,
-                1,
-            ];
+            let frame_grid = fold_groups(nc * t); // a workgroup per frame
             // The waveforms are synthesized iters + 1 times, analysed in between.
             for step in 0..=self.iters {
                 let params = if step == 0 { &first_step } else { &next_step };

@@ -338,12 +338,17 @@ impl Kernels {
     }
 }
 
-/// A grid of 256-wide workgroups covering `n` invocations, folded into two dimensions when it
-/// exceeds one dimension's 65 535 workgroups; kernels index `gid.x + gid.y * nwg.x * 256`.
+/// A grid of 256-wide workgroups covering `n` invocations, folded as [`fold_groups`] does;
+/// kernels index `gid.x + gid.y * nwg.x * 256`.
 pub fn grid_2d(n: usize) -> [u32; 3] {
-    let g = n.div_ceil(256);
-    let x = g.min(65_535);
-    [x as u32, g.div_ceil(x.max(1)) as u32, 1]
+    fold_groups(n.div_ceil(256))
+}
+
+/// A grid of `groups` workgroups, folded into two dimensions when it exceeds one dimension's
+/// 65 535; kernels number their workgroup `wg.x + wg.y * nwg.x` (and skip those past the end).
+pub fn fold_groups(groups: usize) -> [u32; 3] {
+    let x = groups.min(65_535);
+    [x as u32, groups.div_ceil(x.max(1)) as u32, 1]
 }
 
 /// Workgroups needed to cover `n` items with groups of `size`.
