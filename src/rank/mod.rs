@@ -629,10 +629,11 @@ pub fn rank(
     rank_on(datasets, feature_names, cfg, None, progress)
 }
 
-/// [`rank`] with the fold models' scoring for permutation importance on `device` (`None`: on the
-/// host, in f64): the test rows and all their permutations of a block of features go through the
-/// model in one call ([`crate::classify::device::DeviceHead`], f32). The fits, stability
-/// selection, KernelSHAP and transfer run on the host either way. Device and host scores can
+/// [`rank`] with the fold models' scoring for permutation importance and KernelSHAP on
+/// `device` (`None`: on the host, in f64): the test rows and all their permutations of a block
+/// of features, or every coalition of a block of test rows, go through the model in one call
+/// ([`crate::classify::device::DeviceHead`], f32). The fits, the KernelSHAP surrogate solves,
+/// stability selection and transfer run on the host either way. Device and host scores can
 /// differ in a prediction that is a near-tie between two classes, so drops can differ by a
 /// row's share; seeds are the same.
 ///

@@ -47,6 +47,18 @@ pub(crate) struct FoldJob<'a> {
     pub block_values: usize,
 }
 
+impl FoldJob<'_> {
+    /// Items (features, or test rows) scored per call when each takes `values_each` values: as
+    /// many as fit [`FoldJob::block_values`] on a device (at least 1, at most `most`), one on
+    /// the host.
+    fn items_per_call(&self, values_each: usize, most: usize) -> usize {
+        match self.device {
+            Some(_) => (self.block_values / values_each.max(1)).clamp(1, most.max(1)),
+            None => 1,
+        }
+    }
+}
+
 /// Rows x features of permuted test rows sent to the device per call, at most (16 MiB of f32).
 pub(crate) const DEVICE_BLOCK_VALUES: usize = 1 << 22;
 
@@ -129,10 +141,7 @@ pub(crate) fn run_fold(job: &FoldJob) -> Result<FoldOutput> {
     // matrix, `reps * n` rows per feature (the host path takes one feature per block).
     let reps = job.cfg.permutation_repeats;
     let per_feature = reps * n;
-    let block = match job.device {
-        Some(_) => (job.block_values / (per_feature * d).max(1)).clamp(1, d),
-        None => 1,
-    };
+    let block = job.items_per_call(per_feature * d, d);
     let mut drop = Array2::zeros((n, d));
     let mut stacked = Array2::zeros((block * per_feature, d));
     for mut rows in stacked.axis_chunks_iter_mut(Axis(0), n) {
@@ -185,10 +194,7 @@ pub(crate) fn run_fold(job: &FoldJob) -> Result<FoldOutput> {
         // Rows are scored in blocks, every coalition of every row of a block in one call (one row
         // per call on the host).
         let m = masks.nrows();
-        let rows_per_call = match job.device {
-            Some(_) => (job.block_values / (m * d).max(1)).clamp(1, n.max(1)),
-            None => 1,
-        };
+        let rows_per_call = job.items_per_call(m * d, n);
         let mut inputs = Array2::zeros((rows_per_call * m, d));
         for first in (0..n).step_by(rows_per_call) {
             let block = first..(first + rows_per_call).min(n);

@@ -193,29 +193,28 @@ pub(crate) fn fit_row(proba: ArrayView2<f64>, design: &SurrogateDesign) -> Resul
     Ok(fit.coefs.mapv(f64::from))
 }
 
-/// KernelSHAP values of one row: `phi[c, g]` for the probability of class `c`.
-///
-/// # Shapes
-/// `row` [D], `background` [D], `design` over masks [M, G] from [`shap_design`] -> [C, G]
-#[cfg(test)]
-pub(crate) fn explain_row(
-    clf: &crate::classify::FeatureClassifier,
-    row: ArrayView1<f64>,
-    background: &[f64],
-    groups: &[FeatureGroup],
-    design: &SurrogateDesign,
-) -> Result<Array2<f64>> {
-    let masks = design.masks();
-    let mut inputs = Array2::zeros((masks.nrows(), row.len()));
-    coalition_inputs(row, background, groups, masks.view(), inputs.view_mut());
-    fit_row(clf.predict_proba(inputs.view())?.view(), design)
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::rng::Purpose;
     use super::*;
     use crate::classify::{FeatureClassifier, HeadConfig, HeadKind};
+
+    /// KernelSHAP values of one row: `phi[c, g]` for the probability of class `c`.
+    ///
+    /// # Shapes
+    /// `row` [D], `background` [D], `design` over masks [M, G] from [`shap_design`] -> [C, G]
+    fn explain_row(
+        clf: &FeatureClassifier,
+        row: ArrayView1<f64>,
+        background: &[f64],
+        groups: &[FeatureGroup],
+        design: &SurrogateDesign,
+    ) -> Result<Array2<f64>> {
+        let masks = design.masks();
+        let mut inputs = Array2::zeros((masks.nrows(), row.len()));
+        coalition_inputs(row, background, groups, masks.view(), inputs.view_mut());
+        fit_row(clf.predict_proba(inputs.view())?.view(), design)
+    }
 
     #[test]
     fn every_functional_has_one_lld_group() {

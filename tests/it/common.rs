@@ -74,3 +74,17 @@ pub fn gpu_device() -> Option<emolime::device::ComputeDevice> {
         .unwrap_or(0);
     Some(emolime::device::ComputeDevice::open(emolime::device::DeviceSpec::Gpu(index)).expect("open the test device"))
 }
+
+/// `n` masks over `b` bands drawn as an explanation draws them (keep probability 0.5, sample 0
+/// keeping every band; the last removing every band when `include_empty`).
+///
+/// # Shapes
+/// returns `[n, b]`
+pub fn random_masks(n: usize, b: usize, seed: u64, include_empty: bool) -> ndarray::Array2<f32> {
+    let cfg = emolime::sampling::MaskConfig {
+        samples: emolime::sampling::SampleCount::Random(n),
+        keep_prob: 0.5,
+        seed,
+    };
+    emolime::sampling::sample_masks(&cfg, b, include_empty).expect("valid mask settings")
+}

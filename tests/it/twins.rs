@@ -1,10 +1,10 @@
 //! Every GPU kernel against its CPU twin, on fresh random input.
 
-use crate::common::{Rng, fresh_seed, gpu, max_abs_diff};
+use crate::common::{Rng, fresh_seed, gpu, max_abs_diff, random_masks};
 use emolime::audio::{MelFilterbank, MelScale};
 use emolime::gpu::ops::{GpuMel, fit_gpu, perturb_to_host};
 use emolime::perturb::{FillMode, perturb_cpu, row_means};
-use emolime::sampling::{KernelKind, MaskConfig, SampleCount, kernel_weights, sample_masks};
+use emolime::sampling::{KernelKind, kernel_weights};
 use emolime::surrogate::{SurrogateConfig, fit_cpu};
 use ndarray::{Array2, Array3};
 
@@ -41,16 +41,7 @@ fn perturb_kernel_matches_cpu_for_every_fill() {
     let mel = Array2::from_shape_fn((m, t), |_| rng.f32() * 5.0);
     let means = row_means(mel.view());
     let row_band: Vec<u32> = (0..m).map(|r| (r * b / m) as u32).collect();
-    let masks = sample_masks(
-        &MaskConfig {
-            samples: SampleCount::Random(40),
-            keep_prob: 0.5,
-            seed,
-        },
-        b,
-        false,
-    )
-    .unwrap();
+    let masks = random_masks(40, b, seed, false);
     let (offset, chunk) = (rng.below(10), 1 + rng.below(25));
     for fill in [FillMode::Zero, FillMode::Mean, FillMode::Noise] {
         let mut want = Array3::<f32>::zeros((chunk, m, t));
@@ -99,16 +90,7 @@ fn surrogate_kernel_matches_cpu() {
         let n = 50 + rng.below(400);
         let (u, c) = (1 + rng.below(3), 2 + rng.below(5));
         let shapley = kernel == KernelKind::Shapley;
-        let masks = sample_masks(
-            &MaskConfig {
-                samples: SampleCount::Random(n),
-                keep_prob: 0.5,
-                seed,
-            },
-            b,
-            shapley,
-        )
-        .unwrap();
+        let masks = random_masks(n, b, seed, shapley);
         let weights = kernel_weights(&masks, kernel).unwrap();
         let preds = Array3::from_shape_fn((u, n, c), |_| rng.f32());
         let cfg = SurrogateConfig {
@@ -334,16 +316,7 @@ fn griffin_lim_kernels_match_cpu() {
         .collect();
     let b = 2 + rng.below(7);
     let row_band: Vec<u32> = (0..n_mels).map(|r| (r * b / n_mels) as u32).collect();
-    let masks = sample_masks(
-        &MaskConfig {
-            samples: SampleCount::Random(12),
-            keep_prob: 0.5,
-            seed,
-        },
-        b,
-        false,
-    )
-    .unwrap();
+    let masks = random_masks(12, b, seed, false);
     let masks_buf = ctx.upload("masks", masks.as_slice().unwrap());
     let row_band_buf = ctx.upload("row band", &row_band);
     for (fill, iters) in [(FillMode::Zero, 1), (FillMode::Mean, 32), (FillMode::Noise, 4)] {
