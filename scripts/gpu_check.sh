@@ -8,11 +8,12 @@
 # .whl (captum's wheel, for benches/peers/captum_peer.py):
 #     bash scripts/gpu_check.sh run
 # Further calls: `scale` (batch sizes, a corpus-scale run with its memory, captum) and `batch`
-# (batch size on that corpus, the demo trained on the GPU), `train` (the demo trained on the CPU
-# path and on the GPU, compared). All ran on an H100 (2026-11-22).
+# (batch size on that corpus, the demo trained on the GPU), `train` (the demo trained on the
+# CPU path and on the GPU, compared) and `extra` (wav2vec 2.0 base at its memory-sized batch
+# and out of memory, `features rank` on the device). All ran on an H100.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BENCHES="resynth scoring"
+BENCHES="resynth scoring surrogate"
 
 # Unpacks the binaries, installs the Vulkan loader and the carried wheels (device machine).
 setup() {
@@ -184,8 +185,95 @@ train)
     .gpu/emolime demo --out "$work/gpu" --device gpu:0 | grep -E 'accuracy|top band' | sed 's/^/gpu demo: /'
     .gpu/emolime compare "$work/cpu" "$work/gpu" || true
     ;;
+extra)
+    # Fourth call: a base-sized wav2vec 2.0 classifier (random weights, written by transformers on
+    # the device) explained on the GPU at 256 inputs per call and at the memory-sized batch (#5),
+    # then again with most of the device's memory taken by another process so that model calls
+    # run out of memory and halve (#9), compared; `features rank` scored on the GPU and on the
+    # CPU, timed and compared (#7).
+    out="${OUT:-gpu-check-out}"
+    mkdir -p "$out"
+    setup
+    work=$(mktemp -d)
+    python3 - "$work/w2v" <<'PY'
+import sys, torch
+from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
+torch.manual_seed(0)
+labels = {0: "angry", 1: "happy", 2: "neutral", 3: "sad"}
+cfg = Wav2Vec2Config(num_labels=4, id2label=labels, label2id={v: k for k, v in labels.items()})
+Wav2Vec2ForSequenceClassification(cfg).eval().save_pretrained(sys.argv[1])
+Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
+                         return_attention_mask=False).save_pretrained(sys.argv[1])
+PY
+    .gpu/emolime synth --out "$work/syn" --per-class 2 > /dev/null
+    for batch in 256 4096; do
+        echo "w2v base, batch $batch:"
+        (time timeout 240 .gpu/emolime explain --model "$work/w2v" --input "$work/syn/manifest.csv" \
+            --out "$work/w2v-$batch" --device gpu:0 --samples 256 --batch-size $batch) 2>&1 \
+            | grep -E 'explained|note|real|rror' || true
+    done
+    # Another process holds all but 3 GiB of the device's memory while emolime explains.
+    python3 -c 'import torch, time, sys
+free, total = torch.cuda.mem_get_info()
+x = torch.empty(free - 3 * 2**30, dtype=torch.uint8, device="cuda")
+print(f"holding {x.numel() / 2**30:.1f} of {total / 2**30:.1f} GiB", flush=True)
+time.sleep(400)' &
+    hog=$!
+    sleep 15
+    nvidia-smi --query-gpu=memory.used,memory.total --format=csv,noheader
+    echo "w2v base, batch 4096, 3 GiB free:"
+    (time timeout 240 .gpu/emolime explain --model "$work/w2v" --input "$work/syn/manifest.csv" \
+        --out "$work/w2v-oom" --device gpu:0 --samples 256 --batch-size 4096) > "$out/w2v-oom.log" 2>&1 \
+        || echo "EXIT $?" >> "$out/w2v-oom.log"
+    kill $hog 2>/dev/null || true
+    grep -E 'explained|note:|real|rror|EXIT|panick' "$out/w2v-oom.log" | grep -v 'Some details' | sort | uniq -c || true
+    EMOLIME_TEST_ADAPTER=0 .gpu/it device_errors 2>&1 | grep -E '^test |test result' || true
+    .gpu/emolime compare "$work/w2v-256" "$work/w2v-4096" 2>&1 | tail -n 3
+    .gpu/emolime compare "$work/w2v-256" "$work/w2v-oom" 2>&1 | tail -n 3
+    # features rank: permutation importance and KernelSHAP scored on the GPU and on the CPU.
+    .gpu/emolime synth --out "$work/rank" --per-class 60 > /dev/null
+    for dev in gpu:0 cpu; do
+        echo "features rank on $dev:"
+        (time .gpu/emolime features rank --corpus syn="$work/rank/manifest.csv" --out "$work/rank-${dev%%:*}" \
+            --device $dev --bootstrap 200) > "$out/rank-${dev%%:*}.log" 2>&1 || echo "RANK $dev FAILED"
+        grep -E 'real|rror' "$out/rank-${dev%%:*}.log" || true
+    done
+    python3 - "$work/rank-gpu" "$work/rank-cpu" <<'PY'
+import csv, pathlib, sys
+a, b = map(pathlib.Path, sys.argv[1:])
+for f in sorted(a.glob("*.csv")):
+    ra, rb = list(csv.reader(open(f))), list(csv.reader(open(b / f.name)))
+    worst, text = 0.0, 0
+    for x, y in zip(ra, rb):
+        for u, v in zip(x, y):
+            try:
+                worst = max(worst, abs(float(u) - float(v)))
+            except ValueError:
+                text += u != v
+    print(f"{f.name}: rows {len(ra)}/{len(rb)}, largest numeric difference {worst:.3g}, differing text cells {text}")
+PY
+    (cd "$out" && tar czf ../gpu-check.tgz . && rm -f ./* && mv ../gpu-check.tgz .)
+    ;;
+sizes)
+    # Fifth call: `features rank` on a larger corpus with the logistic and the SVM head, on the
+    # GPU and on the CPU (#7), and wav2vec 2.0 base scoring at batches past 64 (#5, #10).
+    setup
+    work=$(mktemp -d)
+    .gpu/emolime synth --out "$work/rank" --per-class 250 > /dev/null
+    for head in logreg svm; do
+        for dev in gpu:0 cpu; do
+            timeout 100 .gpu/emolime features rank --corpus syn="$work/rank/manifest.csv" --head $head \
+                --out "$work/rank-$head-${dev%%:*}" --device $dev --bootstrap 200 2>&1 \
+                | grep -E 'utterances,|features .* ranking' | sed "s/^/$head on $dev: /" || echo "$head on $dev: over 100 s"
+        done
+    done
+    for batch in 128 256; do
+        EMOLIME_BENCH_W2V=base EMOLIME_BENCH_W2V_BATCH=$batch .gpu/bench-scoring --bench --warm-up-time 1 \
+            --measurement-time 3 --sample-size 10 w2v_ 2>&1 | grep -E '^[a-z_]+/|time:|thrpt:' || echo "W2V BATCH $batch FAILED"
+    done
+    ;;
 *)
-    echo "usage: $0 prepare|run|scale|batch|train" >&2
+    echo "usage: $0 prepare|run|scale|batch|train|extra|sizes" >&2
     exit 2
     ;;
 esac

@@ -94,6 +94,10 @@ impl ComputeDevice {
             .setup(setup)
             .init()
             .map_err(|e| Error::Device(format!("burn cannot adopt {}: {e:?}", ctx.summary.name)))?;
+        // Burn installed its own handler for the device's errors, which drops them
+        // (`gpu::errors`): record them again, and let Burn's read-back find the record.
+        ctx.errors.watch(&ctx.device);
+        gpu::errors::register_burn_device(&burn, &ctx.errors);
         let s = &ctx.summary;
         let description = format!(
             "gpu:{} {} ({}, {}, {})",
@@ -113,6 +117,14 @@ impl ComputeDevice {
             burn,
             gpu: None,
             description: why.to_string(),
+        }
+    }
+}
+
+impl Drop for ComputeDevice {
+    fn drop(&mut self) {
+        if self.gpu.is_some() {
+            gpu::errors::unregister_burn_device(&self.burn);
         }
     }
 }

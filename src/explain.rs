@@ -605,21 +605,25 @@ impl<'a> Explainer<'a> {
         let mut profile = self.profile.as_mut();
         let fits = match (&mut self.gpu, &self.device.gpu) {
             (Some(state), Some(ctx)) => {
-                let (fits, used) = with_halving(chunk, |chunk| {
-                    explain_gpu(
-                        ctx,
-                        state,
-                        self.model,
-                        &self.design,
-                        &self.layout.row_band,
-                        self.distinct.as_ref(),
-                        &self.cfg,
-                        &inputs,
-                        dim,
-                        chunk,
-                        profile.as_deref_mut(),
-                    )
-                })?;
+                let (fits, used) = with_halving(
+                    chunk,
+                    |chunk| {
+                        explain_gpu(
+                            ctx,
+                            state,
+                            self.model,
+                            &self.design,
+                            &self.layout.row_band,
+                            self.distinct.as_ref(),
+                            &self.cfg,
+                            &inputs,
+                            dim,
+                            chunk,
+                            profile.as_deref_mut(),
+                        )
+                    },
+                    || self.device.burn.memory_cleanup(),
+                )?;
                 if used < chunk {
                     self.reduced_batch = Some(used);
                 }
@@ -714,31 +718,35 @@ impl<'a> Explainer<'a> {
                     }
                 };
                 let mut profile = profile;
-                let (p, used) = with_halving(chunk, |chunk| {
-                    let scoring = GpuScoring {
-                        mel: &mut state.mel,
-                        griffin_lim: state.griffin_lim.as_mut(),
-                        band_rows: &mut state.band_rows,
-                        row_band: &state.row_band,
-                        masks,
-                        host_masks,
-                        row_band_host: &self.layout.row_band,
-                        first_sample: rows.start,
-                        n_samples: n,
-                        n_bands: self.layout.n_bands(),
-                    };
-                    let outputs = score_gpu(
-                        ctx,
-                        scoring,
-                        self.model,
-                        &self.cfg,
-                        &inputs,
-                        dim,
-                        chunk,
-                        profile.as_deref_mut(),
-                    )?;
-                    read_f32(Tensor::cat(outputs, 0))
-                })?;
+                let (p, used) = with_halving(
+                    chunk,
+                    |chunk| {
+                        let scoring = GpuScoring {
+                            mel: &mut state.mel,
+                            griffin_lim: state.griffin_lim.as_mut(),
+                            band_rows: &mut state.band_rows,
+                            row_band: &state.row_band,
+                            masks,
+                            host_masks,
+                            row_band_host: &self.layout.row_band,
+                            first_sample: rows.start,
+                            n_samples: n,
+                            n_bands: self.layout.n_bands(),
+                        };
+                        let outputs = score_gpu(
+                            ctx,
+                            scoring,
+                            self.model,
+                            &self.cfg,
+                            &inputs,
+                            dim,
+                            chunk,
+                            profile.as_deref_mut(),
+                        )?;
+                        read_f32(Tensor::cat(outputs, 0))
+                    },
+                    || self.device.burn.memory_cleanup(),
+                )?;
                 if used < chunk {
                     self.reduced_batch = Some(used);
                 }
@@ -895,10 +903,16 @@ pub fn memory_batch_limit(device_memory_bytes: u64, largest_tensor_bytes: u64) -
 }
 
 /// Runs `attempt` with `batch` inputs per model call; when the device runs out of memory
-/// ([`Error::DeviceOutOfMemory`], returned or raised as a panic by the backend) it retries
+/// ([`Error::DeviceOutOfMemory`], returned, or raised as a panic by the backend, or reported by
+/// the device and raised at the read-back by [`crate::gpu::errors`]) it calls `release` (which
+/// gives the backend's cached memory back, so that no failed allocation is reused) and retries
 /// with half as many, down to one input. Returns the result and the batch that worked. Any
 /// other error or panic passes through unchanged.
-pub fn with_halving<T>(batch: usize, mut attempt: impl FnMut(usize) -> Result<T>) -> Result<(T, usize)> {
+pub fn with_halving<T>(
+    batch: usize,
+    mut attempt: impl FnMut(usize) -> Result<T>,
+    mut release: impl FnMut(),
+) -> Result<(T, usize)> {
     let mut batch = batch.max(1);
     loop {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| attempt(batch)));
@@ -919,6 +933,7 @@ pub fn with_halving<T>(batch: usize, mut attempt: impl FnMut(usize) -> Result<T>
         if !err.is_out_of_memory() || batch == 1 {
             return Err(err);
         }
+        release();
         batch /= 2;
     }
 }
@@ -1595,39 +1610,51 @@ mod tests {
         // error at the read, or by a panic from the allocation.
         for panics in [false, true] {
             let mut tried = vec![];
-            let (value, used) = with_halving(1024, |batch| {
-                tried.push(batch);
-                if batch > 300 {
-                    let msg = format!("out of device memory allocating {} bytes", batch * 4096);
-                    if panics {
-                        panic!("{msg}");
+            let released = std::cell::Cell::new(0);
+            let (value, used) = with_halving(
+                1024,
+                |batch| {
+                    tried.push((batch, released.get()));
+                    if batch > 300 {
+                        let msg = format!("out of device memory allocating {} bytes", batch * 4096);
+                        if panics {
+                            panic!("{msg}");
+                        }
+                        return Err(Error::device_failure(&msg));
                     }
-                    return Err(Error::device_failure(&msg));
-                }
-                Ok(batch * 2)
-            })
+                    Ok(batch * 2)
+                },
+                || released.set(released.get() + 1),
+            )
             .unwrap();
             assert_eq!((value, used), (512, 256));
-            assert_eq!(tried, [1024, 512, 256]);
+            // The cached memory is given back before every retry.
+            assert_eq!(tried, [(1024, 0), (512, 1), (256, 2)]);
         }
     }
 
     #[test]
     fn other_failures_are_not_retried() {
         let mut calls = 0;
-        let err = with_halving(64, |_| -> Result<()> {
-            calls += 1;
-            Err(Error::Device("the device was lost".into()))
-        })
+        let err = with_halving(
+            64,
+            |_| -> Result<()> {
+                calls += 1;
+                Err(Error::Device("the device was lost".into()))
+            },
+            || {},
+        )
         .unwrap_err();
         assert!(matches!(err, Error::Device(_)) && calls == 1);
         let panicked =
-            std::panic::catch_unwind(|| with_halving(64, |_| -> Result<()> { panic!("index out of bounds") }));
+            std::panic::catch_unwind(|| with_halving(64, |_| -> Result<()> { panic!("index out of bounds") }, || {}));
         assert!(panicked.is_err(), "an unrelated panic must propagate");
         // One input that does not fit is the user's problem to see.
-        let err = with_halving(1, |_| -> Result<()> {
-            Err(Error::device_failure("wgpu error: Out of Memory"))
-        })
+        let err = with_halving(
+            1,
+            |_| -> Result<()> { Err(Error::device_failure("wgpu error: Out of Memory")) },
+            || {},
+        )
         .unwrap_err();
         assert!(err.is_out_of_memory());
     }

@@ -3,6 +3,7 @@
 //! One [`GpuContext`] owns the `wgpu::Device` and `Queue` that both emolime's kernels and the
 //! Burn model use, and every pipeline and bind group layout, built once at start-up.
 
+pub mod errors;
 pub mod griffin_lim;
 pub mod interop;
 pub mod kernels;
@@ -145,6 +146,8 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     /// Compiled pipelines.
     pub kernels: Arc<kernels::Kernels>,
+    /// Errors the device reported outside any call, raised by [`GpuContext::read_f32`].
+    pub errors: errors::DeviceErrors,
 }
 
 impl GpuContext {
@@ -170,6 +173,8 @@ impl GpuContext {
             experimental_features: unsafe { wgpu::ExperimentalFeatures::enabled() },
         }))
         .map_err(|e| Error::Device(format!("{}: cannot open device: {e}", summary.name)))?;
+        let errors = errors::DeviceErrors::default();
+        errors.watch(&device);
         let kernels = Arc::new(kernels::Kernels::new(&device)?);
         Ok(GpuContext {
             instance,
@@ -179,6 +184,7 @@ impl GpuContext {
             summary,
             limits,
             kernels,
+            errors,
         })
     }
 
@@ -236,7 +242,9 @@ impl GpuContext {
         })
     }
 
-    /// Copies `len` f32 values from the start of `buffer` back to the CPU.
+    /// Copies `len` f32 values from the start of `buffer` back to the CPU. An error the device
+    /// reported since the last read-back ([`errors::DeviceErrors`]) is returned instead: the
+    /// values may come from a buffer that was never allocated.
     pub fn read_f32(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
         let bytes = (len * 4) as u64;
         if bytes == 0 {
@@ -268,6 +276,7 @@ impl GpuContext {
         let out = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
         drop(view);
         staging.unmap();
+        self.errors.take()?;
         Ok(out)
     }
 }

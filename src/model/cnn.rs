@@ -306,10 +306,12 @@ impl Classifier {
 
 /// Reads a float tensor back to the host.
 pub fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    // Work is queued lazily: an allocation or kernel that failed on the device surfaces here.
-    t.try_into_data()
-        .map_err(|e| Error::device_failure(&e.to_string()))?
-        .try_into_vec::<f32>()
+    // Work is queued lazily: an allocation or kernel that failed on the device surfaces here,
+    // as the backend's error or as one the device reported to emolime's handler.
+    let device = t.device();
+    let data = t.try_into_data().map_err(|e| Error::device_failure(&e.to_string()))?;
+    crate::gpu::errors::check_burn_device(&device)?;
+    data.try_into_vec::<f32>()
         .map_err(|e| Error::Device(format!("reading a tensor back: {e:?}")))
 }
 

@@ -119,6 +119,67 @@ fn gpu_explanations_match_cpu_explanations() {
     }
 }
 
+/// An error the device reports outside any call (an allocation out of memory: on an H100 whose
+/// memory another process held, Burn's handler dropped it and the run went on with wrong
+/// numbers) is raised at the next read-back, emolime's and Burn's, and never read as values; an
+/// out-of-memory one makes the explainer retry with half the inputs per call, with the same
+/// explanation.
+#[test]
+fn device_errors_surface_at_the_read_back_and_out_of_memory_halves_the_batch() {
+    let Some(dev) = crate::common::gpu_device() else { return };
+    let ctx = dev.gpu.as_ref().unwrap();
+    let values = ctx.upload("test values", &[1.0f32, 2.0]);
+    // A real error from the device: a buffer over the adapter's largest.
+    let _invalid = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("too large"),
+        size: ctx.limits.max_buffer_size + 4,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let err = ctx.read_f32(&values, 2).unwrap_err();
+    assert!(
+        matches!(&err, Error::Device(m) if m.contains("the device reported")),
+        "{err}"
+    );
+    // Taken once: the next read-back is clean.
+    assert_eq!(ctx.read_f32(&values, 2).unwrap(), [1.0, 2.0]);
+    // Burn's read-back on the same device finds the record.
+    ctx.errors.record("Out of Memory");
+    let t = burn::tensor::Tensor::<1>::from_floats([1.0, 2.0], &dev.burn);
+    let err = emolime::model::read_f32(t).unwrap_err();
+    assert!(err.is_out_of_memory(), "{err}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let cpu = ComputeDevice::cpu("test");
+    let model = train_on_corpus(&tmp.path().join("corpus"), &small_corpus(), 1, &cpu);
+    let path = tmp.path().join("m.emolime");
+    model.save(&path).unwrap();
+    let gpu_model = Classifier::load(&path, &dev.burn).unwrap();
+    let cfg = ExplainConfig {
+        masks: MaskConfig {
+            samples: SampleCount::Random(96),
+            keep_prob: 0.5,
+            seed: fresh_seed("device-errors"),
+        },
+        batch_size: 40,
+        ..ExplainConfig::default()
+    };
+    let items = collect_inputs(&tmp.path().join("corpus/manifest.csv")).unwrap().items;
+    let mut plain = Explainer::new(&gpu_model, &dev, cfg.clone()).unwrap();
+    let samples = plain.preparer().load(&items[0]).unwrap();
+    let power = plain.power_spectrogram(&samples).unwrap();
+    let expected = plain.explain_power(&power).unwrap();
+    assert_eq!(plain.reduced_batch(), None);
+    let mut halved = Explainer::new(&gpu_model, &dev, cfg).unwrap();
+    ctx.errors.record("Out of Memory");
+    let got = halved.explain_power(&power).unwrap();
+    assert_eq!(halved.reduced_batch(), Some(20));
+    assert!(!ctx.errors.is_pending());
+    let coefs = |e: &emolime::explain::UtteranceExplanation| e.fit.coefs.iter().copied().collect::<Vec<_>>();
+    assert!(max_abs_diff(&coefs(&expected), &coefs(&got)) < 1e-5);
+    assert!(max_abs_diff(&expected.probs, &got.probs) < 1e-6);
+}
+
 /// The CPU path's row-cached scoring against building and scoring every masked input: the same
 /// explanations (several utterances packed together, both fills it serves) and the same scores
 /// of chosen masks (what deletion curves use).
