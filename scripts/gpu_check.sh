@@ -272,8 +272,21 @@ sizes)
             --measurement-time 3 --sample-size 10 w2v_ 2>&1 | grep -E '^[a-z_]+/|time:|thrpt:' || echo "W2V BATCH $batch FAILED"
     done
     ;;
+peers)
+    # Sixth call: captum on 64 utterances rather than 16, so that start-up weighs less on both
+    # sides (#10), and `emolime bench` at 64 samples on 256 utterances.
+    out="${OUT:-gpu-check-out}"
+    mkdir -p "$out"
+    setup
+    work=$(mktemp -d)
+    .gpu/emolime demo --out "$work/demo" --device cpu > /dev/null
+    .gpu/emolime bench --device gpu:0 --utterances 256 --samples 64 2>&1 | grep -E 'work:|ms per|:  |end to end'
+    python3 benches/peers/captum_peer.py --emolime .gpu/emolime --model "$work/demo/model.emolime" \
+        --input "$work/demo/corpus" --limit 64 --samples 64,1000,exhaustive --emolime-device gpu:0 2>&1 \
+        | tee "$out/captum-peer-64.log"
+    ;;
 *)
-    echo "usage: $0 prepare|run|scale|batch|train|extra|sizes" >&2
+    echo "usage: $0 prepare|run|scale|batch|train|extra|sizes|peers" >&2
     exit 2
     ;;
 esac
