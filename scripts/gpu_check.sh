@@ -285,8 +285,43 @@ peers)
         --input "$work/demo/corpus" --limit 64 --samples 64,1000,exhaustive --emolime-device gpu:0 2>&1 \
         | tee "$out/captum-peer-64.log"
     ;;
+large)
+    # Seventh call (#5): a large-sized wav2vec 2.0 classifier (random weights, stable layer norm,
+    # written by transformers on the device) explained on a 5 s utterance at 1000 samples with
+    # no --batch-size, the batch sized from the device's memory; peak device memory sampled.
+    setup
+    work=$(mktemp -d)
+    python3 - "$work" <<'PY'
+import sys, wave, numpy as np, torch
+from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
+out = sys.argv[1]
+torch.manual_seed(0)
+labels = {0: "angry", 1: "happy", 2: "neutral", 3: "sad"}
+cfg = Wav2Vec2Config(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+                     feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True, num_labels=4,
+                     id2label=labels, label2id={v: k for k, v in labels.items()})
+Wav2Vec2ForSequenceClassification(cfg).eval().save_pretrained(out + "/large")
+Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
+                         return_attention_mask=False).save_pretrained(out + "/large")
+# 5 s of a voiced-like signal: harmonics of a gliding pitch plus noise.
+t = np.arange(5 * 16000) / 16000
+f0 = 140 + 30 * np.sin(2 * np.pi * 0.4 * t)
+phase = 2 * np.pi * np.cumsum(f0) / 16000
+x = sum(np.sin(k * phase) / k for k in range(1, 20)) * 0.2 + 0.01 * np.random.default_rng(0).standard_normal(t.size)
+with wave.open(out + "/five.wav", "wb") as w:
+    w.setnchannels(1); w.setsampwidth(2); w.setframerate(16000)
+    w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+PY
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > "$work/vram.txt" &
+    smi=$!
+    (time .gpu/emolime explain --model "$work/large" --input "$work/five.wav" --out "$work/run" \
+        --device gpu:0 --samples 1000) 2>&1 | grep -vE '^explaining|^$' || echo "LARGE EXPLAIN FAILED"
+    kill $smi 2>/dev/null || true
+    echo "device memory used (MiB): max $(sort -n "$work/vram.txt" | tail -1)"
+    grep -ho '"batch_size": *[0-9]*' "$work"/run/*.json | sort -u || true
+    ;;
 *)
-    echo "usage: $0 prepare|run|scale|batch|train|extra|sizes|peers" >&2
+    echo "usage: $0 prepare|run|scale|batch|train|extra|sizes|peers|large" >&2
     exit 2
     ;;
 esac
