@@ -320,8 +320,27 @@ PY
     echo "device memory used (MiB): max $(sort -n "$work/vram.txt" | tail -1)"
     grep -ho '"batch_size": *[0-9]*' "$work"/run/*.json | sort -u || true
     ;;
+pack)
+    # Eighth call (#9, #10): packing by the inputs scored (each utterance's distinct masks)
+    # against the earlier packing by samples (`--pack 5` at 1000 samples and batch 4096), on the
+    # 8000-utterance corpus, compared, with the time the device waited for decoded audio;
+    # `emolime bench` with its stages packed as the run packs.
+    setup
+    work=$(mktemp -d)
+    .gpu/emolime bench --device gpu:0 --utterances 64 --samples 1000 2>&1 | grep -E 'work:|ms per|:  |end to end|first run'
+    .gpu/emolime synth --out "$work/big" --per-class 2000 > /dev/null
+    .gpu/emolime demo --out "$work/demo" --device cpu > /dev/null
+    # The first run also compiles the kernels; each later one is timed warm.
+    for pack in 64 5 64; do
+        rm -rf "$work/run-$pack"
+        .gpu/emolime explain --model "$work/demo/model.emolime" --input "$work/big/manifest.csv" \
+            --out "$work/run-$pack" --device gpu:0 --samples 1000 --pack $pack --quiet 2>&1 \
+            | grep explained | sed "s/^/pack $pack: /"
+    done
+    .gpu/emolime compare "$work/run-5" "$work/run-64" | tail -n 3
+    ;;
 *)
-    echo "usage: $0 prepare|run|scale|batch|train|extra|sizes|peers|large" >&2
+    echo "usage: $0 prepare|run|scale|batch|train|extra|sizes|peers|large|pack" >&2
     exit 2
     ;;
 esac

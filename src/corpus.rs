@@ -57,6 +57,9 @@ pub struct CorpusReport {
     pub seconds: f64,
     /// Utterances this invocation explained per second.
     pub utterances_per_s: f64,
+    /// Seconds the device stage of this invocation waited for decoded input after the first
+    /// input arrived (0 when decoding always kept ahead).
+    pub input_wait_s: f64,
 }
 
 /// Progress events for a progress bar.
@@ -120,6 +123,25 @@ impl RunOptions {
     }
 }
 
+/// Threads that decode inputs during a corpus run: one per core but the one that drives the
+/// device, at least 1 and at most 8.
+fn decode_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get().saturating_sub(1))
+        .clamp(1, 8)
+}
+
+/// How many consecutive utterances of one input size share model calls: enough to fill a
+/// batch with the inputs the model scores (the distinct masks of each, when masks repeat and
+/// the input depends on the mask alone: [`Explainer::scored_per_utterance`]), at most
+/// `pack_utterances` and at least 1.
+pub fn pack_size(explainer: &Explainer<'_>, pack_utterances: usize) -> usize {
+    let scored = explainer.scored_per_utterance().max(1);
+    pack_utterances
+        .max(1)
+        .min(explainer.config().batch_size.div_ceil(scored).max(1))
+}
+
 /// Explains the items of `opts.shard` (of `items`, the whole input in order) into the run
 /// folder `dir`: `run.json`, numbered parts while going, then `explanations.jsonl`,
 /// `explanations.parquet`, `failures.jsonl` and `summary.json` (and `samples/NNNNNN.json`
@@ -164,13 +186,7 @@ pub fn explain_corpus(
         pending: total,
         resumed: folder.n_resumed(),
     });
-    // Consecutive utterances of one input size share model calls: enough of them to fill a
-    // batch when an utterance has fewer samples than a batch holds.
-    let n_samples = explainer.masks().nrows();
-    let group_cap = opts
-        .pack_utterances
-        .max(1)
-        .min(explainer.config().batch_size.div_ceil(n_samples).max(1));
+    let group_cap = pack_size(explainer, opts.pack_utterances);
     let mut sink = PartSink {
         folder: &mut folder,
         dir,
@@ -184,24 +200,44 @@ pub fn explain_corpus(
         done: 0,
         total,
     };
-    // Decoding and the STFT run on a worker thread, a few utterances ahead of the device.
-    let (tx, rx) = crossbeam_channel::bounded::<(usize, Result<Prepared>)>(4 + group_cap);
+    // Decoding and the STFT run on worker threads, a few utterances ahead of the device: worker
+    // w takes the pending inputs w, w + W, w + 2W, ... and the device reads the workers' queues
+    // in turn, so inputs arrive in order and at most about 4 + group_cap + W wait decoded.
+    let workers = decode_workers().min(pending.len()).max(1);
+    let depth = (4 + group_cap).div_ceil(workers).max(2);
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..workers)
+        .map(|_| crossbeam_channel::bounded::<(usize, Result<Prepared>)>(depth))
+        .unzip();
+    // Time the device stage spent waiting for decoded input, after the first one arrived.
+    let mut input_wait_s = 0.0;
     std::thread::scope(|scope| -> Result<()> {
-        // Owned here so it is dropped if this closure returns early, unblocking the decoder.
-        let rx = rx;
+        // Owned here so they are dropped if this closure returns early, unblocking the workers.
+        let rxs = rxs;
         let pending = &pending;
-        scope.spawn(move || {
-            for &p in pending {
-                let prepared = preparer.load_and_prepare(&items[p]);
-                if tx.send((p, prepared)).is_err() {
-                    break;
+        for (w, tx) in txs.into_iter().enumerate() {
+            let preparer = preparer.clone();
+            scope.spawn(move || {
+                for &p in pending.iter().skip(w).step_by(workers) {
+                    let prepared = preparer.load_and_prepare(&items[p]);
+                    if tx.send((p, prepared)).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
+            });
+        }
         let mut group: Vec<(usize, Prepared)> = Vec::with_capacity(group_cap);
-        let mut incoming = rx.iter();
+        let mut k = 0;
         loop {
-            let next = incoming.next();
+            let t0 = std::time::Instant::now();
+            let next = if k < pending.len() {
+                rxs[k % workers].recv().ok()
+            } else {
+                None
+            };
+            if k > 0 {
+                input_wait_s += t0.elapsed().as_secs_f64();
+            }
+            k += 1;
             let flush = match &next {
                 Some((_, Ok(pr))) => {
                     group.len() >= group_cap || group.first().is_some_and(|(_, g)| g.input.shape() != pr.input.shape())
@@ -231,6 +267,7 @@ pub fn explain_corpus(
     report.n_resumed = n_resumed;
     report.seconds = seconds;
     report.utterances_per_s = explained_now as f64 / seconds.max(1e-9);
+    report.input_wait_s = input_wait_s;
     if report.device.is_empty() {
         report.device = device.to_string();
     }
@@ -440,6 +477,7 @@ impl ReportBuilder {
             device: self.devices.into_iter().collect::<Vec<_>>().join("; "),
             seconds: 0.0,
             utterances_per_s: 0.0,
+            input_wait_s: 0.0,
         }
     }
 }

@@ -461,7 +461,8 @@ struct ExplainArgs {
     #[arg(long)]
     quiet: bool,
     /// At most this many consecutive utterances of one length share model calls (as many as
-    /// fill one --batch-size of samples; 1: one utterance at a time).
+    /// fill one --batch-size with the inputs the model scores: each utterance's distinct masks
+    /// when masks repeat; 1: one utterance at a time).
     #[arg(long, default_value_t = 64)]
     pack: usize,
     #[command(flatten)]
@@ -1959,8 +1960,8 @@ fn print_report(report: &CorpusReport, out: &Path) {
     println!("device: {}", report.device);
     let timing = if report.seconds > 0.0 {
         format!(
-            " in {:.1} s ({:.2} utterances/s)",
-            report.seconds, report.utterances_per_s
+            " in {:.1} s ({:.2} utterances/s; waiting for decoded audio {:.1} s)",
+            report.seconds, report.utterances_per_s, report.input_wait_s
         )
     } else {
         String::new()
@@ -2096,7 +2097,7 @@ fn bench(a: &BenchArgs) -> Result<()> {
         "work: {} utterances of {} s, {} samples each, {} bands, {} classes, batch {}, seed {}{scoring}",
         cfg.utterances, cfg.seconds_each, cfg.samples, report.bands, report.classes, cfg.batch_size, cfg.seed
     );
-    println!("ms per utterance, each stage waited for:");
+    println!("ms per utterance, utterances packed as in the run, each stage waited for:");
     for (name, v) in [
         ("decode + stft", m.decode_stft),
         ("masks", m.masks),
@@ -2110,6 +2111,10 @@ fn bench(a: &BenchArgs) -> Result<()> {
     println!(
         "end to end: {:.2} utterances/s, {:.0} samples/s, {:.2} explanations/s ({:.2} s)",
         e.utterances_per_s, e.samples_per_s, e.explanations_per_s, e.seconds
+    );
+    println!(
+        "first run (kernel compilation and tuning included, not in the figures above): {:.2} s",
+        report.warm_up_seconds
     );
     if let Some(path) = &a.json {
         emolime::output::write_json(path, &report)?;

@@ -396,6 +396,21 @@ fn packed_corpus_runs_equal_one_utterance_at_a_time() {
     let out = run_ok(cmd);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("48 utterance x class pairs in both; 0 only"), "{text}");
+    // Decoded on several threads, the explanations still come out in input order, and the
+    // summary says how long the device waited for decoded audio.
+    let lines = std::fs::read_to_string(packed.join("explanations.jsonl")).unwrap();
+    let positions: Vec<u64> = lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["position"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] <= w[1]), "{positions:?}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(packed.join("summary.json")).unwrap()).unwrap();
+    assert!(summary["report"]["input_wait_s"].as_f64().unwrap() >= 0.0);
 }
 
 /// `emolime faithfulness` writes every curve, the mean curves and the summary, and refuses bad
