@@ -92,7 +92,8 @@ pub struct RunOptions {
     pub input: String,
     /// The slice of the input to explain.
     pub shard: Shard,
-    /// Utterances per part file: a kill loses at most this many.
+    /// Utterances per part file: a kill loses at most about three times this many (the part
+    /// being filled and two waiting for the writer thread).
     pub part_size: usize,
     /// At most this many consecutive utterances of one input size share model calls (only as
     /// many as fill one batch); 1 explains one utterance at a time.
@@ -187,8 +188,11 @@ pub fn explain_corpus(
         resumed: folder.n_resumed(),
     });
     let group_cap = pack_size(explainer, opts.pack_utterances);
+    // Parts are written on a writer thread, at most two waiting, so the device does not wait
+    // on Parquet encoding and the disk.
+    let (parts_tx, parts_rx) = crossbeam_channel::bounded::<Part>(2);
     let mut sink = PartSink {
-        folder: &mut folder,
+        parts: Some(parts_tx),
         dir,
         device,
         part_size: opts.part_size,
@@ -200,65 +204,38 @@ pub fn explain_corpus(
         done: 0,
         total,
     };
-    // Decoding and the STFT run on worker threads, a few utterances ahead of the device: worker
-    // w takes the pending inputs w, w + W, w + 2W, ... and the device reads the workers' queues
-    // in turn, so inputs arrive in order and at most about 4 + group_cap + W wait decoded.
-    let workers = decode_workers().min(pending.len()).max(1);
-    let depth = (4 + group_cap).div_ceil(workers).max(2);
-    let (txs, rxs): (Vec<_>, Vec<_>) = (0..workers)
-        .map(|_| crossbeam_channel::bounded::<(usize, Result<Prepared>)>(depth))
-        .unzip();
     // Time the device stage spent waiting for decoded input, after the first one arrived.
     let mut input_wait_s = 0.0;
-    std::thread::scope(|scope| -> Result<()> {
-        // Owned here so they are dropped if this closure returns early, unblocking the workers.
-        let rxs = rxs;
-        let pending = &pending;
-        for (w, tx) in txs.into_iter().enumerate() {
-            let preparer = preparer.clone();
-            scope.spawn(move || {
-                for &p in pending.iter().skip(w).step_by(workers) {
-                    let prepared = preparer.load_and_prepare(&items[p]);
-                    if tx.send((p, prepared)).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        let mut group: Vec<(usize, Prepared)> = Vec::with_capacity(group_cap);
-        let mut k = 0;
-        loop {
-            let t0 = std::time::Instant::now();
-            let next = if k < pending.len() {
-                rxs[k % workers].recv().ok()
-            } else {
-                None
-            };
-            if k > 0 {
-                input_wait_s += t0.elapsed().as_secs_f64();
+    let folder_ref = &mut folder;
+    let (device_result, writer_result) = std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> Result<()> {
+            for part in parts_rx {
+                folder_ref.write_part(&part.positions, &part.records, &part.failures)?;
             }
-            k += 1;
-            let flush = match &next {
-                Some((_, Ok(pr))) => {
-                    group.len() >= group_cap || group.first().is_some_and(|(_, g)| g.input.shape() != pr.input.shape())
-                }
-                _ => true,
-            };
-            if flush && !group.is_empty() {
-                for (p, result) in explain_group(explainer, &group, items) {
-                    sink.add(p, &items[p], result, explainer, &mut progress)?;
-                }
-                group.clear();
-            }
-            match next {
-                None => break,
-                Some((p, Ok(pr))) => group.push((p, pr)),
-                Some((p, Err(e))) => sink.add(p, &items[p], Err(e), explainer, &mut progress)?,
-            }
-        }
-        Ok(())
-    })?;
-    sink.flush()?;
+            Ok(())
+        });
+        let device_result = explain_pending(
+            scope,
+            explainer,
+            items,
+            &pending,
+            &preparer,
+            group_cap,
+            &mut sink,
+            &mut input_wait_s,
+            &mut progress,
+        )
+        .and_then(|()| sink.flush());
+        // Closing the channel ends the writer once it has written what is queued.
+        sink.parts = None;
+        let writer_result = writer
+            .join()
+            .unwrap_or_else(|_| Err(Error::run(dir, "the part writer panicked")));
+        (device_result, writer_result)
+    });
+    // A write that failed stops the device loop with a closed channel; its own error says why.
+    writer_result?;
+    device_result?;
     let explained_now = sink.explained_now;
     let n_resumed = folder.n_resumed();
     let model = folder.manifest().identity.model.clone();
@@ -284,6 +261,74 @@ pub fn explain_corpus(
     Ok(report)
 }
 
+/// The device stage of [`explain_corpus`]: decodes `pending` on worker threads of `scope`, a
+/// few utterances ahead of the device (worker w takes the pending inputs w, w + W, w + 2W, ...
+/// and the device reads the workers' queues in turn, so inputs arrive in order and at most
+/// about 4 + group_cap + W wait decoded), explains them in groups of at most `group_cap`
+/// consecutive same-size utterances and hands each outcome to `sink`. Adds the time it waited
+/// for decoded input after the first one to `input_wait_s`.
+#[allow(clippy::too_many_arguments)]
+fn explain_pending<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    explainer: &mut Explainer<'_>,
+    items: &'scope [InputItem],
+    pending: &'scope [usize],
+    preparer: &crate::explain::Preparer,
+    group_cap: usize,
+    sink: &mut PartSink<'_>,
+    input_wait_s: &mut f64,
+    progress: &mut impl FnMut(Progress),
+) -> Result<()> {
+    let workers = decode_workers().min(pending.len()).max(1);
+    let depth = (4 + group_cap).div_ceil(workers).max(2);
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..workers)
+        .map(|_| crossbeam_channel::bounded::<(usize, Result<Prepared>)>(depth))
+        .unzip();
+    for (w, tx) in txs.into_iter().enumerate() {
+        let preparer = preparer.clone();
+        scope.spawn(move || {
+            for &p in pending.iter().skip(w).step_by(workers) {
+                let prepared = preparer.load_and_prepare(&items[p]);
+                if tx.send((p, prepared)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let mut group: Vec<(usize, Prepared)> = Vec::with_capacity(group_cap);
+    let mut k = 0;
+    loop {
+        let t0 = std::time::Instant::now();
+        let next = if k < pending.len() {
+            rxs[k % workers].recv().ok()
+        } else {
+            None
+        };
+        if k > 0 {
+            *input_wait_s += t0.elapsed().as_secs_f64();
+        }
+        k += 1;
+        let flush = match &next {
+            Some((_, Ok(pr))) => {
+                group.len() >= group_cap || group.first().is_some_and(|(_, g)| g.input.shape() != pr.input.shape())
+            }
+            _ => true,
+        };
+        if flush && !group.is_empty() {
+            for (p, result) in explain_group(explainer, &group, items) {
+                sink.add(p, &items[p], result, explainer, progress)?;
+            }
+            group.clear();
+        }
+        match next {
+            None => break,
+            Some((p, Ok(pr))) => group.push((p, pr)),
+            Some((p, Err(e))) => sink.add(p, &items[p], Err(e), explainer, progress)?,
+        }
+    }
+    Ok(())
+}
+
 /// Explains a group of consecutive same-size utterances together; when that fails, each alone,
 /// so every failure names its own file.
 fn explain_group(
@@ -305,7 +350,8 @@ fn explain_group(
 
 /// Collects finished utterances into parts of the run folder, in input order.
 struct PartSink<'a> {
-    folder: &'a mut RunFolder,
+    /// The writer thread's queue (`None` once closed).
+    parts: Option<crossbeam_channel::Sender<Part>>,
     dir: &'a Path,
     device: &'a str,
     part_size: usize,
@@ -373,14 +419,30 @@ impl PartSink<'_> {
         Ok(())
     }
 
-    /// Writes what is collected as a part.
+    /// Hands what is collected to the writer thread as a part.
     fn flush(&mut self) -> Result<()> {
-        self.folder.write_part(&self.positions, &self.records, &self.failures)?;
-        self.positions.clear();
-        self.records.clear();
-        self.failures.clear();
-        Ok(())
+        if self.positions.is_empty() {
+            return Ok(());
+        }
+        let part = Part {
+            positions: std::mem::take(&mut self.positions),
+            records: std::mem::take(&mut self.records),
+            failures: std::mem::take(&mut self.failures),
+        };
+        let sent = self.parts.as_ref().is_some_and(|tx| tx.send(part).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            Err(Error::run(self.dir, "the part writer stopped"))
+        }
     }
+}
+
+/// Finished utterances for one part file: their positions, records and failures.
+struct Part {
+    positions: Vec<usize>,
+    records: Vec<ExplanationRecord>,
+    failures: Vec<Failure>,
 }
 
 /// Builds a run's [`CorpusReport`] from its records, given in position order (the records of

@@ -454,7 +454,8 @@ struct ExplainArgs {
     /// jobs cover the input exactly once; join their folders with `emolime merge`.
     #[arg(long, value_parser = parse_shard)]
     shard: Option<Shard>,
-    /// Utterances per part file: an interrupted run loses at most this many.
+    /// Utterances per part file: an interrupted run loses at most about three times this many
+    /// (the part being filled and two waiting to be written).
     #[arg(long, default_value_t = 64)]
     part_size: usize,
     /// No progress bar or progress lines.
