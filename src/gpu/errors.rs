@@ -25,16 +25,12 @@ impl DeviceErrors {
     /// emolime's when it adopts a device, so [`crate::device::ComputeDevice::open`] installs it
     /// again afterwards).
     pub fn watch(&self, device: &wgpu::Device) {
-        let first = self.first.clone();
-        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
-            first
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get_or_insert_with(|| error.to_string());
-        }));
+        let errors = self.clone();
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| errors.record(&error.to_string())));
     }
 
-    /// Records `text` as if the device had reported it (for tests of the callers).
+    /// Records `text` as the device's error unless one is pending already (the handler
+    /// [`DeviceErrors::watch`] installs; tests record errors of their own).
     pub fn record(&self, text: &str) {
         self.first
             .lock()
