@@ -114,6 +114,47 @@ fn scoring(c: &mut Criterion) {
                 read_f32(model.probs(x).unwrap()).unwrap()
             })
         });
+        // The feature encoder alone, its convolutions as matrix products (the model's path) and
+        // through Burn's own conv1d (the direct kernel when autotune is off), summed on the
+        // device so that one value is read back.
+        let encoder = &model.backbone.encoder;
+        for (path, direct) in [("gemm", false), ("direct", true)] {
+            g.bench_function(format!("w2v_{size}_features_{path}_batch{batch}_{seconds}s"), |b| {
+                b.iter(|| {
+                    let x = Tensor::<2>::from_data(TensorData::new(data.clone(), [batch, s]), &dev.burn);
+                    let y = if direct {
+                        encoder.features_direct(x)
+                    } else {
+                        encoder.features(x)
+                    };
+                    read_f32(y.sum().reshape([1, 1])).unwrap()
+                })
+            });
+        }
+        // The positional convolution's shape (grouped, padded, 128 taps) on the frames.
+        let (h, frames) = (cfg.hidden_size, cfg.n_frames(s));
+        let groups = cfg.num_conv_pos_embedding_groups;
+        let kp = cfg.num_conv_pos_embeddings;
+        let w = Tensor::<3>::from_data(
+            TensorData::new(
+                (0..h * (h / groups) * kp)
+                    .map(|i| common::noise(i) - 0.5)
+                    .collect::<Vec<f32>>(),
+                [h, h / groups, kp],
+            ),
+            &dev.burn,
+        );
+        let pos = emolime::model::gemm_conv::GemmConv1d::from_torch(w, None, 1, kp / 2, groups);
+        let xs: Vec<f32> = (0..batch * frames * h).map(|i| common::noise(i + 5) - 0.5).collect();
+        for (path, direct) in [("gemm", false), ("direct", true)] {
+            g.bench_function(format!("w2v_{size}_pos_conv_{path}_batch{batch}_{seconds}s"), |b| {
+                b.iter(|| {
+                    let x = Tensor::<3>::from_data(TensorData::new(xs.clone(), [batch, frames, h]), &dev.burn);
+                    let y = if direct { pos.forward_direct(x) } else { pos.forward(x) };
+                    read_f32(y.sum().reshape([1, 1])).unwrap()
+                })
+            });
+        }
     }
     g.finish();
 }

@@ -2,12 +2,12 @@
 //! `pytorch_model.bin` through Burn's PyTorch reader), `preprocessor_config.json`, and the
 //! `Wav2Vec2ForSequenceClassification` / `HubertForSequenceClassification` head.
 
+use super::gemm_conv::GemmConv1d;
 use super::wav2vec2::{Encoder, EncoderConfig};
 use super::{ModelInput, SerModel};
 use crate::error::{Error, Result};
 use burn::module::Param;
-use burn::nn::conv::{Conv1d, Conv1dConfig};
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig1d};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::store::{ModuleStore, PytorchStore, SafetensorsStore};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -150,23 +150,14 @@ impl Weights {
         padding: usize,
         bias: bool,
         device: &Device,
-    ) -> Result<Conv1d> {
-        let mut conv = Conv1dConfig::new(c_in, c_out, kernel)
-            .with_stride(stride)
-            .with_groups(groups)
-            .with_padding(PaddingConfig1d::Explicit(padding, padding))
-            .with_bias(bias)
-            .init(device);
-        conv.weight =
-            Param::from_tensor(self.get(&format!("{name}.weight"), [c_out, c_in / groups, kernel], device)?);
-        if bias {
-            conv.bias = Some(Param::from_tensor(self.get(
-                &format!("{name}.bias"),
-                [c_out],
-                device,
-            )?));
-        }
-        Ok(conv)
+    ) -> Result<GemmConv1d> {
+        let weight = self.get(&format!("{name}.weight"), [c_out, c_in / groups, kernel], device)?;
+        let bias = if bias {
+            Some(self.get(&format!("{name}.bias"), [c_out], device)?)
+        } else {
+            None
+        };
+        Ok(GemmConv1d::from_torch(weight, bias, stride, padding, groups))
     }
 
     /// The weight-normalised positional convolution (`weight_norm(conv, dim=2)`), stored either
@@ -182,7 +173,7 @@ impl Weights {
         kernel: usize,
         groups: usize,
         device: &Device,
-    ) -> Result<Conv1d> {
+    ) -> Result<GemmConv1d> {
         let (g_name, v_name) = if self.contains(&format!("{name}.weight_g"))? {
             (format!("{name}.weight_g"), format!("{name}.weight_v"))
         } else if self.contains(&format!("{name}.parametrizations.weight.original0"))? {
@@ -202,17 +193,8 @@ impl Weights {
         let v: Tensor<3> = self.get(&v_name, [channels, in_per_group, kernel], device)?;
         let norm = v.clone().powi_scalar(2).sum_dim(0).sum_dim(1).sqrt(); // [1, 1, K]
         let weight = v.mul(g.div(norm));
-        let mut conv = Conv1dConfig::new(channels, channels, kernel)
-            .with_groups(groups)
-            .with_padding(PaddingConfig1d::Explicit(kernel / 2, kernel / 2))
-            .init(device);
-        conv.weight = Param::from_tensor(weight);
-        conv.bias = Some(Param::from_tensor(self.get(
-            &format!("{name}.bias"),
-            [channels],
-            device,
-        )?));
-        Ok(conv)
+        let bias = self.get(&format!("{name}.bias"), [channels], device)?;
+        Ok(GemmConv1d::from_torch(weight, Some(bias), 1, kernel / 2, groups))
     }
 }
 

@@ -14,6 +14,7 @@ pub mod cnn_rows;
 pub mod cnn_rows_device;
 pub mod embedding;
 pub mod features;
+pub mod gemm_conv;
 pub mod hf;
 pub mod wav2vec2;
 

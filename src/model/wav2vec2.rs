@@ -5,11 +5,10 @@
 //! transformer) and the "stable layer norm" layout of large / robust models (layer-norm feature
 //! encoder, pre-norm transformer). Inference only: dropout and masking are left out.
 
+use super::gemm_conv::GemmConv1d;
 use super::hf::Weights;
 use crate::error::{Error, Result};
-use burn::module::Param;
-use burn::nn::conv::Conv1d;
-use burn::nn::{GroupNorm, GroupNormConfig, LayerNorm, Linear};
+use burn::nn::{LayerNorm, Linear};
 use burn::tensor::activation::{gelu, relu, softmax};
 use burn::tensor::{Device, Tensor};
 use serde::Deserialize;
@@ -252,13 +251,47 @@ impl Activation {
 #[derive(Debug)]
 enum ConvNorm {
     None,
-    Group(GroupNorm),
+    /// `GroupNorm` with one group per channel: each channel normalised over time, then scaled
+    /// and shifted.
+    Channel(Box<ChannelAffine>),
     Layer(LayerNorm),
 }
 
+impl ConvNorm {
+    /// # Shapes
+    /// `x` [N, T, C] -> [N, T, C]
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        match self {
+            ConvNorm::None => x,
+            ConvNorm::Channel(affine) => {
+                let ChannelAffine { gamma, beta } = affine.as_ref();
+                let c = gamma.dims()[0];
+                let mean = x.clone().mean_dim(1); // [N, 1, C]
+                let centred = x - mean;
+                let var = centred.clone().powi_scalar(2).mean_dim(1); // [N, 1, C], biased as torch's
+                let scale = var.add_scalar(GROUP_NORM_EPS).sqrt().recip() * gamma.clone().reshape([1, 1, c]);
+                centred * scale + beta.clone().reshape([1, 1, c])
+            }
+            ConvNorm::Layer(ln) => ln.forward(x),
+        }
+    }
+}
+
+/// The scale and shift of [`ConvNorm::Channel`].
+#[derive(Debug)]
+struct ChannelAffine {
+    /// [C]
+    gamma: Tensor<1>,
+    /// [C]
+    beta: Tensor<1>,
+}
+
+/// `torch.nn.GroupNorm`'s default epsilon, which `transformers` keeps for the feature encoder.
+const GROUP_NORM_EPS: f64 = 1e-5;
+
 #[derive(Debug)]
 struct ConvLayer {
-    conv: Conv1d,
+    conv: GemmConv1d,
     norm: ConvNorm,
 }
 
@@ -303,7 +336,7 @@ pub struct Encoder {
     conv_layers: Vec<ConvLayer>,
     proj_norm: Option<LayerNorm>,
     projection: Linear,
-    pos_conv: Conv1d,
+    pos_conv: Box<GemmConv1d>,
     pos_drop_last: bool,
     encoder_norm: LayerNorm,
     layers: Vec<EncoderLayer>,
@@ -330,20 +363,10 @@ impl Encoder {
             let p = format!("{prefix}feature_extractor.conv_layers.{i}.");
             let conv = weights.conv1d(&format!("{p}conv"), in_ch, out_ch, k, s, 1, 0, cfg.conv_bias, device)?;
             let norm = match (cfg.feat_extract_norm.as_str(), i) {
-                ("group", 0) => {
-                    let mut gn = GroupNormConfig::new(out_ch, out_ch).with_epsilon(1e-5).init(device);
-                    gn.gamma = Some(Param::from_tensor(weights.get(
-                        &format!("{p}layer_norm.weight"),
-                        [out_ch],
-                        device,
-                    )?));
-                    gn.beta = Some(Param::from_tensor(weights.get(
-                        &format!("{p}layer_norm.bias"),
-                        [out_ch],
-                        device,
-                    )?));
-                    ConvNorm::Group(gn)
-                }
+                ("group", 0) => ConvNorm::Channel(Box::new(ChannelAffine {
+                    gamma: weights.get(&format!("{p}layer_norm.weight"), [out_ch], device)?,
+                    beta: weights.get(&format!("{p}layer_norm.bias"), [out_ch], device)?,
+                })),
                 ("layer", _) => ConvNorm::Layer(weights.layer_norm(&format!("{p}layer_norm"), out_ch, 1e-5, device)?),
                 _ => ConvNorm::None,
             };
@@ -400,7 +423,7 @@ impl Encoder {
             conv_layers,
             proj_norm,
             projection,
-            pos_conv,
+            pos_conv: Box::new(pos_conv),
             pos_drop_last: kp.is_multiple_of(2),
             encoder_norm,
             layers,
@@ -420,18 +443,27 @@ impl Encoder {
     /// # Shapes
     /// `wave` [N, S] -> [N, T', H] with `T' = config().n_frames(S)`
     pub fn features(&self, wave: Tensor<2>) -> Tensor<3> {
+        self.features_with(wave, GemmConv1d::forward)
+    }
+
+    /// [`Encoder::features`] with Burn's own convolution in place of the matrix products: the
+    /// reference the tests and benches compare the lowering with.
+    ///
+    /// # Shapes
+    /// `wave` [N, S] -> [N, T', H]
+    pub fn features_direct(&self, wave: Tensor<2>) -> Tensor<3> {
+        self.features_with(wave, GemmConv1d::forward_direct)
+    }
+
+    /// # Shapes
+    /// `wave` [N, S] -> [N, T', H]
+    fn features_with(&self, wave: Tensor<2>, conv: impl Fn(&GemmConv1d, Tensor<3>) -> Tensor<3>) -> Tensor<3> {
         let [n, s] = wave.dims();
-        let mut x = wave.reshape([n, 1, s]); // [N, 1, S]
+        let mut x = wave.reshape([n, s, 1]); // [N, S, 1], channel-last throughout
         for layer in &self.conv_layers {
-            x = layer.conv.forward(x); // [N, C, T]
-            x = match &layer.norm {
-                ConvNorm::None => x,
-                ConvNorm::Group(gn) => gn.forward(x),
-                ConvNorm::Layer(ln) => ln.forward(x.swap_dims(1, 2)).swap_dims(1, 2),
-            };
-            x = self.conv_act.apply(x);
+            x = conv(&layer.conv, x); // [N, T, C]
+            x = self.conv_act.apply(layer.norm.forward(x));
         }
-        let mut x = x.swap_dims(1, 2); // [N, T', C]
         if let Some(ln) = &self.proj_norm {
             x = ln.forward(x);
         }
@@ -465,15 +497,15 @@ impl Encoder {
     fn run(&self, wave: Tensor<2>, up_to: usize, keep_all: bool) -> Vec<Tensor<3>> {
         let up_to = up_to.min(self.layers.len());
         let x = self.features(wave); // [N, T', H]
-        let pos = self.pos_conv.forward(x.clone().swap_dims(1, 2)); // [N, H, T' (+1)]
-        let [n, h, tp] = pos.dims();
+        let pos = self.pos_conv.forward(x.clone()); // [N, T' (+1), H]
+        let [n, tp, h] = pos.dims();
         let pos = if self.pos_drop_last {
-            pos.slice([0..n, 0..h, 0..tp - 1])
+            pos.slice([0..n, 0..tp - 1, 0..h])
         } else {
             pos
         };
         // transformers applies `feat_extract_activation` here too.
-        let mut x = x + self.conv_act.apply(pos).swap_dims(1, 2);
+        let mut x = x + self.conv_act.apply(pos);
         let stable = self.cfg.do_stable_layer_norm;
         if !stable {
             x = self.encoder_norm.forward(x);
@@ -525,14 +557,19 @@ impl Encoder {
         self.layers.len()
     }
 
-    /// Bytes of the largest tensor one sample of `n_samples` creates: the first convolution's
-    /// output, the attention scores or the feed-forward activations.
+    /// Bytes of the largest tensor one sample of `n_samples` creates: a convolution's unfolded
+    /// windows or output, the attention scores or the feed-forward activations.
     pub fn largest_tensor_bytes(&self, n_samples: usize) -> u64 {
-        let c0 = self.cfg.conv_dim[0] as u64;
-        let t0 = (n_samples / self.cfg.conv_stride[0]) as u64 + 1;
-        let t = self.cfg.n_frames(n_samples) as u64 + 1;
+        let mut len = n_samples;
+        let mut largest = 0;
+        for layer in &self.conv_layers {
+            largest = largest.max(layer.conv.largest_tensor_bytes(len));
+            len = layer.conv.out_len(len);
+        }
+        largest = largest.max(self.pos_conv.largest_tensor_bytes(len));
+        let t = len as u64 + 1;
         let heads = self.cfg.num_attention_heads as u64;
         let inter = self.cfg.intermediate_size as u64;
-        4 * (c0 * t0).max(heads * t * t).max(inter * t)
+        largest.max(4 * (heads * t * t).max(inter * t))
     }
 }

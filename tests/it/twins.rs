@@ -373,3 +373,66 @@ fn griffin_lim_kernels_match_cpu() {
         }
     }
 }
+
+#[test]
+fn gemm_convolution_matches_burns_conv1d() {
+    use burn::tensor::{Tensor, TensorData};
+    use emolime::device::ComputeDevice;
+    use emolime::model::gemm_conv::GemmConv1d;
+    let mut rng = Rng(fresh_seed("gemm conv1d"));
+    let devices: Vec<ComputeDevice> = std::iter::once(ComputeDevice::cpu("test"))
+        .chain(crate::common::gpu_device())
+        .collect();
+    // (C_in, C_out, K, stride, padding, groups): the feature encoder's shapes (K = S, K > S,
+    // K < S never occurs there but is allowed), the positional convolution (grouped, padded,
+    // a kernel longer than one product's taps), then random ones.
+    let mut cases = vec![
+        (1, 6, 10, 5, 0, 1),
+        (6, 5, 3, 2, 0, 1),
+        (5, 7, 2, 2, 0, 1),
+        (8, 8, 70, 1, 35, 4),
+        (3, 4, 2, 3, 1, 1),
+    ];
+    for _ in 0..4 {
+        let groups = 1 + rng.below(3);
+        let k = 1 + rng.below(40);
+        cases.push((
+            groups * (1 + rng.below(4)),
+            groups * (1 + rng.below(4)),
+            k,
+            1 + rng.below(6),
+            rng.below(k / 2 + 1),
+            groups,
+        ));
+    }
+    for dev in &devices {
+        for &(c_in, c_out, k, s, p, g) in &cases {
+            let n = 1 + rng.below(3);
+            let len = k + rng.below(60);
+            let w: Vec<f32> = (0..c_out * (c_in / g) * k).map(|_| rng.f32() - 0.5).collect();
+            let b: Vec<f32> = (0..c_out).map(|_| rng.f32() - 0.5).collect();
+            let x: Vec<f32> = (0..n * len * c_in).map(|_| rng.f32() - 0.5).collect();
+            let weight = Tensor::<3>::from_data(TensorData::new(w, [c_out, c_in / g, k]), &dev.burn);
+            let bias = (rng.below(2) == 0).then(|| Tensor::<1>::from_data(TensorData::new(b, [c_out]), &dev.burn));
+            let conv = GemmConv1d::from_torch(weight.clone(), bias, s, p, g);
+            // The weight round-trips exactly.
+            let back = conv.torch_weight().into_data().try_to_vec::<f32>().unwrap();
+            assert_eq!(back, weight.into_data().try_to_vec::<f32>().unwrap());
+            let x = Tensor::<3>::from_data(TensorData::new(x, [n, len, c_in]), &dev.burn);
+            let got = conv.forward(x.clone());
+            let want = conv.forward_direct(x);
+            assert_eq!(got.dims(), want.dims(), "{:?}", (c_in, c_out, k, s, p, g));
+            assert_eq!(got.dims()[1], conv.out_len(len));
+            let (got, want) = (
+                got.into_data().try_to_vec::<f32>().unwrap(),
+                want.into_data().try_to_vec::<f32>().unwrap(),
+            );
+            let d = max_abs_diff(&got, &want);
+            assert!(
+                d < 1e-5,
+                "{}: C_in {c_in}, C_out {c_out}, K {k}, stride {s}, padding {p}, groups {g}, length {len}: {d}",
+                dev.description
+            );
+        }
+    }
+}
