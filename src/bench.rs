@@ -1,6 +1,7 @@
 //! `emolime bench`: per-stage and end-to-end timings of explanation on one device, on the same
 //! work everywhere (the built-in corpus, a CNN trained on the CPU path from fixed seeds, one
-//! sample count), so devices of different vendors can be compared from their JSON records.
+//! sample count), so devices of different vendors can be compared from their JSON records; or
+//! the same stages for a model of the user's (any model `emolime explain` takes).
 
 use crate::corpus::{RunOptions, explain_corpus, load_training_set, pack_size};
 use crate::device::ComputeDevice;
@@ -8,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::explain::{ExplainConfig, Explainer, ExplanationRecord, StageTimes};
 use crate::gpu::AdapterSummary;
 use crate::input::collect_inputs;
-use crate::model::{Classifier, SerModel, TrainConfig, train};
+use crate::model::{AnyModel, Classifier, SerModel, TrainConfig, train};
 use crate::run::{RunContents, RunIdentity, RunManifest, Shard, write_outputs};
 use crate::sampling::{MaskConfig, SampleCount};
 use crate::synth::{SynthConfig, write_corpus};
@@ -25,12 +26,16 @@ pub struct BenchConfig {
     pub seconds_each: f32,
     /// Perturbed samples per utterance.
     pub samples: usize,
-    /// Perturbed inputs per model call.
-    pub batch_size: usize,
+    /// Perturbed inputs per model call; `None` takes the device's default for the model's
+    /// input ([`crate::explain::default_batch_size`]).
+    pub batch_size: Option<usize>,
     /// Seed of the corpus, the model's training and the masks.
     pub seed: u64,
     /// Score through the CNN's row-cached forward ([`ExplainConfig::row_cache`]).
     pub row_cache: bool,
+    /// The model explained: `None` for the built-in CNN (trained on the CPU path from `seed`),
+    /// or a model file or checkpoint folder as `emolime explain --model` takes.
+    pub model: Option<std::path::PathBuf>,
 }
 
 impl Default for BenchConfig {
@@ -39,9 +44,10 @@ impl Default for BenchConfig {
             utterances: 16,
             seconds_each: 2.0,
             samples: 1000,
-            batch_size: crate::explain::DEFAULT_BATCH_SIZE,
+            batch_size: None,
             seed: 0,
             row_cache: true,
+            model: None,
         }
     }
 }
@@ -55,17 +61,18 @@ impl BenchConfig {
         if !(0.5..=30.0).contains(&self.seconds_each) {
             return Err(Error::config("seconds", "must be between 0.5 and 30"));
         }
-        self.explain_config().validate()
+        self.explain_config(self.batch_size.unwrap_or(crate::explain::DEFAULT_BATCH_SIZE))
+            .validate()
     }
 
-    fn explain_config(&self) -> ExplainConfig {
+    fn explain_config(&self, batch_size: usize) -> ExplainConfig {
         ExplainConfig {
             masks: MaskConfig {
                 samples: SampleCount::Random(self.samples),
                 keep_prob: 0.5,
                 seed: self.seed,
             },
-            batch_size: self.batch_size,
+            batch_size,
             row_cache: self.row_cache,
             ..ExplainConfig::default()
         }
@@ -111,6 +118,10 @@ pub struct BenchReport {
     pub adapter: Option<AdapterSummary>,
     /// The work.
     pub config: BenchConfig,
+    /// The model, as it describes itself.
+    pub model: String,
+    /// Perturbed inputs per model call (the configured batch or the device's default).
+    pub batch_size: usize,
     /// Classes explained per utterance.
     pub classes: usize,
     /// Bands per explanation.
@@ -125,6 +136,16 @@ pub struct BenchReport {
     pub warm_up_seconds: f64,
     /// The pipelined run.
     pub end_to_end: EndToEnd,
+}
+
+/// The loaded model as a boxed [`SerModel`].
+fn loaded_model(model: AnyModel) -> Box<dyn SerModel> {
+    match model {
+        AnyModel::Cnn(m) => Box::new(m),
+        AnyModel::Hf(m) => Box::new(m),
+        AnyModel::Features(m) => Box::new(m),
+        AnyModel::Embedding(m) => Box::new(m),
+    }
 }
 
 /// `emolime explain`'s pipelined run of `items` into the run folder `dir`.
@@ -177,21 +198,33 @@ pub fn run_bench(
         .map(|i| by_label[i % labels.len()][i / labels.len()].clone())
         .collect();
 
-    progress("training the CNN on the CPU path");
-    let cpu = ComputeDevice::cpu("cpu");
-    let fe = crate::audio::FrontEndConfig::default();
-    let (examples, classes, _) = load_training_set(&all, &fe, |_| {})?;
-    let train_cfg = TrainConfig {
-        epochs: 2,
-        seed: cfg.seed,
-        ..TrainConfig::default()
+    let model: Box<dyn SerModel> = match &cfg.model {
+        Some(path) => {
+            progress("loading the model");
+            loaded_model(AnyModel::load(path, &device.burn)?)
+        }
+        None => {
+            progress("training the CNN on the CPU path");
+            let cpu = ComputeDevice::cpu("cpu");
+            let fe = crate::audio::FrontEndConfig::default();
+            let (examples, classes, _) = load_training_set(&all, &fe, |_| {})?;
+            let train_cfg = TrainConfig {
+                epochs: 2,
+                seed: cfg.seed,
+                ..TrainConfig::default()
+            };
+            let (model, _) = train(&examples, classes, fe, &train_cfg, &cpu.burn, |_, _| {})?;
+            let model_path = work_dir.join("model.emolime");
+            model.save(&model_path)?;
+            Box::new(Classifier::load(&model_path, &device.burn)?)
+        }
     };
-    let (model, _) = train(&examples, classes, fe, &train_cfg, &cpu.burn, |_, _| {})?;
-    let model_path = work_dir.join("model.emolime");
-    model.save(&model_path)?;
-    let model = Classifier::load(&model_path, &device.burn)?;
+    let model = model.as_ref();
 
-    let mut explainer = Explainer::new(&model, device, cfg.explain_config())?;
+    let batch_size = cfg
+        .batch_size
+        .unwrap_or_else(|| crate::explain::default_batch_size(device, &model.input()));
+    let mut explainer = Explainer::new(model, device, cfg.explain_config(batch_size))?;
     let preparer = explainer.preparer();
     // The whole pipelined run once, untimed in the figures: every kernel compiled and tuned for
     // every shape the run meets (packed groups of each size), as criterion warms up.
@@ -264,6 +297,8 @@ pub fn run_bench(
         device: device.description.clone(),
         adapter: device.gpu.as_ref().map(|g| g.summary.clone()),
         config: cfg.clone(),
+        model: model.describe(),
+        batch_size,
         classes: n_classes,
         bands: explainer.layout().n_bands(),
         row_cached: explainer.row_cached(),

@@ -330,7 +330,7 @@ struct ExplainFlags {
     /// Seed of masks and noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Perturbed inputs per model call [default: 4096 for mel models on a GPU, else 256].
+    /// Perturbed inputs per model call [default on a GPU: 4096 for mel models, 128 for waveform models; else 256].
     #[arg(long)]
     batch_size: Option<usize>,
     /// Also write each utterance's masks, weights and model outputs (samples/NNNNNN.json).
@@ -699,7 +699,7 @@ struct BenchArgs {
     /// Perturbed samples per utterance.
     #[arg(long, default_value_t = 1000)]
     samples: usize,
-    /// Perturbed inputs per model call [default: 4096 on a GPU, 256 on the CPU].
+    /// Perturbed inputs per model call [default: the device's for the model, as `explain`].
     #[arg(long)]
     batch_size: Option<usize>,
     /// Seed of the corpus, the model and the masks.
@@ -711,6 +711,10 @@ struct BenchArgs {
     /// Build and score every masked spectrogram instead of the CNN's row-cached forward.
     #[arg(long)]
     no_row_cache: bool,
+    /// Time this model (a model file or checkpoint folder, as `explain --model` takes) instead
+    /// of the built-in CNN, on the same corpus.
+    #[arg(long)]
+    model: Option<PathBuf>,
     #[command(flatten)]
     device: DeviceArg,
 }
@@ -721,9 +725,10 @@ impl BenchArgs {
             utterances: self.utterances,
             seconds_each: self.seconds,
             samples: self.samples,
-            batch_size: self.batch_size.unwrap_or(emolime::explain::DEFAULT_BATCH_SIZE),
+            batch_size: self.batch_size,
             seed: self.seed,
             row_cache: !self.no_row_cache,
+            model: self.model.clone(),
         }
     }
 }
@@ -2067,15 +2072,6 @@ fn bench(a: &BenchArgs) -> Result<()> {
     let cfg = a.to_config();
     cfg.validate()?;
     let device = a.device.open()?;
-    let cfg = emolime::bench::BenchConfig {
-        batch_size: a.batch_size.unwrap_or_else(|| {
-            emolime::explain::default_batch_size(
-                &device,
-                &emolime::model::ModelInput::MelPower(FrontEndConfig::default()),
-            )
-        }),
-        ..cfg
-    };
     println!("device: {}", device.description);
     if let Some(g) = &device.gpu {
         let s = &g.summary;
@@ -2096,8 +2092,9 @@ fn bench(a: &BenchArgs) -> Result<()> {
     };
     println!(
         "work: {} utterances of {} s, {} samples each, {} bands, {} classes, batch {}, seed {}{scoring}",
-        cfg.utterances, cfg.seconds_each, cfg.samples, report.bands, report.classes, cfg.batch_size, cfg.seed
+        cfg.utterances, cfg.seconds_each, cfg.samples, report.bands, report.classes, report.batch_size, cfg.seed
     );
+    println!("model: {}", report.model);
     println!("ms per utterance, utterances packed as in the run, each stage waited for:");
     for (name, v) in [
         ("decode + stft", m.decode_stft),

@@ -327,8 +327,10 @@ fn bench_writes_a_complete_record() {
     let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(record["config"]["utterances"], 3);
     assert_eq!(record["config"]["samples"], 48);
-    // No --batch-size: the CPU path's default (a GPU's is 4096).
-    assert_eq!(record["config"]["batch_size"], emolime::explain::DEFAULT_BATCH_SIZE);
+    // No --batch-size: the CPU path's default (a GPU's is 4096 for this CNN).
+    assert!(record["config"]["batch_size"].is_null());
+    assert_eq!(record["batch_size"], emolime::explain::DEFAULT_BATCH_SIZE);
+    assert!(record["model"].as_str().unwrap().contains("cnn"), "{}", record["model"]);
     assert_eq!(record["classes"], 4);
     for stage in ["decode_stft", "scoring", "surrogate", "writing"] {
         let v = record["ms_per_utterance"][stage].as_f64().unwrap();
@@ -345,6 +347,50 @@ fn bench_writes_a_complete_record() {
     );
     assert!(ups > 0.0 && (sps / ups - 48.0).abs() < 1e-6, "{e2e}");
     assert!(record["adapter"].is_null(), "the CPU path has no adapter");
+}
+
+#[test]
+fn bench_times_a_given_model() {
+    // A wav2vec 2.0 checkpoint (the tiny transformers fixture) on the same corpus and stages.
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("bench.json");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/w2v/w2v_base_head");
+    let mut cmd = emolime();
+    cmd.args([
+        "bench",
+        "--device",
+        "cpu",
+        "--utterances",
+        "2",
+        "--seconds",
+        "1",
+        "--samples",
+        "32",
+    ])
+    .arg("--model")
+    .arg(&model)
+    .arg("--json")
+    .arg(&json);
+    let out = run_ok(cmd);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let described = record["model"].as_str().unwrap();
+    assert!(described.to_lowercase().contains("wav2vec2"), "{described}");
+    assert!(text.contains(&format!("model: {described}")), "{text}");
+    assert_eq!(record["config"]["model"], model.to_str().unwrap());
+    assert_eq!(record["row_cached"], false);
+    for stage in ["decode_stft", "masks", "scoring", "surrogate", "writing"] {
+        let v = record["ms_per_utterance"][stage].as_f64().unwrap();
+        assert!(v.is_finite() && v > 0.0, "{stage}: {v}");
+    }
+    // A model path that is not a model: one clear error naming it.
+    let mut cmd = emolime();
+    cmd.args(["bench", "--device", "cpu", "--utterances", "1", "--model"])
+        .arg(tmp.path().join("missing.emolime"));
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing.emolime"), "{err}");
 }
 
 /// Opt-in (EMOLIME_SLURM_TEST=1; CI sets it): needs root to install slurm-wlm and munge and to
