@@ -10,14 +10,16 @@
 # Further calls: `scale` (batch sizes, a corpus-scale run with its memory, captum) and `batch`
 # (batch size on that corpus, the demo trained on the GPU), `train` (the demo trained on the
 # CPU path and on the GPU, compared) and `extra` (wav2vec 2.0 base at its memory-sized batch
-# and out of memory, `features rank` on the device). All ran on an H100.
+# and out of memory, `features rank` on the device), `sizes`, `peers`, `large`, `pack`, `w2v`
+# (wav2vec 2.0 scoring, its convolutions lowered and direct) and `w2vbench` (`emolime bench
+# --model` on a base-sized checkpoint, then `large`). All ran on an H100.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHES="resynth scoring surrogate"
 
 # Unpacks the binaries, installs the Vulkan loader and the carried wheels (device machine).
 setup() {
-    for f in .gpu/*.xz; do xz -d -f "$f"; done
+    for f in .gpu/*.xz; do if [ -e "$f" ]; then xz -d -f "$f"; fi; done
     chmod +x .gpu/emolime .gpu/it .gpu/bench-*
     built_in=$(cat .gpu/built-in)
     mkdir -p target/release && cp .gpu/emolime target/release/emolime
@@ -319,6 +321,40 @@ PY
     kill $smi 2>/dev/null || true
     echo "device memory used (MiB): max $(sort -n "$work/vram.txt" | tail -1)"
     grep -ho '"batch_size": *[0-9]*' "$work"/run/*.json | sort -u || true
+    ;;
+w2v)
+    # Ninth call (#10): wav2vec 2.0 scoring with its convolutions as matrix products: the
+    # encoder tests on the device, then the whole forward, the feature encoder and the
+    # positional convolution, each lowered ("gemm") and through Burn's conv1d ("direct").
+    setup
+    .gpu/it --test-threads=2 wav2vec2 gemm 2>&1 | grep -E '^test |test result|panicked' || echo "W2V TESTS FAILED"
+    for spec in base:64 base:128 base:256 large:64; do
+        EMOLIME_BENCH_W2V=${spec%%:*} EMOLIME_BENCH_W2V_BATCH=${spec##*:} timeout 150 .gpu/bench-scoring --bench \
+            --warm-up-time 1 --measurement-time 3 --sample-size 10 w2v_ 2>&1 \
+            | grep -E '^[a-z_]+/|time:|thrpt:' || echo "W2V $spec FAILED"
+    done
+    ;;
+w2vbench)
+    # Tenth call (#10): `emolime bench --model` on a base-sized wav2vec 2.0 classifier (random
+    # weights, written by transformers on the device) at the default batch: the stages beside
+    # the model's forward, then the large-sized 5 s explanation of `large` again.
+    setup
+    work=$(mktemp -d)
+    python3 - "$work/w2v" <<'PY'
+import sys, torch
+from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
+torch.manual_seed(0)
+labels = {0: "angry", 1: "happy", 2: "neutral", 3: "sad"}
+cfg = Wav2Vec2Config(num_labels=4, id2label=labels, label2id={v: k for k, v in labels.items()})
+Wav2Vec2ForSequenceClassification(cfg).eval().save_pretrained(sys.argv[1])
+Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
+                         return_attention_mask=False).save_pretrained(sys.argv[1])
+PY
+    for seconds in 1 3; do
+        timeout 200 .gpu/emolime bench --device gpu:0 --model "$work/w2v" --utterances 32 --seconds $seconds \
+            --samples 1000 2>&1 | grep -E 'work:|model:|ms per|:  |end to end|first run' || echo "W2V BENCH FAILED"
+    done
+    bash "$0" large
     ;;
 pack)
     # Eighth call (#9, #10): packing by the inputs scored (each utterance's distinct masks)

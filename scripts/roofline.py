@@ -1,10 +1,11 @@
 """FLOPs and bytes of one scoring forward, and the roofline share a measured rate reaches.
 
     python3 scripts/roofline.py [--matmul-tflops 18.9] [--bandwidth-gbs 1357] \
-        [--cnn-per-s 152400] [--w2v-base-per-s 243.3] [--w2v-large-per-s 163.1]
+        [--cnn-per-s 152400] [--w2v-base-per-s 724.8] [--w2v-large-per-s 323.6]
 
 Defaults are the H100 figures in the README: `cargo bench --bench scoring` (device_limits: the
-f32 matmul rate, and the bandwidth of an elementwise pass; the w2v benches at batch 64), and the
+f32 matmul rate, and the bandwidth of an elementwise pass; the w2v benches at batch 128 for base
+and 64 for large, `bash scripts/gpu_check.sh w2v`), and the
 CNN's scoring stage in `emolime bench --batch-size 4096` (1000 samples in 6.56 ms). FLOPs count
 a multiply-add as 2 and cover convolutions, linear layers and attention products; bytes are the
 least a forward must move (its input, weights once per batch, each layer's output written once and
@@ -60,8 +61,8 @@ def main():
     ap.add_argument("--matmul-tflops", type=float, default=18.9)
     ap.add_argument("--bandwidth-gbs", type=float, default=1357.0)
     ap.add_argument("--cnn-per-s", type=float, default=152400.0)
-    ap.add_argument("--w2v-base-per-s", type=float, default=243.3)
-    ap.add_argument("--w2v-large-per-s", type=float, default=163.1)
+    ap.add_argument("--w2v-base-per-s", type=float, default=724.8)
+    ap.add_argument("--w2v-large-per-s", type=float, default=323.6)
     a = ap.parse_args()
     rows = [
         ("log-mel CNN, 128 x 47", *cnn(), a.cnn_per_s),
