@@ -11,7 +11,7 @@ use crate::gpu::interop::{BoundTensor, submit_after_burn};
 use crate::gpu::ops::{
     FitInputs, GpuMel, PerturbInputs, ResynthInputs, encode_fit, perturb_into, read_fits, resynth_into,
 };
-use crate::gpu::{GpuContext, GrowBuffer};
+use crate::gpu::{GpuContext, GrowBuffer, PendingRead};
 use crate::griffin_lim::{GriffinLimSynth, MelSignal};
 use crate::input::InputItem;
 use crate::model::cnn_rows::RowCachedCnn;
@@ -1321,6 +1321,11 @@ fn score_gpu(
     let total = inputs.len() * n;
     let device = model.device();
     let mut outputs: Vec<Tensor<2>> = Vec::with_capacity(total.div_ceil(chunk));
+    // A model that scores on the host gets each batch copied back in the submission that builds
+    // it, and scores it while the device builds the next (not when profiling, which waits for
+    // each stage on its own): the batch being copied, its submission and its row count.
+    let on_host = model.scores_on_host() && profile.is_none();
+    let mut copying: Option<(PendingRead, wgpu::SubmissionIndex, usize)> = None;
     // The utterance whose mel spectrogram (or band rows) is on the device now, and its buffers.
     let mut loaded: Option<(usize, wgpu::Buffer, Option<wgpu::Buffer>)> = None;
     // The utterance whose mel spectrogram Griffin-Lim on the device holds now.
@@ -1424,19 +1429,50 @@ fn score_gpu(
                 _ => return Err(Error::config("model", "a mel input without row means")),
             }
         }
+        if on_host {
+            let read = bound.encode_read(ctx, &mut enc);
+            let index = submit_after_burn(device, &ctx.queue, enc)?;
+            drop(bound.into_tensor());
+            if let Some(previous) = copying.replace((read, index, nc)) {
+                outputs.push(score_copied(ctx, model, previous, dim)?);
+            }
+            continue;
+        }
         submit_after_burn(device, &ctx.queue, enc)?;
         outputs.push(score(ctx, t0, profile.as_deref_mut(), || {
             model.probs(bound.into_tensor())
         })?);
     }
+    if let Some(last) = copying.take() {
+        outputs.push(score_copied(ctx, model, last, dim)?);
+    }
     Ok(outputs)
+}
+
+/// Scores on the host a batch of `rows` inputs of `dim` values being copied back.
+///
+/// # Shapes
+/// -> [rows, C]
+fn score_copied(
+    ctx: &GpuContext,
+    model: &dyn SerModel,
+    (read, index, rows): (PendingRead, wgpu::SubmissionIndex, usize),
+    dim: usize,
+) -> Result<Tensor<2>> {
+    let values = read.finish(ctx, index)?;
+    let bad = |got: String| Error::shape("copied batch", format!("[{rows}, {dim}]"), got);
+    let values = values
+        .get(..rows * dim)
+        .ok_or_else(|| bad(format!("{} values", values.len())))?;
+    let batch = ndarray::ArrayView2::from_shape((rows, dim), values).map_err(|e| bad(e.to_string()))?;
+    model.probs_host(batch)
 }
 
 /// Submits the commands recorded in `enc` (after Burn's pending work) and leaves a fresh
 /// encoder in its place: before buffers those commands read are overwritten.
 fn submit_recorded(ctx: &GpuContext, device: &burn::tensor::Device, enc: &mut wgpu::CommandEncoder) -> Result<()> {
     let done = std::mem::replace(enc, ctx.device.create_command_encoder(&Default::default()));
-    submit_after_burn(device, &ctx.queue, done)
+    submit_after_burn(device, &ctx.queue, done).map(|_| ())
 }
 
 /// Runs `forward` on inputs whose building was submitted since `t0`; when profiling, waits

@@ -74,17 +74,27 @@ impl<const D: usize> BoundTensor<D> {
         Ok(())
     }
 
+    /// Records a copy of the tensor's values to the host into `enc`, after what `enc` already
+    /// holds; submit `enc`, then [`crate::gpu::PendingRead::finish`] gives the values.
+    pub fn encode_read(&self, ctx: &crate::gpu::GpuContext, enc: &mut wgpu::CommandEncoder) -> crate::gpu::PendingRead {
+        ctx.encode_read(enc, &self.buffer, self.offset, (self.size / 4) as usize)
+    }
+
     /// Releases the pin; call after the commands using [`Self::binding`] are submitted.
     pub fn into_tensor(self) -> Tensor<D> {
         self.tensor
     }
 }
 
-/// Submits our encoder after Burn's pending work, so both run in issue order on the one queue.
-pub fn submit_after_burn(device: &Device, queue: &wgpu::Queue, encoder: wgpu::CommandEncoder) -> Result<()> {
+/// Submits our encoder after Burn's pending work, so both run in issue order on the one queue;
+/// returns the submission, for [`crate::gpu::PendingRead::finish`].
+pub fn submit_after_burn(
+    device: &Device,
+    queue: &wgpu::Queue,
+    encoder: wgpu::CommandEncoder,
+) -> Result<wgpu::SubmissionIndex> {
     device
         .flush()
         .map_err(|e| Error::Device(format!("flushing burn's queue: {e:?}")))?;
-    queue.submit([encoder.finish()]);
-    Ok(())
+    Ok(queue.submit([encoder.finish()]))
 }

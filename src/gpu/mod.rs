@@ -246,26 +246,62 @@ impl GpuContext {
     /// reported since the last read-back ([`errors::DeviceErrors`]) is returned instead: the
     /// values may come from a buffer that was never allocated.
     pub fn read_f32(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
-        let bytes = (len * 4) as u64;
-        if bytes == 0 {
-            return Ok(vec![]);
-        }
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("emolime readback"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
         let mut enc = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-        enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
-        self.queue.submit([enc.finish()]);
+        let read = self.encode_read(&mut enc, buffer, 0, len);
+        let index = self.queue.submit([enc.finish()]);
+        read.finish(self, index)
+    }
+
+    /// Records into `enc` a copy of `len` f32 values of `buffer` from byte `offset` to a
+    /// staging buffer; after `enc` is submitted, [`PendingRead::finish`] waits for that
+    /// submission alone (not for later ones) and returns the values.
+    pub fn encode_read(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        len: usize,
+    ) -> PendingRead {
+        let bytes = (len * 4) as u64;
+        let staging = (bytes > 0).then(|| {
+            let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("emolime readback"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, bytes);
+            staging
+        });
+        PendingRead { staging }
+    }
+}
+
+/// Values being copied from the device to the host ([`GpuContext::encode_read`]).
+pub struct PendingRead {
+    /// `None` for an empty read.
+    staging: Option<wgpu::Buffer>,
+}
+
+impl PendingRead {
+    /// Waits for the submission `index` that holds the copy and returns the values; a device
+    /// error reported since the last check is raised instead ([`errors`]).
+    pub fn finish(self, ctx: &GpuContext, index: wgpu::SubmissionIndex) -> Result<Vec<f32>> {
+        let Some(staging) = self.staging else {
+            return Ok(vec![]);
+        };
         let (tx, rx) = crossbeam_channel::bounded(1);
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.wait()?;
+        ctx.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            })
+            .map_err(|e| Error::Device(format!("waiting for the gpu: {e}")))?;
         rx.recv()
             .map_err(|_| Error::Device("readback callback never ran".into()))?
             .map_err(|e| Error::Device(format!("readback failed: {e}")))?;
@@ -276,7 +312,7 @@ impl GpuContext {
         let out = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
         drop(view);
         staging.unmap();
-        self.errors.take()?;
+        ctx.errors.take()?;
         Ok(out)
     }
 }

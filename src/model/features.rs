@@ -156,7 +156,15 @@ impl SerModel for FeatureModel {
         let host = read_f32(batch)?;
         let waves =
             ArrayView2::from_shape((n, s), &host).map_err(|e| Error::shape("batch", "[N, S]", e.to_string()))?;
-        let x = self.features(waves)?;
+        self.probs_host(waves)
+    }
+
+    fn scores_on_host(&self) -> bool {
+        true
+    }
+
+    fn probs_host(&self, batch: ArrayView2<f32>) -> Result<Tensor<2>> {
+        let x = self.features(batch)?;
         self.head.probs_of_rows(x.view())
     }
 }

@@ -62,6 +62,25 @@ pub trait SerModel {
     /// # Shapes
     /// `batch` [N, D] (D = M * T or S, see [`ModelInput`]) -> [N, C]
     fn probs(&self, batch: Tensor<2>) -> Result<Tensor<2>>;
+    /// Whether the model scores its inputs on the host ([`SerModel::probs_host`]), as a
+    /// feature classifier does: the explainer on a GPU then copies each batch back as soon as
+    /// it is built and builds the next one on the device while the host scores this one.
+    fn scores_on_host(&self) -> bool {
+        false
+    }
+    /// Class probabilities of a batch already on the host (by default uploaded and passed to
+    /// [`SerModel::probs`]).
+    ///
+    /// # Shapes
+    /// `batch` [N, D] -> [N, C]
+    fn probs_host(&self, batch: ndarray::ArrayView2<f32>) -> Result<Tensor<2>> {
+        let (n, d) = batch.dim();
+        let values: Vec<f32> = batch.iter().copied().collect();
+        self.probs(Tensor::from_data(
+            burn::tensor::TensorData::new(values, [n, d]),
+            self.device(),
+        ))
+    }
     /// The model on the host for band-masked mel inputs ([`cnn_rows::RowCachedCnn`]), which
     /// the CPU path uses instead of building every masked input, when the model has one.
     fn row_cached(&self) -> Result<Option<cnn_rows::RowCachedCnn>> {

@@ -275,7 +275,7 @@ fn feature_classifier_is_explained_through_waveforms() {
         batch_size: 10,
         ..ExplainConfig::default()
     };
-    let mut explainer = Explainer::new(&model, &cpu, cfg).unwrap();
+    let mut explainer = Explainer::new(&model, &cpu, cfg.clone()).unwrap();
     let e = explainer.explain_waveform(&waves[1]).unwrap();
     // Sample 0 is the utterance itself: the classifier's probabilities on its own features.
     let direct = model
@@ -286,6 +286,24 @@ fn feature_classifier_is_explained_through_waveforms() {
         assert!((*p as f64 - q).abs() < 1e-3, "explainer {p} vs direct {q}");
     }
     assert!(e.fit.coefs.iter().all(|c| c.is_finite()));
+    // On a GPU each batch is copied back as it is built and scored on the host while the next
+    // one is built (three batches here); stage by stage (profiling) the same work is waited
+    // for batch after batch. Both give the same explanation.
+    if let Some(gpu) = crate::common::gpu_device() {
+        let AnyModel::Features(model) = AnyModel::load(&path, &gpu.burn).unwrap() else {
+            panic!("a feature classifier file loads as a feature model");
+        };
+        assert!(model.scores_on_host());
+        let mut explainer = Explainer::new(&model, &gpu, cfg.clone()).unwrap();
+        let overlapped = explainer.explain_waveform(&waves[1]).unwrap();
+        explainer.set_profiling(true);
+        let staged = explainer.explain_waveform(&waves[1]).unwrap();
+        assert_eq!(overlapped.probs, staged.probs);
+        assert_eq!(overlapped.fit.coefs, staged.fit.coefs);
+        for (p, q) in overlapped.probs.iter().zip(direct.iter()) {
+            assert!((*p as f64 - q).abs() < 1e-3, "explainer on the gpu {p} vs direct {q}");
+        }
+    }
     // A classifier on other features is refused, naming the file.
     let other = FeatureClassifier::fit(
         x.slice(ndarray::s![.., ..2]),
