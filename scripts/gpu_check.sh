@@ -12,7 +12,8 @@
 # CPU path and on the GPU, compared) and `extra` (wav2vec 2.0 base at its memory-sized batch
 # and out of memory, `features rank` on the device), `sizes`, `peers`, `large`, `pack`, `w2v`
 # (wav2vec 2.0 scoring, its convolutions lowered and direct) and `w2vbench` (`emolime bench
-# --model` on a base-sized checkpoint, then `large`). All ran on an H100.
+# --model` on a base-sized checkpoint, then `large`), `overlap` (an eGeMAPS classifier's
+# explanation overlapping the device and the CPU; memory of the corpus runs). All ran on an H100.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHES="resynth scoring surrogate"
@@ -355,6 +356,42 @@ PY
             --samples 1000 2>&1 | grep -E 'work:|model:|ms per|:  |end to end|first run' || echo "W2V BENCH FAILED"
     done
     bash "$0" large
+    ;;
+overlap)
+    # Eleventh call (#6, #9): an eGeMAPS classifier explained on the GPU, where each batch is
+    # copied back as it is built and its features extracted on the CPU while the device builds
+    # the next: Griffin-Lim resynthesis on the device (as in `run`) and phase-preserving
+    # resynthesis in `emolime bench --model` (stages waited for one by one, then the pipelined
+    # run); then the corpus runs of `scale` with their host and device memory, now with the
+    # decoding workers.
+    setup
+    work=$(mktemp -d)
+    .gpu/emolime demo --out "$work/demo" --device cpu > /dev/null
+    .gpu/emolime train --features egemaps --head logreg --folds 0 --input "$work/demo/corpus" \
+        --out "$work/feat.json" > /dev/null 2>&1
+    { echo "path,label"; ls "$work"/demo/corpus/*/*.wav | head -8 | while read -r f; do
+        echo "$f,$(basename "$(dirname "$f")")"; done; } > "$work/gl.csv"
+    for dev in gpu:0 cpu; do
+        echo "griffin-lim on $dev:"
+        (time .gpu/emolime explain --model "$work/feat.json" --input "$work/gl.csv" --out "$work/gl-${dev%%:*}" \
+            --device "$dev" --samples 256 --resynthesis griffin-lim) 2>&1 | grep -E 'real|explained' || true
+    done
+    .gpu/emolime compare "$work/gl-cpu" "$work/gl-gpu" 2>&1 | grep -E 'largest|Spearman' || true
+    .gpu/emolime bench --device gpu:0 --model "$work/feat.json" --utterances 16 --samples 1000 2>&1 \
+        | grep -E 'work:|model:|ms per|:  |end to end|first run' || echo "FEATURE BENCH FAILED"
+    .gpu/emolime synth --out "$work/big" --per-class 2000 > /dev/null
+    head -n 501 "$work/big/manifest.csv" > "$work/big/first500.csv"
+    for input in first500 manifest; do
+        nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > "$work/vram.txt" &
+        smi=$!
+        python3 -c 'import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); print("Maximum resident set size (kbytes):", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(r.returncode)' \
+            .gpu/emolime explain --model "$work/demo/model.emolime" --input "$work/big/$input.csv" \
+            --out "$work/run-$input" --device gpu:0 --samples 1000 --quiet > "$work/explain.log" 2>&1
+        kill $smi 2>/dev/null || true
+        echo "$input: $(grep -E 'explained' "$work/explain.log")"
+        echo "  peak host memory: $(grep 'Maximum resident' "$work/explain.log")"
+        echo "  device memory used (MiB): min $(sort -n "$work/vram.txt" | head -1), max $(sort -n "$work/vram.txt" | tail -1)"
+    done
     ;;
 pack)
     # Eighth call (#9, #10): packing by the inputs scored (each utterance's distinct masks)
