@@ -42,6 +42,21 @@ setup() {
     fi
 }
 
+# A base-sized wav2vec 2.0 classifier with random weights, written by transformers (device
+# machine, whose image has PyTorch) into the folder $1.
+write_base_w2v() {
+    python3 - "$1" <<'PY'
+import sys, torch
+from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
+torch.manual_seed(0)
+labels = {0: "angry", 1: "happy", 2: "neutral", 3: "sad"}
+cfg = Wav2Vec2Config(num_labels=4, id2label=labels, label2id={v: k for k, v in labels.items()})
+Wav2Vec2ForSequenceClassification(cfg).eval().save_pretrained(sys.argv[1])
+Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
+                         return_attention_mask=False).save_pretrained(sys.argv[1])
+PY
+}
+
 case "${1:-}" in
 prepare)
     exclude=$(git rev-parse --git-path info/exclude)
@@ -198,16 +213,7 @@ extra)
     mkdir -p "$out"
     setup
     work=$(mktemp -d)
-    python3 - "$work/w2v" <<'PY'
-import sys, torch
-from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
-torch.manual_seed(0)
-labels = {0: "angry", 1: "happy", 2: "neutral", 3: "sad"}
-cfg = Wav2Vec2Config(num_labels=4, id2label=labels, label2id={v: k for k, v in labels.items()})
-Wav2Vec2ForSequenceClassification(cfg).eval().save_pretrained(sys.argv[1])
-Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
-                         return_attention_mask=False).save_pretrained(sys.argv[1])
-PY
+    write_base_w2v "$work/w2v"
     .gpu/emolime synth --out "$work/syn" --per-class 2 > /dev/null
     for batch in 256 4096; do
         echo "w2v base, batch $batch:"
@@ -341,16 +347,7 @@ w2vbench)
     # the model's forward, then the large-sized 5 s explanation of `large` again.
     setup
     work=$(mktemp -d)
-    python3 - "$work/w2v" <<'PY'
-import sys, torch
-from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
-torch.manual_seed(0)
-labels = {0: "angry", 1: "happy", 2: "neutral", 3: "sad"}
-cfg = Wav2Vec2Config(num_labels=4, id2label=labels, label2id={v: k for k, v in labels.items()})
-Wav2Vec2ForSequenceClassification(cfg).eval().save_pretrained(sys.argv[1])
-Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
-                         return_attention_mask=False).save_pretrained(sys.argv[1])
-PY
+    write_base_w2v "$work/w2v"
     for seconds in 1 3; do
         timeout 200 .gpu/emolime bench --device gpu:0 --model "$work/w2v" --utterances 32 --seconds $seconds \
             --samples 1000 2>&1 | grep -E 'work:|model:|ms per|:  |end to end|first run' || echo "W2V BENCH FAILED"

@@ -303,28 +303,31 @@ fn lavapipe_and_cpu_runs_agree_to_1e_4() {
     assert_eq!(batch(&on_cpu), emolime::explain::DEFAULT_BATCH_SIZE);
 }
 
-#[test]
-fn bench_writes_a_complete_record() {
+/// `emolime bench --device cpu` on `utterances` one-second utterances at `samples` samples with
+/// `extra` arguments: its stdout and its JSON record.
+fn bench_cpu(utterances: usize, samples: usize, extra: &[&std::ffi::OsStr]) -> (String, serde_json::Value) {
     let tmp = tempfile::tempdir().unwrap();
     let json = tmp.path().join("bench.json");
     let mut cmd = emolime();
-    cmd.args([
-        "bench",
-        "--device",
-        "cpu",
-        "--utterances",
-        "3",
-        "--seconds",
-        "1",
-        "--samples",
-        "48",
-    ])
-    .arg("--json")
-    .arg(&json);
+    cmd.args(["bench", "--device", "cpu", "--seconds", "1"])
+        .args([
+            "--utterances",
+            &utterances.to_string(),
+            "--samples",
+            &samples.to_string(),
+        ])
+        .args(extra)
+        .arg("--json")
+        .arg(&json);
     let out = run_ok(cmd);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let record = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), record)
+}
+
+#[test]
+fn bench_writes_a_complete_record() {
+    let (text, record) = bench_cpu(3, 48, &[]);
     assert!(text.contains("end to end:"), "{text}");
-    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(record["config"]["utterances"], 3);
     assert_eq!(record["config"]["samples"], 48);
     // No --batch-size: the CPU path's default (a GPU's is 4096 for this CNN).
@@ -352,28 +355,8 @@ fn bench_writes_a_complete_record() {
 #[test]
 fn bench_times_a_given_model() {
     // A wav2vec 2.0 checkpoint (the tiny transformers fixture) on the same corpus and stages.
-    let tmp = tempfile::tempdir().unwrap();
-    let json = tmp.path().join("bench.json");
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/w2v/w2v_base_head");
-    let mut cmd = emolime();
-    cmd.args([
-        "bench",
-        "--device",
-        "cpu",
-        "--utterances",
-        "2",
-        "--seconds",
-        "1",
-        "--samples",
-        "32",
-    ])
-    .arg("--model")
-    .arg(&model)
-    .arg("--json")
-    .arg(&json);
-    let out = run_ok(cmd);
-    let text = String::from_utf8_lossy(&out.stdout);
-    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let (text, record) = bench_cpu(2, 32, &["--model".as_ref(), model.as_os_str()]);
     let described = record["model"].as_str().unwrap();
     assert!(described.to_lowercase().contains("wav2vec2"), "{described}");
     assert!(text.contains(&format!("model: {described}")), "{text}");
@@ -384,6 +367,7 @@ fn bench_times_a_given_model() {
         assert!(v.is_finite() && v > 0.0, "{stage}: {v}");
     }
     // A model path that is not a model: one clear error naming it.
+    let tmp = tempfile::tempdir().unwrap();
     let mut cmd = emolime();
     cmd.args(["bench", "--device", "cpu", "--utterances", "1", "--model"])
         .arg(tmp.path().join("missing.emolime"));
