@@ -3,7 +3,8 @@
 //! perturbed waveforms through wav2vec 2.0 base- and large-sized classifiers with random
 //! weights (the same FLOPs as real checkpoints). `EMOLIME_BENCH_W2V=base,large` (default)
 //! picks the sizes, `EMOLIME_BENCH_W2V_SECONDS` (default 1) the length, `EMOLIME_BENCH_W2V_BATCH`
-//! (default 8) the batch; `EMOLIME_BENCH_W2V=none` skips them.
+//! (default 8) the batch; `EMOLIME_BENCH_W2V=none` skips them, `EMOLIME_BENCH_W2V_F16=0` their
+//! f16 variants.
 
 mod common;
 use burn::tensor::{Tensor, TensorData};
@@ -114,6 +115,40 @@ fn scoring(c: &mut Criterion) {
                 read_f32(model.probs(x).unwrap()).unwrap()
             })
         });
+        // The same model scoring in f16 (weights and activations; input normalised in f32),
+        // with its agreement with f32 on this batch printed once.
+        if env("EMOLIME_BENCH_W2V_F16", "1") == "1" {
+            dev.burn.seed(7);
+            let half = HfClassifier::random(&cfg, &dev.burn)
+                .unwrap()
+                .cast(burn::tensor::FloatDType::F16);
+            let x = || Tensor::<2>::from_data(TensorData::new(data.clone(), [batch, s]), &dev.burn);
+            let full_probs = read_f32(model.probs(x()).unwrap()).unwrap();
+            let half_probs = read_f32(half.probs(x()).unwrap()).unwrap();
+            let c = full_probs.len() / batch;
+            let argmax = |p: &[f32]| {
+                p.chunks(c)
+                    .map(|r| (0..c).max_by(|&a, &b| r[a].total_cmp(&r[b])).unwrap())
+                    .collect::<Vec<_>>()
+            };
+            let same = argmax(&full_probs)
+                .iter()
+                .zip(argmax(&half_probs))
+                .filter(|(a, b)| **a == *b)
+                .count();
+            let worst = full_probs
+                .iter()
+                .zip(&half_probs)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            eprintln!(
+                "w2v_{size} f16 agreement with f32, batch {batch}: largest probability difference {worst:.2e}, \
+                 same top class {same}/{batch}"
+            );
+            g.bench_function(format!("w2v_{size}_probs_f16_batch{batch}_{seconds}s"), |b| {
+                b.iter(|| read_f32(half.probs(x()).unwrap()).unwrap())
+            });
+        }
         // The feature encoder alone, its convolutions as matrix products (the model's path) and
         // through Burn's own conv1d (the direct kernel when autotune is off), summed on the
         // device so that one value is read back.

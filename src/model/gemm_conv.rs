@@ -10,7 +10,7 @@
 //! slice per block, concatenated), and the windows times the weight `[K·C, C_out]` are the
 //! outputs. Layers with `K = S` need no copy at all.
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, FloatDType, Tensor};
 
 /// At most this many taps go into one product; longer kernels (the positional convolution's
 /// 128) are summed over several, so that the unfolded input stays near the size of the layer's
@@ -89,6 +89,15 @@ impl GemmConv1d {
         }
     }
 
+    /// The same convolution with its weights in `dtype` (its input must then be `dtype` too).
+    pub fn cast(self, dtype: FloatDType) -> Self {
+        GemmConv1d {
+            weights: self.weights.into_iter().map(|w| w.cast(dtype)).collect(),
+            bias: self.bias.map(|b| b.cast(dtype)),
+            ..self
+        }
+    }
+
     /// The weight back in PyTorch's layout.
     ///
     /// # Shapes
@@ -156,7 +165,7 @@ impl GemmConv1d {
             "input of {len} positions is shorter than the kernel of {}",
             self.kernel
         );
-        let (s, k, device) = (self.stride, self.kernel, x.device());
+        let (s, k, device, dtype) = (self.stride, self.kernel, x.device(), x.dtype());
         // Blocks of S positions: output t reads blocks t .. t + ⌈K / S⌉.
         let blocks = t - 1 + k.div_ceil(s);
         let need = blocks * s;
@@ -169,13 +178,13 @@ impl GemmConv1d {
             let back = need - front.min(need) - keep;
             let mut parts = Vec::with_capacity(3);
             if front > 0 {
-                parts.push(Tensor::zeros([n, front.min(need), c], &device));
+                parts.push(Tensor::zeros([n, front.min(need), c], (&device, dtype)));
             }
             if keep > 0 {
                 parts.push(x.slice([0..n, 0..keep, 0..c]));
             }
             if back > 0 {
-                parts.push(Tensor::zeros([n, back, c], &device));
+                parts.push(Tensor::zeros([n, back, c], (&device, dtype)));
             }
             Tensor::cat(parts, 1)
         };

@@ -390,6 +390,31 @@ impl HfClassifier {
         Self::with_head(backbone, cfg, &mut weights, device)
     }
 
+    /// The classifier with its weights in `dtype` (`F16` or `BF16` to score in half
+    /// precision; the input is normalised in f32 first and the probabilities are returned in
+    /// f32). `cargo bench --bench scoring` measures its speed and its agreement with f32.
+    pub fn cast(self, dtype: burn::tensor::FloatDType) -> Self {
+        let HfClassifier {
+            backbone,
+            classes,
+            head,
+            device,
+        } = self;
+        HfClassifier {
+            backbone: HfEncoder {
+                encoder: backbone.encoder.cast(dtype),
+                ..backbone
+            },
+            classes,
+            head: Head {
+                layer_weights: head.layer_weights.map(|w| w.cast(dtype)),
+                projector: super::wav2vec2::cast_linear(head.projector, dtype),
+                classifier: super::wav2vec2::cast_linear(head.classifier, dtype),
+            },
+            device,
+        }
+    }
+
     /// Adds the sequence-classification head from `weights` to `backbone`.
     fn with_head(backbone: HfEncoder, cfg: &EncoderConfig, weights: &mut Weights, device: &Device) -> Result<Self> {
         if !weights.contains("classifier.weight")? {
@@ -508,8 +533,12 @@ impl SerModel for HfClassifier {
 
     fn describe(&self) -> String {
         let cfg = self.backbone.encoder.config();
+        let precision = match self.backbone.encoder.dtype() {
+            burn::tensor::FloatDType::F32 => String::new(),
+            other => format!(", scoring in {other:?}").to_lowercase(),
+        };
         format!(
-            "{} ({} layers, hidden {}, {}) from {}{}",
+            "{} ({} layers, hidden {}, {}{precision}) from {}{}",
             cfg.architectures
                 .as_ref()
                 .and_then(|a| a.first().cloned())
@@ -540,6 +569,6 @@ impl SerModel for HfClassifier {
                 format!("[{n}, {s}]"),
             ));
         }
-        Ok(softmax(self.logits(batch), 1))
+        Ok(softmax(self.logits(batch), 1).cast(burn::tensor::FloatDType::F32))
     }
 }

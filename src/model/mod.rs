@@ -136,6 +136,21 @@ impl AnyModel {
         Ok(AnyModel::Cnn(Classifier::load(path, device)?))
     }
 
+    /// The model scoring in `dtype`: `F32` leaves any model as it is; `F16` (or `BF16`, where
+    /// the backend has it) casts a wav2vec 2.0 / HuBERT checkpoint's weights and activations
+    /// ([`hf::HfClassifier::cast`]). Other models score in f32 only: an [`Error::Config`]
+    /// (`crate::error::Error::Config`) for them.
+    pub fn cast(self, dtype: burn::tensor::FloatDType) -> Result<Self> {
+        match (self, dtype) {
+            (model, burn::tensor::FloatDType::F32) => Ok(model),
+            (AnyModel::Hf(m), dtype) => Ok(AnyModel::Hf(m.cast(dtype))),
+            _ => Err(crate::error::Error::config(
+                "precision",
+                "scoring below f32 is for wav2vec 2.0 / HuBERT checkpoints; this model scores in f32",
+            )),
+        }
+    }
+
     /// The model as the explainer sees it.
     pub fn as_model(&self) -> &dyn SerModel {
         match self {

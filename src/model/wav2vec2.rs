@@ -8,9 +8,10 @@
 use super::gemm_conv::GemmConv1d;
 use super::hf::Weights;
 use crate::error::{Error, Result};
+use burn::module::Param;
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::activation::{gelu, relu, softmax};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, FloatDType, Tensor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -342,6 +343,22 @@ pub struct Encoder {
     layers: Vec<EncoderLayer>,
     act: Activation,
     conv_act: Activation,
+    /// The dtype of the weights and of every activation ([`Encoder::cast`]).
+    dtype: FloatDType,
+}
+
+/// A `Linear` with its parameters in `dtype`.
+pub(crate) fn cast_linear(mut lin: Linear, dtype: FloatDType) -> Linear {
+    lin.weight = Param::from_tensor(lin.weight.val().cast(dtype));
+    lin.bias = lin.bias.map(|b| Param::from_tensor(b.val().cast(dtype)));
+    lin
+}
+
+/// A `LayerNorm` with its parameters in `dtype`.
+fn cast_layer_norm(mut ln: LayerNorm, dtype: FloatDType) -> LayerNorm {
+    ln.gamma = Param::from_tensor(ln.gamma.val().cast(dtype));
+    ln.beta = ln.beta.map(|b| Param::from_tensor(b.val().cast(dtype)));
+    ln
 }
 
 impl Encoder {
@@ -430,7 +447,60 @@ impl Encoder {
             act: Activation::parse(&cfg.hidden_act).ok_or_else(|| Error::config("hidden_act", "unsupported"))?,
             conv_act: Activation::parse(&cfg.feat_extract_activation)
                 .ok_or_else(|| Error::config("feat_extract_activation", "unsupported"))?,
+            dtype: FloatDType::F32,
         })
+    }
+
+    /// The encoder with its weights in `dtype` (`F16` or `BF16` to score in half precision):
+    /// every forward then casts its input to `dtype` and computes in it.
+    pub fn cast(self, dtype: FloatDType) -> Self {
+        let ln = |l: LayerNorm| cast_layer_norm(l, dtype);
+        let lin = |l: Linear| cast_linear(l, dtype);
+        Encoder {
+            conv_layers: self
+                .conv_layers
+                .into_iter()
+                .map(|l| ConvLayer {
+                    conv: l.conv.cast(dtype),
+                    norm: match l.norm {
+                        ConvNorm::None => ConvNorm::None,
+                        ConvNorm::Channel(a) => ConvNorm::Channel(Box::new(ChannelAffine {
+                            gamma: a.gamma.cast(dtype),
+                            beta: a.beta.cast(dtype),
+                        })),
+                        ConvNorm::Layer(l) => ConvNorm::Layer(ln(l)),
+                    },
+                })
+                .collect(),
+            proj_norm: self.proj_norm.map(ln),
+            projection: lin(self.projection),
+            pos_conv: Box::new(self.pos_conv.cast(dtype)),
+            encoder_norm: ln(self.encoder_norm),
+            layers: self
+                .layers
+                .into_iter()
+                .map(|l| EncoderLayer {
+                    attention: Attention {
+                        q: lin(l.attention.q),
+                        k: lin(l.attention.k),
+                        v: lin(l.attention.v),
+                        out: lin(l.attention.out),
+                        heads: l.attention.heads,
+                    },
+                    layer_norm: ln(l.layer_norm),
+                    ff_in: lin(l.ff_in),
+                    ff_out: lin(l.ff_out),
+                    final_layer_norm: ln(l.final_layer_norm),
+                })
+                .collect(),
+            dtype,
+            ..self
+        }
+    }
+
+    /// The dtype the encoder computes in.
+    pub fn dtype(&self) -> FloatDType {
+        self.dtype
     }
 
     /// The configuration.
@@ -459,7 +529,7 @@ impl Encoder {
     /// `wave` [N, S] -> [N, T', H]
     fn features_with(&self, wave: Tensor<2>, conv: impl Fn(&GemmConv1d, Tensor<3>) -> Tensor<3>) -> Tensor<3> {
         let [n, s] = wave.dims();
-        let mut x = wave.reshape([n, s, 1]); // [N, S, 1], channel-last throughout
+        let mut x = wave.cast(self.dtype).reshape([n, s, 1]); // [N, S, 1], channel-last throughout
         for layer in &self.conv_layers {
             x = conv(&layer.conv, x); // [N, T, C]
             x = self.conv_act.apply(layer.norm.forward(x));

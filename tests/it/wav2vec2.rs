@@ -78,6 +78,39 @@ fn encoders_match_transformers_on_gpu() {
     check_against_transformers(&dev.burn, &dev.description);
 }
 
+/// Scoring in f16 (`HfClassifier::cast`) stays close to f32 on every fixture layout, on the CPU
+/// backend and on the test adapter, and returns f32 probabilities.
+#[test]
+fn half_precision_scoring_agrees_with_f32() {
+    let devices: Vec<ComputeDevice> = std::iter::once(ComputeDevice::cpu("test"))
+        .chain(gpu_device())
+        .collect();
+    for dev in &devices {
+        for name in ["w2v_base_head", "w2v_large_head_weighted", "hubert_base_head_bin"] {
+            let full = HfClassifier::load(&fixture(name), &dev.burn).unwrap();
+            let half = HfClassifier::load(&fixture(name), &dev.burn)
+                .unwrap()
+                .cast(burn::tensor::FloatDType::F16);
+            assert_eq!(half.backbone.encoder.dtype(), burn::tensor::FloatDType::F16);
+            let p = full.probs(input(name, &dev.burn)).unwrap();
+            let q = half.probs(input(name, &dev.burn)).unwrap();
+            assert_eq!(q.dtype(), burn::tensor::DType::F32, "{name}");
+            let (p, q) = (read_f32(p).unwrap(), read_f32(q).unwrap());
+            let worst = p.iter().zip(&q).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(
+                worst < 1e-2,
+                "{}: {name}: f16 probabilities differ by {worst}",
+                dev.description
+            );
+            assert!(
+                worst > 0.0,
+                "{}: {name}: f16 scoring gave f32's exact values",
+                dev.description
+            );
+        }
+    }
+}
+
 /// A copy of a fixture folder with `config.json` edited by `edit`.
 fn edited(tmp: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
     let dir = tmp.join(name);
