@@ -1075,3 +1075,46 @@ fn features_rank_can_target_a_models_predictions() {
         assert!((h - g).abs() <= 0.05, "{feature}: host {h}, device {g}");
     }
 }
+
+#[test]
+fn explain_scores_a_checkpoint_in_f16_and_refuses_it_for_other_models() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (manifest, cnn) = corpus_and_model(tmp.path(), 1);
+    let w2v = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/w2v/w2v_base_head");
+    let run = |model: &Path, out: &str, precision: &str| {
+        explain_cmd(
+            model,
+            &manifest,
+            &tmp.path().join(out),
+            &["--samples", "16", "--precision", precision],
+        )
+        .output()
+        .unwrap()
+    };
+    let (full, half) = (run(&w2v, "f32", "f32"), run(&w2v, "f16", "f16"));
+    for out in [&full, &half] {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(String::from_utf8_lossy(&half.stdout).contains("scoring in f16"));
+    assert!(!String::from_utf8_lossy(&full.stdout).contains("scoring in"));
+    // The two runs agree closely but are not the same computation.
+    let probs = |dir: &str| -> Vec<f32> {
+        let text = std::fs::read_to_string(tmp.path().join(dir).join("explanations.jsonl")).unwrap();
+        text.lines()
+            .flat_map(|l| {
+                let r: serde_json::Value = serde_json::from_str(l).unwrap();
+                let probs = r["probs"].as_array().unwrap().clone();
+                probs.into_iter().map(|v| v.as_f64().unwrap() as f32)
+            })
+            .collect()
+    };
+    let (p, q) = (probs("f32"), probs("f16"));
+    assert_eq!(p.len(), q.len());
+    let worst = p.iter().zip(&q).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-2 && worst > 0.0, "f16 against f32: {worst}");
+    // A CNN scores in f32 only: one error naming the model file and the flag.
+    let refused = run(&cnn, "cnn", "f16");
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("m.emolime") && err.contains("precision"), "{err}");
+}
