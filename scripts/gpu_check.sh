@@ -13,7 +13,8 @@
 # and out of memory, `features rank` on the device), `sizes`, `peers`, `large`, `pack`, `w2v`
 # (wav2vec 2.0 scoring, its convolutions lowered and direct) and `w2vbench` (`emolime bench
 # --model` on a base-sized checkpoint, then `large`), `overlap` (an eGeMAPS classifier's
-# explanation overlapping the device and the CPU; memory of the corpus runs). All ran on an H100.
+# explanation overlapping the device and the CPU; memory of the corpus runs) and `half`
+# (wav2vec 2.0 scoring in f16). All ran on an H100.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHES="resynth scoring surrogate"
@@ -353,6 +354,17 @@ w2vbench)
             --samples 1000 2>&1 | grep -E 'work:|model:|ms per|:  |end to end|first run' || echo "W2V BENCH FAILED"
     done
     bash "$0" large
+    ;;
+half)
+    # Twelfth call (#10): wav2vec 2.0 scoring in f16 against f32 (speed, and the agreement of
+    # their probabilities on the bench batch), then the f16 and lowering tests on the device.
+    setup
+    for spec in base:64 base:128 base:256 large:64; do
+        EMOLIME_BENCH_W2V=${spec%%:*} EMOLIME_BENCH_W2V_BATCH=${spec##*:} timeout 150 .gpu/bench-scoring --bench \
+            --warm-up-time 1 --measurement-time 3 --sample-size 10 'w2v_.*probs' 2>&1 \
+            | grep -E '^[a-z_]+/|time:|thrpt:|agreement' || echo "W2V $spec FAILED"
+    done
+    .gpu/it --test-threads=2 half_precision gemm 2>&1 | grep -E '^test |test result|panicked' || echo "HALF TESTS FAILED"
     ;;
 overlap)
     # Eleventh call (#6, #9): an eGeMAPS classifier explained on the GPU, where each batch is
