@@ -14,7 +14,8 @@
 # (wav2vec 2.0 scoring, its convolutions lowered and direct) and `w2vbench` (`emolime bench
 # --model` on a base-sized checkpoint, then `large`), `overlap` (an eGeMAPS classifier's
 # explanation overlapping the device and the CPU; memory of the corpus runs) and `half`
-# (wav2vec 2.0 scoring in f16). All ran on an H100.
+# (wav2vec 2.0 scoring in f16), `halfexplain` (f32 and f16 explanations compared) and `tests`
+# (the integration suite alone). All ran on an H100.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHES="resynth scoring surrogate"
@@ -354,6 +355,26 @@ w2vbench)
             --samples 1000 2>&1 | grep -E 'work:|model:|ms per|:  |end to end|first run' || echo "W2V BENCH FAILED"
     done
     bash "$0" large
+    ;;
+tests)
+    # The integration suite alone on the first hardware adapter (what `run` starts with).
+    setup
+    index=$(.gpu/emolime devices --json | python3 -c "import json,sys;d=json.load(sys.stdin);a=[x for x in d['adapters'] if x['device_type']!='Cpu'];print(a[0]['index'] if a else 0)")
+    echo "testing on gpu:$index"
+    EMOLIME_TEST_ADAPTER="$index" .gpu/it --test-threads=4 2>&1 | grep -E '^test result|FAILED|panicked' || true
+    ;;
+halfexplain)
+    # (#10) A base-sized wav2vec 2.0 classifier explained in f32 and in f16 on the same corpus
+    # (32 utterances of 1.5 s, 1000 samples, default batch), timed and compared.
+    setup
+    work=$(mktemp -d)
+    write_base_w2v "$work/w2v"
+    .gpu/emolime synth --out "$work/syn" --per-class 8 > /dev/null
+    for p in f32 f16 f32 f16; do
+        .gpu/emolime explain --model "$work/w2v" --input "$work/syn/manifest.csv" --out "$work/run-$p" --force \
+            --device gpu:0 --samples 1000 --precision $p --quiet 2>&1 | grep -E '^explained|^model' | sed "s/^/$p: /"
+    done
+    .gpu/emolime compare "$work/run-f32" "$work/run-f16" 2>&1 | tail -n 3
     ;;
 half)
     # Twelfth call (#10): wav2vec 2.0 scoring in f16 against f32 (speed, and the agreement of
