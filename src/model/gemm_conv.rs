@@ -2,15 +2,16 @@
 //! feature encoder and positional convolution.
 //!
 //! Burn's wgpu backend runs a convolution with its direct kernel when autotune is off (as in
-//! emolime's build, whose kernels must be deterministic): one invocation per output value, no
-//! tiling, far from the device's matmul rate on the 512-channel layers of a wav2vec 2.0 feature
-//! encoder. Here each convolution becomes one matmul per group of taps, which the backend tiles
+//! emolime's build: on lavapipe autotune made a first call take 23 s and chose a slower kernel,
+//! and a kernel chosen by timing could change results from run to run): one invocation per
+//! output value, no tiling, far from the device's matmul rate on the 512-channel layers of a
+//! wav2vec 2.0 feature encoder. Here each convolution becomes one matmul per group of taps, which the backend tiles
 //! well: the input `[N, L, C]` is read as blocks of `stride` positions (`[N, L / S, S·C]`, a
 //! reshape), the window of output `t` is blocks `t .. t + ⌈K / S⌉` cut to `K` positions (one
 //! slice per block, concatenated), and the windows times the weight `[K·C, C_out]` are the
 //! outputs. Layers with `K = S` need no copy at all.
 
-use burn::tensor::{Device, FloatDType, Tensor};
+use burn::tensor::{FloatDType, Tensor};
 
 /// At most this many taps go into one product; longer kernels (the positional convolution's
 /// 128) are summed over several, so that the unfolded input stays near the size of the layer's
@@ -114,19 +115,6 @@ impl GemmConv1d {
         Tensor::cat(parts, 1)
             .permute([0, 3, 2, 1])
             .reshape([self.c_out, cg_in, self.kernel])
-    }
-
-    /// The bias, if any.
-    ///
-    /// # Shapes
-    /// -> [C_out]
-    pub fn bias(&self) -> Option<Tensor<1>> {
-        self.bias.clone()
-    }
-
-    /// Stride, padding and groups.
-    pub fn geometry(&self) -> (usize, usize, usize) {
-        (self.stride, self.padding, self.groups)
     }
 
     /// Output length for an input of `len` positions (0 when the padded input is shorter than
@@ -251,20 +239,5 @@ impl GemmConv1d {
         use burn::tensor::ops::ConvOptions;
         let options = ConvOptions::new([self.stride], [self.padding], [1], self.groups);
         conv1d(x.swap_dims(1, 2), self.torch_weight(), self.bias.clone(), options).swap_dims(1, 2)
-    }
-
-    /// Input channels `C_in`.
-    pub fn c_in(&self) -> usize {
-        self.c_in
-    }
-
-    /// Output channels `C_out`.
-    pub fn c_out(&self) -> usize {
-        self.c_out
-    }
-
-    /// The device the weights live on.
-    pub fn device(&self) -> Device {
-        self.weights[0].device()
     }
 }

@@ -569,6 +569,6 @@ impl SerModel for HfClassifier {
                 format!("[{n}, {s}]"),
             ));
         }
-        Ok(softmax(self.logits(batch), 1).cast(burn::tensor::FloatDType::F32))
+        Ok(softmax(self.logits(batch).cast(burn::tensor::FloatDType::F32), 1))
     }
 }

@@ -264,7 +264,7 @@ impl ConvNorm {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         match self {
             ConvNorm::None => x,
-            ConvNorm::Channel(affine) => {
+            ConvNorm::Channel(affine) => in_f32(x, |x| {
                 let ChannelAffine { gamma, beta } = affine.as_ref();
                 let c = gamma.dims()[0];
                 let mean = x.clone().mean_dim(1); // [N, 1, C]
@@ -272,8 +272,8 @@ impl ConvNorm {
                 let var = centred.clone().powi_scalar(2).mean_dim(1); // [N, 1, C], biased as torch's
                 let scale = var.add_scalar(GROUP_NORM_EPS).sqrt().recip() * gamma.clone().reshape([1, 1, c]);
                 centred * scale + beta.clone().reshape([1, 1, c])
-            }
-            ConvNorm::Layer(ln) => ln.forward(x),
+            }),
+            ConvNorm::Layer(ln) => norm(ln, x),
         }
     }
 }
@@ -316,7 +316,7 @@ impl Attention {
         let k = split(self.k.forward(x.clone()));
         let v = split(self.v.forward(x));
         let scores = q.matmul(k.swap_dims(2, 3)); // [N, heads, T, T]
-        let ctx = softmax(scores, 3).matmul(v); // [N, heads, T, hd]
+        let ctx = in_f32(scores, |s| softmax(s, 3)).matmul(v); // [N, heads, T, hd]
         self.out.forward(ctx.swap_dims(1, 2).reshape([n, t, h]))
     }
 }
@@ -354,11 +354,24 @@ pub(crate) fn cast_linear(mut lin: Linear, dtype: FloatDType) -> Linear {
     lin
 }
 
-/// A `LayerNorm` with its parameters in `dtype`.
-fn cast_layer_norm(mut ln: LayerNorm, dtype: FloatDType) -> LayerNorm {
-    ln.gamma = Param::from_tensor(ln.gamma.val().cast(dtype));
-    ln.beta = ln.beta.map(|b| Param::from_tensor(b.val().cast(dtype)));
-    ln
+/// Runs `f` in f32 when `x` is in a narrower float type, returning `x`'s type: the norms and
+/// the softmax, which mixed-precision inference keeps in f32 because their sums of squares and
+/// exponentials overflow f16 (its largest value is 65504).
+fn in_f32<const D: usize>(x: Tensor<D>, f: impl FnOnce(Tensor<D>) -> Tensor<D>) -> Tensor<D> {
+    let dtype = FloatDType::from(x.dtype());
+    if dtype == FloatDType::F32 {
+        f(x)
+    } else {
+        f(x.cast(FloatDType::F32)).cast(dtype)
+    }
+}
+
+/// A layer norm (parameters in f32) applied in f32 ([`in_f32`]).
+///
+/// # Shapes
+/// `x` [N, T, C] -> [N, T, C]
+fn norm(ln: &LayerNorm, x: Tensor<3>) -> Tensor<3> {
+    in_f32(x, |x| ln.forward(x))
 }
 
 impl Encoder {
@@ -451,10 +464,11 @@ impl Encoder {
         })
     }
 
-    /// The encoder with its weights in `dtype` (`F16` or `BF16` to score in half precision):
-    /// every forward then casts its input to `dtype` and computes in it.
+    /// The encoder with its convolution and linear weights in `dtype` (`F16` to score in half
+    /// precision): every forward then casts its input to `dtype` and computes in it, except the
+    /// norms and the attention softmax, which run in f32 on f32 parameters as mixed-precision
+    /// inference keeps them.
     pub fn cast(self, dtype: FloatDType) -> Self {
-        let ln = |l: LayerNorm| cast_layer_norm(l, dtype);
         let lin = |l: Linear| cast_linear(l, dtype);
         Encoder {
             conv_layers: self
@@ -462,20 +476,11 @@ impl Encoder {
                 .into_iter()
                 .map(|l| ConvLayer {
                     conv: l.conv.cast(dtype),
-                    norm: match l.norm {
-                        ConvNorm::None => ConvNorm::None,
-                        ConvNorm::Channel(a) => ConvNorm::Channel(Box::new(ChannelAffine {
-                            gamma: a.gamma.cast(dtype),
-                            beta: a.beta.cast(dtype),
-                        })),
-                        ConvNorm::Layer(l) => ConvNorm::Layer(ln(l)),
-                    },
+                    norm: l.norm,
                 })
                 .collect(),
-            proj_norm: self.proj_norm.map(ln),
             projection: lin(self.projection),
             pos_conv: Box::new(self.pos_conv.cast(dtype)),
-            encoder_norm: ln(self.encoder_norm),
             layers: self
                 .layers
                 .into_iter()
@@ -487,10 +492,9 @@ impl Encoder {
                         out: lin(l.attention.out),
                         heads: l.attention.heads,
                     },
-                    layer_norm: ln(l.layer_norm),
                     ff_in: lin(l.ff_in),
                     ff_out: lin(l.ff_out),
-                    final_layer_norm: ln(l.final_layer_norm),
+                    ..l
                 })
                 .collect(),
             dtype,
@@ -535,7 +539,7 @@ impl Encoder {
             x = self.conv_act.apply(layer.norm.forward(x));
         }
         if let Some(ln) = &self.proj_norm {
-            x = ln.forward(x);
+            x = norm(ln, x);
         }
         self.projection.forward(x)
     }
@@ -578,7 +582,7 @@ impl Encoder {
         let mut x = x + self.conv_act.apply(pos);
         let stable = self.cfg.do_stable_layer_norm;
         if !stable {
-            x = self.encoder_norm.forward(x);
+            x = norm(&self.encoder_norm, x);
         }
         let mut states = Vec::with_capacity(if keep_all { up_to + 1 } else { 1 });
         if keep_all {
@@ -586,18 +590,18 @@ impl Encoder {
         }
         for layer in self.layers.iter().take(up_to) {
             x = if stable {
-                let a = layer.attention.forward(layer.layer_norm.forward(x.clone()));
+                let a = layer.attention.forward(norm(&layer.layer_norm, x.clone()));
                 let x = x + a;
                 let ff = layer.ff_out.forward(
                     self.act
-                        .apply(layer.ff_in.forward(layer.final_layer_norm.forward(x.clone()))),
+                        .apply(layer.ff_in.forward(norm(&layer.final_layer_norm, x.clone()))),
                 );
                 x + ff
             } else {
                 let a = layer.attention.forward(x.clone());
-                let x = layer.layer_norm.forward(x + a);
+                let x = norm(&layer.layer_norm, x + a);
                 let ff = layer.ff_out.forward(self.act.apply(layer.ff_in.forward(x.clone())));
-                layer.final_layer_norm.forward(x + ff)
+                norm(&layer.final_layer_norm, x + ff)
             };
             if keep_all {
                 states.push(x.clone());
@@ -616,7 +620,7 @@ impl Encoder {
     /// `last` [N, T', H] -> [N, T', H]
     pub fn last_hidden_state(&self, last: Tensor<3>) -> Tensor<3> {
         if self.cfg.do_stable_layer_norm {
-            self.encoder_norm.forward(last)
+            norm(&self.encoder_norm, last)
         } else {
             last
         }
@@ -641,5 +645,28 @@ impl Encoder {
         let heads = self.cfg.num_attention_heads as u64;
         let inter = self.cfg.intermediate_size as u64;
         largest.max(4 * (heads * t * t).max(inter * t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Activations of a few hundred, as a checkpoint's hidden states can reach: in f16 their
+    /// squares summed over 768 features are far past f16's range; the norm runs in f32 and gives
+    /// f16 values equal to the f32 norm's.
+    #[test]
+    fn norms_of_f16_activations_run_in_f32() {
+        let cpu = crate::device::ComputeDevice::cpu("test");
+        let device = cpu.burn.clone();
+        let ln = burn::nn::LayerNormConfig::new(768).init(&device);
+        let values: Vec<f32> = (0..2 * 768).map(|i| 300.0 + ((i * 37) % 101) as f32).collect();
+        let x = Tensor::<3>::from_data(burn::tensor::TensorData::new(values, [1, 2, 768]), &device);
+        let want = crate::model::read_f32(norm(&ln, x.clone())).unwrap();
+        let half = norm(&ln, x.cast(FloatDType::F16));
+        assert_eq!(FloatDType::from(half.dtype()), FloatDType::F16);
+        let got = crate::model::read_f32(half.cast(FloatDType::F32)).unwrap();
+        let worst = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(got.iter().all(|v| v.is_finite()) && worst < 2e-2, "{worst}");
     }
 }
