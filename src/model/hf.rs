@@ -390,9 +390,10 @@ impl HfClassifier {
         Self::with_head(backbone, cfg, &mut weights, device)
     }
 
-    /// The classifier with its weights in `dtype` (`F16` or `BF16` to score in half
-    /// precision; the input is normalised in f32 first and the probabilities are returned in
-    /// f32). `cargo bench --bench scoring` measures its speed and its agreement with f32.
+    /// The classifier with its weights in `dtype` (`F16` to score in half precision; the input
+    /// is normalised in f32 first, the norms and softmaxes run in f32, and the probabilities are
+    /// returned in f32). `cargo bench --bench scoring` measures its speed and its agreement with
+    /// f32.
     pub fn cast(self, dtype: burn::tensor::FloatDType) -> Self {
         let HfClassifier {
             backbone,

@@ -136,10 +136,9 @@ impl AnyModel {
         Ok(AnyModel::Cnn(Classifier::load(path, device)?))
     }
 
-    /// The model scoring in `dtype`: `F32` leaves any model as it is; `F16` (or `BF16`, where
-    /// the backend has it) casts a wav2vec 2.0 / HuBERT checkpoint's weights and activations
-    /// ([`hf::HfClassifier::cast`]). Other models score in f32 only: an [`Error::Config`]
-    /// (`crate::error::Error::Config`) for them.
+    /// The model scoring in `dtype`: `F32` leaves any model as it is; `F16` casts a wav2vec 2.0
+    /// / HuBERT checkpoint's weights and activations ([`hf::HfClassifier::cast`]). Other models
+    /// score in f32 only and give [`crate::error::Error::Config`] for any other type.
     pub fn cast(self, dtype: burn::tensor::FloatDType) -> Result<Self> {
         match (self, dtype) {
             (model, burn::tensor::FloatDType::F32) => Ok(model),
