@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::explain::{ExplainConfig, Explainer, ExplanationRecord, StageTimes};
 use crate::gpu::AdapterSummary;
 use crate::input::collect_inputs;
-use crate::model::{AnyModel, Classifier, SerModel, TrainConfig, train};
+use crate::model::{AnyModel, Classifier, TrainConfig, train};
 use crate::run::{RunContents, RunIdentity, RunManifest, Shard, write_outputs};
 use crate::sampling::{MaskConfig, SampleCount};
 use crate::synth::{SynthConfig, write_corpus};
@@ -138,16 +138,6 @@ pub struct BenchReport {
     pub end_to_end: EndToEnd,
 }
 
-/// The loaded model as a boxed [`SerModel`].
-fn loaded_model(model: AnyModel) -> Box<dyn SerModel> {
-    match model {
-        AnyModel::Cnn(m) => Box::new(m),
-        AnyModel::Hf(m) => Box::new(m),
-        AnyModel::Features(m) => Box::new(m),
-        AnyModel::Embedding(m) => Box::new(m),
-    }
-}
-
 /// `emolime explain`'s pipelined run of `items` into the run folder `dir`.
 fn pipelined_run(
     explainer: &mut Explainer<'_>,
@@ -198,10 +188,10 @@ pub fn run_bench(
         .map(|i| by_label[i % labels.len()][i / labels.len()].clone())
         .collect();
 
-    let model: Box<dyn SerModel> = match &cfg.model {
+    let model = match &cfg.model {
         Some(path) => {
             progress("loading the model");
-            loaded_model(AnyModel::load(path, &device.burn)?)
+            AnyModel::load(path, &device.burn)?
         }
         None => {
             progress("training the CNN on the CPU path");
@@ -216,10 +206,10 @@ pub fn run_bench(
             let (model, _) = train(&examples, classes, fe, &train_cfg, &cpu.burn, |_, _| {})?;
             let model_path = work_dir.join("model.emolime");
             model.save(&model_path)?;
-            Box::new(Classifier::load(&model_path, &device.burn)?)
+            AnyModel::Cnn(Classifier::load(&model_path, &device.burn)?)
         }
     };
-    let model = model.as_ref();
+    let model = model.as_model();
 
     let batch_size = cfg
         .batch_size
