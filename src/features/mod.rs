@@ -31,6 +31,26 @@ use pitch::{PitchAnalyzer, PitchFrame, semitones_from_27_5, smooth_f0};
 use spectral::{SpectralAnalyzer, SpectralFrame};
 use voice::{HarmonicAnalyzer, HarmonicFrame, JitterTracker};
 
+/// Dot product of two equal-length stretches, summed in four interleaved lanes so the
+/// compiler can keep several additions in flight (a single running sum waits on each add).
+///
+/// # Shapes
+/// `a`, `b`: `[L]` (the shorter length is used).
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut lanes = [0.0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..4 {
+            lanes[l] += x[l] * y[l];
+        }
+    }
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]) + tail
+}
+
 /// Sample rate every descriptor is computed at, Hz.
 pub const SAMPLE_RATE_HZ: u32 = 16_000;
 /// Hop between frames, samples at 16 kHz (10 ms).
@@ -120,20 +140,25 @@ impl Egemaps {
         Ok(x)
     }
 
-    fn frames(&mut self, x: &[f64]) -> Frames {
+    /// Every descriptor of every frame. The pitch path runs first, so that with
+    /// `all_formants: false` the formant tracker runs only where something reads its output:
+    /// the voiced frames among the first N60 (the functionals zero the formants of unvoiced
+    /// frames, and the formant levels of unvoiced frames are -201 dB whatever the formants).
+    fn frames(&mut self, x: &[f64], all_formants: bool) -> Frames {
         let n20 = (x.len() - spectral::FRAME_LEN) / HOP_LEN + 1;
         let n60 = (x.len() - pitch::FRAME_LEN) / HOP_LEN + 1;
-        self.spectral.reset();
-        let short: Vec<SpectralFrame> = (0..n20)
-            .map(|k| {
-                self.spectral
-                    .analyse(&x[k * HOP_LEN..k * HOP_LEN + spectral::FRAME_LEN])
-            })
-            .collect();
         let long: Vec<PitchFrame> = (0..n60)
             .map(|k| self.pitch.analyse(&x[k * HOP_LEN..k * HOP_LEN + pitch::FRAME_LEN]))
             .collect();
         let f0_hz = smooth_f0(&long);
+        self.spectral.reset();
+        let short: Vec<SpectralFrame> = (0..n20)
+            .map(|k| {
+                let formants = all_formants || f0_hz.get(k).is_some_and(|f| *f > 0.0);
+                self.spectral
+                    .analyse(&x[k * HOP_LEN..k * HOP_LEN + spectral::FRAME_LEN], formants)
+            })
+            .collect();
         let mut tracker = JitterTracker::new();
         let jitter = (0..n60).map(|k| tracker.frame(k, f0_hz[k], x)).collect();
         let harmonic = (0..n60)
@@ -161,7 +186,7 @@ impl Egemaps {
     /// Errors: [`Error::Config`] for a non-finite sample or a zero rate.
     pub fn lld(&mut self, samples: &[f32], sample_rate_hz: u32) -> Result<Array2<f64>> {
         let x = Self::signal(samples, sample_rate_hz)?;
-        let fr = self.frames(&x);
+        let fr = self.frames(&x, true);
         let n60 = fr.f0_hz.len();
         // Spectral columns are smoothed over all 20 ms frames, the others over the 60 ms ones.
         let rows: Vec<[f64; 25]> = (0..n60).map(|k| lld_row(&fr, k, false)).collect();
@@ -190,7 +215,7 @@ impl Egemaps {
     /// voiced set, -120 dB sound level for digital silence).
     pub fn functionals(&mut self, samples: &[f32], sample_rate_hz: u32) -> Result<[f64; 88]> {
         let x = Self::signal(samples, sample_rate_hz)?;
-        let fr = self.frames(&x);
+        let fr = self.frames(&x, false);
         Ok(functionals_of(&fr))
     }
 }

@@ -6,8 +6,9 @@
 //! where it happens): matching its voicing decisions is what makes the F0, jitter, shimmer,
 //! HNR and voiced/unvoiced features agree.
 
+use super::dot;
+use realfft::{RealFftPlanner, RealToComplex};
 use rustfft::num_complex::Complex;
-use rustfft::{Fft, FftPlanner};
 use std::sync::Arc;
 
 /// Samples per 60 ms frame at 16 kHz.
@@ -41,9 +42,12 @@ pub struct PitchFrame {
 
 /// The spectral front end and SHS of the pitch tracker, built once.
 pub struct PitchAnalyzer {
-    fft: Arc<dyn Fft<f64>>,
+    fft: Arc<dyn RealToComplex<f64>>,
     window: Vec<f64>,
-    buf: Vec<Complex<f64>>,
+    /// `[FFT_LEN]`: the windowed, zero-padded frame (the FFT overwrites it).
+    frame_buf: Vec<f64>,
+    /// `[N_BINS]`: the frame's spectrum.
+    spec: Vec<Complex<f64>>,
     scratch: Vec<Complex<f64>>,
     scale: OctaveScale,
     shifts: Vec<usize>,
@@ -65,14 +69,14 @@ struct OctaveScale {
     f_max_t: f64,
     y2: Vec<f64>,
     u: Vec<f64>,
-    /// Per source point, the grid-only parts of the spline's tridiagonal solve: `sig`,
-    /// `1 / p`, the forward coefficient `(sig - 1) / p`, `1 / (x[i+1] - x[i])` and
-    /// `6 / (x[i+1] - x[i-1])`.
-    sig: Vec<f64>,
-    inv_p: Vec<f64>,
+    /// Per source point, the grid-only parts of the spline's tridiagonal solve: `sig / p`,
+    /// the back-substitution coefficient `(sig - 1) / p`, `1 / (x[i+1] - x[i])` and
+    /// `6 / ((x[i+1] - x[i-1]) p)`, so that each step of the two serial recurrences is one
+    /// multiply and one add.
+    sig_over_p: Vec<f64>,
     fwd: Vec<f64>,
     inv_h: Vec<f64>,
-    six_over_span: Vec<f64>,
+    six_over_span_p: Vec<f64>,
     peaks: Vec<usize>,
 }
 
@@ -109,25 +113,24 @@ impl OctaveScale {
                 (k - 1, a, (a * a * a - a) * r2, (b * b * b - b) * r2)
             })
             .collect();
-        let (mut sig, mut inv_p, mut fwd) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        let (mut sig_over_p, mut fwd) = (vec![0.0; n], vec![0.0; n]);
         let mut inv_h = vec![0.0; n];
-        let mut six_over_span = vec![0.0; n];
+        let mut six_over_span_p = vec![0.0; n];
         for i in 0..n - 1 {
             inv_h[i] = 1.0 / (src_t[i + 1] - src_t[i]);
         }
         for i in 1..n - 1 {
-            sig[i] = (src_t[i] - src_t[i - 1]) / (src_t[i + 1] - src_t[i - 1]);
-            let p = sig[i] * fwd[i - 1] + 2.0;
-            inv_p[i] = 1.0 / p;
-            fwd[i] = (sig[i] - 1.0) / p;
-            six_over_span[i] = 6.0 / (src_t[i + 1] - src_t[i - 1]);
+            let sig = (src_t[i] - src_t[i - 1]) / (src_t[i + 1] - src_t[i - 1]);
+            let p = sig * fwd[i - 1] + 2.0;
+            sig_over_p[i] = sig / p;
+            fwd[i] = (sig - 1.0) / p;
+            six_over_span_p[i] = 6.0 / ((src_t[i + 1] - src_t[i - 1]) * p);
         }
         OctaveScale {
-            sig,
-            inv_p,
+            sig_over_p,
             fwd,
             inv_h,
-            six_over_span,
+            six_over_span_p,
             peaks: Vec::with_capacity(n),
             taps,
             weights,
@@ -176,15 +179,24 @@ impl OctaveScale {
             prev = c;
         }
         // Natural cubic spline (Numerical Recipes) through (src_t, y); the grid-only factors
-        // of the tridiagonal solve are precomputed.
+        // of the tridiagonal solve are precomputed, and the data terms are formed before the
+        // serial recurrence so that each of its steps is one multiply and one subtraction.
         self.u[0] = 0.0;
         for i in 1..n - 1 {
             let d = (y[i + 1] - y[i]) * self.inv_h[i] - (y[i] - y[i - 1]) * self.inv_h[i - 1];
-            self.u[i] = (d * self.six_over_span[i] - self.sig[i] * self.u[i - 1]) * self.inv_p[i];
+            self.u[i] = d * self.six_over_span_p[i];
+        }
+        // The carried value stays in a register (no store-to-load round trip per step).
+        let mut prev = 0.0;
+        for (u, b) in self.u[1..n - 1].iter_mut().zip(&self.sig_over_p[1..n - 1]) {
+            prev = *u - b * prev;
+            *u = prev;
         }
         self.y2[n - 1] = 0.0;
-        for j in (0..n - 1).rev() {
-            self.y2[j] = self.fwd[j] * self.y2[j + 1] + self.u[j];
+        let mut next = 0.0;
+        for ((y2, f), u) in self.y2[..n - 1].iter_mut().zip(&self.fwd).zip(&self.u).rev() {
+            next = f * next + u;
+            *y2 = next;
         }
         for (j, &(k, a, c, d)) in self.taps.iter().enumerate() {
             let v = (a * y[k] + (1.0 - a) * y[k + 1] + c * self.y2[k] + d * self.y2[k + 1]) as f32;
@@ -206,8 +218,8 @@ impl Default for PitchAnalyzer {
 impl PitchAnalyzer {
     /// Builds the FFT plan, the Gaussian window (sigma 0.4) and the octave grid.
     pub fn new() -> Self {
-        let fft = FftPlanner::new().plan_fft_forward(FFT_LEN);
-        let scratch = vec![Complex::default(); fft.get_inplace_scratch_len()];
+        let fft = RealFftPlanner::new().plan_fft_forward(FFT_LEN);
+        let scratch = fft.make_scratch_vec();
         let n = FRAME_LEN as f64;
         let window = (0..FRAME_LEN)
             .map(|i| {
@@ -225,7 +237,8 @@ impl PitchAnalyzer {
         PitchAnalyzer {
             fft,
             window,
-            buf: vec![Complex::default(); FFT_LEN],
+            frame_buf: vec![0.0; FFT_LEN],
+            spec: vec![Complex::default(); N_BINS],
             scratch,
             scale,
             shifts,
@@ -244,15 +257,16 @@ impl PitchAnalyzer {
     pub fn analyse(&mut self, frame: &[f64]) -> PitchFrame {
         assert_eq!(frame.len(), FRAME_LEN, "a 60 ms frame at 16 kHz");
         let pad = (FFT_LEN - FRAME_LEN) / 2;
-        self.buf.fill(Complex::default());
-        let mut energy = 0.0f64;
-        for (i, (x, w)) in frame.iter().zip(&self.window).enumerate() {
-            let v = x * w;
-            energy += v * v;
-            self.buf[pad + i] = Complex::new(v, 0.0);
+        self.frame_buf.fill(0.0);
+        let windowed = &mut self.frame_buf[pad..pad + FRAME_LEN];
+        for ((b, x), w) in windowed.iter_mut().zip(frame).zip(&self.window) {
+            *b = x * w;
         }
-        self.fft.process_with_scratch(&mut self.buf, &mut self.scratch);
-        let magnitudes: Vec<f64> = self.buf[..N_BINS].iter().map(|c| c.norm_sqr().sqrt()).collect();
+        let energy = dot(windowed, windowed);
+        self.fft
+            .process_with_scratch(&mut self.frame_buf, &mut self.spec, &mut self.scratch)
+            .expect("buffers sized by the plan");
+        let magnitudes: Vec<f64> = self.spec.iter().map(|c| c.norm_sqr().sqrt()).collect();
         self.work.copy_from_slice(&magnitudes);
         self.scale.apply(&mut self.work, &mut self.octave);
         let candidates = self.shs();
@@ -286,7 +300,6 @@ impl PitchAnalyzer {
         let mut idx = [0usize; N_CAND];
         let mut score = [0f32; N_CAND];
         let mut n_cand = 0usize;
-        let mut mean = ss[0] as f64;
         for i in 1..n - 1 {
             if ss[i - 1] < ss[i] && ss[i] > ss[i + 1] {
                 for j in 0..N_CAND {
@@ -302,9 +315,17 @@ impl PitchAnalyzer {
                     }
                 }
             }
-            mean += ss[i] as f64;
         }
-        mean = (mean + ss[n - 1] as f64) / n as f64;
+        // The mean in four interleaved lanes (a single running sum waits on every add).
+        let mut lanes = [0.0f64; 4];
+        let chunks = ss.chunks_exact(4);
+        let tail: f64 = chunks.remainder().iter().map(|v| *v as f64).sum();
+        for c in chunks {
+            for l in 0..4 {
+                lanes[l] += c[l] as f64;
+            }
+        }
+        let mean = ((lanes[0] + lanes[2]) + (lanes[1] + lanes[3]) + tail) / n as f64;
         let mut f0 = [0f64; N_CAND];
         let mut voicing = [0f32; N_CAND];
         for i in 0..n_cand {

@@ -3,6 +3,8 @@
 //! openSMILE's `cMelspec`, `cPlp`, `cSpectral`, `cMfcc`, `cEnergy`, `cSpecResample`, `cLpc` and
 //! `cFormantLpc` compute them at 16 kHz.
 
+use super::dot;
+use realfft::{RealFftPlanner, RealToComplex};
 use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
 use std::sync::Arc;
@@ -52,9 +54,12 @@ pub struct SpectralFrame {
 
 /// Plans, filterbanks and buffers for the 20 ms path, built once and reused for every frame.
 pub struct SpectralAnalyzer {
-    fft: Arc<dyn Fft<f64>>,
+    fft: Arc<dyn RealToComplex<f64>>,
     window: Vec<f64>,
-    buf: Vec<Complex<f64>>,
+    /// `[FFT_LEN]`: the windowed, zero-padded frame (the FFT overwrites it).
+    frame_buf: Vec<f64>,
+    /// `[N_BINS]`: the frame's spectrum.
+    spec: Vec<Complex<f64>>,
     scratch: Vec<Complex<f64>>,
     mag: Vec<f64>,
     prev_mag: Vec<f64>,
@@ -106,8 +111,8 @@ impl Default for SpectralAnalyzer {
 impl SpectralAnalyzer {
     /// Builds the FFT plan, the Hamming window, the mel filterbank and the resampler tables.
     pub fn new() -> Self {
-        let fft = FftPlanner::new().plan_fft_forward(FFT_LEN);
-        let scratch = vec![Complex::default(); fft.get_inplace_scratch_len()];
+        let fft = RealFftPlanner::new().plan_fft_forward(FFT_LEN);
+        let scratch = fft.make_scratch_vec();
         let n = FRAME_LEN as f64;
         let window = (0..FRAME_LEN)
             .map(|i| 0.54 - 0.46 * (2.0 * std::f64::consts::PI * i as f64 / (n - 1.0)).cos())
@@ -153,7 +158,8 @@ impl SpectralAnalyzer {
         SpectralAnalyzer {
             fft,
             window,
-            buf: vec![Complex::default(); FFT_LEN],
+            frame_buf: vec![0.0; FFT_LEN],
+            spec: vec![Complex::default(); N_BINS],
             scratch,
             mag: vec![0.0; N_BINS],
             prev_mag: vec![0.0; FLUX_BINS],
@@ -183,22 +189,30 @@ impl SpectralAnalyzer {
     }
 
     /// Analyses one 20 ms frame; frames must come in order (the flux compares neighbours).
+    /// `formants: false` skips the LPC formant tracker (the frame's formants and bandwidths
+    /// stay 0), for frames whose formants nothing reads: the tracker is the costliest part.
     ///
     /// # Shapes
     /// `frame`: `[FRAME_LEN]` samples at 16 kHz, scaled as openSMILE scales 16-bit PCM.
-    pub fn analyse(&mut self, frame: &[f64]) -> SpectralFrame {
+    pub fn analyse(&mut self, frame: &[f64], formants: bool) -> SpectralFrame {
         assert_eq!(frame.len(), FRAME_LEN, "a 20 ms frame at 16 kHz");
         let mut out = SpectralFrame {
-            energy: frame.iter().map(|v| v * v).sum::<f64>() / FRAME_LEN as f64,
+            energy: dot(frame, frame) / FRAME_LEN as f64,
             ..SpectralFrame::default()
         };
         let pad = (FFT_LEN - FRAME_LEN) / 2;
-        self.buf.fill(Complex::default());
-        for (i, (x, w)) in frame.iter().zip(&self.window).enumerate() {
-            self.buf[pad + i] = Complex::new(x * w, 0.0);
+        self.frame_buf.fill(0.0);
+        for ((b, x), w) in self.frame_buf[pad..pad + FRAME_LEN]
+            .iter_mut()
+            .zip(frame)
+            .zip(&self.window)
+        {
+            *b = x * w;
         }
-        self.fft.process_with_scratch(&mut self.buf, &mut self.scratch);
-        for (m, c) in self.mag.iter_mut().zip(&self.buf) {
+        self.fft
+            .process_with_scratch(&mut self.frame_buf, &mut self.spec, &mut self.scratch)
+            .expect("buffers sized by the plan");
+        for (m, c) in self.mag.iter_mut().zip(&self.spec) {
             *m = c.norm_sqr().sqrt();
         }
 
@@ -238,7 +252,9 @@ impl SpectralAnalyzer {
         self.prev_mag.copy_from_slice(&self.mag[..FLUX_BINS]);
 
         self.log_spectral(&mut out);
-        self.formants(&mut out);
+        if formants {
+            self.formants(&mut out);
+        }
         out
     }
 
@@ -286,7 +302,7 @@ impl SpectralAnalyzer {
         // `a[0] + sum_k (a[2k] cos + a[2k+1] sin)(2 pi k i / 352)` with a[2k] = Re X_k,
         // a[2k+1] = -Im X_k, i.e. Re(sum_k X_k e^{+2 pi i k i / 352}): one inverse FFT.
         self.resample_buf.fill(Complex::default());
-        self.resample_buf[..RESAMPLE_HALF].copy_from_slice(&self.buf[..RESAMPLE_HALF]);
+        self.resample_buf[..RESAMPLE_HALF].copy_from_slice(&self.spec[..RESAMPLE_HALF]);
         self.resample_ifft
             .process_with_scratch(&mut self.resample_buf, &mut self.resample_scratch);
         for (y, c) in self.resampled.iter_mut().zip(&self.resample_buf) {
@@ -343,7 +359,7 @@ impl SpectralAnalyzer {
 fn lpc(y: &[f64]) -> Option<[f64; LPC_ORDER]> {
     let mut r = [0.0; LPC_ORDER + 1];
     for (l, rl) in r.iter_mut().enumerate() {
-        *rl = (l..y.len()).map(|i| y[i] * y[i - l]).sum();
+        *rl = dot(&y[l..], &y[..y.len() - l]);
     }
     if r[0] == 0.0 {
         return None;
@@ -384,8 +400,10 @@ fn circle_start(c: &[Complex<f64>], z: &mut [Complex<f64>]) {
     }
 }
 
-/// Refines `z` towards the roots of `c` by Aberth-Ehrlich steps; true once every step is below
-/// 1e-10 (within `max_iter` sweeps; a formant moves by under 1e-5 Hz then).
+/// Refines `z` towards the roots of `c` by Aberth-Ehrlich steps; true once every root's last
+/// step was below 1e-10 (within `max_iter` sweeps; a formant moves by under 1e-5 Hz then). A
+/// root whose step fell below that is left where it is in later sweeps (it still repels the
+/// others), so a sweep costs in proportion to the roots still moving.
 fn aberth(c: &[Complex<f64>], z: &mut [Complex<f64>], max_iter: usize) -> bool {
     let n = z.len();
     let eval = |x: Complex<f64>| {
@@ -396,27 +414,40 @@ fn aberth(c: &[Complex<f64>], z: &mut [Complex<f64>], max_iter: usize) -> bool {
         }
         (p, d)
     };
+    // Roots past the 64th are never frozen (LPC polynomials have 11).
+    let mut frozen = 0u64;
+    let all = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
     for _ in 0..max_iter {
-        let mut moved = 0.0f64;
         for i in 0..n {
+            if i < 64 && frozen >> i & 1 == 1 {
+                continue;
+            }
             let (p, d) = eval(z[i]);
             if p.norm_sqr() == 0.0 {
+                if i < 64 {
+                    frozen |= 1 << i;
+                }
                 continue;
             }
             let ratio = p / d;
+            // sum_j 1 / (z_i - z_j), each reciprocal as conj(w) / |w|^2.
             let mut sum = Complex::new(0.0, 0.0);
             for j in 0..n {
                 if j != i {
-                    sum += 1.0 / (z[i] - z[j]);
+                    let w = z[i] - z[j];
+                    let s = 1.0 / w.norm_sqr();
+                    sum += Complex::new(w.re * s, -w.im * s);
                 }
             }
             let step = ratio / (Complex::new(1.0, 0.0) - ratio * sum);
             if step.is_finite() {
                 z[i] -= step;
-                moved = moved.max(step.norm_sqr().sqrt());
+                if step.norm_sqr() < 1e-20 && i < 64 {
+                    frozen |= 1 << i;
+                }
             }
         }
-        if moved < 1e-10 {
+        if frozen & all == all && n <= 64 {
             return true;
         }
     }
@@ -442,7 +473,7 @@ mod tests {
     #[test]
     fn silent_frame_values_are_opensmiles() {
         let mut a = SpectralAnalyzer::new();
-        let f = a.analyse(&[0.0; FRAME_LEN]);
+        let f = a.analyse(&[0.0; FRAME_LEN], true);
         assert!((f.loudness - 0.00103397).abs() < 1e-7, "{}", f.loudness);
         assert!((f.slope_0_500 - 0.112).abs() < 1e-9, "{}", f.slope_0_500);
         assert!((f.slope_500_1500 - 0.0763636).abs() < 1e-6, "{}", f.slope_500_1500);

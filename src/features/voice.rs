@@ -7,9 +7,10 @@
 //! repeats the previous frame's jitter and shimmer, and unvoiced frames give -201 dB formant
 //! amplitudes.
 
+use super::dot;
 use super::pitch::{N_BINS, bin_hz, quad3};
+use realfft::{ComplexToReal, RealFftPlanner};
 use rustfft::num_complex::Complex;
-use rustfft::{Fft, FftPlanner};
 use std::sync::Arc;
 
 /// Samples a period search may read per 60 ms frame at 16 kHz.
@@ -51,7 +52,7 @@ impl PrefixSums {
             self.sum_sq[a + l] - self.sum_sq[a],
             self.sum_sq[a + 2 * l] - self.sum_sq[a + l],
         );
-        let sxy: f64 = m[a..a + l].iter().zip(&m[a + l..a + 2 * l]).map(|(x, y)| x * y).sum();
+        let sxy = dot(&m[a..a + l], &m[a + l..a + 2 * l]);
         let vx = qx - sx * sx / n;
         let vy = qy - sy * sy / n;
         if vx <= 1e-12 * qx || vy <= 1e-12 * qy {
@@ -210,8 +211,11 @@ pub struct HarmonicFrame {
 
 /// Harmonic analysis of the 60 ms magnitude spectrum, built once.
 pub struct HarmonicAnalyzer {
-    ifft: Arc<dyn Fft<f64>>,
-    buf: Vec<Complex<f64>>,
+    ifft: Arc<dyn ComplexToReal<f64>>,
+    /// `[N_BINS]`: the power spectrum (the inverse FFT overwrites it).
+    power: Vec<Complex<f64>>,
+    /// `[2 (N_BINS - 1)]`: the circular autocorrelation, unscaled.
+    acf_full: Vec<f64>,
     scratch: Vec<Complex<f64>>,
     acf: Vec<f64>,
     frq: Vec<f64>,
@@ -284,11 +288,12 @@ impl HarmonicAnalyzer {
     /// Plans the inverse FFT of the autocorrelation.
     pub fn new() -> Self {
         let n = 2 * (N_BINS - 1);
-        let ifft = FftPlanner::new().plan_fft_inverse(n);
-        let scratch = vec![Complex::default(); ifft.get_inplace_scratch_len()];
+        let ifft = RealFftPlanner::new().plan_fft_inverse(n);
+        let scratch = ifft.make_scratch_vec();
         HarmonicAnalyzer {
             ifft,
-            buf: vec![Complex::default(); n],
+            power: vec![Complex::default(); N_BINS],
+            acf_full: vec![0.0; n],
             scratch,
             acf: vec![0.0; N_BINS],
             frq: (0..N_BINS).map(bin_hz).collect(),
@@ -336,7 +341,17 @@ impl HarmonicAnalyzer {
         let mut h = [Harmonic::default(); N_HARM];
         let mut last_bin = self.freq_to_bin((0.5f32 * f0) as f64, 1);
         let first_bin = self.freq_to_bin((0.5f32 * f0) as f64, last_bin);
+        // Past H3, a harmonic only matters if it can fall within 1.2 times a formant (see
+        // `near` below). Harmonic i's peak lies at or above bin `(i + 0.5) f0` less two bins,
+        // so the search stops once that is beyond the highest formant's window: the values
+        // read are those of searching all 100.
+        let window_top_hz = 1.2 * formants_hz.iter().fold(0.0f64, |m, f| m.max(*f)) + 1.0;
+        let mut n_harm = N_HARM;
         for (i, hi) in h.iter_mut().enumerate() {
+            if i > 2 && (i as f64 + 0.5) * f0_hz - 3.0 * self.frq[1] > window_top_hz {
+                n_harm = i;
+                break;
+            }
             let cand = self.freq_to_bin(((i + 1) as f32 * f0) as f64, last_bin);
             let mut peak: isize = -1;
             if is_peak(mag, cand as isize) {
@@ -389,7 +404,7 @@ impl HarmonicAnalyzer {
         }
         let m0 = h[0].mag;
         let lm0 = if m0 != 0.0 { m0.log10() } else { 0.0 };
-        for i in 1..N_HARM {
+        for i in 1..n_harm {
             h[i].log_rel = if m0 == 0.0 {
                 -201.0
             } else if h[i].mag_interp > 0.0 {
@@ -437,18 +452,6 @@ impl HarmonicAnalyzer {
     /// HNR from the circular autocorrelation (inverse FFT of the power spectrum) at the lag of
     /// the peak nearest one period, clamped to [-90, 110] dB.
     fn hnr(&mut self, f0_hz: f64, mag: &[f64]) -> f64 {
-        let n = self.buf.len();
-        for (k, m) in mag.iter().enumerate() {
-            let p = m * m;
-            self.buf[k] = Complex::new(p, 0.0);
-            if k > 0 && k < n / 2 {
-                self.buf[n - k] = Complex::new(p, 0.0);
-            }
-        }
-        self.ifft.process_with_scratch(&mut self.buf, &mut self.scratch);
-        for (a, c) in self.acf.iter_mut().zip(&self.buf) {
-            *a = (c.re / 2.0).abs() / N_BINS as f64;
-        }
         let lag = if f0_hz > 0.0 {
             (self.frq[N_BINS - 1] * 2.0 / f0_hz).floor() as usize
         } else {
@@ -456,6 +459,16 @@ impl HarmonicAnalyzer {
         };
         if lag == 0 {
             return 0.0;
+        }
+        // The power spectrum is real and even: its inverse transform is the real ACF.
+        for (p, m) in self.power.iter_mut().zip(mag) {
+            *p = Complex::new(m * m, 0.0);
+        }
+        self.ifft
+            .process_with_scratch(&mut self.power, &mut self.acf_full, &mut self.scratch)
+            .expect("buffers sized by the plan");
+        for (a, c) in self.acf.iter_mut().zip(&self.acf_full) {
+            *a = (c / 2.0).abs() / N_BINS as f64;
         }
         let b = closest_peak(&self.acf, lag.min(N_BINS - 1));
         if b == 0 {
