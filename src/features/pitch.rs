@@ -55,6 +55,8 @@ pub struct PitchAnalyzer {
     f_step_t: f32,
     work: Vec<f64>,
     ss: Vec<f32>,
+    /// Bins of the SHS spectrum's local maxima, `[N_BINS]` of room.
+    maxima: Vec<u16>,
     octave: Vec<f32>,
 }
 
@@ -131,7 +133,7 @@ impl OctaveScale {
             fwd,
             inv_h,
             six_over_span_p,
-            peaks: Vec::with_capacity(n),
+            peaks: vec![0; n],
             taps,
             weights,
             ppo,
@@ -148,19 +150,17 @@ impl OctaveScale {
         let n = y.len();
         // Enhancement: keep +-2 bins around each peak. With exactly one peak openSMILE reads
         // an unset second peak position (0) and zeroes everything from bin 3 (kept).
+        // Peaks collected without a branch per bin (a noisy spectrum mispredicts them).
         let peaks = &mut self.peaks;
-        peaks.clear();
-        if y[0] > y[1] {
-            peaks.push(0);
-        }
+        peaks[0] = 0;
+        let mut n_peaks = usize::from(y[0] > y[1]);
         for i in 1..n - 1 {
-            if y[i] > y[i - 1] && y[i] >= y[i + 1] {
-                peaks.push(i);
-            }
+            peaks[n_peaks] = i;
+            n_peaks += usize::from((y[i] > y[i - 1]) & (y[i] >= y[i + 1]));
         }
-        if y[n - 1] > y[n - 2] {
-            peaks.push(n - 1);
-        }
+        peaks[n_peaks] = n - 1;
+        n_peaks += usize::from(y[n - 1] > y[n - 2]);
+        let peaks = &peaks[..n_peaks];
         if peaks.len() == 1 {
             y[3..].fill(0.0);
         } else {
@@ -246,6 +246,7 @@ impl PitchAnalyzer {
             f_step_t,
             work: vec![0.0; N_BINS],
             ss: vec![0.0; N_BINS],
+            maxima: vec![0; N_BINS],
             octave: vec![0.0; N_BINS],
         }
     }
@@ -297,22 +298,28 @@ impl PitchAnalyzer {
                 *v = 0.0;
             }
         }
+        // Local maxima first, without a branch per bin; then the best six of them.
+        let maxima = &mut self.maxima;
+        let mut n_maxima = 0usize;
+        for i in 1..n - 1 {
+            maxima[n_maxima] = i as u16;
+            n_maxima += usize::from((ss[i - 1] < ss[i]) & (ss[i] > ss[i + 1]));
+        }
         let mut idx = [0usize; N_CAND];
         let mut score = [0f32; N_CAND];
         let mut n_cand = 0usize;
-        for i in 1..n - 1 {
-            if ss[i - 1] < ss[i] && ss[i] > ss[i + 1] {
-                for j in 0..N_CAND {
-                    if score[j] == 0.0 || score[j] < ss[i] {
-                        for jj in (j + 1..N_CAND).rev() {
-                            score[jj] = score[jj - 1];
-                            idx[jj] = idx[jj - 1];
-                        }
-                        idx[j] = i;
-                        score[j] = ss[i];
-                        n_cand = (n_cand + 1).min(N_CAND);
-                        break;
+        for &i in &maxima[..n_maxima] {
+            let i = i as usize;
+            for j in 0..N_CAND {
+                if score[j] == 0.0 || score[j] < ss[i] {
+                    for jj in (j + 1..N_CAND).rev() {
+                        score[jj] = score[jj - 1];
+                        idx[jj] = idx[jj - 1];
                     }
+                    idx[j] = i;
+                    score[j] = ss[i];
+                    n_cand = (n_cand + 1).min(N_CAND);
+                    break;
                 }
             }
         }
