@@ -64,6 +64,8 @@ pub struct Egemaps {
     spectral: SpectralAnalyzer,
     pitch: PitchAnalyzer,
     harmonics: HarmonicAnalyzer,
+    /// `[N60, pitch::N_BINS]`: the 60 ms magnitude spectra of the current waveform, reused.
+    magnitudes: Vec<f64>,
 }
 
 /// Every frame-level value of one waveform, before smoothing.
@@ -118,6 +120,7 @@ impl Egemaps {
             spectral: SpectralAnalyzer::new(),
             pitch: PitchAnalyzer::new(),
             harmonics: HarmonicAnalyzer::new(),
+            magnitudes: Vec::new(),
         }
     }
 
@@ -147,8 +150,12 @@ impl Egemaps {
     fn frames(&mut self, x: &[f64], all_formants: bool) -> Frames {
         let n20 = (x.len() - spectral::FRAME_LEN) / HOP_LEN + 1;
         let n60 = (x.len() - pitch::FRAME_LEN) / HOP_LEN + 1;
-        let long: Vec<PitchFrame> = (0..n60)
-            .map(|k| self.pitch.analyse(&x[k * HOP_LEN..k * HOP_LEN + pitch::FRAME_LEN]))
+        self.magnitudes.resize(n60 * pitch::N_BINS, 0.0);
+        let long: Vec<PitchFrame> = self
+            .magnitudes
+            .chunks_exact_mut(pitch::N_BINS)
+            .enumerate()
+            .map(|(k, mag)| self.pitch.analyse(&x[k * HOP_LEN..k * HOP_LEN + pitch::FRAME_LEN], mag))
             .collect();
         let f0_hz = smooth_f0(&long);
         self.spectral.reset();
@@ -164,8 +171,11 @@ impl Egemaps {
         let harmonic = (0..n60)
             .map(|k| {
                 let f = &short[k].formant_hz;
-                self.harmonics
-                    .analyse(f0_hz[k], &long[k].magnitudes, [f[0], f[1], f[2]])
+                self.harmonics.analyse(
+                    f0_hz[k],
+                    &self.magnitudes[k * pitch::N_BINS..(k + 1) * pitch::N_BINS],
+                    [f[0], f[1], f[2]],
+                )
             })
             .collect();
         Frames {

@@ -31,10 +31,8 @@ pub fn bin_hz(k: usize) -> f64 {
     k as f64 / (0.06 * FFT_LEN as f64 / FRAME_LEN as f64)
 }
 
-/// One 60 ms frame's spectrum, kept for the voice-quality descriptors.
+/// What the pitch tracker keeps of one 60 ms frame.
 pub struct PitchFrame {
-    /// Magnitudes `[N_BINS]` of the Gaussian-windowed frame.
-    pub magnitudes: Vec<f64>,
     /// RMS of the windowed frame.
     pub rms: f32,
     candidates: [(f32, f32); N_CAND],
@@ -251,11 +249,13 @@ impl PitchAnalyzer {
         }
     }
 
-    /// Spectrum, energy and F0 candidates of one 60 ms frame.
+    /// Energy and F0 candidates of one 60 ms frame; its magnitude spectrum (which the
+    /// voice-quality descriptors read) goes to `magnitudes`, a caller-owned buffer so that a
+    /// whole utterance's spectra live in one reused allocation.
     ///
     /// # Shapes
-    /// `frame`: `[FRAME_LEN]` samples at 16 kHz.
-    pub fn analyse(&mut self, frame: &[f64]) -> PitchFrame {
+    /// `frame`: `[FRAME_LEN]` samples at 16 kHz; `magnitudes`: `[N_BINS]`, written.
+    pub fn analyse(&mut self, frame: &[f64], magnitudes: &mut [f64]) -> PitchFrame {
         assert_eq!(frame.len(), FRAME_LEN, "a 60 ms frame at 16 kHz");
         let pad = (FFT_LEN - FRAME_LEN) / 2;
         self.frame_buf.fill(0.0);
@@ -267,12 +267,14 @@ impl PitchAnalyzer {
         self.fft
             .process_with_scratch(&mut self.frame_buf, &mut self.spec, &mut self.scratch)
             .expect("buffers sized by the plan");
-        let magnitudes: Vec<f64> = self.spec.iter().map(|c| c.norm_sqr().sqrt()).collect();
-        self.work.copy_from_slice(&magnitudes);
+        assert_eq!(magnitudes.len(), N_BINS, "one 60 ms frame's magnitudes");
+        for (m, c) in magnitudes.iter_mut().zip(&self.spec) {
+            *m = c.norm_sqr().sqrt();
+        }
+        self.work.copy_from_slice(magnitudes);
         self.scale.apply(&mut self.work, &mut self.octave);
         let candidates = self.shs();
         PitchFrame {
-            magnitudes,
             rms: (energy / FRAME_LEN as f64).sqrt() as f32,
             candidates,
         }
@@ -548,7 +550,7 @@ mod tests {
         let x = tone(180.0, 16_000);
         let mut p = PitchAnalyzer::new();
         let frames: Vec<PitchFrame> = (0..(x.len() - FRAME_LEN) / 160 + 1)
-            .map(|k| p.analyse(&x[k * 160..k * 160 + FRAME_LEN]))
+            .map(|k| p.analyse(&x[k * 160..k * 160 + FRAME_LEN], &mut [0.0; N_BINS]))
             .collect();
         let f0 = smooth_f0(&frames);
         let voiced: Vec<f64> = f0.iter().copied().filter(|v| *v > 0.0).collect();
@@ -561,7 +563,9 @@ mod tests {
     #[test]
     fn silence_is_unvoiced() {
         let mut p = PitchAnalyzer::new();
-        let frames: Vec<PitchFrame> = (0..5).map(|_| p.analyse(&[0.0; FRAME_LEN])).collect();
+        let frames: Vec<PitchFrame> = (0..5)
+            .map(|_| p.analyse(&[0.0; FRAME_LEN], &mut [0.0; N_BINS]))
+            .collect();
         assert_eq!(smooth_f0(&frames), vec![0.0; 5]);
     }
 }
