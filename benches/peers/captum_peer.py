@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import torch_cnn  # noqa: E402
 
 
 def main():
@@ -44,14 +45,14 @@ def main():
     work = tempfile.TemporaryDirectory(prefix="captum-peer-")
     export = os.path.join(work.name, "export")
     manifest = common.export(args.emolime, args.model, args.input, args.limit, args.bands, export)
-    model, inputs, mels = common.load_export(export, args.device)
+    model, inputs, mels = torch_cnn.load_export(export, args.device)
     classes = inputs["classes"]
-    rows = common.band_rows(inputs, args.device)
+    rows = torch_cnn.band_rows(inputs, args.device)
     feature_masks = [rows[None, None, :, None].expand(1, 1, m.shape[0], m.shape[1]) for m in mels]
     n_expl = len(mels) * len(classes)
     print(f"device: torch {args.device} ({torch.cuda.get_device_name() if args.device.startswith('cuda') else 'cpu'}), "
           f"emolime {emo_dev}; {len(mels)} utterances x {len(classes)} classes, {args.bands} bands")
-    print(f"probabilities, PyTorch rebuild vs emolime: largest difference {common.check_probabilities(model, inputs, mels):.2e}")
+    print(f"probabilities, PyTorch rebuild vs emolime: largest difference {torch_cnn.check_probabilities(model, inputs, mels):.2e}")
 
     def similarity(_orig, _pert, interp, **_kw):
         return common.lime_weight(interp[0].detach().cpu().numpy())

@@ -2,7 +2,8 @@
 equivalent eGeMAPS classifier on the CPU path.
 
     python3 benches/peers/emolime_reference.py --emolime target/release/emolime \
-        --model FEATURES.json --input CORPUS [--limit 2] [--samples 64] [--griffin-lim-iters 32]
+        --model FEATURES.json --input CORPUS [--limit 2] [--samples 64] [--bands 8] \
+        [--griffin-lim-iters 32]
 
 FEATURES.json is a logistic-regression eGeMAPS classifier from `emolime train --features egemaps
 --head logreg`. The reference pipeline, per perturbed sample: zero the removed bands in the
@@ -58,6 +59,9 @@ def load(path):
 def main():
     ap = common.parser(__doc__, "64")
     ap.add_argument("--griffin-lim-iters", type=int, default=32)
+    ap.add_argument("--emolime-samples", type=int, default=None,
+                    help="samples per explanation for emolime (default: --samples); the per-sample "
+                         "ratio then compares the reference at --samples with emolime at this count")
     ap.set_defaults(limit=2)
     args = ap.parse_args()
     import opensmile
@@ -88,7 +92,7 @@ def main():
     work = tempfile.TemporaryDirectory(prefix="reference-peer-")
     run = os.path.join(work.name, "probe")
     common.run_checked([args.emolime, "explain", "--model", args.model, "--input", args.input, "--out", run,
-                        "--samples", "16", "--device", "cpu", "--quiet"])
+                        "--samples", "16", "--bands", str(args.bands), "--device", "cpu", "--quiet"])
     records = [json.loads(line) for line in open(os.path.join(run, "explanations.jsonl"))]
     paths = list(dict.fromkeys(r["path"] for r in records))
     step = max(1, len(paths) // args.limit)
@@ -108,6 +112,7 @@ def main():
 
     t0 = time.perf_counter()
     per_sample = []
+    per_utt = []
     for path in paths:
         x = load(path)
         _, _, spec = stft(x, fs=RATE, nperseg=N_FFT, noverlap=N_FFT - HOP, nfft=N_FFT)
@@ -120,14 +125,19 @@ def main():
             wave = griffin_lim(mag * mask[bin_band][:, None], args.griffin_lim_iters, len(x))
             probs.append(classify(wave))
             per_sample.append(time.perf_counter() - ts)
+        per_utt.append((path, len(x) / RATE, np.mean(per_sample[-n:])))
         probs = np.asarray(probs)
         dist = cosine_distances(z, np.ones((1, n_bands)))[:, 0]
         for c in range(k):
             base.explain_instance_with_data(z, probs, dist, c, num_features=n_bands, feature_selection="none",
                                             model_regressor=Ridge(alpha=1.0, fit_intercept=True))
     ref_s = time.perf_counter() - t0
-    emo_s, _, _keep, _ = common.run_emolime(args.emolime, args.model, manifest, n, "cpu")
+    n_emo = args.emolime_samples or n
+    emo_s, emo_wall, _keep, _ = common.run_emolime(args.emolime, args.model, manifest, n_emo, "cpu",
+                                                    ["--bands", str(args.bands)])
     n_expl = len(paths) * k
+    ref_ms = 1000 * np.mean(per_sample)
+    emo_ms = 1000 * emo_wall / (len(paths) * n_emo)
     common.print_table(
         f"{len(paths)} utterances x {k} classes, {n} samples, {n_bands} bands, CPU "
         f"({os.cpu_count()} threads); reference per sample {1000 * np.mean(per_sample):.1f} ms "
@@ -136,6 +146,21 @@ def main():
         [["EmoLIME reference", f"{ref_s:.2f}", f"{ref_s / n_expl:.3f}", f"{n_expl / ref_s:.2f}"],
          ["emolime", f"{emo_s:.2f}", f"{emo_s / n_expl:.3f}", f"{n_expl / emo_s:.2f}"],
          ["ratio emolime / reference", "", "", f"{ref_s / emo_s:.1f}x"]])
+    print(f"per sample: reference {ref_ms:.1f} ms ({n} samples per utterance), emolime {emo_ms:.2f} ms "
+          f"({n_emo} samples, process wall time {emo_wall:.2f} s): {ref_ms / emo_ms:.0f}x")
+    # Per utterance: emolime run alone on each (its process start-up counted against it).
+    rows = []
+    for i, (path, seconds, ref_one) in enumerate(per_utt):
+        one = os.path.join(work.name, f"one{i}.csv")
+        with open(one, "w") as f:
+            f.write(f"path,label\n{path},{labels[path]}\n")
+        _, wall_one, _k, _ = common.run_emolime(args.emolime, args.model, one, n_emo, "cpu",
+                                                ["--bands", str(args.bands)])
+        emo_one = wall_one / n_emo
+        rows.append([os.path.basename(path), f"{seconds:.2f}", f"{1000 * ref_one:.1f}", f"{1000 * emo_one:.2f}",
+                     f"{ref_one / emo_one:.0f}x"])
+    common.print_table("per sample, each utterance alone (emolime: process wall time / samples)",
+                       ["utterance", "seconds", "reference ms", "emolime ms", "ratio"], rows)
 
 
 if __name__ == "__main__":

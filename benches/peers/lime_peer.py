@@ -21,6 +21,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import torch_cnn  # noqa: E402
 
 
 def main():
@@ -37,12 +38,12 @@ def main():
     work = tempfile.TemporaryDirectory(prefix="lime-peer-")
     export = os.path.join(work.name, "export")
     manifest = common.export(args.emolime, args.model, args.input, args.limit, args.bands, export)
-    model, inputs, mels = common.load_export(export, "cpu")
+    model, inputs, mels = torch_cnn.load_export(export, "cpu")
     classes = inputs["classes"]
     rows = np.asarray(inputs["bands"]["row_band"])
     n_expl = len(mels) * len(classes)
     print(f"cpu: {os.cpu_count()} threads; {len(mels)} utterances x {len(classes)} classes, {args.bands} bands")
-    print(f"probabilities, PyTorch rebuild vs emolime: largest difference {common.check_probabilities(model, inputs, mels):.2e}")
+    print(f"probabilities, PyTorch rebuild vs emolime: largest difference {torch_cnn.check_probabilities(model, inputs, mels):.2e}")
     width = 0.25
     base = LimeBase(lambda d: np.sqrt(np.exp(-(d ** 2) / width ** 2)), random_state=args.seed)
 
