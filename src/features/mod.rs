@@ -36,6 +36,7 @@ use voice::{HarmonicAnalyzer, HarmonicFrame, JitterTracker};
 ///
 /// # Shapes
 /// `a`, `b`: `[L]` (the shorter length is used).
+#[inline(always)]
 pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -148,36 +149,56 @@ impl Egemaps {
     /// the voiced frames among the first N60 (the functionals zero the formants of unvoiced
     /// frames, and the formant levels of unvoiced frames are -201 dB whatever the formants).
     fn frames(&mut self, x: &[f64], all_formants: bool) -> Frames {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { self.frames_avx2(x, all_formants) };
+        }
+        self.frames_body(x, all_formants)
+    }
+
+    /// [`Self::frames`] compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn frames_avx2(&mut self, x: &[f64], all_formants: bool) -> Frames {
+        self.frames_body(x, all_formants)
+    }
+
+    #[inline(always)]
+    fn frames_body(&mut self, x: &[f64], all_formants: bool) -> Frames {
         let n20 = (x.len() - spectral::FRAME_LEN) / HOP_LEN + 1;
         let n60 = (x.len() - pitch::FRAME_LEN) / HOP_LEN + 1;
         self.magnitudes.resize(n60 * pitch::N_BINS, 0.0);
-        let long: Vec<PitchFrame> = self
-            .magnitudes
-            .chunks_exact_mut(pitch::N_BINS)
-            .enumerate()
-            .map(|(k, mag)| self.pitch.analyse(&x[k * HOP_LEN..k * HOP_LEN + pitch::FRAME_LEN], mag))
-            .collect();
+        // Plain loops, not iterator closures: a closure is compiled without the caller's
+        // target features, which would leave the AVX2 build of this body unused.
+        let mut long: Vec<PitchFrame> = Vec::with_capacity(n60);
+        for (k, mag) in self.magnitudes.chunks_exact_mut(pitch::N_BINS).enumerate() {
+            long.push(self.pitch.analyse(&x[k * HOP_LEN..k * HOP_LEN + pitch::FRAME_LEN], mag));
+        }
         let f0_hz = smooth_f0(&long);
         self.spectral.reset();
-        let short: Vec<SpectralFrame> = (0..n20)
-            .map(|k| {
-                let formants = all_formants || f0_hz.get(k).is_some_and(|f| *f > 0.0);
+        let mut short: Vec<SpectralFrame> = Vec::with_capacity(n20);
+        for k in 0..n20 {
+            let formants = all_formants || f0_hz.get(k).is_some_and(|f| *f > 0.0);
+            short.push(
                 self.spectral
-                    .analyse(&x[k * HOP_LEN..k * HOP_LEN + spectral::FRAME_LEN], formants)
-            })
-            .collect();
+                    .analyse(&x[k * HOP_LEN..k * HOP_LEN + spectral::FRAME_LEN], formants),
+            );
+        }
         let mut tracker = JitterTracker::new();
-        let jitter = (0..n60).map(|k| tracker.frame(k, f0_hz[k], x)).collect();
-        let harmonic = (0..n60)
-            .map(|k| {
-                let f = &short[k].formant_hz;
-                self.harmonics.analyse(
-                    f0_hz[k],
-                    &self.magnitudes[k * pitch::N_BINS..(k + 1) * pitch::N_BINS],
-                    [f[0], f[1], f[2]],
-                )
-            })
-            .collect();
+        let mut jitter = Vec::with_capacity(n60);
+        for (k, f0) in f0_hz.iter().enumerate() {
+            jitter.push(tracker.frame(k, *f0, x));
+        }
+        let mut harmonic = Vec::with_capacity(n60);
+        for (k, (f0, mag)) in f0_hz
+            .iter()
+            .zip(self.magnitudes.chunks_exact(pitch::N_BINS))
+            .enumerate()
+        {
+            let f = &short[k].formant_hz;
+            harmonic.push(self.harmonics.analyse(*f0, mag, [f[0], f[1], f[2]]));
+        }
         Frames {
             short,
             f0_hz,

@@ -144,6 +144,7 @@ impl OctaveScale {
 
     /// `y`: `[N_BINS]` magnitudes, changed in place by enhancement and smoothing; `out`:
     /// `[N_BINS]` octave-scaled spectrum.
+    #[inline(always)]
     fn apply(&mut self, y: &mut [f64], out: &mut [f32]) {
         let n = y.len();
         // Enhancement: keep +-2 bins around each peak. With exactly one peak openSMILE reads
@@ -255,6 +256,7 @@ impl PitchAnalyzer {
     ///
     /// # Shapes
     /// `frame`: `[FRAME_LEN]` samples at 16 kHz; `magnitudes`: `[N_BINS]`, written.
+    #[inline(always)]
     pub fn analyse(&mut self, frame: &[f64], magnitudes: &mut [f64]) -> PitchFrame {
         assert_eq!(frame.len(), FRAME_LEN, "a 60 ms frame at 16 kHz");
         let pad = (FFT_LEN - FRAME_LEN) / 2;
@@ -282,6 +284,7 @@ impl PitchAnalyzer {
 
     /// Subharmonic summation on the octave spectrum: up to 6 `(F0 Hz, voicing)` candidates,
     /// the best-scoring first, as `cPitchShs` and `cPitchBase` leave them.
+    #[inline(always)]
     fn shs(&mut self) -> [(f32, f32); N_CAND] {
         let n = N_BINS;
         let inp = &self.octave;
@@ -398,6 +401,7 @@ impl PitchAnalyzer {
 
 /// The vertex of the parabola through three points, or the highest point when they are
 /// collinear (openSMILE's `smileMath_quadFrom3pts`).
+#[inline(always)]
 pub fn quad3(x1: f64, y1: f64, x2: f64, y2: f64, x3: f64, y3: f64) -> (f64, f64) {
     let den = x1 * x1 * x2 + x2 * x2 * x3 + x3 * x3 * x1 - x3 * x3 * x2 - x2 * x2 * x1 - x1 * x1 * x3;
     if den != 0.0 {
@@ -448,6 +452,7 @@ fn range_weight(f: f64) -> f64 {
 ///
 /// # Shapes
 /// `frames`: `[T]`, returns `[T]`.
+#[inline(always)]
 pub fn smooth_f0(frames: &[PitchFrame]) -> Vec<f64> {
     const UV: usize = N_CAND;
     const N_STATES: usize = N_CAND + 1;

@@ -194,6 +194,7 @@ impl SpectralAnalyzer {
     ///
     /// # Shapes
     /// `frame`: `[FRAME_LEN]` samples at 16 kHz, scaled as openSMILE scales 16-bit PCM.
+    #[inline(always)]
     pub fn analyse(&mut self, frame: &[f64], formants: bool) -> SpectralFrame {
         assert_eq!(frame.len(), FRAME_LEN, "a 20 ms frame at 16 kHz");
         let mut out = SpectralFrame {
@@ -260,6 +261,7 @@ impl SpectralAnalyzer {
 
     /// Alpha ratio, Hammarberg index and the two slopes (bins fall exactly on 500, 1000, 1500,
     /// 2000 and 5000 Hz).
+    #[inline(always)]
     fn log_spectral(&self, out: &mut SpectralFrame) {
         let p = |k: usize| self.mag[k] * self.mag[k];
         let ratio_db = |num: f64, den: f64| {
@@ -297,6 +299,7 @@ impl SpectralAnalyzer {
     }
 
     /// F1-F5 from an order-11 LPC of the frame resampled to 11 kHz through its spectrum.
+    #[inline(always)]
     fn formants(&mut self, out: &mut SpectralFrame) {
         // Band-limited evaluation of the padded frame at 11 kHz, openSMILE's sum
         // `a[0] + sum_k (a[2k] cos + a[2k+1] sin)(2 pi k i / 352)` with a[2k] = Re X_k,
@@ -356,6 +359,7 @@ impl SpectralAnalyzer {
 
 /// LPC coefficients `a[0..11]` of `y` by the autocorrelation method (Levinson-Durbin); the
 /// error filter is `1 + sum a_j z^-j`. `None` for an all-zero frame.
+#[inline(always)]
 fn lpc(y: &[f64]) -> Option<[f64; LPC_ORDER]> {
     let mut r = [0.0; LPC_ORDER + 1];
     for (l, rl) in r.iter_mut().enumerate() {
@@ -384,6 +388,7 @@ fn lpc(y: &[f64]) -> Option<[f64; LPC_ORDER]> {
 
 /// All complex roots of the monic polynomial `sum c[i] x^i` (`c` ascending, `c[n] = 1`), by the
 /// Aberth-Ehrlich iteration from points on a circle.
+#[inline(always)]
 pub fn poly_roots(c: &[Complex<f64>]) -> Vec<Complex<f64>> {
     let mut z = vec![Complex::default(); c.len() - 1];
     circle_start(c, &mut z);
@@ -392,6 +397,7 @@ pub fn poly_roots(c: &[Complex<f64>]) -> Vec<Complex<f64>> {
 }
 
 /// Starting points on a circle rotated off the real axis (LPC roots lie near the unit circle).
+#[inline(always)]
 fn circle_start(c: &[Complex<f64>], z: &mut [Complex<f64>]) {
     let n = z.len();
     let radius = (1.0 + c[..n].iter().map(|v| v.norm_sqr().sqrt()).fold(0.0, f64::max)).clamp(0.5, 2.0);
@@ -404,6 +410,7 @@ fn circle_start(c: &[Complex<f64>], z: &mut [Complex<f64>]) {
 /// step was below 1e-10 (within `max_iter` sweeps; a formant moves by under 1e-5 Hz then). A
 /// root whose step fell below that is left where it is in later sweeps (it still repels the
 /// others), so a sweep costs in proportion to the roots still moving.
+#[inline(always)]
 fn aberth(c: &[Complex<f64>], z: &mut [Complex<f64>], max_iter: usize) -> bool {
     let n = z.len();
     let eval = |x: Complex<f64>| {

@@ -29,6 +29,7 @@ struct PrefixSums {
 }
 
 impl PrefixSums {
+    #[inline(always)]
     fn fill(&mut self, m: &[f64]) {
         self.sum.clear();
         self.sum_sq.clear();
@@ -45,6 +46,7 @@ impl PrefixSums {
 
     /// Pearson correlation of `m[a..a+l]` and `m[a+l..a+2l]`; NaN when either is constant, as
     /// openSMILE's 0 / 0.
+    #[inline(always)]
     fn pearson(&self, m: &[f64], a: usize, l: usize) -> f64 {
         let n = l as f64;
         let (sx, sy) = (self.sum[a + l] - self.sum[a], self.sum[a + 2 * l] - self.sum[a + l]);
@@ -63,6 +65,7 @@ impl PrefixSums {
 }
 
 /// Peak-to-peak amplitude of a period, its first and last samples left out.
+#[inline(always)]
 fn peak_to_peak(x: &[f64]) -> f64 {
     let inner = &x[1..x.len().saturating_sub(1).max(1)];
     let (lo, hi) = inner
@@ -94,6 +97,7 @@ impl JitterTracker {
     ///
     /// # Shapes
     /// `signal`: `[S]` samples at 16 kHz, the whole utterance.
+    #[inline(always)]
     pub fn frame(&mut self, k: usize, f0_hz: f64, signal: &[f64]) -> (f64, f64) {
         let start_v = k * HOP;
         let to_read0 = HOP + self.last_mis;
@@ -232,6 +236,7 @@ struct Harmonic {
     log_rel: f64,
 }
 
+#[inline(always)]
 fn is_peak(x: &[f64], n: isize) -> bool {
     let len = x.len() as isize;
     if n < 0 || n >= len {
@@ -250,6 +255,7 @@ fn is_peak(x: &[f64], n: isize) -> bool {
 }
 
 /// The nearest peak of `x` to `idx`, left first, as openSMILE's `getClosestPeak`.
+#[inline(always)]
 fn closest_peak(x: &[f64], idx: usize) -> usize {
     let n = x.len();
     let i = idx as isize;
@@ -301,6 +307,7 @@ impl HarmonicAnalyzer {
     }
 
     /// First bin at or after `start` above `f`, or the one before it when nearer; 0 when none.
+    #[inline(always)]
     fn freq_to_bin(&self, f: f64, start: usize) -> usize {
         let n = self.frq.len();
         // First bin above f: the axis is linear, so jump there, then settle on exact comparisons.
@@ -326,6 +333,7 @@ impl HarmonicAnalyzer {
     ///
     /// # Shapes
     /// `mag`: `[N_BINS]` magnitudes of the 60 ms frame; `formants_hz`: F1-F3 of the frame.
+    #[inline(always)]
     pub fn analyse(&mut self, f0_hz: f64, mag: &[f64], formants_hz: [f64; 3]) -> HarmonicFrame {
         let n = N_BINS;
         let hnr_db = self.hnr(f0_hz, mag);
@@ -451,6 +459,7 @@ impl HarmonicAnalyzer {
 
     /// HNR from the circular autocorrelation (inverse FFT of the power spectrum) at the lag of
     /// the peak nearest one period, clamped to [-90, 110] dB.
+    #[inline(always)]
     fn hnr(&mut self, f0_hz: f64, mag: &[f64]) -> f64 {
         let lag = if f0_hz > 0.0 {
             (self.frq[N_BINS - 1] * 2.0 / f0_hz).floor() as usize
