@@ -65,7 +65,13 @@ pub struct SpectralAnalyzer {
     prev_mag: Vec<f64>,
     first: bool,
     /// `(bin, band, weight)`: bin's power times weight goes into band.
-    mel_taps: Vec<(usize, usize, f64)>,
+    /// Per mel band, its first bin and where its weights start in `mel_weights` (the filter
+    /// covers consecutive bins; band `m`'s weights are `mel_weights[start[m]..start[m+1]]`).
+    mel_first_bin: [usize; N_MEL],
+    mel_start: [usize; N_MEL + 1],
+    mel_weights: Vec<f64>,
+    /// `[N_BINS]`: the frame's power spectrum.
+    power: Vec<f64>,
     equal_loudness: [f64; N_MEL],
     mel: [f64; N_MEL],
     /// Inverse FFT of length `RESAMPLE_FFT_LEN` that evaluates the frame at 11 kHz.
@@ -138,6 +144,20 @@ impl SpectralAnalyzer {
                 taps.push((bin, m - 1, 1.0 - w));
             }
         }
+        // Regrouped by band, each band's bins in ascending order (the order the sums add them in).
+        let mut mel_first_bin = [0usize; N_MEL];
+        let mut mel_start = [0usize; N_MEL + 1];
+        let mut mel_weights = Vec::with_capacity(taps.len());
+        for band in 0..N_MEL {
+            let mine: Vec<(usize, f64)> = taps.iter().filter(|t| t.1 == band).map(|t| (t.0, t.2)).collect();
+            mel_first_bin[band] = mine.first().map_or(0, |t| t.0);
+            assert!(
+                mine.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+                "mel band {band} covers consecutive bins"
+            );
+            mel_weights.extend(mine.iter().map(|t| t.1));
+            mel_start[band + 1] = mel_weights.len();
+        }
         let mut eql = [0.0; N_MEL];
         for (i, e) in eql.iter_mut().enumerate() {
             *e = equal_loudness(mel_to_hz(cf[i + 1]));
@@ -164,7 +184,10 @@ impl SpectralAnalyzer {
             mag: vec![0.0; N_BINS],
             prev_mag: vec![0.0; FLUX_BINS],
             first: true,
-            mel_taps: taps,
+            mel_first_bin,
+            mel_start,
+            mel_weights,
+            power: vec![0.0; N_BINS],
             equal_loudness: eql,
             mel: [0.0; N_MEL],
             resample_ifft,
@@ -213,14 +236,21 @@ impl SpectralAnalyzer {
         self.fft
             .process_with_scratch(&mut self.frame_buf, &mut self.spec, &mut self.scratch)
             .expect("buffers sized by the plan");
-        for (m, c) in self.mag.iter_mut().zip(&self.spec) {
+        for ((m, pw), c) in self.mag.iter_mut().zip(&mut self.power).zip(&self.spec) {
             *m = c.norm_sqr().sqrt();
+            *pw = *m * *m;
         }
 
-        // Mel power bands: loudness (auditory spectrum) and MFCC.
-        self.mel = [0.0; N_MEL];
-        for &(bin, band, w) in &self.mel_taps {
-            self.mel[band] += self.mag[bin] * self.mag[bin] * w;
+        // Mel power bands: loudness (auditory spectrum) and MFCC. Each band sums in a register,
+        // its bins in ascending order.
+        for band in 0..N_MEL {
+            let w = &self.mel_weights[self.mel_start[band]..self.mel_start[band + 1]];
+            let first = self.mel_first_bin[band];
+            let mut acc = 0.0;
+            for (p, w) in self.power[first..first + w.len()].iter().zip(w) {
+                acc += p * w;
+            }
+            self.mel[band] = acc;
         }
         out.loudness = self
             .mel
