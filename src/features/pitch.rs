@@ -312,7 +312,9 @@ impl PitchAnalyzer {
     pub fn analyse(&mut self, frame: &[f64], magnitudes: &mut [f64]) -> PitchFrame {
         assert_eq!(frame.len(), FRAME_LEN, "a 60 ms frame at 16 kHz");
         let pad = (FFT_LEN - FRAME_LEN) / 2;
-        self.frame_buf.fill(0.0);
+        // The FFT uses its input as scratch: re-zero the padding (the middle is overwritten).
+        self.frame_buf[..pad].fill(0.0);
+        self.frame_buf[pad + FRAME_LEN..].fill(0.0);
         let windowed = &mut self.frame_buf[pad..pad + FRAME_LEN];
         for ((b, x), w) in windowed.iter_mut().zip(frame).zip(&self.window) {
             *b = x * w;

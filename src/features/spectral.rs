@@ -225,7 +225,9 @@ impl SpectralAnalyzer {
             ..SpectralFrame::default()
         };
         let pad = (FFT_LEN - FRAME_LEN) / 2;
-        self.frame_buf.fill(0.0);
+        // The FFT uses its input as scratch: re-zero the padding (the middle is overwritten).
+        self.frame_buf[..pad].fill(0.0);
+        self.frame_buf[pad + FRAME_LEN..].fill(0.0);
         for ((b, x), w) in self.frame_buf[pad..pad + FRAME_LEN]
             .iter_mut()
             .zip(frame)
