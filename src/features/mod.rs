@@ -376,3 +376,42 @@ fn functionals_of(fr: &Frames) -> [f64; 88] {
     debug_assert!(n20 >= n60);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A voiced stretch with vibrato and noise between two quiet ones, 16 kHz.
+    fn speech_like(n: usize) -> Vec<f64> {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        (0..n)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let noise = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                let t = i as f64 / 16_000.0;
+                let f0 = 140.0 + 20.0 * (2.0 * std::f64::consts::PI * 3.0 * t).sin();
+                let voiced = (n / 4..3 * n / 4).contains(&i) as u8 as f64;
+                let tone: f64 = (1..=10)
+                    .map(|h| (2.0 * std::f64::consts::PI * f0 * h as f64 * t).sin() / h as f64)
+                    .sum();
+                0.3 * voiced * tone + 0.01 * noise
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_avx2_build_gives_the_baseline_builds_values() {
+        let x = speech_like(24_000);
+        let mut e = Egemaps::new();
+        for all_formants in [false, true] {
+            let dispatched = functionals_of(&e.frames(&x, all_formants));
+            let baseline = functionals_of(&e.frames_body(&x, all_formants));
+            assert!(dispatched[0] > 10.0, "voiced: F0 mean {} semitones", dispatched[0]);
+            for (c, (a, b)) in dispatched.iter().zip(&baseline).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "{}: {a} vs {b}", EGEMAPS_NAMES[c]);
+            }
+        }
+    }
+}
