@@ -5,7 +5,7 @@ Needs the PyPI packages `opensmile` and `numpy` (no PyTorch):
     python3 -m venv venv && venv/bin/pip install opensmile numpy
 
 Two steps, so the reference is computed once:
-    # 1. openSMILE's values (and its time, one process, one thread) for every file of a corpus
+    # 1. openSMILE's values (and its time, one process, one thread; --workers N for N processes)
     python3 scripts/egemaps_compare.py reference CORPUS/metadata.csv --out ref.csv
     # 2. emolime's values for the same files, then the per-feature agreement table
     emolime features --input CORPUS/metadata.csv --out ours.csv
@@ -47,40 +47,68 @@ def collect(path):
     return [(os.path.basename(path), path)]
 
 
+_SMILE = None
+
+
+def _smile():
+    """This process's openSMILE eGeMAPS v02 functionals extractor (one per worker process)."""
+    global _SMILE
+    if _SMILE is None:
+        import opensmile
+
+        _SMILE = opensmile.Smile(
+            feature_set=opensmile.FeatureSet.eGeMAPSv02,
+            feature_level=opensmile.FeatureLevel.Functionals,
+            num_workers=1,
+        )
+    return _SMILE
+
+
+def _extract(full):
+    """(values, None) of one file, or (None, error text): one bad file must not stop the corpus."""
+    try:
+        return [repr(float(v)) for v in _smile().process_file(full).iloc[0].values], None
+    except Exception as e:
+        return None, f"{full}: {e}"
+
+
 def reference(args):
     import opensmile
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    smile = opensmile.Smile(
-        feature_set=opensmile.FeatureSet.eGeMAPSv02,
-        feature_level=opensmile.FeatureLevel.Functionals,
-        num_workers=1,
-    )
     items = collect(args.input)
     if args.limit:
         items = items[: args.limit]
-    names = list(smile.feature_names)
+    names = list(_smile().feature_names)
     tmp = args.out + ".partial"
     failed = 0
     started = time.perf_counter()
+    if args.workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(args.workers)
+        list(pool.map(_extract, [full for _, full in items[: args.workers]]))  # start-up, not timed
+        started = time.perf_counter()
+        results = pool.map(_extract, [full for _, full in items], chunksize=8)
+    else:
+        results = map(_extract, [full for _, full in items])
     with open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["id"] + names)
-        for i, (ident, full) in enumerate(items):
-            try:
-                df = smile.process_file(full)
-            except Exception as e:  # one bad file must not stop the corpus
-                print(f"{full}: {e}", file=sys.stderr)
+        for i, ((ident, _full), (values, error)) in enumerate(zip(items, results)):
+            if error is not None:
+                print(error, file=sys.stderr)
                 failed += 1
                 continue
-            w.writerow([ident] + [repr(float(v)) for v in df.iloc[0].values])
+            w.writerow([ident] + values)
             if (i + 1) % 50 == 0:
                 print(f"{i + 1}/{len(items)}", file=sys.stderr)
     seconds = time.perf_counter() - started
     os.replace(tmp, args.out)
     n = len(items) - failed
+    how = f"{args.workers} processes" if args.workers > 1 else "one thread"
     print(f"openSMILE {opensmile.__version__} eGeMAPSv02: {n} files in {seconds:.2f} s "
-          f"({n / seconds:.1f} files/s, one thread), {failed} failed -> {args.out}")
+          f"({n / seconds:.1f} files/s, {how}), {failed} failed -> {args.out}")
 
 
 def read_table(path):
@@ -166,6 +194,7 @@ def main():
     r.add_argument("input")
     r.add_argument("--out", required=True)
     r.add_argument("--limit", type=int, default=0)
+    r.add_argument("--workers", type=int, default=1, help="worker processes (the time then excludes their start-up)")
     c = sub.add_parser("compare", help="per-feature agreement of two CSVs")
     c.add_argument("reference")
     c.add_argument("ours")

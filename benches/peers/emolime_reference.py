@@ -1,25 +1,37 @@
-"""The cost of EmoLIME's reference pipeline per explanation, against emolime explaining the
-equivalent eGeMAPS classifier on the CPU path.
+"""The cost of EmoLIME's reference pipeline per explanation, against emolime explaining an eGeMAPS
+classifier on the CPU path.
 
     python3 benches/peers/emolime_reference.py --emolime target/release/emolime \
         --model FEATURES.json --input CORPUS [--limit 2] [--samples 64] [--bands 8] \
-        [--griffin-lim-iters 32]
+        [--pipeline paper|stft] [--train MANIFEST] [--griffin-lim-iters 32] [--emolime-samples N]
 
-FEATURES.json is a logistic-regression eGeMAPS classifier from `emolime train --features egemaps
---head logreg`. The reference pipeline, per perturbed sample: zero the removed bands in the
-magnitude STFT (n_fft 2048, hop 512; emolime's band edges), resynthesise a waveform by
-Griffin-Lim (32 iterations from zero phase, scipy), extract the 88 eGeMAPS v02 functionals with
-openSMILE, standardise them and apply the same classifier (its weights read from the JSON);
-then `lime`'s ridge on every class. emolime instead resynthesises all samples from band signals
-with one matrix product and extracts its own eGeMAPS on all cores. The two do not give the same
-numbers (different resynthesis and extractors): this compares cost only.
+FEATURES.json is an eGeMAPS classifier from `emolime train --features egemaps`; emolime explains
+it with `--samples N --device cpu`, resynthesising all samples from band signals with one matrix
+product and extracting its own eGeMAPS on all cores. The reference pipeline, per perturbed
+sample, is one of:
+
+- `paper` (the default; what the EmoLIME authors' code does, needs librosa): power mel
+  spectrogram (128 Slaney mels, n_fft 2048, hop 512, fmax 8 kHz), the dropped bands' mel rows
+  zeroed (--bands equal groups of rows), mel -> STFT by librosa's NNLS, Griffin-Lim (32
+  iterations, random phase start), a temporary WAV file, openSMILE ComParE_2016 functionals
+  (6,373), standardised into an RBF `SVC(probability=True)` trained here on the ComParE
+  functionals of --train (default: --input; a CSV with `path` and `label` or `emotion` columns).
+- `stft` (a cheaper lower bound; FEATURES.json must have a logreg head): the dropped bands
+  (emolime's band edges) zeroed in the magnitude STFT, Griffin-Lim (32 iterations from zero phase,
+  scipy), openSMILE eGeMAPS v02 on the samples in memory, the same standardisation and logistic
+  regression as FEATURES.json.
+
+Then `lime`'s ridge on every class. The two sides do not give the same numbers (different
+resynthesis, extractors and classifiers): this compares cost only.
 """
 
+import atexit
 import json
 import os
 import sys
 import tempfile
 import time
+import warnings
 
 import numpy as np
 from scipy.io import wavfile
@@ -56,23 +68,64 @@ def load(path):
     return x if rate == RATE else resample_poly(x, RATE, rate)
 
 
-def main():
-    ap = common.parser(__doc__, "64")
-    ap.add_argument("--griffin-lim-iters", type=int, default=32)
-    ap.add_argument("--emolime-samples", type=int, default=None,
-                    help="samples per explanation for emolime (default: --samples); the per-sample "
-                         "ratio then compares the reference at --samples with emolime at this count")
-    ap.set_defaults(limit=2)
-    args = ap.parse_args()
-    import opensmile
-    from lime.lime_base import LimeBase
-    from sklearn.linear_model import Ridge
-    from sklearn.metrics.pairwise import cosine_distances
+def read_manifest(path):
+    """(paths, labels) of a CSV manifest with a `path` column and a `label` or `emotion` column;
+    relative paths are resolved against the manifest's folder."""
+    import csv
+    if not path.endswith(".csv"):
+        raise SystemExit(f"{path}: --train (or --input in the paper pipeline) must be a CSV manifest")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "path" not in rows[0]:
+        raise SystemExit(f"{path}: no `path` column")
+    key = "label" if "label" in rows[0] else "emotion" if "emotion" in rows[0] else None
+    if key is None:
+        raise SystemExit(f"{path}: no `label` or `emotion` column")
+    root = os.path.dirname(os.path.abspath(path))
+    return [os.path.join(root, r["path"]) for r in rows], [r[key] for r in rows]
 
-    with open(args.model) as f:
-        model = json.load(f)
+
+def paper_classifier(train_path):
+    """(classify(wave) -> probabilities [K], K) for the paper's black box: openSMILE ComParE_2016
+    functionals of a temporary WAV file, standardised, into an RBF SVC with probability outputs
+    trained on the ComParE functionals of the manifest `train_path`."""
+    import opensmile
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    smile = opensmile.Smile(feature_set=opensmile.FeatureSet.ComParE_2016,
+                            feature_level=opensmile.FeatureLevel.Functionals)
+    paths, labels = read_manifest(train_path)
+    t0 = time.perf_counter()
+    feats = np.stack([smile.process_file(p).to_numpy()[0] for p in paths])
+    scaler = StandardScaler().fit(feats)
+    try:
+        with warnings.catch_warnings():  # scikit-learn 1.9 deprecates probability=True; the paper used it
+            warnings.simplefilter("ignore", FutureWarning)
+            svc = SVC(kernel="rbf", probability=True, random_state=0).fit(scaler.transform(feats), labels)
+    except ValueError as e:
+        raise SystemExit(f"{train_path}: cannot train the reference SVC ({e}); give --train a larger manifest")
+    print(f"reference SVC: {len(paths)} files of {train_path}, {len(svc.classes_)} classes, "
+          f"ComParE_2016 + training {time.perf_counter() - t0:.1f} s", flush=True)
+    wav = tempfile.NamedTemporaryFile(suffix=".wav", delete=False)
+    wav.close()
+    atexit.register(os.unlink, wav.name)
+
+    def classify(wave):
+        wavfile.write(wav.name, RATE, wave.astype(np.float32))
+        return svc.predict_proba(scaler.transform(smile.process_file(wav.name).to_numpy()))[0]
+
+    return classify, len(svc.classes_)
+
+
+def logreg_classifier(model_path, model):
+    """(classify(wave) -> probabilities [K], K) for the `stft` pipeline: openSMILE eGeMAPS v02
+    functionals into FEATURES.json's scaler and logistic regression."""
+    import opensmile
+
     if model.get("head", {}).get("kind") != "logreg":
-        raise SystemExit(f"{args.model}: needs a logreg head (`emolime train --features egemaps --head logreg`)")
+        raise SystemExit(f"{model_path}: the stft pipeline needs a logreg head "
+                         "(`emolime train --features egemaps --head logreg`)")
     k, d = model["head"]["n_classes"], model["head"]["n_features"]
     coef = np.asarray(model["head"]["coef"]).reshape(k, d)
     intercept = np.asarray(model["head"]["intercept"])
@@ -87,6 +140,38 @@ def main():
         z = (feats - mean) / np.where(scale > 0, scale, 1.0) @ coef.T + intercept
         z = np.exp(z - z.max())
         return z / z.sum()
+
+    return classify, k
+
+
+def main():
+    ap = common.parser(__doc__, "64")
+    ap.add_argument("--pipeline", choices=["paper", "stft"], default="paper",
+                    help="the reference: the authors' pipeline, or the cheaper STFT + eGeMAPS lower bound")
+    ap.add_argument("--train", default=None,
+                    help="paper pipeline: manifest the reference SVC is trained on (default: --input)")
+    ap.add_argument("--griffin-lim-iters", type=int, default=32)
+    ap.add_argument("--emolime-samples", type=int, default=None,
+                    help="samples per explanation for emolime (default: --samples); the per-sample "
+                         "ratio then compares the reference at --samples with emolime at this count")
+    ap.set_defaults(limit=2)
+    args = ap.parse_args()
+    from lime.lime_base import LimeBase
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics.pairwise import cosine_distances
+
+    with open(args.model) as f:
+        model = json.load(f)
+    if args.pipeline == "paper":
+        try:
+            import librosa
+        except ImportError:
+            raise SystemExit("the paper pipeline needs librosa (`pip install librosa`), or use --pipeline stft")
+        if 128 % args.bands != 0:
+            raise SystemExit(f"--bands {args.bands}: the paper pipeline splits 128 mel rows into equal groups")
+        classify, k = paper_classifier(args.train or args.input)
+    else:
+        classify, k = logreg_classifier(args.model, model)
 
     # The utterances: every input of the (labelled) manifest or folder, an even spread.
     work = tempfile.TemporaryDirectory(prefix="reference-peer-")
@@ -115,15 +200,27 @@ def main():
     per_utt = []
     for path in paths:
         x = load(path)
-        _, _, spec = stft(x, fs=RATE, nperseg=N_FFT, noverlap=N_FFT - HOP, nfft=N_FFT)
-        mag = np.abs(spec)
+        if args.pipeline == "paper":
+            mel = librosa.feature.melspectrogram(y=x, sr=RATE, n_fft=N_FFT, hop_length=HOP, n_mels=128,
+                                                 fmax=RATE / 2, power=2.0)
+
+            def resynthesise(mask):
+                rows = np.repeat(mask, 128 // n_bands)[:, None]
+                return librosa.feature.inverse.mel_to_audio(mel * rows, sr=RATE, n_fft=N_FFT, hop_length=HOP,
+                                                            power=2.0, fmax=RATE / 2,
+                                                            n_iter=args.griffin_lim_iters, length=len(x))
+        else:
+            _, _, spec = stft(x, fs=RATE, nperseg=N_FFT, noverlap=N_FFT - HOP, nfft=N_FFT)
+            mag = np.abs(spec)
+
+            def resynthesise(mask):
+                return griffin_lim(mag * mask[bin_band][:, None], args.griffin_lim_iters, len(x))
         z = rng.integers(0, 2, (n, n_bands)).astype(np.float64)
         z[0] = 1.0
         probs = []
         for mask in z:
             ts = time.perf_counter()
-            wave = griffin_lim(mag * mask[bin_band][:, None], args.griffin_lim_iters, len(x))
-            probs.append(classify(wave))
+            probs.append(classify(resynthesise(mask)))
             per_sample.append(time.perf_counter() - ts)
         per_utt.append((path, len(x) / RATE, np.mean(per_sample[-n:])))
         probs = np.asarray(probs)
@@ -141,10 +238,10 @@ def main():
     common.print_table(
         f"{len(paths)} utterances x {k} classes, {n} samples, {n_bands} bands, CPU "
         f"({os.cpu_count()} threads); reference per sample {1000 * np.mean(per_sample):.1f} ms "
-        f"(Griffin-Lim {args.griffin_lim_iters} iterations + openSMILE)",
+        f"({args.pipeline} pipeline, Griffin-Lim {args.griffin_lim_iters} iterations)",
         ["pipeline", "seconds", "s per explanation", "explanations/s"],
-        [["EmoLIME reference", f"{ref_s:.2f}", f"{ref_s / n_expl:.3f}", f"{n_expl / ref_s:.2f}"],
-         ["emolime", f"{emo_s:.2f}", f"{emo_s / n_expl:.3f}", f"{n_expl / emo_s:.2f}"],
+        [[f"EmoLIME reference ({n} samples)", f"{ref_s:.2f}", f"{ref_s / n_expl:.3f}", f"{n_expl / ref_s:.2f}"],
+         [f"emolime ({n_emo} samples)", f"{emo_s:.2f}", f"{emo_s / n_expl:.3f}", f"{n_expl / emo_s:.2f}"],
          ["ratio emolime / reference", "", "", f"{ref_s / emo_s:.1f}x"]])
     print(f"per sample: reference {ref_ms:.1f} ms ({n} samples per utterance), emolime {emo_ms:.2f} ms "
           f"({n_emo} samples, process wall time {emo_wall:.2f} s): {ref_ms / emo_ms:.0f}x")
