@@ -1028,10 +1028,11 @@ fn features(a: &FeaturesArgs) -> Result<()> {
             Some(emolime::features::HOP_LEN as f64 / f64::from(emolime::features::SAMPLE_RATE_HZ)),
         )?,
     }
+    let threads = cfg.resolved_workers().min(inputs.items.len());
     println!(
-        "{n_ok} files in {seconds:.2} s ({:.1} files/s on {} threads), {failed} failed -> {}",
+        "{n_ok} files in {seconds:.2} s ({:.1} files/s on {threads} thread{}), {failed} failed -> {}",
         n_ok as f64 / seconds,
-        cfg.resolved_workers().min(inputs.items.len()),
+        if threads == 1 { "" } else { "s" },
         out.display()
     );
     Ok(())
