@@ -383,13 +383,10 @@ mod tests {
 
     /// A voiced stretch with vibrato and noise between two quiet ones, 16 kHz.
     fn speech_like(n: usize) -> Vec<f64> {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut rng = crate::rng::SplitMix64::new(0x2545_f491_4f6c_dd1d);
         (0..n)
             .map(|i| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                let noise = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                let noise = rng.range(-0.5, 0.5);
                 let t = i as f64 / 16_000.0;
                 let f0 = 140.0 + 20.0 * (2.0 * std::f64::consts::PI * 3.0 * t).sin();
                 let voiced = (n / 4..3 * n / 4).contains(&i) as u8 as f64;

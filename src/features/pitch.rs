@@ -630,13 +630,8 @@ mod tests {
     fn split_recurrence_equals_the_serial_one() {
         let s = OctaveScale::new();
         let n = N_BINS;
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-        };
+        let mut rng = crate::rng::SplitMix64::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = || rng.range(-1.0, 1.0);
         for trial in 0..50 {
             // Terms spanning many magnitudes, as a spectrum's second differences do.
             let v: Vec<f64> = (0..n - 1).map(|_| next() * 10f64.powf(6.0 * next())).collect();

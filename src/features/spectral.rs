@@ -64,7 +64,6 @@ pub struct SpectralAnalyzer {
     mag: Vec<f64>,
     prev_mag: Vec<f64>,
     first: bool,
-    /// `(bin, band, weight)`: bin's power times weight goes into band.
     /// Per mel band, its first bin and where its weights start in `mel_weights` (the filter
     /// covers consecutive bins; band `m`'s weights are `mel_weights[start[m]..start[m+1]]`).
     mel_first_bin: [usize; N_MEL],
@@ -295,7 +294,7 @@ impl SpectralAnalyzer {
     /// 2000 and 5000 Hz).
     #[inline(always)]
     fn log_spectral(&self, out: &mut SpectralFrame) {
-        let p = |k: usize| self.mag[k] * self.mag[k];
+        let p = |k: usize| self.power[k];
         let ratio_db = |num: f64, den: f64| {
             if den > 0.0 {
                 10.0 * (num.max(1e-14) / den).log10()
