@@ -1234,7 +1234,7 @@ fn features_probe(a: &ProbeArgs) -> Result<()> {
         pb.set_position(done as u64)
     })?;
     pb.finish_and_clear();
-    emolime::output::write_atomic(&out.path("layer_feature_r2.csv"), map.to_csv().as_bytes())?;
+    map.to_table().write(&out, "layer_feature_r2")?;
     let mut summary = map.summary_json();
     summary["model"] = serde_json::json!(a.model.display().to_string());
     summary["input"] = serde_json::json!(a.input.display().to_string());

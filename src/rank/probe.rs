@@ -13,6 +13,7 @@ use crate::error::{Error, Result, check_shape};
 use crate::linalg::spd_solve;
 use crate::model::hf::HfEncoder;
 use crate::model::read_f32;
+use crate::table::{Cell, Kind, Table};
 use burn::tensor::{Device, Tensor, TensorData};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
@@ -104,22 +105,21 @@ impl LayerFeatureMap {
         })
     }
 
-    /// The map as CSV: one row per hidden state (`layer`, then one column per feature).
-    pub fn to_csv(&self) -> String {
-        let mut s = String::from("layer");
-        for f in &self.features {
-            s.push(',');
-            s.push_str(f);
-        }
-        s.push('\n');
+    /// The map as a table: one row per hidden state (`layer`, then one R^2 column per feature,
+    /// undefined for a constant feature); written as `layer_feature_r2.csv` and `.parquet`.
+    pub fn to_table(&self) -> Table {
+        let mut t = Table::new(
+            std::iter::once(("layer".to_string(), Kind::U64))
+                .chain(self.features.iter().map(|f| (f.clone(), Kind::F64))),
+        );
         for (l, row) in self.r2.rows().into_iter().enumerate() {
-            s.push_str(&l.to_string());
-            for v in row {
-                s.push_str(&format!(",{v:.6}"));
-            }
-            s.push('\n');
+            t.push(
+                std::iter::once(Cell::from(l))
+                    .chain(row.iter().map(|&v| Cell::F64(v)))
+                    .collect(),
+            );
         }
-        s
+        t
     }
 }
 
@@ -328,7 +328,7 @@ mod tests {
         );
         assert_eq!(map.best_layers()[0].0, 1);
         assert_eq!(map.n_folds, 5);
-        assert!(map.to_csv().starts_with("layer,encoded,noise\n0,"));
+        assert!(map.to_table().to_csv().starts_with("layer,encoded,noise\n0,"));
         // One speaker: no speaker-independent split.
         let one = vec!["s".to_string(); n];
         assert!(

@@ -1,41 +1,28 @@
-//! Writing a [`RankReport`]: one CSV per method, the agreement, consensus and transfer tables and
-//! a JSON summary, all into an [`OutputDir`] (visible only once committed).
+//! Writing a [`RankReport`]: one table per method, the agreement, consensus and transfer tables
+//! and a JSON summary, all into an [`OutputDir`] (visible only once committed). Each table is
+//! written twice with the same columns and rows: `NAME.csv` and `NAME.parquet` (see
+//! [`Table`](crate::table::Table)).
 //!
-//! | file | rows |
+//! | table | rows |
 //! |---|---|
-//! | `ranking_<method>.csv` | `dataset,feature,importance,ci_low,ci_high,rank` (+ `mean_abs_coef` for `l1_stability`), per corpus by rank |
-//! | `kernelshap_by_class.csv` | `dataset,class,group,mean_abs_phi` |
-//! | `agreement.csv` | `statistic,across,scope,a,b,value,ci_low,ci_high,n_items`: `kendall_w` across datasets (scope: method) and across methods (scope: corpus; `a` lists the rankings), then `spearman` and `top{k}_overlap` per pair `a`, `b` |
-//! | `consensus.csv` | `consensus_rank,feature,mean_rank,sd_rank,ci_low,ci_high,min_rank,max_rank,top_k_fraction`, then `rank_<dataset>/<method>` per ranking |
-//! | `consensus_by_condition.csv` | `condition,consensus_rank,feature,mean_rank,sd_rank,ci_low,ci_high,top_k_fraction`, per recording condition (only when a dataset names one) |
-//! | `transfer.csv` | `train,test,features,n_features,accuracy,balanced_accuracy,n_test,cross_validated` |
+//! | `ranking_<method>` | `dataset,feature,importance,ci_low,ci_high,rank` (+ `mean_abs_coef` for `l1_stability`), per corpus by rank |
+//! | `kernelshap_by_class` | `dataset,class,group,mean_abs_phi` |
+//! | `agreement` | `statistic,across,scope,a,b,value,ci_low,ci_high,n_items`: `kendall_w` across datasets (scope: method) and across methods (scope: corpus; `a` lists the rankings), then `spearman` and `top{k}_overlap` per pair `a`, `b` |
+//! | `consensus` | `consensus_rank,feature,mean_rank,sd_rank,ci_low,ci_high,min_rank,max_rank,top_k_fraction`, then `rank_<dataset>/<method>` per ranking |
+//! | `consensus_by_condition` | `condition,consensus_rank,feature,mean_rank,sd_rank,ci_low,ci_high,top_k_fraction`, per recording condition (only when a dataset names one) |
+//! | `transfer` | `train,test,features,n_features,accuracy,balanced_accuracy,n_test,cross_validated` |
 //! | `summary.json` | the settings, corpora, W table, consensus top k (and per condition), mean transfer accuracy per feature set |
 //! | `top_<method>.svg/.png` | each corpus's top k items of the method with their intervals |
 //! | `agreement.svg/.png` | Spearman's rho between every two rankings of the same items |
 //!
 //! Numbers are written in Rust's shortest round-trip form; an undefined value is an empty field
-//! (CSV) or `null` (JSON).
+//! (CSV) or null (Parquet, JSON).
 
 use super::{Method, RankConfig, RankReport};
 use crate::error::Result;
-use crate::output::{OutputDir, csv_field, write_atomic, write_json};
+use crate::output::{OutputDir, write_json};
+use crate::table::{Cell, Kind, Table};
 use serde::Serialize;
-
-/// A number as a CSV field: empty when not finite.
-fn num(v: f64) -> String {
-    if v.is_finite() { format!("{v}") } else { String::new() }
-}
-
-/// Appends one CSV line.
-fn line(out: &mut String, cells: &[String]) {
-    for (i, c) in cells.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        csv_field(out, c);
-    }
-    out.push('\n');
-}
 
 /// Mean accuracy of one feature set over the off-diagonal transfer cells.
 #[derive(Clone, Debug, Serialize)]
@@ -225,58 +212,83 @@ impl RankReport {
         Ok(())
     }
 
-    /// Writes every table and `summary.json` into `out` (see the module documentation).
+    /// Writes every table (as CSV and as Parquet) and `summary.json` into `out` (see the module
+    /// documentation).
     pub fn write(&self, out: &OutputDir) -> Result<()> {
         for method in self.config.methods() {
-            let mut s = String::from("dataset,feature,importance,ci_low,ci_high,rank");
+            let mut cols = vec![
+                ("dataset", Kind::Str),
+                ("feature", Kind::Str),
+                ("importance", Kind::F64),
+                ("ci_low", Kind::F64),
+                ("ci_high", Kind::F64),
+                ("rank", Kind::F64),
+            ];
             if method == Method::L1Stability {
-                s.push_str(",mean_abs_coef");
+                cols.push(("mean_abs_coef", Kind::F64));
             }
-            s.push('\n');
+            let mut t = Table::new(cols);
             for r in self.rankings.iter().filter(|r| r.method == method) {
                 for j in r.by_rank() {
-                    let mut cells = vec![
-                        r.dataset.clone(),
-                        r.items[j].clone(),
-                        num(r.importance[j]),
-                        num(r.ci_low[j]),
-                        num(r.ci_high[j]),
-                        num(r.rank[j]),
+                    let mut cells: Vec<Cell> = vec![
+                        (&r.dataset).into(),
+                        (&r.items[j]).into(),
+                        r.importance[j].into(),
+                        r.ci_low[j].into(),
+                        r.ci_high[j].into(),
+                        r.rank[j].into(),
                     ];
                     if let Some(c) = &r.mean_abs_coef {
-                        cells.push(num(c[j]));
+                        cells.push(c[j].into());
                     }
-                    line(&mut s, &cells);
+                    t.push(cells);
                 }
             }
-            write_atomic(&out.path(&format!("ranking_{}.csv", method.name())), s.as_bytes())?;
+            t.write(out, &format!("ranking_{}", method.name()))?;
         }
         if !self.shap_by_class.is_empty() {
-            let mut s = String::from("dataset,class,group,mean_abs_phi\n");
+            let mut t = Table::new([
+                ("dataset", Kind::Str),
+                ("class", Kind::Str),
+                ("group", Kind::Str),
+                ("mean_abs_phi", Kind::F64),
+            ]);
             for c in &self.shap_by_class {
                 for (g, v) in self.groups.iter().zip(&c.mean_abs_phi) {
-                    line(&mut s, &[c.dataset.clone(), c.class.clone(), g.name.clone(), num(*v)]);
+                    t.push(vec![
+                        (&c.dataset).into(),
+                        (&c.class).into(),
+                        (&g.name).into(),
+                        (*v).into(),
+                    ]);
                 }
             }
-            write_atomic(&out.path("kernelshap_by_class.csv"), s.as_bytes())?;
+            t.write(out, "kernelshap_by_class")?;
         }
 
-        let mut s = String::from("statistic,across,scope,a,b,value,ci_low,ci_high,n_items\n");
+        let mut t = Table::new([
+            ("statistic", Kind::Str),
+            ("across", Kind::Str),
+            ("scope", Kind::Str),
+            ("a", Kind::Str),
+            ("b", Kind::Str),
+            ("value", Kind::F64),
+            ("ci_low", Kind::F64),
+            ("ci_high", Kind::F64),
+            ("n_items", Kind::U64),
+        ]);
         for w in &self.agreement.kendall {
-            line(
-                &mut s,
-                &[
-                    "kendall_w".into(),
-                    w.across.clone(),
-                    w.scope.clone(),
-                    w.rankings.join(";"),
-                    String::new(),
-                    num(w.w.unwrap_or(f64::NAN)),
-                    num(w.ci_low),
-                    num(w.ci_high),
-                    w.n_items.to_string(),
-                ],
-            );
+            t.push(vec![
+                "kendall_w".into(),
+                (&w.across).into(),
+                (&w.scope).into(),
+                w.rankings.join(";").into(),
+                Cell::Null,
+                w.w.into(),
+                w.ci_low.into(),
+                w.ci_high.into(),
+                w.n_items.into(),
+            ]);
         }
         let overlap = format!("top{}_overlap", self.agreement.top_k);
         for p in &self.agreement.pairs {
@@ -284,102 +296,112 @@ impl RankReport {
                 .rankings
                 .iter()
                 .find(|r| r.label() == p.a)
-                .map_or(0, |r| r.items.len())
-                .to_string();
-            line(
-                &mut s,
-                &[
-                    "spearman".into(),
-                    "pair".into(),
-                    String::new(),
-                    p.a.clone(),
-                    p.b.clone(),
-                    num(p.spearman.unwrap_or(f64::NAN)),
-                    num(p.ci_low),
-                    num(p.ci_high),
-                    n_items.clone(),
-                ],
-            );
-            line(
-                &mut s,
-                &[
-                    overlap.clone(),
-                    "pair".into(),
-                    String::new(),
-                    p.a.clone(),
-                    p.b.clone(),
-                    num(p.top_k_overlap),
-                    String::new(),
-                    String::new(),
-                    n_items,
-                ],
-            );
+                .map_or(0, |r| r.items.len());
+            t.push(vec![
+                "spearman".into(),
+                "pair".into(),
+                Cell::Null,
+                (&p.a).into(),
+                (&p.b).into(),
+                p.spearman.into(),
+                p.ci_low.into(),
+                p.ci_high.into(),
+                n_items.into(),
+            ]);
+            t.push(vec![
+                (&overlap).into(),
+                "pair".into(),
+                Cell::Null,
+                (&p.a).into(),
+                (&p.b).into(),
+                p.top_k_overlap.into(),
+                Cell::Null,
+                Cell::Null,
+                n_items.into(),
+            ]);
         }
-        write_atomic(&out.path("agreement.csv"), s.as_bytes())?;
+        t.write(out, "agreement")?;
 
-        let mut s =
-            String::from("consensus_rank,feature,mean_rank,sd_rank,ci_low,ci_high,min_rank,max_rank,top_k_fraction");
-        for label in &self.consensus.rankings {
-            s.push(',');
-            csv_field(&mut s, &format!("rank_{label}"));
-        }
-        s.push('\n');
+        let mut cols = vec![
+            ("consensus_rank".to_string(), Kind::U64),
+            ("feature".into(), Kind::Str),
+            ("mean_rank".into(), Kind::F64),
+            ("sd_rank".into(), Kind::F64),
+            ("ci_low".into(), Kind::F64),
+            ("ci_high".into(), Kind::F64),
+            ("min_rank".into(), Kind::F64),
+            ("max_rank".into(), Kind::F64),
+            ("top_k_fraction".into(), Kind::F64),
+        ];
+        cols.extend(self.consensus.rankings.iter().map(|l| (format!("rank_{l}"), Kind::F64)));
+        let mut t = Table::new(cols);
         for r in &self.consensus.rows {
-            let mut cells = vec![
-                r.consensus_rank.to_string(),
-                r.feature.clone(),
-                num(r.mean_rank),
-                num(r.sd_rank),
-                num(r.ci_low),
-                num(r.ci_high),
-                num(r.min_rank),
-                num(r.max_rank),
-                num(r.top_k_fraction),
+            let mut cells: Vec<Cell> = vec![
+                r.consensus_rank.into(),
+                (&r.feature).into(),
+                r.mean_rank.into(),
+                r.sd_rank.into(),
+                r.ci_low.into(),
+                r.ci_high.into(),
+                r.min_rank.into(),
+                r.max_rank.into(),
+                r.top_k_fraction.into(),
             ];
-            cells.extend(r.ranks.iter().map(|&v| num(v)));
-            line(&mut s, &cells);
+            cells.extend(r.ranks.iter().map(|&v| Cell::from(v)));
+            t.push(cells);
         }
-        write_atomic(&out.path("consensus.csv"), s.as_bytes())?;
+        t.write(out, "consensus")?;
         if !self.consensus_by_condition.is_empty() {
-            let mut s =
-                String::from("condition,consensus_rank,feature,mean_rank,sd_rank,ci_low,ci_high,top_k_fraction\n");
+            let mut t = Table::new([
+                ("condition", Kind::Str),
+                ("consensus_rank", Kind::U64),
+                ("feature", Kind::Str),
+                ("mean_rank", Kind::F64),
+                ("sd_rank", Kind::F64),
+                ("ci_low", Kind::F64),
+                ("ci_high", Kind::F64),
+                ("top_k_fraction", Kind::F64),
+            ]);
             for (condition, c) in &self.consensus_by_condition {
                 for r in &c.rows {
-                    line(
-                        &mut s,
-                        &[
-                            condition.clone(),
-                            r.consensus_rank.to_string(),
-                            r.feature.clone(),
-                            num(r.mean_rank),
-                            num(r.sd_rank),
-                            num(r.ci_low),
-                            num(r.ci_high),
-                            num(r.top_k_fraction),
-                        ],
-                    );
+                    t.push(vec![
+                        condition.into(),
+                        r.consensus_rank.into(),
+                        (&r.feature).into(),
+                        r.mean_rank.into(),
+                        r.sd_rank.into(),
+                        r.ci_low.into(),
+                        r.ci_high.into(),
+                        r.top_k_fraction.into(),
+                    ]);
                 }
             }
-            write_atomic(&out.path("consensus_by_condition.csv"), s.as_bytes())?;
+            t.write(out, "consensus_by_condition")?;
         }
 
-        let mut s = String::from("train,test,features,n_features,accuracy,balanced_accuracy,n_test,cross_validated\n");
-        for t in &self.transfer {
-            line(
-                &mut s,
-                &[
-                    t.train.clone(),
-                    t.test.clone(),
-                    t.features.clone(),
-                    t.n_features.to_string(),
-                    num(t.accuracy),
-                    num(t.balanced_accuracy),
-                    t.n_test.to_string(),
-                    t.cross_validated.to_string(),
-                ],
-            );
+        let mut t = Table::new([
+            ("train", Kind::Str),
+            ("test", Kind::Str),
+            ("features", Kind::Str),
+            ("n_features", Kind::U64),
+            ("accuracy", Kind::F64),
+            ("balanced_accuracy", Kind::F64),
+            ("n_test", Kind::U64),
+            ("cross_validated", Kind::Bool),
+        ]);
+        for tr in &self.transfer {
+            t.push(vec![
+                (&tr.train).into(),
+                (&tr.test).into(),
+                (&tr.features).into(),
+                tr.n_features.into(),
+                tr.accuracy.into(),
+                tr.balanced_accuracy.into(),
+                tr.n_test.into(),
+                tr.cross_validated.into(),
+            ]);
         }
-        write_atomic(&out.path("transfer.csv"), s.as_bytes())?;
+        t.write(out, "transfer")?;
         self.write_figures(out)?;
         write_json(&out.path("summary.json"), &self.summary())
     }

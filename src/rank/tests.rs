@@ -151,6 +151,20 @@ fn outputs_are_written() {
     assert!(consensus.lines().next().unwrap().contains("rank_a/l1_stability"));
     assert_eq!(consensus.lines().count(), 13);
     assert_eq!(read("transfer.csv").lines().count(), 1 + 2 * 2 * 3);
+    // Every table also as Parquet, holding the same columns and values as its CSV.
+    for stem in [
+        "ranking_permutation",
+        "ranking_l1_stability",
+        "ranking_kernelshap",
+        "kernelshap_by_class",
+        "agreement",
+        "consensus",
+        "transfer",
+    ] {
+        let table = crate::table::Table::read_parquet(&target.join(format!("{stem}.parquet"))).unwrap();
+        assert!(!table.rows().is_empty(), "{stem}");
+        assert_eq!(table.to_csv(), read(&format!("{stem}.csv")), "{stem}");
+    }
     let summary: serde_json::Value = serde_json::from_str(&read("summary.json")).unwrap();
     assert_eq!(summary["consensus_top"].as_array().unwrap().len(), 3);
     assert_eq!(summary["datasets"][1]["folds"], 3);

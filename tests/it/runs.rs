@@ -952,6 +952,8 @@ fn features_probe_writes_the_layer_feature_map() {
     let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     let layers = summary["hidden_states"].as_u64().unwrap() as usize;
     assert_eq!(lines.len(), 1 + layers);
+    let table = emolime::table::Table::read_parquet(&out.join("layer_feature_r2.parquet")).unwrap();
+    assert_eq!(table.to_csv(), csv, "the Parquet table holds the CSV's values");
     assert_eq!(summary["utterances"], 12);
     assert_eq!(summary["folds"], 3);
     assert_eq!(summary["best_layer_per_feature"].as_array().unwrap().len(), 88);
