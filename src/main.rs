@@ -85,8 +85,9 @@ enum Command {
     /// every finished step. See `emolime::study` for the file's keys.
     Study(StudyArgs),
     /// Extract eGeMAPS v02 features (openSMILE's 88 functionals, or the 25 frame-level
-    /// descriptors with --lld) for one file, a folder or a CSV manifest, into a CSV file;
-    /// `features rank` ranks them across corpora.
+    /// descriptors with --lld) for one file, a folder or a CSV manifest, into a CSV or Parquet
+    /// file; `features rank` ranks them across corpora, `features probe` relates them to a
+    /// wav2vec 2.0 / HuBERT encoder's layers.
     Features(FeaturesCmd),
 }
 
@@ -104,11 +105,12 @@ struct FeaturesCmd {
 enum FeaturesAction {
     /// Rank the eGeMAPS features of one or more labelled corpora (permutation importance, L1
     /// stability selection, KernelSHAP over LLD groups; speaker-independent folds, bootstrap
-    /// intervals), with their agreement, a consensus and cross-corpus transfer.
+    /// intervals), with their agreement, a consensus and cross-corpus transfer; every table as
+    /// CSV and as Parquet.
     Rank(RankArgs),
     /// What a wav2vec 2.0 / HuBERT encoder encodes: for every hidden state, how well each eGeMAPS
     /// feature is predicted from the mean-pooled states (ridge, speaker-independent folds): the
-    /// layer x feature map, as CSV, JSON and a figure.
+    /// layer x feature map, as CSV and Parquet, JSON and a figure.
     Probe(ProbeArgs),
 }
 
