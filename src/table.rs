@@ -273,6 +273,40 @@ pub enum Cell {
     Null,
 }
 
+impl Cell {
+    /// The text, or `None` for any other cell.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Cell::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The number when it is finite, else `None` (undefined).
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Cell::F64(v) if v.is_finite() => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// The count, or `None` for any other cell.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Cell::U64(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// The truth value, or `None` for any other cell.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Cell::Bool(v) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
 impl From<&str> for Cell {
     fn from(v: &str) -> Self {
         Cell::Str(v.to_string())
@@ -415,38 +449,10 @@ impl Table {
                 .map(|(c, (_, kind))| -> ArrayRef {
                     let cells = chunk.iter().map(|row| &row[c]);
                     match kind {
-                        Kind::Str => Arc::new(
-                            cells
-                                .map(|v| match v {
-                                    Cell::Str(s) => Some(s.as_str()),
-                                    _ => None,
-                                })
-                                .collect::<StringArray>(),
-                        ),
-                        Kind::F64 => Arc::new(
-                            cells
-                                .map(|v| match v {
-                                    Cell::F64(x) if x.is_finite() => Some(*x),
-                                    _ => None,
-                                })
-                                .collect::<Float64Array>(),
-                        ),
-                        Kind::U64 => Arc::new(
-                            cells
-                                .map(|v| match v {
-                                    Cell::U64(x) => Some(*x),
-                                    _ => None,
-                                })
-                                .collect::<UInt64Array>(),
-                        ),
-                        Kind::Bool => Arc::new(
-                            cells
-                                .map(|v| match v {
-                                    Cell::Bool(x) => Some(*x),
-                                    _ => None,
-                                })
-                                .collect::<BooleanArray>(),
-                        ),
+                        Kind::Str => Arc::new(cells.map(Cell::as_str).collect::<StringArray>()),
+                        Kind::F64 => Arc::new(cells.map(Cell::as_f64).collect::<Float64Array>()),
+                        Kind::U64 => Arc::new(cells.map(Cell::as_u64).collect::<UInt64Array>()),
+                        Kind::Bool => Arc::new(cells.map(Cell::as_bool).collect::<BooleanArray>()),
                     }
                 })
                 .collect();
