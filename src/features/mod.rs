@@ -27,7 +27,7 @@ pub use names::{EGEMAPS_NAMES, LLD_NAMES};
 use crate::error::{Error, Result};
 use functionals::{mean, mean_stddev_norm, non_zero, peaks2, percentiles_20_50_80, segments, smooth3};
 use ndarray::Array2;
-use pitch::{PitchAnalyzer, PitchFrame, semitones_from_27_5, smooth_f0};
+use pitch::{F0Track, PitchAnalyzer, PitchFrame, semitones_from_27_5, smooth_f0};
 use spectral::{SpectralAnalyzer, SpectralFrame};
 use voice::{HarmonicAnalyzer, HarmonicFrame, JitterTracker};
 
@@ -79,6 +79,8 @@ struct Frames {
     harmonic: Vec<HarmonicFrame>,
     /// `(jitter, shimmer dB)` per 60 ms frame, `[N60]`.
     jitter: Vec<(f64, f64)>,
+    /// 60 ms frames openSMILE's Viterbi had fixed before the end of input ([`F0Track::fixed`]).
+    fixed: usize,
 }
 
 impl Default for Egemaps {
@@ -175,7 +177,7 @@ impl Egemaps {
         for (k, mag) in self.magnitudes.chunks_exact_mut(pitch::N_BINS).enumerate() {
             long.push(self.pitch.analyse(&x[k * HOP_LEN..k * HOP_LEN + pitch::FRAME_LEN], mag));
         }
-        let f0_hz = smooth_f0(&long);
+        let F0Track { f0_hz, fixed } = smooth_f0(&long);
         self.spectral.reset();
         let mut short: Vec<SpectralFrame> = Vec::with_capacity(n20);
         for k in 0..n20 {
@@ -204,6 +206,7 @@ impl Egemaps {
             f0_hz,
             harmonic,
             jitter,
+            fixed,
         }
     }
 
@@ -267,10 +270,16 @@ fn spectral_column(s: &SpectralFrame, c: usize) -> f64 {
 fn functionals_of(fr: &Frames) -> [f64; 88] {
     let n20 = fr.short.len();
     let n60 = fr.f0_hz.len();
-    // openSMILE's functionals of the 60 ms sets see all but the last 1 or 2 smoothed frames
-    // (its end-of-input scheduling): 2 when the utterance ends voiced, else 1.
-    let tail_voiced = fr.f0_hz[n60.saturating_sub(3)..].iter().any(|f| *f > 0.0);
-    let keep = n60.saturating_sub(if tail_voiced { 2 } else { 1 });
+    // openSMILE's functionals of the 60 ms sets run once, in the first end-of-input pass, and
+    // see only the frames its online Viterbi had fixed before the end of input (the rest are
+    // flushed in that same pass, too late for them). What they see of those frames differs:
+    // - F0 (and the voicing-split spectral sets): the first `keep` smoothed frames, the last
+    //   smoothed with its real right neighbour, which reached the smoother in that pass;
+    // - voice quality and formants: their smoother is fed through the jitter component, which
+    //   does nothing at end of input, so it smooths the first `keep` frames as if the
+    //   utterance ended there (the last frame's right neighbour is itself).
+    // The 20 ms sets (loudness, flux, MFCC) see every frame.
+    let keep = fr.fixed.min(n60);
     let mut out = [0.0; 88];
     let mut put = |i: &mut usize, v: f64| {
         out[*i] = v;
@@ -326,9 +335,9 @@ fn functionals_of(fr: &Frames) -> [f64; 88] {
     // Voice quality and formants over voiced frames (formant levels keep their -201 floor).
     let rows: Vec<[f64; 25]> = (0..n60).map(|k| lld_row(fr, k, true)).collect();
     for c in 11..25 {
-        let raw: Vec<f64> = rows.iter().map(|r| r[c]).collect();
+        let raw: Vec<f64> = rows[..keep].iter().map(|r| r[c]).collect();
         let s = smooth3(&raw, true);
-        let (m, sd) = mean_stddev_norm(&non_zero(&s[..keep]));
+        let (m, sd) = mean_stddev_norm(&non_zero(&s));
         put(&mut i, m);
         put(&mut i, sd);
     }

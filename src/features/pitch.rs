@@ -497,23 +497,42 @@ fn range_weight(f: f64) -> f64 {
     }
 }
 
+/// The Viterbi-smoothed F0 track of an utterance (see [`smooth_f0`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct F0Track {
+    /// F0 in Hz per frame, 0 where unvoiced. // [T]
+    pub f0_hz: Vec<f64>,
+    /// How many leading frames openSMILE's online Viterbi (`cPitchSmootherViterbi`) had fixed
+    /// when the last frame arrived: those on which the best paths into every state agree. At
+    /// most `T - 1` (the last frame is never fixed before the end of input). openSMILE flushes
+    /// the rest at end of input, after the F0 functionals have already read the first `fixed`
+    /// frames, so this count, not `T`, sets what several functionals see.
+    pub fixed: usize,
+}
+
 /// Viterbi smoothing over the candidates of all frames, then the energy gate: F0 in Hz per
-/// frame, 0 where unvoiced.
+/// frame, 0 where unvoiced, and the frames fixed before the end of input.
 ///
 /// Weights as eGeMAPS sets them, with openSMILE's effective values: the voiced-voiced delta
 /// weight equals the voiced-voiced weight (10, not the configured 5), and an unvoiced to
-/// unvoiced step costs 1.
+/// unvoiced step costs 1. The final path is backtracked from the cheapest final state, as
+/// openSMILE's end-of-input flush does. (openSMILE also forces a decision on the oldest frame
+/// when 40 frames in a row stay unfixed; that is not reproduced: it takes paths that disagree
+/// for 0.4 s.)
 ///
 /// # Shapes
-/// `frames`: `[T]`, returns `[T]`.
+/// `frames`: `[T]`, returns `f0_hz` `[T]`.
 #[inline(always)]
-pub fn smooth_f0(frames: &[PitchFrame]) -> Vec<f64> {
+pub fn smooth_f0(frames: &[PitchFrame]) -> F0Track {
     const UV: usize = N_CAND;
     const N_STATES: usize = N_CAND + 1;
     let (w_local, w_tvv, w_tvvd, w_tvuv, w_thr, w_range) = (2.0, 10.0, 10.0, 10.0, 4.0, 1.0);
     let t_len = frames.len();
     if t_len == 0 {
-        return vec![];
+        return F0Track {
+            f0_hz: vec![],
+            fixed: 0,
+        };
     }
     let local = |i: usize, fr: &[(f32, f32); N_CAND]| -> f64 {
         if i < UV {
@@ -573,7 +592,20 @@ pub fn smooth_f0(frames: &[PitchFrame]) -> Vec<f64> {
         }
         state = back[t][state] as usize;
     }
-    f0
+    // The frames fixed when the last one arrived: walk the best paths into every final state
+    // back until they all pass through one state; that frame and all before it are fixed.
+    let mut paths: [usize; N_STATES] = std::array::from_fn(|i| i);
+    let mut fixed = 0;
+    for t in (1..t_len).rev() {
+        for p in paths.iter_mut() {
+            *p = back[t][*p] as usize;
+        }
+        if paths.iter().all(|&p| p == paths[0]) {
+            fixed = t;
+            break;
+        }
+    }
+    F0Track { f0_hz: f0, fixed }
 }
 
 /// F0 in semitones from 27.5 Hz as openSMILE writes `F0finalLog`: 0 when unvoiced, 1 for a
@@ -664,12 +696,48 @@ mod tests {
         let frames: Vec<PitchFrame> = (0..(x.len() - FRAME_LEN) / 160 + 1)
             .map(|k| p.analyse(&x[k * 160..k * 160 + FRAME_LEN], &mut [0.0; N_BINS]))
             .collect();
-        let f0 = smooth_f0(&frames);
+        let f0 = smooth_f0(&frames).f0_hz;
         let voiced: Vec<f64> = f0.iter().copied().filter(|v| *v > 0.0).collect();
         assert!(voiced.len() > f0.len() * 9 / 10, "{f0:?}");
         for v in voiced {
             assert!((v - 180.0).abs() < 4.0, "{v}");
         }
+    }
+
+    /// Frames fixed before the end are final: no later frame changes them. Checked on every
+    /// prefix of a gliding, noisy voice that is cut while voiced.
+    #[test]
+    fn fixed_frames_do_not_change_when_more_arrive() {
+        let mut rng = crate::rng::SplitMix64::new(0x51_7cc1_b727_220a);
+        let n = 12_000;
+        let x: Vec<f64> = (0..n)
+            .map(|i| {
+                let t = i as f64 / 16_000.0;
+                // A pitch glide from 120 to 260 Hz with a voiceless gap, plus noise.
+                let phase = 2.0 * std::f64::consts::PI * (120.0 * t + 70.0 * t * t / 0.75);
+                let voiced = !(4_000..5_500).contains(&i) as u8 as f64;
+                let tone: f64 = (1..=6).map(|h| (h as f64 * phase).sin() / h as f64).sum();
+                0.2 * voiced * tone + 0.02 * rng.range(-1.0, 1.0)
+            })
+            .collect();
+        let mut p = PitchAnalyzer::new();
+        let frames: Vec<PitchFrame> = (0..(n - FRAME_LEN) / 160 + 1)
+            .map(|k| p.analyse(&x[k * 160..k * 160 + FRAME_LEN], &mut [0.0; N_BINS]))
+            .collect();
+        let full = smooth_f0(&frames);
+        assert!(full.f0_hz.last().is_some_and(|f| *f > 0.0), "ends voiced");
+        let mut lagging = 0;
+        for len in 1..=frames.len() {
+            let prefix = smooth_f0(&frames[..len]);
+            assert!(prefix.fixed < len, "the last frame is never fixed");
+            assert_eq!(
+                prefix.f0_hz[..prefix.fixed],
+                full.f0_hz[..prefix.fixed],
+                "a fixed frame changed (prefix {len})"
+            );
+            lagging += (prefix.fixed + 1 < len) as usize;
+        }
+        assert!(lagging > 0, "some prefix leaves more than its last frame open");
     }
 
     #[test]
@@ -678,6 +746,6 @@ mod tests {
         let frames: Vec<PitchFrame> = (0..5)
             .map(|_| p.analyse(&[0.0; FRAME_LEN], &mut [0.0; N_BINS]))
             .collect();
-        assert_eq!(smooth_f0(&frames), vec![0.0; 5]);
+        assert_eq!(smooth_f0(&frames).f0_hz, vec![0.0; 5]);
     }
 }
