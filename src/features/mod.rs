@@ -212,6 +212,10 @@ impl Egemaps {
 
     /// The 25 frame-level descriptors, smoothed as openSMILE writes them: one row per 60 ms
     /// frame (10 ms hop, frame k starts at `k * 10 ms`), columns in [`LLD_NAMES`] order.
+    /// Every row is the centred 3-frame value: openSMILE's own output adds one last row (the
+    /// last frame again) and, on input that ends voiced, writes the last pitch frame fixed
+    /// before the end ([`pitch::F0Track::fixed`]) and the one after it as if the input ended
+    /// there: artefacts of its end-of-input scheduling that these rows do not copy.
     ///
     /// # Shapes
     /// `samples`: `[S]` mono at `sample_rate_hz`, nominally in `[-1, 1]`; returns `[T, 25]`
