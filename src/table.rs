@@ -74,16 +74,8 @@ impl ParquetSink {
     /// [`METADATA_KEY`].
     pub fn create(path: &Path, metadata_json: &str) -> Result<Self> {
         let schema = Arc::new(schema());
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(BATCH_ROWS))
-            .set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
-                METADATA_KEY.to_string(),
-                metadata_json.to_string(),
-            )]))
-            .build();
-        let file = AtomicFile::create(path)?;
-        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| parquet_err(path, &e))?;
+        let metadata = parquet::file::metadata::KeyValue::new(METADATA_KEY.to_string(), metadata_json.to_string());
+        let writer = atomic_writer(path, &schema, Some(metadata))?;
         Ok(ParquetSink {
             writer,
             schema,
@@ -116,6 +108,22 @@ impl ParquetSink {
         let file = self.writer.into_inner().map_err(|e| parquet_err(&self.path, &e))?;
         file.commit()
     }
+}
+
+/// A Snappy Parquet writer into `path` (atomic: the file appears on [`AtomicFile::commit`]),
+/// row groups of [`BATCH_ROWS`], with one optional key-value pair in the file's metadata.
+fn atomic_writer(
+    path: &Path,
+    schema: &Arc<Schema>,
+    metadata: Option<parquet::file::metadata::KeyValue>,
+) -> Result<ArrowWriter<AtomicFile>> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(BATCH_ROWS))
+        .set_key_value_metadata(metadata.map(|kv| vec![kv]))
+        .build();
+    let file = AtomicFile::create(path)?;
+    ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| parquet_err(path, &e))
 }
 
 fn parquet_err(path: &Path, e: &dyn std::fmt::Display) -> Error {
@@ -204,12 +212,7 @@ pub fn write_features_parquet(
     }
     fields.extend(names.iter().map(|n| Field::new(*n, DataType::Float64, false)));
     let schema = Arc::new(Schema::new(fields));
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(BATCH_ROWS))
-        .build();
-    let file = AtomicFile::create(path)?;
-    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| parquet_err(path, &e))?;
+    let mut writer = atomic_writer(path, &schema, None)?;
     // Rows as (item, its features, frame), written a batch at a time.
     let rows: Vec<(usize, &crate::features::corpus::FileFeatures, usize)> = results
         .iter()
@@ -435,12 +438,7 @@ impl Table {
             })
             .collect();
         let schema = Arc::new(Schema::new(fields));
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(BATCH_ROWS))
-            .build();
-        let file = AtomicFile::create(path)?;
-        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| parquet_err(path, &e))?;
+        let mut writer = atomic_writer(path, &schema, None)?;
         for chunk in self.rows.chunks(BATCH_ROWS) {
             let columns: Vec<ArrayRef> = self
                 .columns

@@ -337,9 +337,9 @@ fn functionals_of(fr: &Frames) -> [f64; 88] {
     }
 
     // Voice quality and formants over voiced frames (formant levels keep their -201 floor).
-    let rows: Vec<[f64; 25]> = (0..n60).map(|k| lld_row(fr, k, true)).collect();
+    let rows: Vec<[f64; 25]> = (0..keep).map(|k| lld_row(fr, k, true)).collect();
     for c in 11..25 {
-        let raw: Vec<f64> = rows[..keep].iter().map(|r| r[c]).collect();
+        let raw: Vec<f64> = rows.iter().map(|r| r[c]).collect();
         let s = smooth3(&raw, true);
         let (m, sd) = mean_stddev_norm(&non_zero(&s));
         put(&mut i, m);
