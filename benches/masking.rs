@@ -43,6 +43,7 @@ fn masking(c: &mut Criterion) {
             let inputs = PerturbInputs {
                 mel: &mel_b,
                 row_mean: &mean_b,
+                utterances: 0..1,
                 row_band: &band_b,
                 masks: &mask_b,
                 n_mels: m,

@@ -1,15 +1,16 @@
-// perturb.wgsl: a chunk of masked copies of one utterance's mel spectrogram
-// (CPU twin: perturb::perturb_cpu).
+// perturb.wgsl: a chunk of masked copies of the mel spectrograms of one or more utterances,
+// each under the same masks (CPU twin: perturb::perturb_cpu, once per utterance).
 //
 // Bindings (group 0):
 //   0 uniform           params   : Params              (mirrors gpu::perturb::PerturbParams)
-//   1 storage read      mel      : array<f32> [M, T]   power mel of the utterance
-//   2 storage read      row_mean : array<f32> [M]      mean power of each row over time
+//   1 storage read      mel      : array<f32> [S, M, T] power mel of S stacked utterances
+//   2 storage read      row_mean : array<f32> [S, M]   mean power of each row over time
 //   3 storage read      row_band : array<u32> [M]      band index of each row
 //   4 storage read      masks    : array<f32> [N, B]   1 keeps a band, 0 removes it
-//   5 storage read_write out     : array<f32> [Nc, M, T] output chunk (the model's input tensor)
-// Dispatch grid: (ceil(M * T / 256), Nc, 1), workgroup (256, 1, 1): one invocation per output cell.
-// Output row out_row + i uses mask row sample_offset + i.
+//   5 storage read_write out     : array<f32> [R, M, T] output rows (the model's input tensor)
+// Dispatch grid: (ceil(M * T / 256), Nc, U), workgroup (256, 1, 1): one invocation per output
+// cell. Grid z = u reads utterance first_utt + u; its output row out_row + u * Nc + i uses mask
+// row sample_offset + i. Noise depends on the mask row and the cell, as on the CPU.
 
 struct Params {
     n_mels: u32,
@@ -21,7 +22,7 @@ struct Params {
     seed_lo: u32,
     seed_hi: u32,
     out_row: u32,
-    _pad0: u32,
+    first_utt: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -45,18 +46,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (cell >= plane || i >= params.n_chunk) {
         return;
     }
+    let utt = params.first_utt + gid.z;
     let r = cell / params.n_frames;
     let s = params.sample_offset + i;
     var v: f32;
     if (masks[s * params.n_bands + row_band[r]] > 0.5) {
-        v = mel[cell];
+        v = mel[utt * plane + cell];
     } else if (params.fill_mode == 1u) {
-        v = row_mean[r];
+        v = row_mean[utt * params.n_mels + r];
     } else if (params.fill_mode == 2u) {
         let u = unit_open(random_u32(params.seed_lo, params.seed_hi, STREAM_NOISE, s, cell));
-        v = -log(u) * row_mean[r];
+        v = -log(u) * row_mean[utt * params.n_mels + r];
     } else {
         v = 0.0;
     }
-    out[(params.out_row + i) * plane + cell] = v;
+    out[(params.out_row + gid.z * params.n_chunk + i) * plane + cell] = v;
 }

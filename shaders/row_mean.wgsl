@@ -2,9 +2,10 @@
 //
 // Bindings (group 0):
 //   0 uniform           params : Params              (mirrors gpu::perturb::RowMeanParams)
-//   1 storage read      mel    : array<f32> [M, T]
-//   2 storage read_write means : array<f32> [M]
-// Dispatch grid: (M, 1, 1), workgroup (64, 1, 1): one workgroup per row, tree reduction.
+//   1 storage read      mel    : array<f32> [U, M, T]
+//   2 storage read_write means : array<f32> [U, M]
+// Dispatch grid: (M, U, 1), workgroup (64, 1, 1): one workgroup per (row, utterance), tree
+// reduction.
 
 struct Params {
     n_mels: u32,
@@ -22,10 +23,11 @@ var<workgroup> partial: array<f32, 64>;
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let m = wg.x;
+    let row = wg.y * params.n_mels + m;
     var acc: f32 = 0.0;
     if (m < params.n_mels) {
         for (var t: u32 = lid; t < params.n_frames; t = t + 64u) {
-            acc = acc + mel[m * params.n_frames + t];
+            acc = acc + mel[row * params.n_frames + t];
         }
     }
     partial[lid] = acc;
@@ -37,6 +39,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         workgroupBarrier();
     }
     if (lid == 0u && m < params.n_mels) {
-        means[m] = partial[0] / f32(max(params.n_frames, 1u));
+        means[row] = partial[0] / f32(max(params.n_frames, 1u));
     }
 }

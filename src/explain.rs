@@ -9,7 +9,7 @@ use crate::features::corpus::resolve_workers;
 use crate::gpu::griffin_lim::GpuGriffinLim;
 use crate::gpu::interop::{BoundTensor, submit_after_burn};
 use crate::gpu::ops::{
-    FitInputs, GpuMel, PerturbInputs, ResynthInputs, encode_fit, perturb_into, read_fits, resynth_into,
+    FitInputs, GpuMel, PerturbInputs, ResynthInputs, encode_fit, perturb_into, resynth_into, unpack_fits,
 };
 use crate::gpu::{GpuContext, GrowBuffer, PendingRead};
 use crate::griffin_lim::{GriffinLimSynth, MelSignal};
@@ -20,7 +20,7 @@ use crate::model::{MIN_FRAMES, ModelInput, SerModel, read_f32};
 use crate::perturb::{FillMode, perturb_cpu, row_means};
 use crate::resynth::{BandSignals, Resynthesis, bin_bands, resynth_cpu};
 use crate::sampling::{AUTO_STEP, DistinctMasks, KernelKind, MaskConfig, SampleCount, kernel_weights, sample_masks};
-use crate::surrogate::{SurrogateConfig, SurrogateDesign, SurrogateFit, fit_cpu};
+use crate::surrogate::{SurrogateConfig, SurrogateDesign, SurrogateFit, fit_cpu, packed_len};
 use burn::tensor::{Tensor, TensorData};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -1167,7 +1167,7 @@ fn explain_gpu(
         ..
     } = state;
     let outputs = match (rows.as_ref(), mel.as_mut()) {
-        (Some(rows), Some(mel)) => score_gpu_rows(
+        (Some(rows), Some(mel)) => vec![score_gpu_rows(
             ctx,
             rows,
             mel,
@@ -1178,7 +1178,7 @@ fn explain_gpu(
             dim,
             b,
             profile.as_deref_mut(),
-        )?,
+        )?],
         _ => {
             let scoring = GpuScoring {
                 mel,
@@ -1197,11 +1197,15 @@ fn explain_gpu(
     };
     let t0 = std::time::Instant::now();
     let bound = BoundTensor::<2>::new(Tensor::cat(outputs, 0))?; // [U * N', C]
+    // The fit and both copies back in one submission, then one wait for it.
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     let out = encode_fit(ctx, &mut enc, fit, bound.binding(), n_utts, c)?;
-    submit_after_burn(device, &ctx.queue, enc)?;
-    let fits = read_fits(ctx, &out, n_utts, c, b)?;
-    let preds = read_f32(bound.into_tensor())?;
+    let fits_read = ctx.encode_read(&mut enc, &out, 0, n_utts * c * packed_len(b));
+    let preds_read = bound.encode_read(ctx, &mut enc);
+    let index = submit_after_burn(device, &ctx.queue, enc)?;
+    drop(bound.into_tensor());
+    let fits = unpack_fits(&fits_read.finish(ctx, index.clone())?, c, b)?;
+    let preds = preds_read.finish(ctx, index)?;
     if fits.len() != n_utts || preds.len() != n_utts * n_scored * c {
         return Err(Error::Device("the surrogate returned the wrong number of fits".into()));
     }
@@ -1229,7 +1233,7 @@ fn explain_gpu(
 /// [`DeviceRowCnn::probs`] call computes every row version of all of them.
 ///
 /// # Shapes
-/// -> one `[U * N', C]` tensor
+/// -> `[U * N', C]`
 #[allow(clippy::too_many_arguments)]
 fn score_gpu_rows(
     ctx: &GpuContext,
@@ -1242,34 +1246,43 @@ fn score_gpu_rows(
     dim: usize,
     n_bands: usize,
     profile: Option<&mut StageTimes>,
-) -> Result<Vec<Tensor<2>>> {
+) -> Result<Tensor<2>> {
     let device = model.device();
     let t0 = std::time::Instant::now();
     let u = inputs.len();
     let bound = BoundTensor::<2>::empty([2 * u, dim], device)?;
-    for (k, input) in inputs.iter().enumerate() {
+    let mut powers = Vec::with_capacity(u);
+    for input in inputs {
         let PreparedInput::Power(power) = input else {
             return Err(Error::config("model", "the row-cached forward takes mel inputs"));
         };
-        let (mel, means) = gpu_mel.run(ctx, power.view())?;
+        powers.push(power.view());
+    }
+    // Every utterance's mel spectrogram and its two extreme inputs in one submission per pass
+    // (one pass unless the group's spectrograms exceed the stacking budget).
+    let n_frames = powers.first().map_or(1, |p| p.ncols());
+    let per_pass = gpu_mel.stack_len(ctx, n_frames);
+    for (pass, stacked) in powers.chunks(per_pass).enumerate() {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
+        let (mel, means) = gpu_mel.encode(ctx, &mut enc, stacked)?;
         let perturb = PerturbInputs {
-            mel,
-            row_mean: means,
+            mel: &mel,
+            row_mean: &means,
+            utterances: 0..stacked.len(),
             row_band,
             masks: &rows.ends,
-            n_mels: dim / power.ncols(),
-            n_frames: power.ncols(),
+            n_mels: dim / n_frames,
+            n_frames,
             n_bands,
             fill: cfg.fill,
             seed: cfg.masks.seed,
         };
-        perturb_into(ctx, &mut enc, &perturb, 0, 2, 2 * k, bound.binding())?;
-        // The next utterance's mel overwrites this one's buffers: submit what reads them first.
+        perturb_into(ctx, &mut enc, &perturb, 0, 2, 2 * pass * per_pass, bound.binding())?;
+        // The next pass overwrites these buffers: submit what reads them first.
         submit_after_burn(device, &ctx.queue, enc)?;
     }
     let ends = bound.into_tensor().reshape([u, 2, dim]);
-    Ok(vec![score(ctx, t0, profile, || rows.net.probs(&rows.plan, ends))?])
+    score(ctx, t0, profile, || rows.net.probs(&rows.plan, ends))
 }
 
 /// The masks [`Explainer::score_on`] applies: the explainer's own samples, or given ones.
@@ -1326,8 +1339,9 @@ fn score_gpu(
     // each stage on its own): the batch being copied, its submission and its row count.
     let on_host = model.scores_on_host() && profile.is_none();
     let mut copying: Option<(PendingRead, wgpu::SubmissionIndex, usize)> = None;
-    // The utterance whose mel spectrogram (or band rows) is on the device now, and its buffers.
-    let mut loaded: Option<(usize, wgpu::Buffer, Option<wgpu::Buffer>)> = None;
+    // The utterances whose mel spectrograms (stacked) or band rows are on the device now, and
+    // their buffers.
+    let mut loaded: Option<(std::ops::Range<usize>, wgpu::Buffer, Option<wgpu::Buffer>)> = None;
     // The utterance whose mel spectrogram Griffin-Lim on the device holds now.
     let mut gl_loaded: Option<usize> = None;
     for start in (0..total).step_by(chunk) {
@@ -1378,9 +1392,9 @@ fn score_gpu(
                 }
                 continue;
             }
-            if loaded.as_ref().is_none_or(|(l, _, _)| *l != u) {
-                // The next utterance's input overwrites this one's buffers: submit what reads
-                // them first (queue writes and submissions run in issue order).
+            if loaded.as_ref().is_none_or(|(l, _, _)| !l.contains(&u)) {
+                // The next utterances' inputs overwrite these buffers: submit what reads them
+                // first (queue writes and submissions run in issue order).
                 submit_recorded(ctx, device, &mut enc)?;
                 loaded = Some(match inputs[u] {
                     PreparedInput::Power(power) => {
@@ -1388,25 +1402,38 @@ fn score_gpu(
                             .mel
                             .as_mut()
                             .ok_or_else(|| Error::config("model", "no mel filterbank for a mel input"))?;
-                        let (mel, means) = gpu_mel.run(ctx, power.view())?;
-                        (u, mel.clone(), Some(means.clone()))
+                        // This utterance and the next ones of its length, as many as one
+                        // stacked pass takes.
+                        let t = power.ncols();
+                        let stacked: Vec<_> = inputs[u..]
+                            .iter()
+                            .take(gpu_mel.stack_len(ctx, t))
+                            .map_while(|input| match input {
+                                PreparedInput::Power(p) if p.ncols() == t => Some(p.view()),
+                                _ => None,
+                            })
+                            .collect();
+                        let (mel, means) = gpu_mel.encode(ctx, &mut enc, &stacked)?;
+                        (u..u + stacked.len(), mel, Some(means))
                     }
                     PreparedInput::Bands(bands) => {
                         let rows_c = bands.rows.as_standard_layout();
                         let rows = state.band_rows.write(ctx, rows_c.as_slice().expect("standard layout"));
-                        (u, rows.clone(), None)
+                        (u..u + 1, rows.clone(), None)
                     }
                     PreparedInput::Mel(_) => {
                         return Err(Error::Device("a griffin-lim input reached the device path".into()));
                     }
                 });
             }
-            let (_, buf, means) = loaded.as_ref().expect("loaded above");
+            let (range, buf, means) = loaded.as_ref().expect("loaded above");
             match (inputs[u], means) {
                 (PreparedInput::Power(power), Some(means)) => {
+                    let slot = u - range.start;
                     let inputs = PerturbInputs {
                         mel: buf,
                         row_mean: means,
+                        utterances: slot..slot + 1,
                         row_band: state.row_band,
                         masks: state.masks,
                         n_mels: dim / power.ncols(),

@@ -184,6 +184,7 @@ impl GpuGriffinLim {
         let perturb = PerturbInputs {
             mel: &mel,
             row_mean: &row_mean,
+            utterances: 0..1,
             row_band,
             masks,
             n_mels: m,

@@ -52,8 +52,10 @@ pub struct PerturbParams {
     pub seed_hi: u32,
     /// Output row of the chunk's first sample (several utterances share one output tensor).
     pub out_row: u32,
+    /// Slot of the first utterance read from the stacked mel spectrograms (grid z adds to it).
+    pub first_utt: u32,
     /// Padding to 16 bytes.
-    pub _pad: [u32; 3],
+    pub _pad: [u32; 2],
 }
 
 /// Uniforms of `resynth.wgsl`.

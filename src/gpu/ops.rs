@@ -12,6 +12,11 @@ use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3};
 /// Largest classes and bands the surrogate kernel handles.
 pub const MAX_SURROGATE_DIM: usize = 64;
 
+/// Bytes of power spectrograms [`GpuMel::encode`] is asked to stack at most (see
+/// [`GpuMel::stack_len`]): enough for 80 utterances of 2 s at a 2048-point FFT, while a group of
+/// long utterances does not grow the buffers without bound.
+pub const MAX_STACKED_POWER_BYTES: u64 = 64 << 20;
+
 /// The mel filterbank resident on the GPU, with reusable input/output buffers.
 pub struct GpuMel {
     weights: wgpu::Buffer,
@@ -50,22 +55,62 @@ impl GpuMel {
     ///
     /// # Shapes
     /// `power` [K, T] -> (`mel` buffer [M, T], `means` buffer [M])
-    pub fn run(&mut self, ctx: &GpuContext, power: ArrayView2<f32>) -> Result<(&wgpu::Buffer, &wgpu::Buffer)> {
-        let (k, t) = power.dim();
-        check_shape("power", &[self.n_bins, t], &[k, t])?;
-        let m = self.n_mels;
-        let mel_bytes = (m * t * 4) as u64;
-        if (k * t * 4) as u64 > ctx.max_binding_bytes() || mel_bytes > ctx.max_binding_bytes() {
+    pub fn run(&mut self, ctx: &GpuContext, power: ArrayView2<f32>) -> Result<(wgpu::Buffer, wgpu::Buffer)> {
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        let buffers = self.encode(ctx, &mut enc, &[power])?;
+        ctx.queue.submit([enc.finish()]);
+        Ok(buffers)
+    }
+
+    /// How many utterances of `n_frames` frames one [`Self::encode`] stacks at most: as many as
+    /// fit in [`MAX_STACKED_POWER_BYTES`] and in the adapter's storage binding, at least one.
+    pub fn stack_len(&self, ctx: &GpuContext, n_frames: usize) -> usize {
+        let each = (self.n_bins.max(self.n_mels) * n_frames.max(1) * 4) as u64;
+        let budget = MAX_STACKED_POWER_BYTES.min(ctx.max_binding_bytes());
+        usize::try_from(budget / each).unwrap_or(usize::MAX).max(1)
+    }
+
+    /// Uploads the power spectrograms of `U` utterances of equal length and records into `enc`
+    /// their mel spectrograms and row means, stacked (utterance `u` in slot `u`): two dispatches
+    /// whatever `U`. The uploads land before `enc`'s submission. Returns the buffers that hold
+    /// the results once `enc` is submitted; the next call reuses them, so submit what reads
+    /// them first.
+    ///
+    /// # Shapes
+    /// `powers` U x [K, T] -> (`mel` buffer [U, M, T], `means` buffer [U, M])
+    pub fn encode(
+        &mut self,
+        ctx: &GpuContext,
+        enc: &mut wgpu::CommandEncoder,
+        powers: &[ArrayView2<f32>],
+    ) -> Result<(wgpu::Buffer, wgpu::Buffer)> {
+        let Some(first) = powers.first() else {
+            return Err(Error::shape("power spectrograms", "at least one", "none".to_string()));
+        };
+        let t = first.ncols();
+        for power in powers {
+            check_shape("power", &[self.n_bins, t], &[power.nrows(), power.ncols()])?;
+        }
+        let (m, k, u) = (self.n_mels, self.n_bins, powers.len());
+        let (power_bytes, mel_bytes) = ((u * k * t * 4) as u64, (u * m * t * 4) as u64);
+        if power_bytes > ctx.max_binding_bytes() || mel_bytes > ctx.max_binding_bytes() {
             return Err(Error::Device(format!(
-                "spectrogram of {t} frames exceeds the adapter's {} byte storage binding",
+                "{u} spectrograms of {t} frames exceed the adapter's {} byte storage binding",
                 ctx.max_binding_bytes()
             )));
         }
-        let contiguous = power.as_standard_layout();
-        let power_buf = self.power.write(ctx, contiguous.as_slice().expect("standard layout"));
+        let groups_z = u32::try_from(u).unwrap_or(u32::MAX);
+        let power_buf = self.power.ensure(ctx, power_bytes).clone();
+        for (slot, power) in powers.iter().enumerate() {
+            let contiguous = power.as_standard_layout();
+            let values: &[f32] = contiguous.as_slice().expect("standard layout");
+            if !values.is_empty() {
+                ctx.queue
+                    .write_buffer(&power_buf, (slot * k * t * 4) as u64, bytemuck::cast_slice(values));
+            }
+        }
         let mel_buf = self.mel.ensure(ctx, mel_bytes).clone();
-        let means_buf = self.means.ensure(ctx, (m * 4) as u64).clone();
-        let kernels = ctx.kernels.clone();
+        let means_buf = self.means.ensure(ctx, (u * m * 4) as u64).clone();
         let mp = ctx.uniform(
             "mel params",
             &MelParams {
@@ -83,10 +128,10 @@ impl GpuMel {
                 _pad: [0; 2],
             },
         );
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        let kernels = &ctx.kernels;
         kernels.mel.dispatch(
             ctx,
-            &mut enc,
+            enc,
             &[
                 mp.as_entire_binding(),
                 power_buf.as_entire_binding(),
@@ -94,20 +139,19 @@ impl GpuMel {
                 self.bounds.as_entire_binding(),
                 mel_buf.as_entire_binding(),
             ],
-            [groups(t, 64), m as u32, 1],
+            [groups(t, 64), m as u32, groups_z],
         )?;
         kernels.row_mean.dispatch(
             ctx,
-            &mut enc,
+            enc,
             &[
                 rp.as_entire_binding(),
                 mel_buf.as_entire_binding(),
                 means_buf.as_entire_binding(),
             ],
-            [m as u32, 1, 1],
+            [m as u32, groups_z, 1],
         )?;
-        ctx.queue.submit([enc.finish()]);
-        Ok((self.mel.ensure(ctx, mel_bytes), self.means.ensure(ctx, (m * 4) as u64)))
+        Ok((mel_buf, means_buf))
     }
 
     /// Test and debugging helper: mel spectrogram and row means back on the CPU.
@@ -118,20 +162,43 @@ impl GpuMel {
         let t = power.ncols();
         let m = self.n_mels;
         let (mel, means) = self.run(ctx, power)?;
-        let (mel, means) = (mel.clone(), means.clone());
         let mel = ctx.read_f32(&mel, m * t)?;
         let means = ctx.read_f32(&means, m)?;
         let mel = Array2::from_shape_vec((m, t), mel).map_err(|e| Error::Device(e.to_string()))?;
         Ok((mel, Array1::from(means)))
     }
+
+    /// Test and debugging helper: [`Self::encode`] of several utterances, read back.
+    ///
+    /// # Shapes
+    /// `powers` U x [K, T] -> ([U, M, T], [U, M])
+    pub fn encode_to_host(
+        &mut self,
+        ctx: &GpuContext,
+        powers: &[ArrayView2<f32>],
+    ) -> Result<(Array3<f32>, Array2<f32>)> {
+        let (u, m) = (powers.len(), self.n_mels);
+        let t = powers.first().map_or(0, |p| p.ncols());
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        let (mel, means) = self.encode(ctx, &mut enc, powers)?;
+        ctx.queue.submit([enc.finish()]);
+        let mel = ctx.read_f32(&mel, u * m * t)?;
+        let means = ctx.read_f32(&means, u * m)?;
+        let mel = Array3::from_shape_vec((u, m, t), mel).map_err(|e| Error::Device(e.to_string()))?;
+        let means = Array2::from_shape_vec((u, m), means).map_err(|e| Error::Device(e.to_string()))?;
+        Ok((mel, means))
+    }
 }
 
-/// Inputs of a perturbation launch that stay the same for every chunk of one utterance.
+/// Inputs of a perturbation launch that stay the same for every chunk of the utterances.
 pub struct PerturbInputs<'a> {
-    /// Power mel spectrogram buffer. // [M, T]
+    /// Power mel spectrograms of `S` utterances stacked, as [`GpuMel::encode`] leaves them. // [S, M, T]
     pub mel: &'a wgpu::Buffer,
-    /// Row means buffer. // [M]
+    /// Row means buffer. // [S, M]
     pub row_mean: &'a wgpu::Buffer,
+    /// The slots of `mel` perturbed, each under the same masks, one after another in the
+    /// output (`0..1` for one utterance).
+    pub utterances: std::ops::Range<usize>,
     /// Band of each row. // [M]
     pub row_band: &'a wgpu::Buffer,
     /// Masks. // [N, B]
@@ -148,8 +215,9 @@ pub struct PerturbInputs<'a> {
     pub seed: u64,
 }
 
-/// Records the perturbation of samples `offset..offset + n_chunk` into rows
-/// `out_row..out_row + n_chunk` of `out` (`[R, M, T]` f32).
+/// Records the perturbation of samples `offset..offset + n_chunk` of each utterance `u` of
+/// `inputs.utterances` (counted from 0) into rows `out_row + u * n_chunk ..` of `out`
+/// (`[R, M, T]` f32): one dispatch.
 pub fn perturb_into(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
@@ -159,9 +227,14 @@ pub fn perturb_into(
     out_row: usize,
     out: wgpu::BindingResource<'_>,
 ) -> Result<()> {
+    let slots = inputs.utterances.len();
+    if slots == 0 {
+        return Ok(());
+    }
     let params = PerturbParams {
         out_row: out_row as u32,
-        _pad: [0; 3],
+        first_utt: inputs.utterances.start as u32,
+        _pad: [0; 2],
         n_mels: inputs.n_mels as u32,
         n_frames: inputs.n_frames as u32,
         n_bands: inputs.n_bands as u32,
@@ -183,7 +256,11 @@ pub fn perturb_into(
             inputs.masks.as_entire_binding(),
             out,
         ],
-        [groups(inputs.n_mels * inputs.n_frames, 256), n_chunk as u32, 1],
+        [
+            groups(inputs.n_mels * inputs.n_frames, 256),
+            n_chunk as u32,
+            u32::try_from(slots).unwrap_or(u32::MAX),
+        ],
     )
 }
 
@@ -224,6 +301,7 @@ pub fn perturb_to_host(
     let inputs = PerturbInputs {
         mel: &mel_b,
         row_mean: &mean_b,
+        utterances: 0..1,
         row_band: &band_b,
         masks: &mask_b,
         n_mels: m,
@@ -444,9 +522,13 @@ pub fn encode_fit(
 
 /// Reads back and unpacks the fits written by [`encode_fit`].
 pub fn read_fits(ctx: &GpuContext, out: &wgpu::Buffer, n_utts: usize, c: usize, b: usize) -> Result<Vec<SurrogateFit>> {
-    let stride = packed_len(b);
-    let flat = ctx.read_f32(out, n_utts * c * stride)?;
-    flat.chunks(c * stride)
+    unpack_fits(&ctx.read_f32(out, n_utts * c * packed_len(b))?, c, b)
+}
+
+/// Unpacks the fits of [`encode_fit`]'s output once copied back (`[U, C, B + 3]` values, see
+/// [`crate::surrogate::packed_len`]).
+pub fn unpack_fits(flat: &[f32], c: usize, b: usize) -> Result<Vec<SurrogateFit>> {
+    flat.chunks(c * packed_len(b))
         .map(|chunk| SurrogateFit::from_packed(chunk, c, b))
         .collect()
 }

@@ -2,7 +2,7 @@
 
 use crate::common::{Rng, fresh_seed, gpu, max_abs_diff, random_masks};
 use emolime::audio::{MelFilterbank, MelScale};
-use emolime::gpu::ops::{GpuMel, fit_gpu, perturb_to_host};
+use emolime::gpu::ops::{GpuMel, PerturbInputs, fit_gpu, perturb_into, perturb_to_host};
 use emolime::perturb::{FillMode, perturb_cpu, row_means};
 use emolime::sampling::{KernelKind, kernel_weights};
 use emolime::surrogate::{SurrogateConfig, fit_cpu};
@@ -76,6 +76,91 @@ fn perturb_kernel_matches_cpu_for_every_fill() {
                 got.iter().zip(want.iter()).all(|(g, w)| g == w),
                 "zero fill must be bit-exact"
             );
+        }
+    }
+}
+
+/// Several utterances stacked in one mel pass and perturbed by one dispatch equal the CPU twins
+/// run on each utterance alone.
+#[test]
+fn stacked_mel_and_perturb_match_cpu_per_utterance() {
+    let Some(ctx) = gpu() else { return };
+    let seed = fresh_seed("stacked");
+    let mut rng = Rng(seed);
+    let fb = MelFilterbank::new(16000, 512, 40, 0.0, 8000.0, MelScale::Slaney).unwrap();
+    let (u, t, b) = (2 + rng.below(4), 3 + rng.below(40), 2 + rng.below(10));
+    let m = fb.n_mels();
+    let powers: Vec<Array2<f32>> = (0..u)
+        .map(|_| Array2::from_shape_fn((fb.n_freq_bins(), t), |_| rng.f32() * rng.f32() * 10.0))
+        .collect();
+    let views: Vec<_> = powers.iter().map(|p| p.view()).collect();
+    let mut gm = GpuMel::new(&ctx, &fb);
+    // A longer single utterance first: the stacked call must not see its stale values.
+    gm.run(&ctx, Array2::from_elem((fb.n_freq_bins(), t + 7), 3.0).view())
+        .unwrap();
+    let (got_mel, got_means) = gm.encode_to_host(&ctx, &views).unwrap();
+    let want: Vec<Array2<f32>> = powers.iter().map(|p| fb.apply(p.view()).unwrap()).collect();
+    for (k, w) in want.iter().enumerate() {
+        let wm = row_means(w.view());
+        for (g, w) in got_mel.index_axis(ndarray::Axis(0), k).iter().zip(w.iter()) {
+            assert!((g - w).abs() <= 1e-5 + 1e-4 * w.abs(), "utterance {k}: mel {g} vs {w}");
+        }
+        for (g, w) in got_means.row(k).iter().zip(wm.iter()) {
+            assert!(
+                (g - w).abs() <= 1e-5 + 1e-4 * w.abs(),
+                "utterance {k}: row mean {g} vs {w}"
+            );
+        }
+    }
+    // Perturb utterances first..u of the stack under the same masks, after `out_row` rows.
+    let row_band: Vec<u32> = (0..m).map(|r| (r * b / m) as u32).collect();
+    let masks = random_masks(30, b, seed, false);
+    let (offset, chunk, first, out_row) = (rng.below(10), 1 + rng.below(20), rng.below(u), rng.below(3));
+    let band_b = ctx.upload("row band", &row_band);
+    let mask_b = ctx.upload("masks", masks.as_standard_layout().as_slice().unwrap());
+    let rows = out_row + (u - first) * chunk;
+    let out = ctx.storage("perturbed", (rows * m * t * 4) as u64);
+    for fill in [FillMode::Zero, FillMode::Mean, FillMode::Noise] {
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        let (mel_b, means_b) = gm.encode(&ctx, &mut enc, &views).unwrap();
+        let inputs = PerturbInputs {
+            mel: &mel_b,
+            row_mean: &means_b,
+            utterances: first..u,
+            row_band: &band_b,
+            masks: &mask_b,
+            n_mels: m,
+            n_frames: t,
+            n_bands: b,
+            fill,
+            seed,
+        };
+        perturb_into(&ctx, &mut enc, &inputs, offset, chunk, out_row, out.as_entire_binding()).unwrap();
+        ctx.queue.submit([enc.finish()]);
+        let got = Array3::from_shape_vec((rows, m, t), ctx.read_f32(&out, rows * m * t).unwrap()).unwrap();
+        for k in first..u {
+            // The CPU twin on the GPU's own mel spectrogram, so only the perturbation is compared.
+            let mel_k = got_mel.index_axis(ndarray::Axis(0), k);
+            let mut w = Array3::<f32>::zeros((chunk, m, t));
+            perturb_cpu(
+                mel_k,
+                got_means.row(k),
+                &row_band,
+                masks.view(),
+                offset,
+                fill,
+                seed,
+                w.view_mut(),
+            )
+            .unwrap();
+            let at = out_row + (k - first) * chunk;
+            let g = got.slice(ndarray::s![at..at + chunk, .., ..]);
+            for (g, w) in g.iter().zip(w.iter()) {
+                assert!(
+                    (g - w).abs() <= 1e-6 + 1e-5 * w.abs(),
+                    "{fill:?}, utterance {k}: {g} vs {w}"
+                );
+            }
         }
     }
 }
