@@ -1167,18 +1167,25 @@ fn explain_gpu(
         ..
     } = state;
     let outputs = match (rows.as_ref(), mel.as_mut()) {
-        (Some(rows), Some(mel)) => vec![score_gpu_rows(
-            ctx,
-            rows,
-            mel,
-            row_band,
-            model,
-            cfg,
-            inputs,
-            dim,
-            b,
-            profile.as_deref_mut(),
-        )?],
+        // As many utterances per call as `chunk` masked inputs of each: out of memory halves
+        // `chunk` and so the utterances per call.
+        (Some(rows), Some(mel)) => inputs
+            .chunks((chunk / n_scored.max(1)).max(1))
+            .map(|call| {
+                score_gpu_rows(
+                    ctx,
+                    rows,
+                    mel,
+                    row_band,
+                    model,
+                    cfg,
+                    call,
+                    dim,
+                    b,
+                    profile.as_deref_mut(),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?,
         _ => {
             let scoring = GpuScoring {
                 mel,

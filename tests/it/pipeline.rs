@@ -213,9 +213,17 @@ fn row_cached_explanations_match_scoring_every_input() {
             row_cache: false,
             ..cfg.clone()
         };
+        // A batch of 64 inputs holds under one utterance's distinct masks: one utterance per
+        // call; a large batch takes the three in one call.
+        let whole = ExplainConfig {
+            batch_size: 4096,
+            ..cfg.clone()
+        };
         let mut cached = Explainer::new(&model, dev, cfg).unwrap();
+        let mut packed = Explainer::new(&model, dev, whole).unwrap();
         let mut plain = Explainer::new(&model, dev, every).unwrap();
-        assert!(cached.row_cached() && !plain.row_cached());
+        assert!(cached.row_cached() && packed.row_cached() && !plain.row_cached());
+        assert!(cached.scored_per_utterance() > 64);
         let prepared: Vec<_> = items
             .iter()
             .step_by(5)
@@ -227,13 +235,14 @@ fn row_cached_explanations_match_scoring_every_input() {
         plain.set_profiling(true);
         let a = cached.explain_many(&refs).unwrap();
         let b = plain.explain_many(&refs).unwrap();
+        let c = packed.explain_many(&refs).unwrap();
         // The host forward builds no masked inputs (the device one builds two rows per
         // utterance); the other path builds every one.
         if !on_gpu {
             assert_eq!(cached.stage_times().unwrap().masks_s, 0.0);
         }
         assert!(plain.stage_times().unwrap().masks_s > 0.0);
-        for (x, y) in a.iter().zip(&b) {
+        for (x, y) in a.iter().chain(&c).zip(b.iter().cycle()) {
             let d = max_abs_diff(x.fit.coefs.as_slice().unwrap(), y.fit.coefs.as_slice().unwrap());
             eprintln!("{} {fill:?}: coefficients within {d:.2e}", dev.description);
             assert!(d < 1e-5, "{} {fill:?}: coefficients differ by {d}", dev.description);
