@@ -1,7 +1,7 @@
 // mel.wgsl: power spectrogram -> power mel spectrogram (CPU twin: audio::MelFilterbank::apply).
 //
 // Bindings (group 0):
-//   0 uniform           params  : Params                 (mirrors gpu::mel::MelParams)
+//   0 uniform           params  : Params                 (mirrors gpu::kernels::MelParams)
 //   1 storage read      power   : array<f32>  [U, K, T]  |STFT|^2 of U utterances, K = n_fft/2 + 1
 //   2 storage read      weights : array<f32>  [M, K]     mel filterbank
 //   3 storage read      bounds  : array<u32>  [M, 2]     first and one-past-last nonzero bin of each filter

@@ -2,7 +2,7 @@
 // each under the same masks (CPU twin: perturb::perturb_cpu, once per utterance).
 //
 // Bindings (group 0):
-//   0 uniform           params   : Params              (mirrors gpu::perturb::PerturbParams)
+//   0 uniform           params   : Params              (mirrors gpu::kernels::PerturbParams)
 //   1 storage read      mel      : array<f32> [S, M, T] power mel of S stacked utterances
 //   2 storage read      row_mean : array<f32> [S, M]   mean power of each row over time
 //   3 storage read      row_band : array<u32> [M]      band index of each row

@@ -1,7 +1,7 @@
 // row_mean.wgsl: mean of each mel row over time (CPU twin: perturb::row_means).
 //
 // Bindings (group 0):
-//   0 uniform           params : Params              (mirrors gpu::perturb::RowMeanParams)
+//   0 uniform           params : Params              (mirrors gpu::kernels::RowMeanParams)
 //   1 storage read      mel    : array<f32> [U, M, T]
 //   2 storage read_write means : array<f32> [U, M]
 // Dispatch grid: (M, U, 1), workgroup (64, 1, 1): one workgroup per (row, utterance), tree

@@ -13,8 +13,8 @@ use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3};
 pub const MAX_SURROGATE_DIM: usize = 64;
 
 /// Bytes of power spectrograms [`GpuMel::encode`] is asked to stack at most (see
-/// [`GpuMel::stack_len`]): enough for 80 utterances of 2 s at a 2048-point FFT, while a group of
-/// long utterances does not grow the buffers without bound.
+/// [`GpuMel::stack_len`]): about 260 utterances of 2 s at the default front end (2048-point FFT,
+/// hop 512), while a group of long utterances does not grow the buffers without bound.
 pub const MAX_STACKED_POWER_BYTES: u64 = 64 << 20;
 
 /// The mel filterbank resident on the GPU, with reusable input/output buffers.
