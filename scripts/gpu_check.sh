@@ -15,7 +15,8 @@
 # --model` on a base-sized checkpoint, then `large`), `overlap` (an eGeMAPS classifier's
 # explanation overlapping the device and the CPU; memory of the corpus runs) and `half`
 # (wav2vec 2.0 scoring in f16), `halfexplain` (f32 and f16 explanations compared) and `tests`
-# (the integration suite alone). All ran on an H100.
+# (the integration suite alone). All ran on an H100. `prepare-ab <commit>` builds that commit's
+# binary beside this one's, and `ab` times the two on the same machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHES="resynth scoring surrogate"
@@ -23,7 +24,9 @@ BENCHES="resynth scoring surrogate"
 # Unpacks the binaries, installs the Vulkan loader and the carried wheels (device machine).
 setup() {
     for f in .gpu/*.xz; do if [ -e "$f" ]; then xz -d -f "$f"; fi; done
-    chmod +x .gpu/emolime .gpu/it .gpu/bench-*
+    for f in .gpu/emolime .gpu/emolime-base .gpu/it .gpu/bench-*; do
+        if [ -e "$f" ]; then chmod +x "$f"; fi
+    done
     built_in=$(cat .gpu/built-in)
     mkdir -p target/release && cp .gpu/emolime target/release/emolime
     if [ "$built_in" != "$PWD" ] && [ ! -e "$built_in" ]; then
@@ -75,6 +78,33 @@ prepare)
     pack "$(newest it)" it
     for b in $BENCHES; do pack "$(newest "$b")" "bench-$b"; done
     # The test binary starts the emolime binary by the absolute path it was built with.
+    echo "$PWD" > .gpu/built-in
+    du -sh .gpu
+    ;;
+prepare-ab)
+    # For `ab`: this checkout's binary and that of the commit given, alone in .gpu (carry .gpu
+    # and .gl). The base is built first, from a temporary worktree into the same target folder
+    # (the dependencies are shared); cargo then takes the base's build of the crate for this
+    # checkout's, so this checkout's sources are touched and built anew afterwards.
+    base="${2:?usage: $0 prepare-ab <base commit>}"
+    exclude=$(git rev-parse --git-path info/exclude)
+    mkdir -p "$(dirname "$exclude")"
+    grep -qx '/.gpu/' "$exclude" 2>/dev/null || echo '/.gpu/' >> "$exclude"
+    rm -rf .gpu && mkdir -p .gpu
+    base_tree=$(mktemp -d)/base
+    git worktree add -q --detach "$base_tree" "$base"
+    CARGO_TARGET_DIR="$PWD/target" cargo build --release --bin emolime --manifest-path "$base_tree/Cargo.toml"
+    cp target/release/emolime .gpu/emolime-base
+    git worktree remove --force "$base_tree"
+    touch src/lib.rs src/main.rs
+    cargo build --release --bin emolime
+    if cmp -s .gpu/emolime-base target/release/emolime; then
+        echo "the base and this build are the same binary" >&2
+        exit 1
+    fi
+    cp target/release/emolime .gpu/emolime
+    for f in emolime emolime-base; do strip ".gpu/$f" && xz -T2 -6 ".gpu/$f"; done
+    git rev-parse "$base" > .gpu/base-commit
     echo "$PWD" > .gpu/built-in
     du -sh .gpu
     ;;
@@ -442,8 +472,34 @@ pack)
     done
     .gpu/emolime compare "$work/run-5" "$work/run-64" | tail -n 3
     ;;
+ab)
+    # The build of `prepare-ab <commit>` against this one on the same machine (machines of one
+    # kind differ by about a third): `emolime bench` stages, old and new alternating, then the
+    # corpus-scale run (AB_PER_CLASS utterances per class, default 2000: 8000 of 1 s) timed for
+    # each after a first run that compiles the kernels, and the two runs' explanations compared.
+    setup
+    dev="${AB_DEVICE:-gpu:0}"
+    echo "base $(cat .gpu/base-commit) against this build"
+    work=$(mktemp -d)
+    for round in 1 2 3; do
+        for which in base new; do
+            bin=.gpu/emolime; [ $which = base ] && bin=.gpu/emolime-base
+            "$bin" bench --device "$dev" --utterances "${AB_BENCH_UTTERANCES:-64}" --samples 1000 2>&1 \
+                | grep -E 'masks|scoring|surrogate|end to end' | tr -s ' ' | paste -sd ' ' | sed "s/^/$which $round: /"
+        done
+    done
+    .gpu/emolime synth --out "$work/big" --per-class "${AB_PER_CLASS:-2000}" > /dev/null
+    .gpu/emolime demo --out "$work/demo" --device cpu > /dev/null
+    for which in base new base new base new; do
+        bin=.gpu/emolime; [ $which = base ] && bin=.gpu/emolime-base
+        rm -rf "$work/run-$which"
+        "$bin" explain --model "$work/demo/model.emolime" --input "$work/big/manifest.csv" \
+            --out "$work/run-$which" --device "$dev" --samples 1000 --quiet 2>&1 | grep explained | sed "s/^/$which: /"
+    done
+    .gpu/emolime compare "$work/run-base" "$work/run-new" | tail -n 3
+    ;;
 *)
-    echo "usage: $0 prepare|run|scale|batch|train|extra|sizes|peers|large|pack" >&2
+    echo "usage: $0 prepare|prepare-ab COMMIT|run|scale|batch|train|extra|sizes|peers|large|pack|ab" >&2
     exit 2
     ;;
 esac
