@@ -607,7 +607,14 @@ impl<'a> Explainer<'a> {
             ));
         }
         let scored = self.distinct.as_ref().map_or(&self.masks, |d| &d.masks).nrows();
-        let chunk = self.chunk_samples(dim, utterances.len() * scored)?;
+        let total = utterances.len() * scored;
+        let mut chunk = self.chunk_samples(dim, total)?;
+        if self.gpu.as_ref().is_some_and(|g| g.rows.is_some()) {
+            // The row-cached forward on the device builds no masked inputs, so the limits that
+            // size batches of them do not apply: its calls take the batch's worth of
+            // utterances (halved on out of memory), one call per packed group by default.
+            chunk = self.reduced_batch.unwrap_or(self.cfg.batch_size).min(total).max(1);
+        }
         let inputs: Vec<&PreparedInput> = utterances.iter().map(|u| &u.input).collect();
         let mut profile = self.profile.as_mut();
         let fits = match (&mut self.gpu, &self.device.gpu) {
