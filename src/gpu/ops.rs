@@ -7,7 +7,7 @@ use crate::audio::MelFilterbank;
 use crate::error::{Error, Result, check_shape};
 use crate::perturb::FillMode;
 use crate::surrogate::{SurrogateConfig, SurrogateDesign, SurrogateFit, check_fit_inputs, packed_len, r2_parts};
-use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3};
+use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3, Axis};
 
 /// Largest classes and bands the surrogate kernel handles.
 pub const MAX_SURROGATE_DIM: usize = 64;
@@ -159,13 +159,8 @@ impl GpuMel {
     /// # Shapes
     /// `power` [K, T] -> ([M, T], [M])
     pub fn run_to_host(&mut self, ctx: &GpuContext, power: ArrayView2<f32>) -> Result<(Array2<f32>, Array1<f32>)> {
-        let t = power.ncols();
-        let m = self.n_mels;
-        let (mel, means) = self.run(ctx, power)?;
-        let mel = ctx.read_f32(&mel, m * t)?;
-        let means = ctx.read_f32(&means, m)?;
-        let mel = Array2::from_shape_vec((m, t), mel).map_err(|e| Error::Device(e.to_string()))?;
-        Ok((mel, Array1::from(means)))
+        let (mel, means) = self.encode_to_host(ctx, &[power])?;
+        Ok((mel.index_axis_move(Axis(0), 0), means.index_axis_move(Axis(0), 0)))
     }
 
     /// Test and debugging helper: [`Self::encode`] of several utterances, read back.
