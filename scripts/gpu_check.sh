@@ -62,11 +62,22 @@ Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
 PY
 }
 
-case "${1:-}" in
-prepare)
+# Keeps .gpu/ out of git (through .git/info/exclude, not .gitignore).
+ignore_gpu_dir() {
+    local exclude
     exclude=$(git rev-parse --git-path info/exclude)
     mkdir -p "$(dirname "$exclude")"
     grep -qx '/.gpu/' "$exclude" 2>/dev/null || echo '/.gpu/' >> "$exclude"
+}
+
+# The binary `ab` runs for $1: base (the commit given to prepare-ab) or new (this checkout).
+ab_binary() {
+    if [ "$1" = base ]; then echo .gpu/emolime-base; else echo .gpu/emolime; fi
+}
+
+case "${1:-}" in
+prepare)
+    ignore_gpu_dir
     cargo build --release
     cargo test --release --no-run
     cargo bench --no-run
@@ -87,9 +98,7 @@ prepare-ab)
     # (the dependencies are shared); cargo then takes the base's build of the crate for this
     # checkout's, so this checkout's sources are touched and built anew afterwards.
     base="${2:?usage: $0 prepare-ab <base commit>}"
-    exclude=$(git rev-parse --git-path info/exclude)
-    mkdir -p "$(dirname "$exclude")"
-    grep -qx '/.gpu/' "$exclude" 2>/dev/null || echo '/.gpu/' >> "$exclude"
+    ignore_gpu_dir
     rm -rf .gpu && mkdir -p .gpu
     base_tree=$(mktemp -d)/base
     git worktree add -q --detach "$base_tree" "$base"
@@ -483,17 +492,15 @@ ab)
     work=$(mktemp -d)
     for round in 1 2 3; do
         for which in base new; do
-            bin=.gpu/emolime; [ $which = base ] && bin=.gpu/emolime-base
-            "$bin" bench --device "$dev" --utterances "${AB_BENCH_UTTERANCES:-64}" --samples 1000 2>&1 \
+            "$(ab_binary $which)" bench --device "$dev" --utterances "${AB_BENCH_UTTERANCES:-64}" --samples 1000 2>&1 \
                 | grep -E 'masks|scoring|surrogate|end to end' | tr -s ' ' | paste -sd ' ' | sed "s/^/$which $round: /"
         done
     done
     .gpu/emolime synth --out "$work/big" --per-class "${AB_PER_CLASS:-2000}" > /dev/null
     .gpu/emolime demo --out "$work/demo" --device cpu > /dev/null
     for which in base new base new base new; do
-        bin=.gpu/emolime; [ $which = base ] && bin=.gpu/emolime-base
         rm -rf "$work/run-$which"
-        "$bin" explain --model "$work/demo/model.emolime" --input "$work/big/manifest.csv" \
+        "$(ab_binary $which)" explain --model "$work/demo/model.emolime" --input "$work/big/manifest.csv" \
             --out "$work/run-$which" --device "$dev" --samples 1000 --quiet 2>&1 | grep explained | sed "s/^/$which: /"
     done
     .gpu/emolime compare "$work/run-base" "$work/run-new" | tail -n 3
