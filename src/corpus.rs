@@ -3,7 +3,7 @@
 //! a summary of band importance computed from the finished records.
 
 use crate::error::{Error, Result};
-use crate::explain::{Explainer, ExplanationRecord, Prepared, UtteranceExplanation};
+use crate::explain::{Explainer, ExplanationRecord, Prepared, UtteranceExplanation, utterances_per_batch};
 use crate::input::InputItem;
 use crate::output::write_json;
 use crate::run::{RunFolder, RunIdentity, RunManifest, Shard};
@@ -137,10 +137,10 @@ fn decode_workers() -> usize {
 /// the input depends on the mask alone: [`Explainer::scored_per_utterance`]), at most
 /// `pack_utterances` and at least 1.
 pub fn pack_size(explainer: &Explainer<'_>, pack_utterances: usize) -> usize {
-    let scored = explainer.scored_per_utterance().max(1);
-    pack_utterances
-        .max(1)
-        .min(explainer.config().batch_size.div_ceil(scored).max(1))
+    pack_utterances.max(1).min(utterances_per_batch(
+        explainer.config().batch_size,
+        explainer.scored_per_utterance(),
+    ))
 }
 
 /// Explains the items of `opts.shard` (of `items`, the whole input in order) into the run

@@ -79,6 +79,13 @@ pub const GPU_MEL_BATCH_SIZE: usize = 4096;
 /// held to the device's memory and one storage binding.
 pub const GPU_WAVEFORM_BATCH_SIZE: usize = 128;
 
+/// Utterances whose scored inputs fill a batch of `batch_size`, with `scored_per_utterance` each:
+/// the size of a packed group ([`crate::corpus::pack_size`]) and of a call of the row-cached
+/// forward on the device, which must agree so that a packed group is one call (at least 1).
+pub fn utterances_per_batch(batch_size: usize, scored_per_utterance: usize) -> usize {
+    batch_size.div_ceil(scored_per_utterance.max(1)).max(1)
+}
+
 /// The batch size for `device` and a model consuming `input` when none is asked for:
 /// [`GPU_MEL_BATCH_SIZE`] for mel models and [`GPU_WAVEFORM_BATCH_SIZE`] for waveform models on a
 /// GPU, else [`DEFAULT_BATCH_SIZE`] (on the CPU path a larger batch costs memory and gains
@@ -1174,10 +1181,10 @@ fn explain_gpu(
         ..
     } = state;
     let outputs = match (rows.as_ref(), mel.as_mut()) {
-        // As many utterances per call as `chunk` masked inputs of each: out of memory halves
-        // `chunk` and so the utterances per call.
+        // As many utterances per call as fill a batch of `chunk` masked inputs, as many as a
+        // packed group holds: out of memory halves `chunk` and so the utterances per call.
         (Some(rows), Some(mel)) => inputs
-            .chunks((chunk / n_scored.max(1)).max(1))
+            .chunks(utterances_per_batch(chunk, n_scored))
             .map(|call| {
                 score_gpu_rows(
                     ctx,
@@ -1687,6 +1694,18 @@ impl ExplanationRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_packed_group_is_one_row_cached_call() {
+        // The defaults on a GPU: 1000 masks of 8 bands hold about 251 distinct ones, so a
+        // batch of 4096 is filled by 17 utterances, and a group of 17 is scored in one call
+        // (not 16 and 1).
+        assert_eq!(utterances_per_batch(GPU_MEL_BATCH_SIZE, 251), 17);
+        assert_eq!(utterances_per_batch(4096, 4096), 1);
+        assert_eq!(utterances_per_batch(4096, 4097), 1);
+        assert_eq!(utterances_per_batch(64, 251), 1);
+        assert_eq!(utterances_per_batch(0, 0), 1);
+    }
 
     #[test]
     fn out_of_memory_halves_the_batch_until_it_fits() {
