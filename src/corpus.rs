@@ -3,7 +3,9 @@
 //! a summary of band importance computed from the finished records.
 
 use crate::error::{Error, Result};
-use crate::explain::{Explainer, ExplanationRecord, Prepared, UtteranceExplanation, utterances_per_batch};
+use crate::explain::{
+    Explainer, ExplanationRecord, PendingExplanations, Prepared, UtteranceExplanation, utterances_per_batch,
+};
 use crate::input::InputItem;
 use crate::output::write_json;
 use crate::run::{RunFolder, RunIdentity, RunManifest, Shard};
@@ -264,9 +266,11 @@ pub fn explain_corpus(
 /// The device stage of [`explain_corpus`]: decodes `pending` on worker threads of `scope`, a
 /// few utterances ahead of the device (worker w takes the pending inputs w, w + W, w + 2W, ...
 /// and the device reads the workers' queues in turn, so inputs arrive in order and at most
-/// about 4 + group_cap + W wait decoded), explains them in groups of at most `group_cap`
-/// consecutive same-size utterances and hands each outcome to `sink`. Adds the time it waited
-/// for decoded input after the first one to `input_wait_s`.
+/// about 4 + 2 group_cap + W are held decoded, a group in flight included), explains them in
+/// groups of at most `group_cap` consecutive same-size utterances with one group in flight
+/// (each group is submitted to the device before the one before it is collected:
+/// [`Explainer::submit_many`]), and hands each outcome to `sink` in input order. Adds the time
+/// it waited for decoded input after the first one to `input_wait_s`.
 #[allow(clippy::too_many_arguments)]
 fn explain_pending<'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
@@ -296,6 +300,10 @@ fn explain_pending<'scope>(
         });
     }
     let mut group: Vec<(usize, Prepared)> = Vec::with_capacity(group_cap);
+    // One group in flight: group g + 1 is gathered, recorded and submitted while the device
+    // computes group g, which is collected after that (so outcomes still reach `sink` in input
+    // order).
+    let mut in_flight: Option<InFlight> = None;
     let mut k = 0;
     loop {
         let t0 = std::time::Instant::now();
@@ -315,16 +323,51 @@ fn explain_pending<'scope>(
             _ => true,
         };
         if flush && !group.is_empty() {
-            for (p, result) in explain_group(explainer, &group, items) {
-                sink.add(p, &items[p], result, explainer, progress)?;
-            }
-            group.clear();
+            let group = std::mem::replace(&mut group, Vec::with_capacity(group_cap));
+            let refs: Vec<&Prepared> = group.iter().map(|(_, pr)| pr).collect();
+            let work = explainer.submit_many(&refs);
+            drop(refs);
+            collect_in_flight(explainer, in_flight.take(), items, sink, progress)?;
+            in_flight = Some(InFlight { group, work });
         }
         match next {
             None => break,
             Some((p, Ok(pr))) => group.push((p, pr)),
-            Some((p, Err(e))) => sink.add(p, &items[p], Err(e), explainer, progress)?,
+            Some((p, Err(e))) => {
+                collect_in_flight(explainer, in_flight.take(), items, sink, progress)?;
+                sink.add(p, &items[p], Err(e), explainer, progress)?;
+            }
         }
+    }
+    collect_in_flight(explainer, in_flight, items, sink, progress)
+}
+
+/// A group of consecutive same-size utterances submitted to the explainer, not yet collected.
+struct InFlight {
+    group: Vec<(usize, Prepared)>,
+    work: Result<PendingExplanations>,
+}
+
+/// Collects the group in flight, if any, and hands each outcome to `sink`.
+fn collect_in_flight(
+    explainer: &mut Explainer<'_>,
+    in_flight: Option<InFlight>,
+    items: &[InputItem],
+    sink: &mut PartSink<'_>,
+    progress: &mut impl FnMut(Progress),
+) -> Result<()> {
+    let Some(InFlight { group, work }) = in_flight else {
+        return Ok(());
+    };
+    let outcomes = match work.map(|w| explainer.collect(w)) {
+        Ok(Ok(exps)) => group.iter().map(|(p, _)| *p).zip(exps.into_iter().map(Ok)).collect(),
+        // Out of memory reported at the read-back: again, waiting for each try, with fewer
+        // inputs per call (a submission that ran out of memory was retried so already).
+        Ok(Err(e)) if e.is_out_of_memory() => explain_group(explainer, &group, items),
+        Ok(Err(e)) | Err(e) => explain_each(explainer, &group, items, e),
+    };
+    for (p, result) in outcomes {
+        sink.add(p, &items[p], result, explainer, progress)?;
     }
     Ok(())
 }
@@ -339,12 +382,25 @@ fn explain_group(
     let refs: Vec<&Prepared> = group.iter().map(|(_, pr)| pr).collect();
     match explainer.explain_many(&refs) {
         Ok(exps) => group.iter().map(|(p, _)| *p).zip(exps.into_iter().map(Ok)).collect(),
-        Err(_) if group.len() > 1 => group
+        Err(e) => explain_each(explainer, group, items, e),
+    }
+}
+
+/// After explaining `group` together failed with `error`: each utterance alone, so every
+/// failure names its own file (a group of one reports `error` as its file's).
+fn explain_each(
+    explainer: &mut Explainer<'_>,
+    group: &[(usize, Prepared)],
+    items: &[InputItem],
+    error: Error,
+) -> Vec<(usize, Result<UtteranceExplanation>)> {
+    // Too-short inputs come back as shape errors and are reported as bad audio.
+    match group {
+        [(p, _)] => vec![(*p, Err(error.into_bad_audio(&items[*p].path)))],
+        _ => group
             .iter()
             .map(|(p, pr)| (*p, explainer.explain(pr).map_err(|e| e.into_bad_audio(&items[*p].path))))
             .collect(),
-        // Too-short inputs come back as shape errors and are reported as bad audio.
-        Err(e) => vec![(group[0].0, Err(e.into_bad_audio(&items[group[0].0].path)))],
     }
 }
 

@@ -169,6 +169,31 @@ pub struct UtteranceExplanation {
     pub half_agreement: Option<f32>,
 }
 
+/// Explanations whose device work is submitted ([`Explainer::submit_many`]); hand them to
+/// [`Explainer::collect`] for the results.
+#[must_use = "the explanations are only returned by Explainer::collect"]
+pub struct PendingExplanations {
+    work: Work,
+    utterances: Vec<UtteranceMeta>,
+}
+
+/// Where a [`PendingExplanations`] stands.
+enum Work {
+    /// Explained already (`--samples auto`, which decides per utterance).
+    Explained(Vec<UtteranceExplanation>),
+    /// Fits and model outputs `[N, C]` of each utterance, computed (the CPU path, or waited for).
+    Done(Vec<(SurrogateFit, Array2<f32>)>),
+    /// Submitted to the device, not waited for.
+    OnDevice(DeviceFits),
+}
+
+/// What an explanation reports of its utterance besides the fit.
+struct UtteranceMeta {
+    n_frames: usize,
+    seconds: f32,
+    cropped_from_seconds: Option<f32>,
+}
+
 /// The host-side input of one utterance, made on a CPU thread by [`Preparer::prepare`]: all
 /// the FFT work an explanation needs.
 #[derive(Clone, Debug)]
@@ -595,11 +620,86 @@ impl<'a> Explainer<'a> {
     /// # Shapes
     /// each input `[K, T]` (one `T`) or rows `[B + 1, S]` (one `S`) -> coefficients `[C, B]` each
     pub fn explain_many(&mut self, utterances: &[&Prepared]) -> Result<Vec<UtteranceExplanation>> {
+        let pending = self.start(utterances, true)?;
+        self.collect(pending)
+    }
+
+    /// Starts explaining utterances whose model inputs have one size, as
+    /// [`Explainer::explain_many`] does, and returns once their work is submitted to the device;
+    /// [`Explainer::collect`] waits for it and returns the explanations. Submitting the next
+    /// group before collecting this one lets the host prepare and record that group while the
+    /// device computes this one (the corpus driver keeps one group in flight). On the CPU path
+    /// the work is done before this returns.
+    ///
+    /// The device running out of memory while the work is recorded halves the batch and
+    /// retries, as in [`Explainer::explain_many`]; an error that only the wait reveals is
+    /// returned by [`Explainer::collect`], and the caller retries with
+    /// [`Explainer::explain_many`].
+    ///
+    /// # Shapes
+    /// each input `[K, T]` (one `T`) or rows `[B + 1, S]` (one `S`)
+    pub fn submit_many(&mut self, utterances: &[&Prepared]) -> Result<PendingExplanations> {
+        self.start(utterances, false)
+    }
+
+    /// Waits for explanations started by [`Explainer::submit_many`] and returns them in the
+    /// order given there.
+    ///
+    /// # Shapes
+    /// -> coefficients `[C, B]` each
+    pub fn collect(&mut self, pending: PendingExplanations) -> Result<Vec<UtteranceExplanation>> {
+        let PendingExplanations { work, utterances } = pending;
+        let fits = match work {
+            Work::Explained(exps) => return Ok(exps),
+            Work::Done(fits) => fits,
+            Work::OnDevice(fits) => {
+                let ctx = self
+                    .device
+                    .gpu
+                    .as_ref()
+                    .ok_or_else(|| Error::Device("device work pending on an explainer without a gpu".into()))?;
+                fits.finish(ctx, self.distinct.as_ref(), self.profile.as_mut())?
+            }
+        };
+        if let Some(t) = self.profile.as_mut() {
+            t.utterances += utterances.len();
+        }
+        let keep = self.cfg.keep_samples;
+        Ok(fits
+            .into_iter()
+            .zip(utterances)
+            .map(|((fit, preds), u)| UtteranceExplanation {
+                probs: preds.row(0).to_vec(),
+                fit,
+                n_frames: u.n_frames,
+                seconds: u.seconds,
+                cropped_from_seconds: u.cropped_from_seconds,
+                sample_probs: keep.then_some(preds),
+                n_samples: self.masks.nrows(),
+                half_agreement: None,
+            })
+            .collect())
+    }
+
+    /// [`Explainer::submit_many`], or with `wait` the whole of [`Explainer::explain_many`] but
+    /// the assembly of the explanations (so that a failure the wait reveals is retried with
+    /// fewer inputs per call).
+    fn start(&mut self, utterances: &[&Prepared], wait: bool) -> Result<PendingExplanations> {
         if utterances.is_empty() {
-            return Ok(vec![]);
+            return Ok(PendingExplanations {
+                work: Work::Explained(vec![]),
+                utterances: vec![],
+            });
         }
         if let SampleCount::Auto { target, .. } = self.cfg.masks.samples {
-            return utterances.iter().map(|u| self.explain_auto(u, target)).collect();
+            let exps = utterances
+                .iter()
+                .map(|u| self.explain_auto(u, target))
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(PendingExplanations {
+                work: Work::Explained(exps),
+                utterances: vec![],
+            });
         }
         let sizes = utterances
             .iter()
@@ -624,33 +724,37 @@ impl<'a> Explainer<'a> {
         }
         let inputs: Vec<&PreparedInput> = utterances.iter().map(|u| &u.input).collect();
         let mut profile = self.profile.as_mut();
-        let fits = match (&mut self.gpu, &self.device.gpu) {
+        let work = match (&mut self.gpu, &self.device.gpu) {
             (Some(state), Some(ctx)) => {
-                let (fits, used) = with_halving(
+                let distinct = self.distinct.as_ref();
+                let (work, used) = with_halving(
                     chunk,
                     |chunk| {
-                        explain_gpu(
+                        let fits = record_gpu(
                             ctx,
                             state,
                             self.model,
                             &self.design,
                             &self.layout.row_band,
-                            self.distinct.as_ref(),
                             &self.cfg,
                             &inputs,
                             dim,
                             chunk,
                             profile.as_deref_mut(),
-                        )
+                        )?;
+                        Ok(match wait {
+                            true => Work::Done(fits.finish(ctx, distinct, profile.as_deref_mut())?),
+                            false => Work::OnDevice(fits),
+                        })
                     },
                     || self.device.burn.memory_cleanup(),
                 )?;
                 if used < chunk {
                     self.reduced_batch = Some(used);
                 }
-                fits
+                work
             }
-            _ => explain_cpu(
+            _ => Work::Done(explain_cpu(
                 self.model,
                 self.host.as_ref(),
                 &self.layout,
@@ -661,28 +765,21 @@ impl<'a> Explainer<'a> {
                 &inputs,
                 dim,
                 chunk,
-                profile.as_deref_mut(),
-            )?,
+                profile,
+            )?),
         };
-        if let Some(t) = profile {
-            t.utterances += utterances.len();
-        }
-        let keep = self.cfg.keep_samples;
-        Ok(fits
-            .into_iter()
-            .zip(utterances)
-            .zip(&sizes)
-            .map(|(((fit, preds), u), &(_, n_frames))| UtteranceExplanation {
-                probs: preds.row(0).to_vec(),
-                fit,
-                n_frames,
-                seconds: u.seconds,
-                cropped_from_seconds: u.cropped_from_seconds,
-                sample_probs: keep.then_some(preds),
-                n_samples: self.masks.nrows(),
-                half_agreement: None,
-            })
-            .collect())
+        Ok(PendingExplanations {
+            work,
+            utterances: utterances
+                .iter()
+                .zip(&sizes)
+                .map(|(u, &(_, n_frames))| UtteranceMeta {
+                    n_frames,
+                    seconds: u.seconds,
+                    cropped_from_seconds: u.cropped_from_seconds,
+                })
+                .collect(),
+        })
     }
 
     /// The model's outputs for chosen masks of one utterance: each mask's perturbed input is
@@ -1147,26 +1244,27 @@ fn score_cpu(
     Ok(preds)
 }
 
-/// The GPU path: every perturbed input built straight into the model's input tensor (masked
-/// mel spectrograms or resynthesized waveforms; one tensor may hold several utterances'
-/// samples), model outputs concatenated on the device and every utterance's surrogates fitted
-/// in one dispatch. Each distinct mask is scored and fitted once (the design's masks); every
-/// sample takes its mask's outputs on the host. Returns each utterance's fit and model outputs
-/// `[N, C]`.
+/// The GPU path, up to the wait: records and submits every perturbed input, built straight into
+/// the model's input tensor (masked mel spectrograms or resynthesized waveforms; one tensor may
+/// hold several utterances' samples, at most `chunk`) or, for the row-cached forward, each
+/// utterance's kept and removed rows; the model calls; every utterance's surrogates fitted in
+/// one dispatch; and the copies of the fits and the model outputs back to the host, which
+/// [`DeviceFits::finish`] waits for. Each distinct mask is scored and fitted once (the
+/// design's masks). An error the device reported while this was recorded (an allocation out of
+/// memory) is returned here, so that it is not taken for a later group's.
 #[allow(clippy::too_many_arguments)]
-fn explain_gpu(
+fn record_gpu(
     ctx: &GpuContext,
     state: &mut GpuState,
     model: &dyn SerModel,
     design: &SurrogateDesign,
     row_band_host: &[u32],
-    distinct: Option<&DistinctMasks>,
     cfg: &ExplainConfig,
     inputs: &[&PreparedInput],
     dim: usize,
     chunk: usize,
     mut profile: Option<&mut StageTimes>,
-) -> Result<Vec<(SurrogateFit, Array2<f32>)>> {
+) -> Result<DeviceFits> {
     let (n_scored, b) = design.masks().dim();
     let c = model.classes().len();
     let n_utts = inputs.len();
@@ -1213,39 +1311,89 @@ fn explain_gpu(
                 n_samples: n_scored,
                 n_bands: b,
             };
-            score_gpu(ctx, scoring, model, cfg, inputs, dim, chunk, profile.as_deref_mut())?
+            score_gpu(ctx, scoring, model, cfg, inputs, dim, chunk, profile)?
         }
     };
-    let t0 = std::time::Instant::now();
+    let started = std::time::Instant::now();
     let bound = BoundTensor::<2>::new(Tensor::cat(outputs, 0))?; // [U * N', C]
     // The fit and both copies back in one submission, then one wait for it.
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     let out = encode_fit(ctx, &mut enc, fit, bound.binding(), n_utts, c)?;
-    let fits_read = ctx.encode_read(&mut enc, &out, 0, n_utts * c * packed_len(b));
-    let preds_read = bound.encode_read(ctx, &mut enc);
+    let fits = ctx.encode_read(&mut enc, &out, 0, n_utts * c * packed_len(b));
+    let preds = bound.encode_read(ctx, &mut enc);
     let index = submit_after_burn(device, &ctx.queue, enc)?;
     drop(bound.into_tensor());
-    let fits = unpack_fits(&fits_read.finish(ctx, index.clone())?, c, b)?;
-    let preds = preds_read.finish(ctx, index)?;
-    if fits.len() != n_utts || preds.len() != n_utts * n_scored * c {
-        return Err(Error::Device("the surrogate returned the wrong number of fits".into()));
+    ctx.errors.take()?;
+    Ok(DeviceFits {
+        fits,
+        preds,
+        index,
+        n_utts,
+        n_scored,
+        n_classes: c,
+        n_bands: b,
+        started,
+    })
+}
+
+/// A group's surrogate fits and model outputs on their way back from the device
+/// ([`record_gpu`]).
+struct DeviceFits {
+    fits: PendingRead,
+    preds: PendingRead,
+    /// The submission that holds both copies.
+    index: wgpu::SubmissionIndex,
+    n_utts: usize,
+    /// Inputs scored per utterance (the distinct masks, when some repeat).
+    n_scored: usize,
+    n_classes: usize,
+    n_bands: usize,
+    /// When the surrogate stage was recorded (its time, when profiling, runs to the end of
+    /// [`DeviceFits::finish`]).
+    started: std::time::Instant,
+}
+
+impl DeviceFits {
+    /// Waits for the copies and returns each utterance's fit and model outputs `[N, C]`
+    /// (expanded from the distinct masks' outputs to every sample's).
+    fn finish(
+        self,
+        ctx: &GpuContext,
+        distinct: Option<&DistinctMasks>,
+        profile: Option<&mut StageTimes>,
+    ) -> Result<Vec<(SurrogateFit, Array2<f32>)>> {
+        let DeviceFits {
+            fits,
+            preds,
+            index,
+            n_utts,
+            n_scored,
+            n_classes: c,
+            n_bands: b,
+            started,
+        } = self;
+        let fits = unpack_fits(&fits.finish(ctx, index.clone())?, c, b)?;
+        let preds = preds.finish(ctx, index)?;
+        if fits.len() != n_utts || preds.len() != n_utts * n_scored * c {
+            return Err(Error::Device("the surrogate returned the wrong number of fits".into()));
+        }
+        let result = fits
+            .into_iter()
+            .zip(preds.chunks(n_scored * c))
+            .map(|(fit, p)| {
+                let p = Array2::from_shape_vec((n_scored, c), p.to_vec()).map_err(|e| Error::Device(e.to_string()))?;
+                let p = match distinct {
+                    Some(d) => d.expand(p.view())?,
+                    None => p,
+                };
+                Ok((fit, p))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(t) = profile {
+            t.surrogate_s += started.elapsed().as_secs_f64();
+        }
+        Ok(result)
     }
-    let result = fits
-        .into_iter()
-        .zip(preds.chunks(n_scored * c))
-        .map(|(fit, p)| {
-            let p = Array2::from_shape_vec((n_scored, c), p.to_vec()).map_err(|e| Error::Device(e.to_string()))?;
-            let p = match distinct {
-                Some(d) => d.expand(p.view())?,
-                None => p,
-            };
-            Ok((fit, p))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    if let Some(t) = profile {
-        t.surrogate_s += t0.elapsed().as_secs_f64();
-    }
-    Ok(result)
 }
 
 /// Scores the design's masks of every mel utterance of `inputs` (one number of frames) through

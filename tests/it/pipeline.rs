@@ -1,7 +1,7 @@
 //! End to end: training, model files, explanations on the GPU and the CPU, bad inputs, and the
 //! planted-cue test (a model trained on a planted corpus must point at the planted band).
 
-use crate::common::{fresh_seed, gpu, max_abs_diff};
+use crate::common::{fresh_seed, gpu, gpu_device, max_abs_diff};
 use emolime::Error;
 use emolime::audio::FrontEndConfig;
 use emolime::bands::BandLayout;
@@ -405,47 +405,104 @@ fn corpus_run_reports_each_bad_input_and_keeps_going() {
         },
         ..ExplainConfig::default()
     };
-    let mut explainer = Explainer::new(&model, &cpu, cfg).unwrap();
-    let out_path = tmp.path().join("out");
-    let out = OutputDir::create(&out_path, false).unwrap();
-    let opts = RunOptions::default();
-    let report = explain_corpus(
-        &mut explainer,
-        &inputs.items,
-        vec![],
-        "cpu",
-        &out.path(""),
-        &opts,
-        |_| {},
-    )
-    .unwrap();
-    out.commit().unwrap();
-    let failed: Vec<&str> = report.failures.iter().map(|f| f.id.as_str()).collect();
-    for bad in [
-        "empty.wav",
-        "text.wav",
-        "silent.wav",
-        "short.wav",
-        "nan.wav",
-        "truncated.wav",
-    ] {
-        let f = report
-            .failures
-            .iter()
-            .find(|f| f.id.ends_with(bad))
-            .unwrap_or_else(|| panic!("{bad} did not fail: {failed:?}"));
-        assert!(f.error.contains(bad), "error names the file: {}", f.error);
+    // On the CPU and on the device, packed and one utterance per group: with one group in
+    // flight while the next is submitted, the outcomes still come out one per input, in
+    // order, whatever sits between the groups.
+    let gpu = gpu_device().map(|device| {
+        let path = tmp.path().join("m.emolime");
+        model.save(&path).unwrap();
+        let on_device = Classifier::load(&path, &device.burn).unwrap();
+        (device, on_device)
+    });
+    let devices = std::iter::once((&cpu, &model, "cpu")).chain(gpu.as_ref().map(|(d, m)| (d, m, "gpu")));
+    // Each (position, class)'s coefficients in the first run, which every other run matches.
+    let mut first: Option<Vec<(u64, String, Vec<f64>)>> = None;
+    for (device, model, name) in devices {
+        for pack in [64, 1] {
+            let mut explainer = Explainer::new(model, device, cfg.clone()).unwrap();
+            let out_path = tmp.path().join(format!("out-{name}-{pack}"));
+            let out = OutputDir::create(&out_path, false).unwrap();
+            let opts = RunOptions {
+                pack_utterances: pack,
+                ..RunOptions::default()
+            };
+            let report = explain_corpus(
+                &mut explainer,
+                &inputs.items,
+                vec![],
+                name,
+                &out.path(""),
+                &opts,
+                |_| {},
+            )
+            .unwrap();
+            out.commit().unwrap();
+            let failed: Vec<(&str, &str)> = report
+                .failures
+                .iter()
+                .map(|f| (f.id.as_str(), f.error.as_str()))
+                .collect();
+            for bad in [
+                "empty.wav",
+                "text.wav",
+                "silent.wav",
+                "short.wav",
+                "nan.wav",
+                "truncated.wav",
+            ] {
+                let f = report
+                    .failures
+                    .iter()
+                    .find(|f| f.id.ends_with(bad))
+                    .unwrap_or_else(|| panic!("{name}, pack {pack}: {bad} did not fail: {failed:?}"));
+                assert!(f.error.contains(bad), "error names the file: {}", f.error);
+            }
+            assert_eq!(report.n_explained, 4, "{name}, pack {pack}: failures: {failed:?}");
+            let lines = std::fs::read_to_string(out_path.join("explanations.jsonl")).unwrap();
+            assert_eq!(lines.lines().count(), 4 * model.n_classes());
+            let positions: Vec<u64> = lines
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["position"]
+                        .as_u64()
+                        .unwrap()
+                })
+                .collect();
+            assert!(
+                positions.windows(2).all(|w| w[0] <= w[1]),
+                "{name}, pack {pack}: {positions:?}"
+            );
+            let records: Vec<(u64, String, Vec<f64>)> = lines
+                .lines()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    let coefficients = v["coefficients"].as_array().unwrap().iter();
+                    (
+                        v["position"].as_u64().unwrap(),
+                        v["class"].as_str().unwrap().to_string(),
+                        coefficients.map(|c| c.as_f64().unwrap()).collect(),
+                    )
+                })
+                .collect();
+            match &first {
+                None => first = Some(records),
+                Some(first) => {
+                    for (a, b) in first.iter().zip(&records) {
+                        assert_eq!((a.0, &a.1), (b.0, &b.1), "{name}, pack {pack}");
+                        let diff = a.2.iter().zip(&b.2).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+                        assert!(diff < 1e-4, "{name}, pack {pack}: {diff} at {a:?} against {b:?}");
+                    }
+                }
+            }
+            let failures = std::fs::read_to_string(out_path.join("failures.jsonl")).unwrap();
+            assert_eq!(failures.lines().count(), 6);
+            // The folder exists now: a second run refuses to overwrite it.
+            assert!(matches!(
+                OutputDir::create(&out_path, false),
+                Err(Error::OutputExists { .. })
+            ));
+        }
     }
-    assert_eq!(report.n_explained, 4, "failures: {failed:?}");
-    let lines = std::fs::read_to_string(out_path.join("explanations.jsonl")).unwrap();
-    assert_eq!(lines.lines().count(), 4 * model.n_classes());
-    let failures = std::fs::read_to_string(out_path.join("failures.jsonl")).unwrap();
-    assert_eq!(failures.lines().count(), 6);
-    // The folder exists now: a second run refuses to overwrite it.
-    assert!(matches!(
-        OutputDir::create(&out_path, false),
-        Err(Error::OutputExists { .. })
-    ));
 }
 
 #[test]
