@@ -379,6 +379,18 @@ impl<'a> Explainer<'a> {
     /// Prepares masks, weights, the band layout, FFT plans and GPU buffers.
     pub fn new(model: &'a dyn SerModel, device: &'a ComputeDevice, cfg: ExplainConfig) -> Result<Self> {
         cfg.validate()?;
+        if model.device() != &device.burn {
+            // Else every utterance would fail alone, with an error about tensors.
+            return Err(Error::config(
+                "device",
+                format!(
+                    "the model is loaded on {:?} and the explainer runs on {} ({:?}): load the model on the explainer's device",
+                    model.device(),
+                    device.description,
+                    device.burn
+                ),
+            ));
+        }
         let input = model.input();
         let fe = analysis_front_end(&input);
         let layout = BandLayout::new(&cfg.bands, fe.n_mels, fe.fmin_hz, fe.fmax_hz, fe.mel_scale)?;

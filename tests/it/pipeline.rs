@@ -409,6 +409,13 @@ fn corpus_run_reports_each_bad_input_and_keeps_going() {
     // flight while the next is submitted, the outcomes still come out one per input, in
     // order, whatever sits between the groups.
     let gpu = gpu_device().map(|device| {
+        // A model on another device than the explainer's is refused up front.
+        let refused = Explainer::new(&model, &device, cfg.clone()).err();
+        assert!(
+            matches!(&refused, Some(Error::Config { field: "device", .. })),
+            "{:?}",
+            refused.map(|e| e.to_string())
+        );
         let path = tmp.path().join("m.emolime");
         model.save(&path).unwrap();
         let on_device = Classifier::load(&path, &device.burn).unwrap();
