@@ -1,4 +1,4 @@
-//! Shared test helpers: fresh seeds, a small PRNG, the test GPU.
+//! Shared test helpers: fresh seeds, a small PRNG, the test GPU, a run's records.
 
 use emolime::gpu::{self, GpuContext};
 
@@ -87,4 +87,13 @@ pub fn random_masks(n: usize, b: usize, seed: u64, include_empty: bool) -> ndarr
         seed,
     };
     emolime::sampling::sample_masks(&cfg, b, include_empty).expect("valid mask settings")
+}
+
+/// The explanation records of the run folder `dir` (its `explanations.jsonl`), in file order.
+pub fn read_records(dir: &std::path::Path) -> Vec<emolime::explain::ExplanationRecord> {
+    std::fs::read_to_string(dir.join("explanations.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }

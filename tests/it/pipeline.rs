@@ -1,13 +1,13 @@
 //! End to end: training, model files, explanations on the GPU and the CPU, bad inputs, and the
 //! planted-cue test (a model trained on a planted corpus must point at the planted band).
 
-use crate::common::{fresh_seed, gpu, gpu_device, max_abs_diff};
+use crate::common::{fresh_seed, gpu, gpu_device, max_abs_diff, read_records};
 use emolime::Error;
 use emolime::audio::FrontEndConfig;
 use emolime::bands::BandLayout;
 use emolime::corpus::{RunOptions, explain_corpus, load_training_set};
 use emolime::device::{ComputeDevice, DeviceSpec};
-use emolime::explain::{ExplainConfig, Explainer};
+use emolime::explain::{ExplainConfig, Explainer, ExplanationRecord};
 use emolime::input::collect_inputs;
 use emolime::model::{Classifier, TrainConfig, train};
 use emolime::output::OutputDir;
@@ -422,8 +422,8 @@ fn corpus_run_reports_each_bad_input_and_keeps_going() {
         (device, on_device)
     });
     let devices = std::iter::once((&cpu, &model, "cpu")).chain(gpu.as_ref().map(|(d, m)| (d, m, "gpu")));
-    // Each (position, class)'s coefficients in the first run, which every other run matches.
-    let mut first: Option<Vec<(u64, String, Vec<f64>)>> = None;
+    // The first run's records, which every other run matches (position, class, coefficients).
+    let mut first: Option<Vec<ExplanationRecord>> = None;
     for (device, model, name) in devices {
         for pack in [64, 1] {
             let mut explainer = Explainer::new(model, device, cfg.clone()).unwrap();
@@ -465,39 +465,27 @@ fn corpus_run_reports_each_bad_input_and_keeps_going() {
                 assert!(f.error.contains(bad), "error names the file: {}", f.error);
             }
             assert_eq!(report.n_explained, 4, "{name}, pack {pack}: failures: {failed:?}");
-            let lines = std::fs::read_to_string(out_path.join("explanations.jsonl")).unwrap();
-            assert_eq!(lines.lines().count(), 4 * model.n_classes());
-            let positions: Vec<u64> = lines
-                .lines()
-                .map(|l| {
-                    serde_json::from_str::<serde_json::Value>(l).unwrap()["position"]
-                        .as_u64()
-                        .unwrap()
-                })
-                .collect();
+            let records = read_records(&out_path);
+            assert_eq!(records.len(), 4 * model.n_classes());
+            let positions: Vec<usize> = records.iter().map(|r| r.position).collect();
             assert!(
                 positions.windows(2).all(|w| w[0] <= w[1]),
                 "{name}, pack {pack}: {positions:?}"
             );
-            let records: Vec<(u64, String, Vec<f64>)> = lines
-                .lines()
-                .map(|l| {
-                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                    let coefficients = v["coefficients"].as_array().unwrap().iter();
-                    (
-                        v["position"].as_u64().unwrap(),
-                        v["class"].as_str().unwrap().to_string(),
-                        coefficients.map(|c| c.as_f64().unwrap()).collect(),
-                    )
-                })
-                .collect();
             match &first {
                 None => first = Some(records),
                 Some(first) => {
                     for (a, b) in first.iter().zip(&records) {
-                        assert_eq!((a.0, &a.1), (b.0, &b.1), "{name}, pack {pack}");
-                        let diff = a.2.iter().zip(&b.2).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
-                        assert!(diff < 1e-4, "{name}, pack {pack}: {diff} at {a:?} against {b:?}");
+                        assert_eq!((a.position, &a.class), (b.position, &b.class), "{name}, pack {pack}");
+                        let diff = max_abs_diff(&a.coefficients, &b.coefficients);
+                        assert!(
+                            diff < 1e-4,
+                            "{name}, pack {pack}: {diff} at {} {} ({:?} against {:?})",
+                            a.id,
+                            a.class,
+                            a.coefficients,
+                            b.coefficients
+                        );
                     }
                 }
             }

@@ -2,11 +2,10 @@
 //! uninterrupted run, shards merge into the whole run with duplicates and gaps refused, the
 //! Parquet table matches the JSON lines, and lavapipe and the CPU path agree (`compare`).
 
-use crate::common::gpu;
+use crate::common::{gpu, read_records};
 use emolime::audio::FrontEndConfig;
 use emolime::corpus::load_training_set;
 use emolime::device::ComputeDevice;
-use emolime::explain::ExplanationRecord;
 use emolime::input::collect_inputs;
 use emolime::model::{TrainConfig, train};
 use emolime::synth::{SynthConfig, write_corpus};
@@ -109,14 +108,6 @@ fn kill_after_parts(mut cmd: Command, staging: &Path, after: usize) -> usize {
         assert!(Instant::now() < deadline, "no part appeared in 300 s");
         std::thread::sleep(Duration::from_millis(2));
     }
-}
-
-fn read_records(dir: &Path) -> Vec<ExplanationRecord> {
-    std::fs::read_to_string(dir.join("explanations.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[test]
@@ -428,15 +419,7 @@ fn packed_corpus_runs_equal_one_utterance_at_a_time() {
     assert!(text.contains("48 utterance x class pairs in both; 0 only"), "{text}");
     // Decoded on several threads, the explanations still come out in input order, and the
     // summary says how long the device waited for decoded audio.
-    let lines = std::fs::read_to_string(packed.join("explanations.jsonl")).unwrap();
-    let positions: Vec<u64> = lines
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["position"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
+    let positions: Vec<usize> = read_records(&packed).iter().map(|r| r.position).collect();
     assert!(positions.windows(2).all(|w| w[0] <= w[1]), "{positions:?}");
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(packed.join("summary.json")).unwrap()).unwrap();
