@@ -7,7 +7,7 @@
 //! f16 variants.
 
 mod common;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{FloatDType, Tensor, TensorData};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use emolime::audio::FrontEndConfig;
 use emolime::model::hf::HfClassifier;
@@ -215,6 +215,15 @@ fn device_limits(c: &mut Criterion) {
     g.bench_function(format!("matmul_f32_{n}_flops"), |bch| {
         // Reading one value back waits for the product without timing a 64 MiB copy.
         bch.iter(|| read_f32(a.clone().matmul(b.clone()).slice([0..1, 0..1])).unwrap())
+    });
+    // The same product in f16 (f16 scoring's matmuls; tensor cores where Burn's kernels reach
+    // them, as the `spirv` build's cooperative-matrix matmul can).
+    let (a16, b16) = (a.clone().cast(FloatDType::F16), b.clone().cast(FloatDType::F16));
+    g.bench_function(format!("matmul_f16_{n}_flops"), |bch| {
+        bch.iter(|| {
+            let corner = a16.clone().matmul(b16.clone()).slice([0..1, 0..1]);
+            read_f32(corner.cast(FloatDType::F32)).unwrap()
+        })
     });
     let len = 64 << 20;
     let big = Tensor::<1>::from_data(

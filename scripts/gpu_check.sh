@@ -16,7 +16,9 @@
 # explanation overlapping the device and the CPU; memory of the corpus runs) and `half`
 # (wav2vec 2.0 scoring in f16), `halfexplain` (f32 and f16 explanations compared) and `tests`
 # (the integration suite alone). All ran on an H100. `prepare-ab <commit>` builds that commit's
-# binary beside this one's, and `ab` times the two on the same machine.
+# binary beside this one's, and `ab` times the two on the same machine. `prepare-spirv` builds
+# this checkout with Burn's kernels on WGSL and on SPIR-V (the `spirv` feature), and `spirv`
+# compares the two (then `ab` times their CNN runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHES="resynth scoring surrogate"
@@ -116,6 +118,71 @@ prepare-ab)
     git rev-parse "$base" > .gpu/base-commit
     echo "$PWD" > .gpu/built-in
     du -sh .gpu
+    ;;
+prepare-spirv)
+    # For `spirv` and `ab`: this checkout built twice, Burn's kernels compiled to WGSL (the
+    # default build, .gpu/emolime-base) and to SPIR-V (`--features spirv`, .gpu/emolime), each
+    # with the scoring bench. The SPIR-V build has its own target folder (SPIRV_TARGET_DIR,
+    # default target/spirv), so neither build undoes the other's.
+    spirv_target="${SPIRV_TARGET_DIR:-$PWD/target/spirv}"
+    ignore_gpu_dir
+    rm -rf .gpu && mkdir -p .gpu
+    newest() { ls -t "$1"/release/deps/"$2"-* | grep -v '\.d$' | head -n 1; }
+    cargo build --release --bin emolime
+    cargo bench --no-run --bench scoring
+    cp target/release/emolime .gpu/emolime-base
+    cp "$(newest target scoring)" .gpu/bench-scoring-base
+    CARGO_TARGET_DIR="$spirv_target" cargo build --release --features spirv --bin emolime
+    CARGO_TARGET_DIR="$spirv_target" cargo bench --no-run --features spirv --bench scoring
+    cp "$spirv_target/release/emolime" .gpu/emolime
+    cp "$(newest "$spirv_target" scoring)" .gpu/bench-scoring
+    for f in emolime emolime-base bench-scoring bench-scoring-base; do strip ".gpu/$f" && xz -T2 -6 ".gpu/$f"; done
+    echo "$(git rev-parse HEAD) without the spirv feature" > .gpu/base-commit
+    echo "$PWD" > .gpu/built-in
+    du -sh .gpu
+    ;;
+spirv)
+    # (#10) After `prepare-spirv`: Burn's kernels compiled to SPIR-V against WGSL on the same
+    # machine. Which runtime each build puts Burn on; the device limits (f32 and f16 matmul,
+    # bandwidth) through each; a 16-utterance, 64-sample CNN explanation as a new process of each
+    # (kernel compilation included: SPIR-V skips naga); a base-sized wav2vec 2.0 classifier
+    # (random weights, written by transformers) explained in f32 and in f16 by each build,
+    # alternating, and the two builds' explanations compared. `ab` then times the CNN's bench
+    # and corpus runs of the two builds.
+    setup
+    work=$(mktemp -d)
+    .gpu/emolime synth --out "$work/syn" --per-class 8 > /dev/null
+    .gpu/emolime demo --out "$work/demo" --device cpu > /dev/null
+    head -n 17 "$work/syn/manifest.csv" > "$work/syn/first16.csv"
+    for which in base new; do
+        bench=.gpu/bench-scoring; if [ $which = base ]; then bench=.gpu/bench-scoring-base; fi
+        EMOLIME_BENCH_DEVICE=gpu:0 timeout 240 "$bench" --bench --warm-up-time 1 --measurement-time 3 \
+            device_limits 2>&1 | grep -E '^device_limits|thrpt:' | sed "s/^/$which: /" || echo "$which: DEVICE LIMITS FAILED"
+    done
+    for round in 1 2; do
+        for which in base new; do
+            start=$(date +%s%N)
+            "$(ab_binary $which)" explain --model "$work/demo/model.emolime" --input "$work/syn/first16.csv" \
+                --out "$work/cnn16-$which" --force --device gpu:0 --samples 64 2>&1 | grep -E '^device|^explained' \
+                | sed "s/^/$which $round: /" || echo "$which $round: FAILED"
+            echo "$which $round: process $(( ($(date +%s%N) - start) / 1000000 )) ms"
+        done
+    done
+    .gpu/emolime compare "$work/cnn16-base" "$work/cnn16-new" 2>&1 | tail -n 3 || echo "CNN COMPARE FAILED"
+    write_base_w2v "$work/w2v"
+    for round in 1 2; do
+        for which in base new; do
+            for p in f32 f16; do
+                timeout 120 "$(ab_binary $which)" explain --model "$work/w2v" --input "$work/syn/manifest.csv" \
+                    --out "$work/w2v-$which-$p" --force --device gpu:0 --samples 1000 --precision $p --quiet 2>&1 \
+                    | grep -E '^explained' | sed "s/^/$which $p $round: /" || echo "$which $p $round: FAILED"
+            done
+        done
+    done
+    for p in f32 f16; do
+        echo "wav2vec 2.0 $p, wgsl against spir-v:"
+        .gpu/emolime compare "$work/w2v-base-$p" "$work/w2v-new-$p" 2>&1 | tail -n 3 || echo "W2V $p COMPARE FAILED"
+    done
     ;;
 run)
     out="${OUT:-gpu-check-out}"
@@ -506,7 +573,7 @@ ab)
     .gpu/emolime compare "$work/run-base" "$work/run-new" | tail -n 3
     ;;
 *)
-    echo "usage: $0 prepare|prepare-ab COMMIT|run|scale|batch|train|extra|sizes|peers|large|pack|ab" >&2
+    echo "usage: $0 prepare|prepare-ab COMMIT|prepare-spirv|run|scale|batch|train|extra|sizes|peers|large|pack|ab|spirv" >&2
     exit 2
     ;;
 esac

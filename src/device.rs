@@ -99,8 +99,9 @@ impl ComputeDevice {
         ctx.errors.watch(&ctx.device);
         gpu::errors::register_burn_device(&burn, &ctx.errors);
         let s = &ctx.summary;
+        let runtime = gpu::interop::burn_runtime_name(&burn)?;
         let description = format!(
-            "gpu:{} {} ({}, {}, {})",
+            "gpu:{} {} ({}, {}, {}; burn on {runtime})",
             s.index, s.name, s.backend, s.device_type, s.driver
         );
         Ok(ComputeDevice {

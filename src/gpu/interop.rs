@@ -98,3 +98,13 @@ pub fn submit_after_burn(
         .map_err(|e| Error::Device(format!("flushing burn's queue: {e:?}")))?;
     Ok(queue.submit([encoder.finish()]))
 }
+
+/// The name of the CubeCL runtime behind Burn's kernels on the wgpu `device`, naming the
+/// compiler that serves it: `wgpu<wgsl>`, or `wgpu<spirv>` in a build with the `spirv` feature
+/// on a Vulkan adapter CubeCL accepts.
+pub fn burn_runtime_name(device: &Device) -> Result<&'static str> {
+    let cube = Tensor::<1>::zeros([1], device)
+        .try_into_primitive::<Cube>()
+        .map_err(|e| Error::Device(format!("tensor is not on a wgpu device: {e:?}")))?;
+    Ok(cube.client.name())
+}

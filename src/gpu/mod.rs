@@ -130,6 +130,45 @@ pub fn auto_adapter(adapters: &[wgpu::Adapter]) -> Option<usize> {
     (0..adapters.len()).min_by_key(|&i| rank(&adapters[i]))
 }
 
+/// Opens the logical device on `adapter` as CubeCL would, so that Burn can adopt it: every
+/// adapter feature but mappable primary buffers, the adapter's limits.
+///
+/// In a build with the `spirv` feature, a Vulkan adapter that CubeCL's SPIR-V compiler accepts
+/// is opened through CubeCL's own Vulkan request, which also enables the extensions its kernels
+/// use (the Vulkan memory model, cooperative matrices where the driver has them); Burn's
+/// kernels are then compiled to SPIR-V instead of WGSL. Other adapters open as without it.
+fn request_device(
+    adapter: &wgpu::Adapter,
+    limits: &wgpu::Limits,
+) -> std::result::Result<(wgpu::Device, wgpu::Queue), String> {
+    #[cfg(feature = "spirv")]
+    if adapter.get_info().backend == wgpu::Backend::Vulkan {
+        // Mesa's lavapipe (22.3) crashes the process compiling CubeCL's SPIR-V matmul kernel.
+        if adapter.get_info().device_type == wgpu::DeviceType::Cpu {
+            return Err(
+                "this build compiles Burn's kernels to SPIR-V (feature `spirv`), which software Vulkan \
+                        (lavapipe) crashes on; use a build without the feature, or --device cpu"
+                    .into(),
+            );
+        }
+        let native = pollster::block_on(burn::cubecl::wgpu::vulkan::try_request_vulkan_device(adapter))
+            .map_err(|e| format!("{e:?}"))?;
+        if let Some(pair) = native {
+            return Ok(pair);
+        }
+    }
+    pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("emolime"),
+        required_features: adapter.features().difference(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
+        required_limits: limits.clone(),
+        memory_hints: wgpu::MemoryHints::MemoryUsage,
+        trace: wgpu::Trace::Off,
+        // SAFETY: as CubeCL requests its devices; emolime itself uses no experimental feature.
+        experimental_features: unsafe { wgpu::ExperimentalFeatures::enabled() },
+    }))
+    .map_err(|e| e.to_string())
+}
+
 /// The shared wgpu device, its queue and emolime's compiled kernels.
 pub struct GpuContext {
     /// The instance the adapter came from.
@@ -163,16 +202,8 @@ impl GpuContext {
             .ok_or_else(|| Error::Device(format!("no adapter gpu:{index} ({} adapters found)", all.len())))?;
         let summary = summarize(index, &adapter);
         let limits = adapter.limits();
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("emolime"),
-            required_features: adapter.features().difference(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
-            required_limits: limits.clone(),
-            memory_hints: wgpu::MemoryHints::MemoryUsage,
-            trace: wgpu::Trace::Off,
-            // SAFETY: as CubeCL requests its devices; emolime itself uses no experimental feature.
-            experimental_features: unsafe { wgpu::ExperimentalFeatures::enabled() },
-        }))
-        .map_err(|e| Error::Device(format!("{}: cannot open device: {e}", summary.name)))?;
+        let (device, queue) = request_device(&adapter, &limits)
+            .map_err(|e| Error::Device(format!("{}: cannot open device: {e}", summary.name)))?;
         let errors = errors::DeviceErrors::default();
         errors.watch(&device);
         let kernels = Arc::new(kernels::Kernels::new(&device)?);
