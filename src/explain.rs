@@ -1120,17 +1120,25 @@ fn explain_cpu(
         .into_iter()
         .map(|p| {
             let fit = design.fit(p.view())?;
-            let p = match distinct {
-                Some(d) => d.expand(p.view())?,
-                None => p,
-            };
-            Ok((fit, p))
+            Ok((fit, per_sample_outputs(distinct, p)?))
         })
         .collect::<Result<Vec<_>>>()?;
     if let Some(t) = profile {
         t.surrogate_s += t0.elapsed().as_secs_f64();
     }
     Ok(fits)
+}
+
+/// Every sample's model outputs from the scored inputs' outputs: expanded from the distinct
+/// masks' outputs when the masks repeat, else as they are.
+///
+/// # Shapes
+/// `scored` [N', C] -> [N, C]
+fn per_sample_outputs(distinct: Option<&DistinctMasks>, scored: Array2<f32>) -> Result<Array2<f32>> {
+    match distinct {
+        Some(d) => d.expand(scored.view()),
+        None => Ok(scored),
+    }
 }
 
 /// The CPU twins build every utterance's perturbed inputs for the sample rows `rows` of
@@ -1394,11 +1402,7 @@ impl DeviceFits {
             .zip(preds.chunks(n_scored * c))
             .map(|(fit, p)| {
                 let p = Array2::from_shape_vec((n_scored, c), p.to_vec()).map_err(|e| Error::Device(e.to_string()))?;
-                let p = match distinct {
-                    Some(d) => d.expand(p.view())?,
-                    None => p,
-                };
-                Ok((fit, p))
+                Ok((fit, per_sample_outputs(distinct, p)?))
             })
             .collect::<Result<Vec<_>>>()?;
         if let Some(t) = profile {
