@@ -16,9 +16,10 @@
 # explanation overlapping the device and the CPU; memory of the corpus runs) and `half`
 # (wav2vec 2.0 scoring in f16), `halfexplain` (f32 and f16 explanations compared) and `tests`
 # (the integration suite alone). All ran on an H100. `prepare-ab <commit>` builds that commit's
-# binary beside this one's, and `ab` times the two on the same machine. `prepare-spirv` builds
-# this checkout with Burn's kernels on WGSL and on SPIR-V (the `spirv` feature), and `spirv`
-# compares the two (then `ab` times their CNN runs).
+# binary beside this one's, and `ab` times the two on the same machine. `prepare-feature
+# FEATURES` builds this checkout as it is and with those cargo features (`spirv`: Burn's kernels
+# compiled to SPIR-V; `fusion`: Burn's operation fusion), and `feature` compares the two (then
+# `ab` times their CNN runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHES="resynth scoring surrogate"
@@ -119,12 +120,13 @@ prepare-ab)
     echo "$PWD" > .gpu/built-in
     du -sh .gpu
     ;;
-prepare-spirv)
-    # For `spirv` and `ab`: this checkout built twice, Burn's kernels compiled to WGSL (the
-    # default build, .gpu/emolime-base) and to SPIR-V (`--features spirv`, .gpu/emolime), each
-    # with the scoring bench. The SPIR-V build has its own target folder (SPIRV_TARGET_DIR,
-    # default target/spirv), so neither build undoes the other's.
-    spirv_target="${SPIRV_TARGET_DIR:-$PWD/target/spirv}"
+prepare-feature)
+    # For `feature` and `ab`: this checkout built twice, as it is (the default build,
+    # .gpu/emolime-base) and with the cargo features FEATURES (.gpu/emolime), each with the
+    # scoring bench. The feature build has its own target folder (FEATURE_TARGET_DIR, default
+    # target/<features>), so neither build undoes the other's.
+    features="${2:?usage: $0 prepare-feature FEATURES (spirv or fusion)}"
+    feature_target="${FEATURE_TARGET_DIR:-$PWD/target/${features//,/-}}"
     ignore_gpu_dir
     rm -rf .gpu && mkdir -p .gpu
     newest() { ls -t "$1"/release/deps/"$2"-* | grep -v '\.d$' | head -n 1; }
@@ -132,24 +134,26 @@ prepare-spirv)
     cargo bench --no-run --bench scoring
     cp target/release/emolime .gpu/emolime-base
     cp "$(newest target scoring)" .gpu/bench-scoring-base
-    CARGO_TARGET_DIR="$spirv_target" cargo build --release --features spirv --bin emolime
-    CARGO_TARGET_DIR="$spirv_target" cargo bench --no-run --features spirv --bench scoring
-    cp "$spirv_target/release/emolime" .gpu/emolime
-    cp "$(newest "$spirv_target" scoring)" .gpu/bench-scoring
+    CARGO_TARGET_DIR="$feature_target" cargo build --release --features "$features" --bin emolime
+    CARGO_TARGET_DIR="$feature_target" cargo bench --no-run --features "$features" --bench scoring
+    cp "$feature_target/release/emolime" .gpu/emolime
+    cp "$(newest "$feature_target" scoring)" .gpu/bench-scoring
     for f in emolime emolime-base bench-scoring bench-scoring-base; do strip ".gpu/$f" && xz -T2 -6 ".gpu/$f"; done
-    echo "$(git rev-parse HEAD) without the spirv feature" > .gpu/base-commit
+    echo "$(git rev-parse HEAD) without the features $features" > .gpu/base-commit
+    echo "$features" > .gpu/features
     echo "$PWD" > .gpu/built-in
     du -sh .gpu
     ;;
-spirv)
-    # (#10) After `prepare-spirv`: Burn's kernels compiled to SPIR-V against WGSL on the same
-    # machine. Which runtime each build puts Burn on; the device limits (f32 and f16 matmul,
+feature)
+    # (#10) After `prepare-feature FEATURES`: the feature build against the default build on the
+    # same machine. Which runtime each build puts Burn on; the device limits (f32 and f16 matmul,
     # bandwidth) through each; a 16-utterance, 64-sample CNN explanation as a new process of each
-    # (kernel compilation included: SPIR-V skips naga); a base-sized wav2vec 2.0 classifier
-    # (random weights, written by transformers) explained in f32 and in f16 by each build,
-    # alternating, and the two builds' explanations compared. `ab` then times the CNN's bench
-    # and corpus runs of the two builds.
+    # (kernel compilation included: SPIR-V skips naga, fusion compiles more kernels); a
+    # base-sized wav2vec 2.0 classifier (random weights, written by transformers) explained in
+    # f32 and in f16 by each build, alternating, and the two builds' explanations compared.
+    # `ab` then times the CNN's bench and corpus runs of the two builds.
     setup
+    echo "the default build against --features $(cat .gpu/features)"
     work=$(mktemp -d)
     .gpu/emolime synth --out "$work/syn" --per-class 8 > /dev/null
     .gpu/emolime demo --out "$work/demo" --device cpu > /dev/null
@@ -180,7 +184,7 @@ spirv)
         done
     done
     for p in f32 f16; do
-        echo "wav2vec 2.0 $p, wgsl against spir-v:"
+        echo "wav2vec 2.0 $p, the default build against --features $(cat .gpu/features):"
         .gpu/emolime compare "$work/w2v-base-$p" "$work/w2v-new-$p" 2>&1 | tail -n 3 || echo "W2V $p COMPARE FAILED"
     done
     ;;
@@ -573,7 +577,7 @@ ab)
     .gpu/emolime compare "$work/run-base" "$work/run-new" | tail -n 3
     ;;
 *)
-    echo "usage: $0 prepare|prepare-ab COMMIT|prepare-spirv|run|scale|batch|train|extra|sizes|peers|large|pack|ab|spirv" >&2
+    echo "usage: $0 prepare|prepare-ab COMMIT|prepare-feature FEATURES|run|scale|batch|train|extra|sizes|peers|large|pack|ab|feature" >&2
     exit 2
     ;;
 esac

@@ -2,9 +2,55 @@
 
 use crate::error::{Error, Result};
 use burn::backend::Cube;
-use burn::backend::wgpu::AutoCompiler;
+use burn::backend::wgpu::{AutoCompiler, CubeTensor};
 use burn::cubecl::wgpu::WgpuServer;
 use burn::tensor::{DType, Device, Tensor};
+
+/// Burn's wgpu tensor as CubeCL holds it (its buffer handle); with the `fusion` feature, the
+/// fusion stream's pending operations on it are run first.
+#[cfg(not(feature = "fusion"))]
+fn into_cube<const D: usize>(tensor: Tensor<D>) -> Result<CubeTensor> {
+    tensor
+        .try_into_primitive::<Cube>()
+        .map_err(|e| Error::Device(format!("tensor is not on a wgpu device: {e:?}")))
+}
+
+/// Burn's wgpu tensor as CubeCL holds it (its buffer handle); with the `fusion` feature, the
+/// fusion stream's pending operations on it are run first.
+#[cfg(feature = "fusion")]
+fn into_cube<const D: usize>(tensor: Tensor<D>) -> Result<CubeTensor> {
+    use burn::backend::wgpu::CubeBackend;
+    let fused = tensor
+        .try_into_primitive::<Cube>()
+        .map_err(|e| Error::Device(format!("tensor is not on a wgpu device: {e:?}")))?;
+    let client = fused.client.clone();
+    Ok(client.resolve_tensor_float::<CubeBackend>(fused))
+}
+
+/// The inverse of [`into_cube`]: with the `fusion` feature, the CubeCL tensor is registered with
+/// the fusion stream as a new tensor that owns the same buffer.
+#[cfg(not(feature = "fusion"))]
+fn from_cube<const D: usize>(cube: CubeTensor) -> Tensor<D> {
+    Tensor::<D>::from_primitive::<Cube>(cube)
+}
+
+/// The inverse of [`into_cube`]: with the `fusion` feature, the CubeCL tensor is registered with
+/// the fusion stream as a new tensor that owns the same buffer.
+#[cfg(feature = "fusion")]
+fn from_cube<const D: usize>(cube: CubeTensor) -> Tensor<D> {
+    use burn::backend::TensorMetadata;
+    use burn::backend::fusion::{NoOp, get_client, stream::StreamId};
+    use burn::backend::ir::{BackendIr, InitOperationIr, OperationIr, OperationOutput};
+    use burn::backend::wgpu::CubeBackend;
+    let client = get_client::<CubeBackend>(&cube.device);
+    let (shape, dtype) = (cube.shape(), cube.dtype);
+    let handle = <CubeBackend as BackendIr>::float_tensor_handle(cube);
+    let init = InitOperationIr::create(shape, dtype, || client.register_tensor_handle(handle));
+    let fused = client
+        .register(StreamId::current(), OperationIr::Init(init), NoOp::<CubeBackend>::new())
+        .output();
+    Tensor::<D>::from_primitive::<Cube>(fused)
+}
 
 /// A Burn tensor whose memory is pinned while our kernels read or write it.
 pub struct BoundTensor<const D: usize> {
@@ -18,9 +64,7 @@ pub struct BoundTensor<const D: usize> {
 impl<const D: usize> BoundTensor<D> {
     /// Pins `tensor` (a contiguous f32 tensor on a wgpu device) and finds its buffer.
     pub fn new(tensor: Tensor<D>) -> Result<Self> {
-        let cube = tensor
-            .try_into_primitive::<Cube>()
-            .map_err(|e| Error::Device(format!("tensor is not on a wgpu device: {e:?}")))?;
+        let cube = into_cube(tensor)?;
         let cube = if cube.is_contiguous() {
             cube
         } else {
@@ -35,7 +79,7 @@ impl<const D: usize> BoundTensor<D> {
             .map_err(|e| Error::Device(format!("cannot reach the tensor's buffer: {e:?}")))?;
         let r = pinned.resource();
         let (buffer, offset, size) = (r.buffer.clone(), r.offset, r.size);
-        let tensor = Tensor::<D>::from_primitive::<Cube>(cube);
+        let tensor = from_cube::<D>(cube);
         Ok(BoundTensor {
             tensor,
             buffer,
@@ -101,10 +145,10 @@ pub fn submit_after_burn(
 
 /// The name of the CubeCL runtime behind Burn's kernels on the wgpu `device`, naming the
 /// compiler that serves it: `wgpu<wgsl>`, or `wgpu<spirv>` in a build with the `spirv` feature
-/// on a Vulkan adapter CubeCL accepts.
-pub fn burn_runtime_name(device: &Device) -> Result<&'static str> {
-    let cube = Tensor::<1>::zeros([1], device)
-        .try_into_primitive::<Cube>()
-        .map_err(|e| Error::Device(format!("tensor is not on a wgpu device: {e:?}")))?;
-    Ok(cube.client.name())
+/// on a Vulkan adapter CubeCL accepts; followed by ` with fusion` in a build with the `fusion`
+/// feature.
+pub fn burn_runtime_name(device: &Device) -> Result<String> {
+    let cube = into_cube(Tensor::<1>::zeros([1], device))?;
+    let fusion = if cfg!(feature = "fusion") { " with fusion" } else { "" };
+    Ok(format!("{}{fusion}", cube.client.name()))
 }

@@ -92,14 +92,16 @@ fn gpu_explanations_match_cpu_explanations() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let gpu_dev = ComputeDevice::open(DeviceSpec::Gpu(index)).unwrap();
-    // The device line names the compiler of Burn's kernels: SPIR-V only in a `spirv` build on
-    // a Vulkan adapter.
+    // The device line names the compiler of Burn's kernels (SPIR-V only in a `spirv` build on
+    // a Vulkan adapter) and whether Burn fuses operations (a `fusion` build).
     let info = gpu_dev.gpu.as_ref().unwrap().adapter.get_info();
-    let runtime = match cfg!(feature = "spirv") && info.backend == wgpu::Backend::Vulkan {
-        true => "burn on wgpu<spirv>",
-        false => "burn on wgpu<wgsl>",
+    let compiler = match cfg!(feature = "spirv") && info.backend == wgpu::Backend::Vulkan {
+        true => "spirv",
+        false => "wgsl",
     };
-    assert!(gpu_dev.description.contains(runtime), "{}", gpu_dev.description);
+    let fusion = if cfg!(feature = "fusion") { " with fusion" } else { "" };
+    let runtime = format!("; burn on wgpu<{compiler}>{fusion})");
+    assert!(gpu_dev.description.ends_with(&runtime), "{}", gpu_dev.description);
     let gpu_model = Classifier::load(&path, &gpu_dev.burn).unwrap();
     let cfg = ExplainConfig {
         masks: MaskConfig {
