@@ -206,7 +206,7 @@ pub fn run_bench(
             let (model, _) = train(&examples, classes, fe, &train_cfg, &cpu.burn, |_, _| {})?;
             let model_path = work_dir.join("model.emolime");
             model.save(&model_path)?;
-            AnyModel::Cnn(Classifier::load(&model_path, &device.burn)?)
+            AnyModel::Cnn(Box::new(Classifier::load(&model_path, &device.burn)?))
         }
     };
     let model = model.as_model();

@@ -90,14 +90,15 @@ pub trait SerModel {
 
 /// Any model emolime can load: an emolime model file or a Hugging Face folder.
 pub enum AnyModel {
-    /// emolime's log-mel CNN.
-    Cnn(Classifier),
+    /// emolime's log-mel CNN. Every variant is boxed: a Burn network's parameter handles are
+    /// kilobytes (more with the `fusion` feature), and the variants differ widely in size.
+    Cnn(Box<Classifier>),
     /// A wav2vec 2.0 / HuBERT checkpoint with its classification head.
-    Hf(hf::HfClassifier),
+    Hf(Box<hf::HfClassifier>),
     /// A classifier on eGeMAPS functionals (`emolime train --features egemaps`).
-    Features(features::FeatureModel),
+    Features(Box<features::FeatureModel>),
     /// A classifier on a backbone layer's mean-pooled states (`emolime train --backbone`).
-    Embedding(embedding::EmbeddingModel),
+    Embedding(Box<embedding::EmbeddingModel>),
 }
 
 impl AnyModel {
@@ -105,7 +106,7 @@ impl AnyModel {
     /// a feature classifier, any other file as an emolime CNN model file.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
         if path.is_dir() {
-            return Ok(AnyModel::Hf(hf::HfClassifier::load(path, device)?));
+            return Ok(AnyModel::Hf(Box::new(hf::HfClassifier::load(path, device)?)));
         }
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let checkpoint_file = ["config.json", "preprocessor_config.json"].contains(&name)
@@ -125,15 +126,15 @@ impl AnyModel {
         if head[..n].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
             let classifier = crate::classify::FeatureClassifier::load(path)?;
             if embedding::parse_feature_set(classifier.feature_set()).is_some() {
-                return Ok(AnyModel::Embedding(embedding::EmbeddingModel::from_classifier(
-                    path, classifier, device,
-                )?));
+                return Ok(AnyModel::Embedding(Box::new(
+                    embedding::EmbeddingModel::from_classifier(path, classifier, device)?,
+                )));
             }
-            return Ok(AnyModel::Features(features::FeatureModel::from_classifier(
+            return Ok(AnyModel::Features(Box::new(features::FeatureModel::from_classifier(
                 path, classifier, device,
-            )?));
+            )?)));
         }
-        Ok(AnyModel::Cnn(Classifier::load(path, device)?))
+        Ok(AnyModel::Cnn(Box::new(Classifier::load(path, device)?)))
     }
 
     /// The model scoring in `dtype`: `F32` leaves any model as it is; `F16` casts a wav2vec 2.0
@@ -142,7 +143,7 @@ impl AnyModel {
     pub fn cast(self, dtype: burn::tensor::FloatDType) -> Result<Self> {
         match (self, dtype) {
             (model, burn::tensor::FloatDType::F32) => Ok(model),
-            (AnyModel::Hf(m), dtype) => Ok(AnyModel::Hf(m.cast(dtype))),
+            (AnyModel::Hf(m), dtype) => Ok(AnyModel::Hf(Box::new(m.cast(dtype)))),
             _ => Err(crate::error::Error::config(
                 "precision",
                 "scoring below f32 is for wav2vec 2.0 / HuBERT checkpoints; this model scores in f32",
@@ -153,10 +154,10 @@ impl AnyModel {
     /// The model as the explainer sees it.
     pub fn as_model(&self) -> &dyn SerModel {
         match self {
-            AnyModel::Cnn(m) => m,
-            AnyModel::Hf(m) => m,
-            AnyModel::Features(m) => m,
-            AnyModel::Embedding(m) => m,
+            AnyModel::Cnn(m) => m.as_ref(),
+            AnyModel::Hf(m) => m.as_ref(),
+            AnyModel::Features(m) => m.as_ref(),
+            AnyModel::Embedding(m) => m.as_ref(),
         }
     }
 }

@@ -275,7 +275,7 @@ fn feature_classifier_is_explained_through_waveforms() {
         batch_size: 10,
         ..ExplainConfig::default()
     };
-    let mut explainer = Explainer::new(&model, &cpu, cfg.clone()).unwrap();
+    let mut explainer = Explainer::new(&*model, &cpu, cfg.clone()).unwrap();
     let e = explainer.explain_waveform(&waves[1]).unwrap();
     // Sample 0 is the utterance itself: the classifier's probabilities on its own features.
     let direct = model
@@ -294,7 +294,7 @@ fn feature_classifier_is_explained_through_waveforms() {
             panic!("a feature classifier file loads as a feature model");
         };
         assert!(model.scores_on_host());
-        let mut explainer = Explainer::new(&model, &gpu, cfg.clone()).unwrap();
+        let mut explainer = Explainer::new(&*model, &gpu, cfg.clone()).unwrap();
         let overlapped = explainer.explain_waveform(&waves[1]).unwrap();
         explainer.set_profiling(true);
         let staged = explainer.explain_waveform(&waves[1]).unwrap();

@@ -440,7 +440,7 @@ fn own_head_on_a_backbone_layer_is_explained() {
         batch_size: 8,
         ..ExplainConfig::default()
     };
-    let mut explainer = Explainer::new(&model, &cpu, cfg).unwrap();
+    let mut explainer = Explainer::new(&*model, &cpu, cfg).unwrap();
     let out = explainer.explain_waveform(&waves[1]).unwrap();
     let direct = model
         .classifier()
