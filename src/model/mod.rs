@@ -88,10 +88,11 @@ pub trait SerModel {
     }
 }
 
-/// Any model emolime can load: an emolime model file or a Hugging Face folder.
+/// Any model emolime can load: an emolime model file or a Hugging Face folder. Every variant is
+/// boxed: a Burn network's parameter handles take kilobytes (more with the `fusion` feature), and
+/// the variants differ widely in size.
 pub enum AnyModel {
-    /// emolime's log-mel CNN. Every variant is boxed: a Burn network's parameter handles are
-    /// kilobytes (more with the `fusion` feature), and the variants differ widely in size.
+    /// emolime's log-mel CNN.
     Cnn(Box<Classifier>),
     /// A wav2vec 2.0 / HuBERT checkpoint with its classification head.
     Hf(Box<hf::HfClassifier>),
