@@ -18,8 +18,8 @@
 # (the integration suite alone). All ran on an H100. `prepare-ab <commit>` builds that commit's
 # binary beside this one's, and `ab` times the two on the same machine. `prepare-feature
 # FEATURES` builds this checkout as it is and with those cargo features (`spirv`: Burn's kernels
-# compiled to SPIR-V; `fusion`: Burn's operation fusion), and `feature` compares the two (then
-# `ab` times their CNN runs).
+# compiled to SPIR-V; `fusion`: Burn's operation fusion; or both, `spirv,fusion`), and `feature`
+# compares the two (then `ab` times their CNN runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHES="resynth scoring surrogate"
@@ -125,7 +125,7 @@ prepare-feature)
     # .gpu/emolime-base) and with the cargo features FEATURES (.gpu/emolime), each with the
     # scoring bench. The feature build has its own target folder (FEATURE_TARGET_DIR, default
     # target/<features>), so neither build undoes the other's.
-    features="${2:?usage: $0 prepare-feature FEATURES (spirv or fusion)}"
+    features="${2:?usage: $0 prepare-feature FEATURES (spirv, fusion or spirv,fusion)}"
     feature_target="${FEATURE_TARGET_DIR:-$PWD/target/${features//,/-}}"
     ignore_gpu_dir
     rm -rf .gpu && mkdir -p .gpu
