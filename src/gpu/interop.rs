@@ -8,48 +8,36 @@ use burn::tensor::{DType, Device, Tensor};
 
 /// Burn's wgpu tensor as CubeCL holds it (its buffer handle); with the `fusion` feature, the
 /// fusion stream's pending operations on it are run first.
-#[cfg(not(feature = "fusion"))]
 fn into_cube<const D: usize>(tensor: Tensor<D>) -> Result<CubeTensor> {
-    tensor
-        .try_into_primitive::<Cube>()
-        .map_err(|e| Error::Device(format!("tensor is not on a wgpu device: {e:?}")))
-}
-
-/// Burn's wgpu tensor as CubeCL holds it (its buffer handle); with the `fusion` feature, the
-/// fusion stream's pending operations on it are run first.
-#[cfg(feature = "fusion")]
-fn into_cube<const D: usize>(tensor: Tensor<D>) -> Result<CubeTensor> {
-    use burn::backend::wgpu::CubeBackend;
-    let fused = tensor
+    let primitive = tensor
         .try_into_primitive::<Cube>()
         .map_err(|e| Error::Device(format!("tensor is not on a wgpu device: {e:?}")))?;
-    let client = fused.client.clone();
-    Ok(client.resolve_tensor_float::<CubeBackend>(fused))
+    #[cfg(feature = "fusion")]
+    let primitive = {
+        let client = primitive.client.clone();
+        client.resolve_tensor_float::<burn::backend::wgpu::CubeBackend>(primitive)
+    };
+    Ok(primitive)
 }
 
 /// The inverse of [`into_cube`]: with the `fusion` feature, the CubeCL tensor is registered with
 /// the fusion stream as a new tensor that owns the same buffer.
-#[cfg(not(feature = "fusion"))]
 fn from_cube<const D: usize>(cube: CubeTensor) -> Tensor<D> {
+    #[cfg(feature = "fusion")]
+    let cube = {
+        use burn::backend::TensorMetadata;
+        use burn::backend::fusion::{NoOp, get_client, stream::StreamId};
+        use burn::backend::ir::{BackendIr, InitOperationIr, OperationIr, OperationOutput};
+        use burn::backend::wgpu::CubeBackend;
+        let client = get_client::<CubeBackend>(&cube.device);
+        let (shape, dtype) = (cube.shape(), cube.dtype);
+        let handle = <CubeBackend as BackendIr>::float_tensor_handle(cube);
+        let init = InitOperationIr::create(shape, dtype, || client.register_tensor_handle(handle));
+        client
+            .register(StreamId::current(), OperationIr::Init(init), NoOp::<CubeBackend>::new())
+            .output()
+    };
     Tensor::<D>::from_primitive::<Cube>(cube)
-}
-
-/// The inverse of [`into_cube`]: with the `fusion` feature, the CubeCL tensor is registered with
-/// the fusion stream as a new tensor that owns the same buffer.
-#[cfg(feature = "fusion")]
-fn from_cube<const D: usize>(cube: CubeTensor) -> Tensor<D> {
-    use burn::backend::TensorMetadata;
-    use burn::backend::fusion::{NoOp, get_client, stream::StreamId};
-    use burn::backend::ir::{BackendIr, InitOperationIr, OperationIr, OperationOutput};
-    use burn::backend::wgpu::CubeBackend;
-    let client = get_client::<CubeBackend>(&cube.device);
-    let (shape, dtype) = (cube.shape(), cube.dtype);
-    let handle = <CubeBackend as BackendIr>::float_tensor_handle(cube);
-    let init = InitOperationIr::create(shape, dtype, || client.register_tensor_handle(handle));
-    let fused = client
-        .register(StreamId::current(), OperationIr::Init(init), NoOp::<CubeBackend>::new())
-        .output();
-    Tensor::<D>::from_primitive::<Cube>(fused)
 }
 
 /// A Burn tensor whose memory is pinned while our kernels read or write it.
