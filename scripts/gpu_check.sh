@@ -19,7 +19,7 @@
 # binary beside this one's, and `ab` times the two on the same machine. `prepare-feature
 # FEATURES` builds this checkout as it is and with those cargo features (`spirv`: Burn's kernels
 # compiled to SPIR-V; `fusion`: Burn's operation fusion; or both, `spirv,fusion`), and `feature`
-# compares the two (then `ab` times their CNN runs).
+# compares the two (then `ab` times their CNN runs, `featurebench` their wav2vec 2.0 scoring).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHES="resynth scoring surrogate"
@@ -149,8 +149,9 @@ feature)
     # same machine. Which runtime each build puts Burn on; the device limits (f32 and f16 matmul,
     # bandwidth) through each; a 16-utterance, 64-sample CNN explanation as a new process of each
     # (kernel compilation included: SPIR-V skips naga, fusion compiles more kernels); a
-    # base-sized wav2vec 2.0 classifier (random weights, written by transformers) explained in
-    # f32 and in f16 by each build, alternating, and the two builds' explanations compared.
+    # base-sized wav2vec 2.0 classifier (random weights, written by transformers) explained on the
+    # same 16 utterances (1000 samples) in f32 and in f16 by each build, alternating, and the two
+    # builds' explanations compared.
     # `ab` then times the CNN's bench and corpus runs of the two builds.
     setup
     echo "the default build against --features $(cat .gpu/features)"
@@ -177,7 +178,7 @@ feature)
     for round in 1 2; do
         for which in base new; do
             for p in f32 f16; do
-                timeout 120 "$(ab_binary $which)" explain --model "$work/w2v" --input "$work/syn/manifest.csv" \
+                timeout 120 "$(ab_binary $which)" explain --model "$work/w2v" --input "$work/syn/first16.csv" \
                     --out "$work/w2v-$which-$p" --force --device gpu:0 --samples 1000 --precision $p --quiet 2>&1 \
                     | grep -E '^explained' | sed "s/^/$which $p $round: /" || echo "$which $p $round: FAILED"
             done
@@ -186,6 +187,32 @@ feature)
     for p in f32 f16; do
         echo "wav2vec 2.0 $p, the default build against --features $(cat .gpu/features):"
         .gpu/emolime compare "$work/w2v-base-$p" "$work/w2v-new-$p" 2>&1 | tail -n 3 || echo "W2V $p COMPARE FAILED"
+    done
+    ;;
+featurebench)
+    # (#10) After `prepare-feature FEATURES`: wav2vec 2.0 scoring in f32 and f16 through the
+    # default build's scoring bench and the feature build's, alternating (criterion, random
+    # weights, base-sized at batch 128 and large-sized at 64, as `half` measures), then each
+    # build's `emolime bench --model` of a base-sized checkpoint in f32 and in f16.
+    setup
+    for spec in base:128 large:64; do
+        for which in base new; do
+            bench=.gpu/bench-scoring; if [ $which = base ]; then bench=.gpu/bench-scoring-base; fi
+            EMOLIME_BENCH_W2V=${spec%%:*} EMOLIME_BENCH_W2V_BATCH=${spec##*:} timeout 150 "$bench" --bench \
+                --warm-up-time 1 --measurement-time 3 --sample-size 10 'w2v_.*probs' 2>&1 \
+                | grep -E '^[a-z_]+/|thrpt:|agreement' | sed "s/^/$which: /" || echo "$which W2V $spec FAILED"
+        done
+    done
+    # `emolime bench --model` on a base-sized checkpoint (random weights, written by
+    # transformers): the stages beside the forward and the pipelined run, f32 and f16, each build.
+    work=$(mktemp -d)
+    write_base_w2v "$work/w2v" 2> /dev/null
+    for p in f32 f16; do
+        for which in base new; do
+            timeout 200 "$(ab_binary $which)" bench --device gpu:0 --model "$work/w2v" --utterances 32 \
+                --seconds 1 --samples 1000 --precision $p 2>&1 | grep -E '^ +[a-z_ +]+:|end to end|first run' \
+                | tr -s ' ' | paste -sd ' ' | sed "s/^/$which $p: /" || echo "$which $p W2V BENCH FAILED"
+        done
     done
     ;;
 run)
@@ -577,7 +604,7 @@ ab)
     .gpu/emolime compare "$work/run-base" "$work/run-new" | tail -n 3
     ;;
 *)
-    echo "usage: $0 prepare|prepare-ab COMMIT|prepare-feature FEATURES|run|scale|batch|train|extra|sizes|peers|large|pack|ab|feature" >&2
+    echo "usage: $0 prepare|prepare-ab COMMIT|prepare-feature FEATURES|featurebench|run|scale|batch|train|extra|sizes|peers|large|pack|ab|feature" >&2
     exit 2
     ;;
 esac

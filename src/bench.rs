@@ -36,6 +36,9 @@ pub struct BenchConfig {
     /// The model explained: `None` for the built-in CNN (trained on the CPU path from `seed`),
     /// or a model file or checkpoint folder as `emolime explain --model` takes.
     pub model: Option<std::path::PathBuf>,
+    /// Precision the model scores in ([`AnyModel::cast`]): `F16` for a wav2vec 2.0 / HuBERT
+    /// checkpoint, `F32` for every model.
+    pub precision: burn::tensor::FloatDType,
 }
 
 impl Default for BenchConfig {
@@ -48,18 +51,25 @@ impl Default for BenchConfig {
             seed: 0,
             row_cache: true,
             model: None,
+            precision: burn::tensor::FloatDType::F32,
         }
     }
 }
 
 impl BenchConfig {
-    /// Checks the counts and the length.
+    /// Checks the counts, the length and the precision (below f32 only for a `--model`).
     pub fn validate(&self) -> Result<()> {
         if self.utterances == 0 {
             return Err(Error::config("utterances", "must be >= 1"));
         }
         if !(0.5..=30.0).contains(&self.seconds_each) {
             return Err(Error::config("seconds", "must be between 0.5 and 30"));
+        }
+        if self.model.is_none() && self.precision != burn::tensor::FloatDType::F32 {
+            return Err(Error::config(
+                "precision",
+                "the built-in CNN scores in f32 only; below f32 is for a wav2vec 2.0 / HuBERT --model",
+            ));
         }
         self.explain_config(self.batch_size.unwrap_or(crate::explain::DEFAULT_BATCH_SIZE))
             .validate()
@@ -209,6 +219,7 @@ pub fn run_bench(
             AnyModel::Cnn(Box::new(Classifier::load(&model_path, &device.burn)?))
         }
     };
+    let model = model.cast(cfg.precision)?;
     let model = model.as_model();
 
     let batch_size = cfg

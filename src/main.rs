@@ -737,6 +737,10 @@ struct BenchArgs {
     /// of the built-in CNN, on the same corpus.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Precision the model scores in: f16 for a wav2vec 2.0 / HuBERT checkpoint (as `explain
+    /// --precision`); the built-in CNN scores in f32 only.
+    #[arg(long, value_enum, default_value = "f32")]
+    precision: PrecisionArg,
     #[command(flatten)]
     device: DeviceArg,
 }
@@ -751,6 +755,7 @@ impl BenchArgs {
             seed: self.seed,
             row_cache: !self.no_row_cache,
             model: self.model.clone(),
+            precision: self.precision.into(),
         }
     }
 }

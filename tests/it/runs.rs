@@ -357,6 +357,28 @@ fn bench_times_a_given_model() {
         let v = record["ms_per_utterance"][stage].as_f64().unwrap();
         assert!(v.is_finite() && v > 0.0, "{stage}: {v}");
     }
+    assert_eq!(record["config"]["precision"], "F32");
+    // The same checkpoint scoring in f16, said in the record and the model's description.
+    let (_, half) = bench_cpu(
+        2,
+        32,
+        &[
+            "--model".as_ref(),
+            model.as_os_str(),
+            "--precision".as_ref(),
+            "f16".as_ref(),
+        ],
+    );
+    assert_eq!(half["config"]["precision"], "F16");
+    let described = half["model"].as_str().unwrap();
+    assert!(described.contains("scoring in f16"), "{described}");
+    // The built-in CNN scores in f32 only: refused before its training.
+    let mut cmd = emolime();
+    cmd.args(["bench", "--device", "cpu", "--utterances", "1", "--precision", "f16"]);
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("precision") && err.contains("f32 only"), "{err}");
     // A model path that is not a model: one clear error naming it.
     let tmp = tempfile::tempdir().unwrap();
     let mut cmd = emolime();
