@@ -18,8 +18,7 @@
 # (the integration suite alone). All ran on an H100. `prepare-ab <commit>` builds that commit's
 # binary beside this one's, and `ab` times the two on the same machine. `prepare-feature
 # FEATURES` builds this checkout as it is and with those cargo features (`spirv`: Burn's kernels
-# compiled to SPIR-V; `fusion`: Burn's operation fusion; or both, `spirv,fusion`), and `feature`
-# compares the two (then `ab` times their CNN runs, `featurebench` their wav2vec 2.0 scoring).
+# compiled to SPIR-V, the one there is now), and `feature` compares the two (then `ab` times their CNN runs, `featurebench` their wav2vec 2.0 scoring).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHES="resynth scoring surrogate"
@@ -125,7 +124,7 @@ prepare-feature)
     # .gpu/emolime-base) and with the cargo features FEATURES (.gpu/emolime), each with the
     # scoring bench. The feature build has its own target folder (FEATURE_TARGET_DIR, default
     # target/<features>), so neither build undoes the other's.
-    features="${2:?usage: $0 prepare-feature FEATURES (spirv, fusion or spirv,fusion)}"
+    features="${2:?usage: $0 prepare-feature FEATURES (e.g. spirv)}"
     feature_target="${FEATURE_TARGET_DIR:-$PWD/target/${features//,/-}}"
     ignore_gpu_dir
     rm -rf .gpu && mkdir -p .gpu
@@ -148,7 +147,7 @@ feature)
     # (#10) After `prepare-feature FEATURES`: the feature build against the default build on the
     # same machine. Which runtime each build puts Burn on; the device limits (f32 and f16 matmul,
     # bandwidth) through each; a 16-utterance, 64-sample CNN explanation as a new process of each
-    # (kernel compilation included: SPIR-V skips naga, fusion compiles more kernels); a
+    # (kernel compilation included: SPIR-V skips naga); a
     # base-sized wav2vec 2.0 classifier (random weights, written by transformers) explained on the
     # same 16 utterances (1000 samples) in f32 and in f16 by each build, alternating, and the two
     # builds' explanations compared.

@@ -6,37 +6,15 @@ use burn::backend::wgpu::{AutoCompiler, CubeTensor};
 use burn::cubecl::wgpu::WgpuServer;
 use burn::tensor::{DType, Device, Tensor};
 
-/// Burn's wgpu tensor as CubeCL holds it (its buffer handle); with the `fusion` feature, the
-/// fusion stream's pending operations on it are run first.
+/// Burn's wgpu tensor as CubeCL holds it (its buffer handle).
 fn into_cube<const D: usize>(tensor: Tensor<D>) -> Result<CubeTensor> {
-    let primitive = tensor
+    tensor
         .try_into_primitive::<Cube>()
-        .map_err(|e| Error::Device(format!("tensor is not on a wgpu device: {e:?}")))?;
-    #[cfg(feature = "fusion")]
-    let primitive = {
-        let client = primitive.client.clone();
-        client.resolve_tensor_float::<burn::backend::wgpu::CubeBackend>(primitive)
-    };
-    Ok(primitive)
+        .map_err(|e| Error::Device(format!("tensor is not on a wgpu device: {e:?}")))
 }
 
-/// The inverse of [`into_cube`]: with the `fusion` feature, the CubeCL tensor is registered with
-/// the fusion stream as a new tensor that owns the same buffer.
+/// The inverse of [`into_cube`].
 fn from_cube<const D: usize>(cube: CubeTensor) -> Tensor<D> {
-    #[cfg(feature = "fusion")]
-    let cube = {
-        use burn::backend::TensorMetadata;
-        use burn::backend::fusion::{NoOp, get_client, stream::StreamId};
-        use burn::backend::ir::{BackendIr, InitOperationIr, OperationIr, OperationOutput};
-        use burn::backend::wgpu::CubeBackend;
-        let client = get_client::<CubeBackend>(&cube.device);
-        let (shape, dtype) = (cube.shape(), cube.dtype);
-        let handle = <CubeBackend as BackendIr>::float_tensor_handle(cube);
-        let init = InitOperationIr::create(shape, dtype, || client.register_tensor_handle(handle));
-        client
-            .register(StreamId::current(), OperationIr::Init(init), NoOp::<CubeBackend>::new())
-            .output()
-    };
     Tensor::<D>::from_primitive::<Cube>(cube)
 }
 
@@ -133,10 +111,7 @@ pub fn submit_after_burn(
 
 /// The name of the CubeCL runtime behind Burn's kernels on the wgpu `device`, naming the
 /// compiler that serves it: `wgpu<wgsl>`, or `wgpu<spirv>` in a build with the `spirv` feature
-/// on a Vulkan adapter CubeCL accepts; followed by ` with fusion` in a build with the `fusion`
-/// feature.
-pub fn burn_runtime_name(device: &Device) -> Result<String> {
-    let cube = into_cube(Tensor::<1>::zeros([1], device))?;
-    let fusion = if cfg!(feature = "fusion") { " with fusion" } else { "" };
-    Ok(format!("{}{fusion}", cube.client.name()))
+/// on a Vulkan adapter CubeCL accepts.
+pub fn burn_runtime_name(device: &Device) -> Result<&'static str> {
+    Ok(into_cube(Tensor::<1>::zeros([1], device))?.client.name())
 }

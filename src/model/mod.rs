@@ -89,8 +89,8 @@ pub trait SerModel {
 }
 
 /// Any model emolime can load: an emolime model file or a Hugging Face folder. Every variant is
-/// boxed: a Burn network's parameter handles take kilobytes (more with the `fusion` feature), and
-/// the variants differ widely in size.
+/// boxed: a Burn network's parameter handles take kilobytes, and the variants differ widely
+/// in size.
 pub enum AnyModel {
     /// emolime's log-mel CNN.
     Cnn(Box<Classifier>),

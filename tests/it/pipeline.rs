@@ -93,14 +93,13 @@ fn gpu_explanations_match_cpu_explanations() {
         .unwrap_or(0);
     let gpu_dev = ComputeDevice::open(DeviceSpec::Gpu(index)).unwrap();
     // The device line names the compiler of Burn's kernels (SPIR-V only in a `spirv` build on
-    // a Vulkan adapter) and whether Burn fuses operations (a `fusion` build).
+    // a Vulkan adapter).
     let info = gpu_dev.gpu.as_ref().unwrap().adapter.get_info();
     let compiler = match cfg!(feature = "spirv") && info.backend == wgpu::Backend::Vulkan {
         true => "spirv",
         false => "wgsl",
     };
-    let fusion = if cfg!(feature = "fusion") { " with fusion" } else { "" };
-    let runtime = format!("; burn on wgpu<{compiler}>{fusion})");
+    let runtime = format!("; burn on wgpu<{compiler}>)");
     assert!(gpu_dev.description.ends_with(&runtime), "{}", gpu_dev.description);
     let gpu_model = Classifier::load(&path, &gpu_dev.burn).unwrap();
     let cfg = ExplainConfig {
