@@ -17,8 +17,9 @@
 # (wav2vec 2.0 scoring in f16), `halfexplain` (f32 and f16 explanations compared) and `tests`
 # (the integration suite alone). All ran on an H100. `prepare-ab <commit>` builds that commit's
 # binary beside this one's, and `ab` times the two on the same machine. `prepare-feature
-# FEATURES` builds this checkout as it is and with those cargo features (`spirv`: Burn's kernels
-# compiled to SPIR-V, the one there is now), and `feature` compares the two (then `ab` times their CNN runs, `featurebench` their wav2vec 2.0 scoring).
+# FEATURES` builds this checkout as it is and with those cargo features (`spirv`, the only one:
+# Burn's kernels compiled to SPIR-V), and `feature` compares the two (then `ab` times their CNN
+# runs, `featurebench` their wav2vec 2.0 scoring).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHES="resynth scoring surrogate"
@@ -75,6 +76,11 @@ ignore_gpu_dir() {
 # The binary `ab` runs for $1: base (the commit given to prepare-ab) or new (this checkout).
 ab_binary() {
     if [ "$1" = base ]; then echo .gpu/emolime-base; else echo .gpu/emolime; fi
+}
+
+# The scoring bench of the build $1 after `prepare-feature`: base (the default build) or new.
+ab_bench() {
+    if [ "$1" = base ]; then echo .gpu/bench-scoring-base; else echo .gpu/bench-scoring; fi
 }
 
 case "${1:-}" in
@@ -147,10 +153,10 @@ feature)
     # (#10) After `prepare-feature FEATURES`: the feature build against the default build on the
     # same machine. Which runtime each build puts Burn on; the device limits (f32 and f16 matmul,
     # bandwidth) through each; a 16-utterance, 64-sample CNN explanation as a new process of each
-    # (kernel compilation included: SPIR-V skips naga); a
-    # base-sized wav2vec 2.0 classifier (random weights, written by transformers) explained on the
-    # same 16 utterances (1000 samples) in f32 and in f16 by each build, alternating, and the two
-    # builds' explanations compared.
+    # (kernel compilation included: SPIR-V skips naga); a base-sized wav2vec 2.0 classifier
+    # (random weights, written by transformers) explained on the same 16 utterances (1000
+    # samples) in f32 and in f16 by each build, alternating, and the two builds' explanations
+    # compared.
     # `ab` then times the CNN's bench and corpus runs of the two builds.
     setup
     echo "the default build against --features $(cat .gpu/features)"
@@ -159,9 +165,8 @@ feature)
     .gpu/emolime demo --out "$work/demo" --device cpu > /dev/null
     head -n 17 "$work/syn/manifest.csv" > "$work/syn/first16.csv"
     for which in base new; do
-        bench=.gpu/bench-scoring; if [ $which = base ]; then bench=.gpu/bench-scoring-base; fi
-        EMOLIME_BENCH_DEVICE=gpu:0 timeout 240 "$bench" --bench --warm-up-time 1 --measurement-time 3 \
-            device_limits 2>&1 | grep -E '^device_limits|thrpt:' | sed "s/^/$which: /" || echo "$which: DEVICE LIMITS FAILED"
+        EMOLIME_BENCH_DEVICE=gpu:0 timeout 240 "$(ab_bench $which)" --bench --warm-up-time 1 \
+            --measurement-time 3 device_limits 2>&1 | grep -E '^device_limits|thrpt:' | sed "s/^/$which: /" || echo "$which: DEVICE LIMITS FAILED"
     done
     for round in 1 2; do
         for which in base new; do
@@ -196,9 +201,8 @@ featurebench)
     setup
     for spec in base:128 large:64; do
         for which in base new; do
-            bench=.gpu/bench-scoring; if [ $which = base ]; then bench=.gpu/bench-scoring-base; fi
-            EMOLIME_BENCH_W2V=${spec%%:*} EMOLIME_BENCH_W2V_BATCH=${spec##*:} timeout 150 "$bench" --bench \
-                --warm-up-time 1 --measurement-time 3 --sample-size 10 'w2v_.*probs' 2>&1 \
+            EMOLIME_BENCH_W2V=${spec%%:*} EMOLIME_BENCH_W2V_BATCH=${spec##*:} timeout 150 \
+                "$(ab_bench $which)" --bench --warm-up-time 1 --measurement-time 3 --sample-size 10 'w2v_.*probs' 2>&1 \
                 | grep -E '^[a-z_]+/|thrpt:|agreement' | sed "s/^/$which: /" || echo "$which W2V $spec FAILED"
         done
     done
