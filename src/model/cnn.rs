@@ -7,6 +7,7 @@
 use crate::audio::FrontEndConfig;
 use crate::error::{Error, Result};
 use crate::model::cnn_rows::{HostConv, RowCachedCnn};
+use crate::model::cnn_rows_device::DeviceRowCnn;
 use crate::sampling::random_u32;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -190,24 +191,46 @@ impl SerCnn {
 pub struct Classifier {
     /// Its description.
     pub meta: ModelMeta,
-    /// The network in inference mode.
-    pub net: SerCnn,
+    /// The network in inference mode (its training form; [`Classifier::net`]).
+    net: SerCnn,
+    /// The same network with its batch norms folded, which scores ([`Classifier::probs`]).
+    folded: DeviceRowCnn,
     /// Where it runs.
     pub device: Device,
 }
 
 impl Classifier {
+    /// A classifier of `net` (put in inference mode) on `device`; its batch norms are folded
+    /// into its convolutions for scoring.
+    pub fn new(meta: ModelMeta, net: SerCnn, device: &Device) -> Result<Self> {
+        let net = net.valid();
+        let folded = DeviceRowCnn::new(&net.row_cached()?, device);
+        Ok(Classifier {
+            meta,
+            net,
+            folded,
+            device: device.clone(),
+        })
+    }
+
+    /// The network in inference mode, as trained: batch norms unfolded.
+    pub fn net(&self) -> &SerCnn {
+        &self.net
+    }
+
     /// Number of classes `C`.
     pub fn n_classes(&self) -> usize {
         self.meta.classes.len()
     }
 
-    /// Class probabilities.
+    /// Class probabilities, from the network with its batch norms folded
+    /// ([`DeviceRowCnn::probs_every_input`]; equal to the softmax of [`SerCnn::forward`] up to
+    /// rounding).
     ///
     /// # Shapes
-    /// `power_mel` [N, 1, M, T] -> [N, C]
-    pub fn probs(&self, power_mel: Tensor<4>) -> Tensor<2> {
-        burn::tensor::activation::softmax(self.net.forward(power_mel), 1)
+    /// `power_mel` [N, 1, M, T] (M >= 7, T >= 4) -> [N, C]
+    pub fn probs(&self, power_mel: Tensor<4>) -> Result<Tensor<2>> {
+        self.folded.probs_every_input(power_mel)
     }
 
     /// Class probabilities for spectrograms held on the host.
@@ -224,7 +247,7 @@ impl Classifier {
             ));
         }
         let x = Tensor::<4>::from_data(TensorData::new(power_mel, [n, 1, m, t]), &self.device);
-        read_f32(self.probs(x))
+        read_f32(self.probs(x)?)
     }
 
     /// Writes the model file atomically: magic line, one JSON line of [`ModelMeta`], Burn's record.
@@ -296,11 +319,7 @@ impl Classifier {
         let net = SerCnn::new(&meta, device)
             .try_load_record(record)
             .map_err(|e| bad(format!("weights do not fit: {e}")))?;
-        Ok(Classifier {
-            meta,
-            net: net.valid(),
-            device: device.clone(),
-        })
+        Classifier::new(meta, net, device)
     }
 }
 
@@ -559,16 +578,12 @@ pub fn train(
         final_loss = loss_sum / steps.max(1) as f32;
         progress(epoch, final_loss);
     }
-    let classifier = Classifier {
-        meta,
-        net: net.valid(),
-        device: plain.clone(),
-    };
+    let classifier = Classifier::new(meta, net, &plain)?;
     let accuracy = |idx: &[usize]| -> Result<f32> {
         let mut correct = 0usize;
         for batch in idx.chunks(64) {
             let (x, _) = batch_of(batch, &plain);
-            let p = read_f32(classifier.probs(x))?;
+            let p = read_f32(classifier.probs(x)?)?;
             for (k, &i) in batch.iter().enumerate() {
                 let row = &p[k * c..(k + 1) * c];
                 correct += (argmax(row) == examples[i].label) as usize;

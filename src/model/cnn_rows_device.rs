@@ -1,5 +1,7 @@
-//! The row-cached CNN ([`super::cnn_rows`]) as Burn operations on any device: the same row
-//! versions, each level computed as one gather of the rows below and one batched convolution.
+//! The CNN with its batch norms folded into its convolutions, as Burn operations on any device:
+//! every input scored whole ([`DeviceRowCnn::probs_every_input`]), or the row-cached forward of
+//! [`super::cnn_rows`], the same row versions, each level computed as one gather of the rows
+//! below and one batched convolution ([`DeviceRowCnn::probs`]).
 //!
 //! Which versions exist and which rows each one reads depends on the masks, the band of each
 //! mel row and the network's geometry, not on the audio, so a [`RowPlan`] holds those index
@@ -10,7 +12,7 @@
 use super::cnn_rows::{HostConv, RowCachedCnn, RowSlots, conv_deps, mask_bits, row_versions};
 use crate::error::{Error, Result, check_shape};
 use burn::tensor::activation::{relu, softmax};
-use burn::tensor::module::{conv2d, max_pool2d};
+use burn::tensor::module::{adaptive_avg_pool2d, conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ndarray::ArrayView2;
@@ -64,7 +66,8 @@ pub struct RowPlan {
     group_mean: Tensor<2>,
 }
 
-/// The CNN's folded weights on a device.
+/// The CNN's folded weights on a device: each batch norm folded into its convolution, and the
+/// input's decibel scale (`10 / ln 10 / db_std`) into the first convolution's weights.
 pub struct DeviceRowCnn {
     convs: [(Tensor<4>, Tensor<1>, usize); 3],
     /// `[C3 * G, C]`.
@@ -72,35 +75,84 @@ pub struct DeviceRowCnn {
     /// `[1, C]`.
     fc_bias: Tensor<2>,
     groups: usize,
-    db_mean: f32,
-    db_std: f32,
+    /// Added to `ln(power + 1e-10)`: `-db_mean ln 10 / 10`. With the scale folded into conv1's
+    /// weights, `conv1(ln(p + eps) + offset)` equals conv1 of the normalised decibels, zero
+    /// padding included (a padded zero is zero in both).
+    log_offset: f32,
     device: Device,
 }
 
 impl DeviceRowCnn {
     /// Uploads the host network's folded weights to `device`.
     pub fn new(host: &RowCachedCnn, device: &Device) -> Self {
-        let conv = |c: &HostConv| {
+        let conv = |c: &HostConv, scale: f32| {
+            let weight: Vec<f32> = c.weight.iter().map(|w| w * scale).collect();
             (
-                Tensor::<4>::from_data(TensorData::new(c.weight.clone(), [c.out_ch, c.in_ch, 3, 3]), device),
+                Tensor::<4>::from_data(TensorData::new(weight, [c.out_ch, c.in_ch, 3, 3]), device),
                 Tensor::<1>::from_data(TensorData::new(c.bias.clone(), [c.out_ch]), device),
                 c.stride_rows,
             )
         };
         let (convs, fc_weight, fc_bias, groups, db_mean, db_std) = host.parts();
         let classes = fc_bias.len();
+        let db_per_ln = 10.0 / std::f32::consts::LN_10;
         DeviceRowCnn {
-            convs: [conv(&convs[0]), conv(&convs[1]), conv(&convs[2])],
+            convs: [
+                conv(&convs[0], db_per_ln / db_std),
+                conv(&convs[1], 1.0),
+                conv(&convs[2], 1.0),
+            ],
             fc_weight: Tensor::from_data(
                 TensorData::new(fc_weight.to_vec(), [fc_weight.len() / classes, classes]),
                 device,
             ),
             fc_bias: Tensor::from_data(TensorData::new(fc_bias.to_vec(), [1, classes]), device),
             groups,
-            db_mean,
-            db_std,
+            log_offset: -db_mean / db_per_ln,
             device: device.clone(),
         }
+    }
+
+    /// The first convolution's input from power values: `ln(power + 1e-10)` plus the offset
+    /// that, with the scale folded into conv1, makes it the normalised decibels (three
+    /// element-wise passes where the unfolded network takes five).
+    fn log_input<const D: usize>(&self, power: Tensor<D>) -> Tensor<D> {
+        power.add_scalar(1e-10).log().add_scalar(self.log_offset)
+    }
+
+    /// Class probabilities of whole power mel spectrograms: the network's forward with each
+    /// batch norm folded: a convolution, pooling and a ReLU on the pooled values per block,
+    /// where the unfolded network adds four element-wise passes per batch norm and runs its
+    /// ReLU before pooling; equal to [`super::SerCnn::forward`]'s softmax up to rounding.
+    ///
+    /// # Shapes
+    /// `power_mel` [N, 1, M, T] (M >= 7, T >= 4) -> [N, C]
+    pub fn probs_every_input(&self, power_mel: Tensor<4>) -> Result<Tensor<2>> {
+        let [n, c, m, t] = power_mel.dims();
+        if c != 1 || m < 7 || t < super::MIN_FRAMES {
+            return Err(Error::shape(
+                "power_mel",
+                format!("[N, 1, M >= 7, T >= {}]", super::MIN_FRAMES),
+                format!("[{n}, {c}, {m}, {t}]"),
+            ));
+        }
+        let block = |x: Tensor<4>, conv: usize, pool: bool| {
+            let (weight, bias, stride) = &self.convs[conv];
+            let y = conv2d(
+                x,
+                weight.clone(),
+                Some(bias.clone()),
+                ConvOptions::new([*stride, 1], [1, 1], [1, 1], 1),
+            );
+            relu_pooled(y, pool)
+        };
+        let x = block(self.log_input(power_mel), 0, true);
+        let x = block(x, 1, true);
+        let x = block(x, 2, false);
+        let x = adaptive_avg_pool2d(x, [self.groups, 1]); // [N, C3, G, 1]
+        let [_, c3, g, _] = x.dims();
+        let logits = x.reshape([n, c3 * g]).matmul(self.fc_weight.clone()) + self.fc_bias.clone();
+        Ok(softmax(logits, 1))
     }
 
     /// Plans the row versions for `n_mels` mel rows whose bands are `row_band` under `masks`.
@@ -207,13 +259,7 @@ impl DeviceRowCnn {
             ));
         }
         let t = mt / m;
-        let x = rows
-            .reshape([u, 2 * m, t])
-            .add_scalar(1e-10)
-            .log()
-            .mul_scalar(10.0 / std::f32::consts::LN_10)
-            .sub_scalar(self.db_mean)
-            .div_scalar(self.db_std);
+        let x = self.log_input(rows.reshape([u, 2 * m, t]));
         let below = Tensor::cat(vec![x, Tensor::zeros([u, 1, t], &self.device)], 1).reshape([u * (2 * m + 1), 1, t]);
         let l1 = self.level(below, u, &plan.levels[0], 0, true);
         let l2 = self.level(l1, u, &plan.levels[1], 1, true);
@@ -260,17 +306,13 @@ impl DeviceRowCnn {
             .select(0, self.per_utterance(&plan.inputs, u, v / u))
             .reshape([u * plan.n_jobs, plan.k, i, w])
             .swap_dims(1, 2);
-        let y = relu(conv2d(
+        let y = conv2d(
             x,
             weight.clone(),
             Some(bias.clone()),
             ConvOptions::new([*stride, 1], [0, 1], [1, 1], 1),
-        ));
-        let y = if pool {
-            max_pool2d(y, MaxPoolOptions::new([2, 2]))
-        } else {
-            y
-        };
+        );
+        let y = relu_pooled(y, pool);
         let [_, o, _, w_out] = y.dims();
         let y = y.reshape([u, plan.n_jobs, o, w_out]);
         Tensor::cat(vec![y, Tensor::zeros([u, 1, o, w_out], &self.device)], 1).reshape([
@@ -278,5 +320,18 @@ impl DeviceRowCnn {
             o,
             w_out,
         ])
+    }
+}
+
+/// ReLU, after 2x2 max pooling when `pool`: the same values as pooling after the ReLU (both
+/// are monotone), with the ReLU's pass over a quarter of the values.
+///
+/// # Shapes
+/// `x` [N, O, H, W] -> [N, O, H / 2, W / 2] pooled, [N, O, H, W] otherwise
+fn relu_pooled(x: Tensor<4>, pool: bool) -> Tensor<4> {
+    if pool {
+        relu(max_pool2d(x, MaxPoolOptions::new([2, 2])))
+    } else {
+        relu(x)
     }
 }

@@ -210,10 +210,10 @@ impl SerModel for Classifier {
                 format!("[{n}, {d}]"),
             ));
         }
-        Ok(Classifier::probs(self, batch.reshape([n, 1, m, d / m])))
+        Classifier::probs(self, batch.reshape([n, 1, m, d / m]))
     }
 
     fn row_cached(&self) -> Result<Option<cnn_rows::RowCachedCnn>> {
-        self.net.row_cached().map(Some)
+        self.net().row_cached().map(Some)
     }
 }

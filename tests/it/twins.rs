@@ -195,9 +195,10 @@ fn surrogate_kernel_matches_cpu() {
     }
 }
 
-/// The row-cached host CNN (each row computed once per state of the bands it sees) against
-/// the Burn network scoring every masked spectrogram, on fresh random weights, shapes, band
-/// layouts (contiguous and scattered) and masks, for both fills it serves.
+/// The row-cached host CNN (each row computed once per state of the bands it sees), and the
+/// folded network scoring every input whole, against the Burn network as trained scoring every
+/// masked spectrogram, on fresh random weights, shapes, band layouts (contiguous and scattered)
+/// and masks, for both fills it serves.
 #[test]
 fn row_cached_cnn_matches_the_burn_forward() {
     use emolime::audio::FrontEndConfig;
@@ -236,7 +237,7 @@ fn row_cached_cnn_matches_the_burn_forward() {
         };
         let classes = ["a", "b", "c"].map(String::from).to_vec();
         let (model, _) = train(&examples, classes, fe, &cfg, &cpu.burn, |_, _| {}).unwrap();
-        let host = model.net.row_cached().unwrap();
+        let host = model.net().row_cached().unwrap();
 
         let b = 2 + rng.below(if case == 2 { 62 } else { 15 });
         let row_band: Vec<u32> = (0..m)
@@ -268,7 +269,15 @@ fn row_cached_cnn_matches_the_burn_forward() {
                 inputs.view_mut(),
             )
             .unwrap();
-            let want = model.probs_host(inputs.into_raw_vec_and_offset().0, [n, m, t]).unwrap();
+            let inputs = inputs.into_raw_vec_and_offset().0;
+            // The network as trained (batch norms unfolded) is the reference.
+            let want = {
+                let x = burn::tensor::Tensor::<4>::from_data(
+                    burn::tensor::TensorData::new(inputs.clone(), [n, 1, m, t]),
+                    &cpu.burn,
+                );
+                emolime::model::read_f32(burn::tensor::activation::softmax(model.net().forward(x), 1)).unwrap()
+            };
             // The masks must move the outputs, or agreement would prove nothing.
             let spread = (1..n)
                 .map(|s| max_abs_diff(&want[..3], &want[3 * s..3 * s + 3]))
@@ -283,8 +292,25 @@ fn row_cached_cnn_matches_the_burn_forward() {
                 diff < 2e-5,
                 "case {case} {fill:?}: largest probability difference {diff}"
             );
+            // Every input scored whole with the batch norms folded (`Classifier::probs`).
+            let folded = model.probs_host(inputs.clone(), [n, m, t]).unwrap();
+            let diff = max_abs_diff(&folded, &want);
+            eprintln!("  folded, every input: {diff:.2e}");
+            assert!(diff < 2e-5, "case {case} {fill:?}: folded network {diff}");
             for dev in &devices {
                 let net = emolime::model::cnn_rows_device::DeviceRowCnn::new(&host, &dev.burn);
+                let every = burn::tensor::Tensor::<4>::from_data(
+                    burn::tensor::TensorData::new(inputs.clone(), [n, 1, m, t]),
+                    &dev.burn,
+                );
+                let every = emolime::model::read_f32(net.probs_every_input(every).unwrap()).unwrap();
+                let diff = max_abs_diff(&every, &want);
+                eprintln!("  folded, every input, on {}: {diff:.2e}", dev.description);
+                assert!(
+                    diff < 2e-5,
+                    "case {case} {fill:?} folded on {}: {diff}",
+                    dev.description
+                );
                 let plan = net.plan(m, &row_band, masks.view()).unwrap();
                 let rows: Vec<f32> = mel.iter().chain(removed.iter()).copied().collect();
                 // The utterance twice over with another in between: packing must not mix them.
