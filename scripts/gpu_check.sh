@@ -587,13 +587,16 @@ ab)
     # kind differ by about a third): `emolime bench` stages, old and new alternating, then the
     # corpus-scale run (AB_PER_CLASS utterances per class, default 2000: 8000 of 1 s) timed for
     # each after a first run that compiles the kernels, and the two runs' explanations compared.
+    # AB_BENCH_ARGS and AB_EXPLAIN_ARGS add flags to every bench and explain run (e.g.
+    # "--no-row-cache --batch-size 4096" for scoring every input), split into words on purpose.
     setup
     dev="${AB_DEVICE:-gpu:0}"
     echo "base $(cat .gpu/base-commit) against this build"
     work=$(mktemp -d)
     for round in 1 2 3; do
         for which in base new; do
-            "$(ab_binary $which)" bench --device "$dev" --utterances "${AB_BENCH_UTTERANCES:-64}" --samples 1000 2>&1 \
+            "$(ab_binary $which)" bench --device "$dev" --utterances "${AB_BENCH_UTTERANCES:-64}" --samples 1000 \
+                ${AB_BENCH_ARGS:-} 2>&1 \
                 | grep -E 'masks|scoring|surrogate|end to end' | tr -s ' ' | paste -sd ' ' | sed "s/^/$which $round: /"
         done
     done
@@ -602,7 +605,8 @@ ab)
     for which in base new base new base new; do
         rm -rf "$work/run-$which"
         "$(ab_binary $which)" explain --model "$work/demo/model.emolime" --input "$work/big/manifest.csv" \
-            --out "$work/run-$which" --device "$dev" --samples 1000 --quiet 2>&1 | grep explained | sed "s/^/$which: /"
+            --out "$work/run-$which" --device "$dev" --samples 1000 --quiet ${AB_EXPLAIN_ARGS:-} 2>&1 \
+            | grep explained | sed "s/^/$which: /"
     done
     .gpu/emolime compare "$work/run-base" "$work/run-new" | tail -n 3
     ;;
