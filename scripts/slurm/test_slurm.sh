@@ -26,11 +26,13 @@ host="$(hostname -s)"
 conf="$work/slurm.conf"
 started_munge=0
 cleanup() {
-    SLURM_CONF="$conf" scontrol shutdown >/dev/null 2>&1 || true
+    # The pids are read before the shutdown: a daemon that stops removes its pid file, and a
+    # `cat` of a file gone between the test and the read would fail the script (set -e).
     local pids=""
     for pidfile in "$work/slurmd.pid" "$work/slurmctld.pid"; do
-        [ -f "$pidfile" ] && pids="$pids $(cat "$pidfile")"
+        pids="$pids $(cat "$pidfile" 2>/dev/null || true)"
     done
+    SLURM_CONF="$conf" scontrol shutdown >/dev/null 2>&1 || true
     # The shutdown is asynchronous: wait for the daemons, then insist.
     for _ in $(seq 1 50); do
         alive=0
