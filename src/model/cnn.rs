@@ -27,6 +27,9 @@ pub const FREQ_GROUPS: usize = 8;
 const DROPOUT: f64 = 0.2;
 /// Smallest number of frames the network accepts (two 2x2 poolings).
 pub const MIN_FRAMES: usize = 4;
+/// Fewest mel rows the network accepts (a convolution strided by 2 over them, then two 2x2
+/// poolings).
+pub const MIN_MELS: usize = 7;
 
 /// Shortest waveform (samples at `fe`'s rate) that gives the network [`MIN_FRAMES`] frames and
 /// one full analysis window.
@@ -228,7 +231,7 @@ impl Classifier {
     /// rounding).
     ///
     /// # Shapes
-    /// `power_mel` [N, 1, M, T] (M >= 7, T >= 4) -> [N, C]
+    /// `power_mel` [N, 1, M, T] (M >= [`MIN_MELS`], T >= [`MIN_FRAMES`]) -> [N, C]
     pub fn probs(&self, power_mel: Tensor<4>) -> Result<Tensor<2>> {
         self.folded.probs_every_input(power_mel)
     }
@@ -310,7 +313,12 @@ impl Classifier {
         meta.front_end
             .validate()
             .map_err(|e| bad(format!("bad front end: {e}")))?;
-        if meta.classes.len() < 2 || meta.channels.contains(&0) || meta.db_std.is_nan() || meta.db_std <= 0.0 {
+        if meta.classes.len() < 2
+            || meta.channels.contains(&0)
+            || meta.db_std.is_nan()
+            || meta.db_std <= 0.0
+            || meta.front_end.n_mels < MIN_MELS
+        {
             return Err(bad("header describes an impossible network".into()));
         }
         let record =
@@ -468,6 +476,12 @@ pub fn train(
     cfg.validate()?;
     front_end.validate()?;
     let m = front_end.n_mels;
+    if m < MIN_MELS {
+        return Err(Error::config(
+            "n_mels",
+            format!("the cnn needs at least {MIN_MELS} mel rows, got {m}"),
+        ));
+    }
     let c = classes.len();
     if c < 2 {
         return Err(Error::config("classes", format!("need at least 2 classes, got {c}")));
@@ -660,4 +674,54 @@ pub fn argmax(values: &[f32]) -> usize {
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Too few mel rows for the network's strided convolution and two poolings: a config error
+    /// naming `n_mels` before any training, at the smallest count the front end allows and at
+    /// one below the network's least; that least trains.
+    #[test]
+    fn too_few_mel_rows_are_a_config_error() {
+        let cpu = crate::device::ComputeDevice::cpu("test");
+        let device = cpu.burn.clone();
+        let cfg = TrainConfig {
+            epochs: 1,
+            val_fraction: 0.0,
+            ..TrainConfig::default()
+        };
+        let classes = || vec!["a".to_string(), "b".to_string()];
+        let examples = |m: usize| -> Vec<Example> {
+            (0..4)
+                .map(|k| Example {
+                    mel: (0..m * 8).map(|i| 1.0 + ((i * 7 + k) % 5) as f32).collect(),
+                    n_frames: 8,
+                    label: k % 2,
+                })
+                .collect()
+        };
+        for m in [2, MIN_MELS - 1] {
+            let fe = FrontEndConfig {
+                n_mels: m,
+                ..FrontEndConfig::default()
+            };
+            match train(&examples(m), classes(), fe, &cfg, &device, |_, _| {}) {
+                Err(Error::Config {
+                    field: "n_mels",
+                    reason,
+                }) => assert!(reason.contains("at least 7"), "{reason}"),
+                Err(e) => panic!("{m} mel rows: {e}"),
+                Ok(_) => panic!("{m} mel rows trained"),
+            }
+        }
+        let fe = FrontEndConfig {
+            n_mels: MIN_MELS,
+            ..FrontEndConfig::default()
+        };
+        let (model, _) = train(&examples(MIN_MELS), classes(), fe, &cfg, &device, |_, _| {}).unwrap();
+        let probs = model.probs_host(vec![1.0; MIN_MELS * 8], [1, MIN_MELS, 8]).unwrap();
+        assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{probs:?}");
+    }
 }

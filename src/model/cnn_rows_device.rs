@@ -126,13 +126,13 @@ impl DeviceRowCnn {
     /// ReLU before pooling; equal to [`super::SerCnn::forward`]'s softmax up to rounding.
     ///
     /// # Shapes
-    /// `power_mel` [N, 1, M, T] (M >= 7, T >= 4) -> [N, C]
+    /// `power_mel` [N, 1, M, T] (M >= [`super::MIN_MELS`], T >= [`super::MIN_FRAMES`]) -> [N, C]
     pub fn probs_every_input(&self, power_mel: Tensor<4>) -> Result<Tensor<2>> {
         let [n, c, m, t] = power_mel.dims();
-        if c != 1 || m < 7 || t < super::MIN_FRAMES {
+        if c != 1 || m < super::MIN_MELS || t < super::MIN_FRAMES {
             return Err(Error::shape(
                 "power_mel",
-                format!("[N, 1, M >= 7, T >= {}]", super::MIN_FRAMES),
+                format!("[N, 1, M >= {}, T >= {}]", super::MIN_MELS, super::MIN_FRAMES),
                 format!("[{n}, {c}, {m}, {t}]"),
             ));
         }
