@@ -19,7 +19,8 @@
 # binary beside this one's, and `ab` times the two on the same machine. `prepare-feature
 # FEATURES` builds this checkout as it is and with those cargo features (`spirv`, the only one:
 # Burn's kernels compiled to SPIR-V), and `feature` compares the two (then `ab` times their CNN
-# runs, `featurebench` their wav2vec 2.0 scoring).
+# runs, `featurebench` their wav2vec 2.0 scoring). `profile` sums the CNN's scoring time by
+# Burn kernel (after `prepare` or `prepare-ab`; with the base build too after the latter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHES="resynth scoring surrogate"
@@ -610,8 +611,29 @@ ab)
     done
     .gpu/emolime compare "$work/run-base" "$work/run-new" | tail -n 3
     ;;
+profile)
+    # Where the CNN's scoring time goes, kernel by kernel (CubeCL's profiling log summed by
+    # scripts/kernel_profile.py), every input scored at batch 4096 and row-cached, for this build
+    # and, after `prepare-ab`, the base build too. Profiling waits for each kernel: the shares
+    # are the figures, not the sums.
+    setup
+    dev="${AB_DEVICE:-gpu:0}"
+    work=$(mktemp -d)
+    builds=new
+    if [ -e .gpu/emolime-base ]; then builds="base new"; fi
+    for which in $builds; do
+        for path in every rows; do
+            args=""
+            if [ "$path" = every ]; then args="--no-row-cache --batch-size 4096"; fi
+            CUBECL_DEBUG_LOG="$work/$which-$path.log" CUBECL_DEBUG_OPTION=profile \
+                "$(ab_binary $which)" bench --device "$dev" --utterances 16 --samples 1000 $args 2>&1 \
+                | grep -E 'scoring|end to end' | tr -s ' ' | paste -sd ' ' | sed "s/^/$which $path: /"
+            python3 scripts/kernel_profile.py "$work/$which-$path.log" --top 12 | sed "s/^/$which $path: /"
+        done
+    done
+    ;;
 *)
-    echo "usage: $0 prepare|prepare-ab COMMIT|prepare-feature FEATURES|featurebench|run|scale|batch|train|extra|sizes|peers|large|pack|ab|feature" >&2
+    echo "usage: $0 prepare|prepare-ab COMMIT|prepare-feature FEATURES|featurebench|run|scale|batch|train|extra|sizes|peers|large|pack|ab|feature|profile" >&2
     exit 2
     ;;
 esac

@@ -11,7 +11,7 @@
 
 use super::cnn_rows::{HostConv, RowCachedCnn, RowSlots, conv_deps, mask_bits, row_versions};
 use crate::error::{Error, Result, check_shape};
-use burn::tensor::activation::{relu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::module::{adaptive_avg_pool2d, conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -324,14 +324,17 @@ impl DeviceRowCnn {
 }
 
 /// ReLU, after 2x2 max pooling when `pool`: the same values as pooling after the ReLU (both
-/// are monotone), with the ReLU's pass over a quarter of the values.
+/// are monotone), with the ReLU's pass over a quarter of the values. The ReLU is a clamp to
+/// `[0, inf]`: one element-wise kernel, where Burn's `relu` is two (a comparison into a mask,
+/// then a masked fill).
 ///
 /// # Shapes
 /// `x` [N, O, H, W] -> [N, O, H / 2, W / 2] pooled, [N, O, H, W] otherwise
 fn relu_pooled(x: Tensor<4>, pool: bool) -> Tensor<4> {
-    if pool {
-        relu(max_pool2d(x, MaxPoolOptions::new([2, 2])))
+    let x = if pool {
+        max_pool2d(x, MaxPoolOptions::new([2, 2]))
     } else {
-        relu(x)
-    }
+        x
+    };
+    x.clamp(0.0, f32::INFINITY)
 }
