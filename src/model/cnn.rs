@@ -196,7 +196,10 @@ pub struct Classifier {
     pub meta: ModelMeta,
     /// The network in inference mode (its training form; [`Classifier::net`]).
     net: SerCnn,
-    /// The same network with its batch norms folded, which scores ([`Classifier::probs`]).
+    /// The network's folded weights on the host, read back once ([`SerCnn::row_cached`]); the
+    /// explainer's row-cached paths start from them ([`crate::model::SerModel::row_cached`]).
+    pub(crate) rows: RowCachedCnn,
+    /// The same weights on `device`, which score ([`Classifier::probs`]).
     folded: DeviceRowCnn,
     /// Where it runs.
     pub device: Device,
@@ -207,10 +210,12 @@ impl Classifier {
     /// into its convolutions for scoring.
     pub fn new(meta: ModelMeta, net: SerCnn, device: &Device) -> Result<Self> {
         let net = net.valid();
-        let folded = DeviceRowCnn::new(&net.row_cached()?, device);
+        let rows = net.row_cached()?;
+        let folded = DeviceRowCnn::new(&rows, device);
         Ok(Classifier {
             meta,
             net,
+            rows,
             folded,
             device: device.clone(),
         })
