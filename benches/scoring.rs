@@ -41,6 +41,12 @@ fn scoring(c: &mut Criterion) {
         |_, _| {},
     )
     .unwrap();
+    let host = model.net().row_cached().unwrap();
+    // The same folded network through Burn's operations alone: what the fused kernels of
+    // `conv_block.wgsl` (used by `model.probs` on a GPU) save; the same path on the CPU.
+    let burn_ops = emolime::model::cnn_rows_device::DeviceRowCnn::new(&host, &dev.burn)
+        .unwrap()
+        .without_fused_kernels();
     let mut g = c.benchmark_group("scoring");
     for batch in [64usize, 256] {
         let data: Vec<f32> = (0..batch * m * t).map(common::noise).collect();
@@ -49,6 +55,12 @@ fn scoring(c: &mut Criterion) {
             b.iter(|| {
                 let x = Tensor::<4>::from_data(TensorData::new(data.clone(), [batch, 1, m, t]), &dev.burn);
                 read_f32(model.probs(x).unwrap()).unwrap()
+            })
+        });
+        g.bench_function(format!("cnn_burn_ops_batch{batch}_128x47"), |b| {
+            b.iter(|| {
+                let x = Tensor::<4>::from_data(TensorData::new(data.clone(), [batch, 1, m, t]), &dev.burn);
+                read_f32(burn_ops.probs_every_input(x).unwrap()).unwrap()
             })
         });
         // The network as trained, batch norms unfolded: what the folding in `model.probs` saves.
@@ -61,7 +73,6 @@ fn scoring(c: &mut Criterion) {
     }
     // The CPU path's scoring: the row-cached host forward of one utterance under 1000 masks of 8
     // contiguous bands (zero fill), against which the batches above score every masked input.
-    let host = model.net().row_cached().unwrap();
     let mel = ndarray::Array2::from_shape_fn((m, t), |(r, f)| common::noise(r * t + f));
     let removed = ndarray::Array2::<f32>::zeros((m, t));
     let row_band: Vec<u32> = (0..m).map(|r| (r * 8 / m) as u32).collect();
@@ -79,7 +90,7 @@ fn scoring(c: &mut Criterion) {
     });
     // The GPU path's scoring: the same row versions as device operations on the bench device,
     // for one utterance and for 16 packed together (one call).
-    let net = emolime::model::cnn_rows_device::DeviceRowCnn::new(&host, &dev.burn);
+    let net = emolime::model::cnn_rows_device::DeviceRowCnn::new(&host, &dev.burn).unwrap();
     let plan = net.plan(m, &row_band, masks.view()).unwrap();
     for utts in [1usize, 16] {
         let ends: Vec<f32> = (0..utts)

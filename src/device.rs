@@ -97,7 +97,7 @@ impl ComputeDevice {
         // Burn installed its own handler for the device's errors, which drops them
         // (`gpu::errors`): record them again, and let Burn's read-back find the record.
         ctx.errors.watch(&ctx.device);
-        gpu::errors::register_burn_device(&burn, &ctx.errors);
+        gpu::interop::register_burn_device(&burn, &ctx);
         let s = &ctx.summary;
         let runtime = gpu::interop::burn_runtime_name(&burn)?;
         let description = format!(
@@ -125,7 +125,7 @@ impl ComputeDevice {
 impl Drop for ComputeDevice {
     fn drop(&mut self) {
         if self.gpu.is_some() {
-            gpu::errors::unregister_burn_device(&self.burn);
+            gpu::interop::unregister_burn_device(&self.burn);
         }
     }
 }

@@ -460,7 +460,7 @@ impl<'a> Explainer<'a> {
         };
         let gpu_rows = match (&device.gpu, &host_rows, &filterbank) {
             (Some(ctx), Some(host), Some(fb)) => {
-                let net = DeviceRowCnn::new(host, &device.burn);
+                let net = DeviceRowCnn::new(host, &device.burn)?;
                 let plan = net.plan(fb.n_mels(), &layout.row_band, design.masks().view())?;
                 let b = layout.n_bands();
                 let ends: Vec<f32> = (0..2 * b).map(|i| if i < b { 1.0 } else { 0.0 }).collect();

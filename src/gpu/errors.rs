@@ -54,33 +54,8 @@ impl DeviceErrors {
     }
 }
 
-/// The error records of the devices Burn computes on, looked up by Burn's device (equality
-/// ignores autodiff), so the Burn read-back can take a tensor's device's errors.
-static BURN_DEVICES: Mutex<Vec<(burn::tensor::Device, DeviceErrors)>> = Mutex::new(Vec::new());
-
-/// Makes `errors` the record [`check_burn_device`] consults for `device`.
-pub fn register_burn_device(device: &burn::tensor::Device, errors: &DeviceErrors) {
-    let mut all = BURN_DEVICES.lock().unwrap_or_else(PoisonError::into_inner);
-    all.retain(|(d, _)| d != device);
-    all.push((device.clone(), errors.clone()));
-}
-
-/// Forgets `device`'s record (when the device is closed).
-pub fn unregister_burn_device(device: &burn::tensor::Device) {
-    BURN_DEVICES
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .retain(|(d, _)| d != device);
-}
-
 /// Takes the error pending on Burn's `device`, if it is a GPU emolime opened
 /// ([`DeviceErrors::take`]); `Ok` for the CPU backends.
 pub fn check_burn_device(device: &burn::tensor::Device) -> Result<()> {
-    let errors = BURN_DEVICES
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .find(|(d, _)| d == device)
-        .map(|(_, e)| e.clone());
-    errors.map_or(Ok(()), |e| e.take())
+    super::interop::burn_device_gpu(device).map_or(Ok(()), |ctx| ctx.errors.take())
 }

@@ -5,6 +5,38 @@ use burn::backend::Cube;
 use burn::backend::wgpu::{AutoCompiler, CubeTensor};
 use burn::cubecl::wgpu::WgpuServer;
 use burn::tensor::{DType, Device, Tensor};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// The GPUs emolime opened for Burn, looked up by Burn's device (equality ignores autodiff):
+/// the Burn read-back takes a device's errors from here ([`super::errors::check_burn_device`]),
+/// and a model finds the shared wgpu device its own kernels run on ([`burn_device_gpu`]).
+static BURN_GPUS: Mutex<Vec<(Device, Arc<super::GpuContext>)>> = Mutex::new(Vec::new());
+
+/// Records that Burn's `device` computes on `ctx`'s wgpu device.
+pub fn register_burn_device(device: &Device, ctx: &super::GpuContext) {
+    let mut all = BURN_GPUS.lock().unwrap_or_else(PoisonError::into_inner);
+    all.retain(|(d, _)| d != device);
+    all.push((device.clone(), Arc::new(ctx.clone())));
+}
+
+/// Forgets `device` (when the device is closed).
+pub fn unregister_burn_device(device: &Device) {
+    BURN_GPUS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .retain(|(d, _)| d != device);
+}
+
+/// The wgpu context behind Burn's `device` when emolime opened it ([`register_burn_device`]);
+/// `None` for the CPU backends.
+pub fn burn_device_gpu(device: &Device) -> Option<Arc<super::GpuContext>> {
+    BURN_GPUS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .find(|(d, _)| d == device)
+        .map(|(_, ctx)| ctx.clone())
+}
 
 /// Burn's wgpu tensor as CubeCL holds it (its buffer handle).
 fn into_cube<const D: usize>(tensor: Tensor<D>) -> Result<CubeTensor> {

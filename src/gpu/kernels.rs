@@ -173,6 +173,40 @@ pub struct GlOverlapAddParams {
     pub _pad: u32,
 }
 
+/// Uniforms of `conv_block.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct ConvBlockParams {
+    /// Inputs `N`.
+    pub n: u32,
+    /// Input channels `I`.
+    pub in_ch: u32,
+    /// Output channels `O`.
+    pub out_ch: u32,
+    /// Input rows `H`.
+    pub in_h: u32,
+    /// Input columns `W`.
+    pub in_w: u32,
+    /// Output rows `Ho`.
+    pub out_h: u32,
+    /// Output columns `Wo`.
+    pub out_w: u32,
+    /// Stride of the convolution over rows.
+    pub stride_h: u32,
+    /// 1: 2x2 max pooling after the convolution.
+    pub pool: u32,
+    /// 1: the input is power, read as `ln(power + 1e-10) + log_offset`.
+    pub log_input: u32,
+    /// Added to the log of the input when `log_input` is 1.
+    pub log_offset: f32,
+    /// Padding to 16 bytes.
+    pub _pad: u32,
+}
+
+/// Output channels one invocation of `conv_block.wgsl` computes (its grid's z covers the
+/// output channels in groups of this many).
+pub const CONV_BLOCK_CHANNELS: usize = 8;
+
 /// One compute pipeline and the bind group layout it was built with.
 pub struct Kernel {
     name: &'static str,
@@ -296,6 +330,8 @@ pub struct Kernels {
     pub gl_iterate: Kernel,
     /// `gl_overlap_add.wgsl`.
     pub gl_overlap_add: Kernel,
+    /// `conv_block.wgsl`.
+    pub conv_block: Kernel,
 }
 
 impl Kernels {
@@ -335,6 +371,12 @@ impl Kernels {
                 "gl_overlap_add",
                 shaders::GL_OVERLAP_ADD,
                 &[Uniform, Read, Read, ReadWrite],
+            )?,
+            conv_block: Kernel::new(
+                device,
+                "conv_block",
+                shaders::CONV_BLOCK,
+                &[Uniform, ReadWrite, Read, Read, ReadWrite],
             )?,
         })
     }

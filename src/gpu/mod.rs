@@ -169,7 +169,8 @@ fn request_device(
     .map_err(|e| e.to_string())
 }
 
-/// The shared wgpu device, its queue and emolime's compiled kernels.
+/// The shared wgpu device, its queue and emolime's compiled kernels. Clones share them.
+#[derive(Clone)]
 pub struct GpuContext {
     /// The instance the adapter came from.
     pub instance: wgpu::Instance,

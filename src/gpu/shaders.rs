@@ -23,3 +23,6 @@ pub const GL_INIT: &str = concat!(
 pub const GL_ITERATE: &str = include_str!("../../shaders/gl_iterate.wgsl");
 /// `shaders/gl_overlap_add.wgsl`: the inverse STFT's weighted overlap-add.
 pub const GL_OVERLAP_ADD: &str = include_str!("../../shaders/gl_overlap_add.wgsl");
+/// `shaders/conv_block.wgsl`: one block of the mel CNN (3x3 convolution, batch norm folded,
+/// optional 2x2 max pooling, ReLU).
+pub const CONV_BLOCK: &str = include_str!("../../shaders/conv_block.wgsl");

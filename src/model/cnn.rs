@@ -211,7 +211,7 @@ impl Classifier {
     pub fn new(meta: ModelMeta, net: SerCnn, device: &Device) -> Result<Self> {
         let net = net.valid();
         let rows = net.row_cached()?;
-        let folded = DeviceRowCnn::new(&rows, device);
+        let folded = DeviceRowCnn::new(&rows, device)?;
         Ok(Classifier {
             meta,
             net,

@@ -10,6 +10,7 @@
 //! spectrogram. The host forward ([`RowCachedCnn::probs_band_masked`]) is its CPU twin.
 
 use super::cnn_rows::{HostConv, RowCachedCnn, RowSlots, conv_deps, mask_bits, row_versions};
+use super::conv_block::{ConvBlock, GpuConvBlocks};
 use crate::error::{Error, Result, check_shape};
 use burn::tensor::activation::softmax;
 use burn::tensor::module::{adaptive_avg_pool2d, conv2d, max_pool2d};
@@ -79,12 +80,16 @@ pub struct DeviceRowCnn {
     /// weights, `conv1(ln(p + eps) + offset)` equals conv1 of the normalised decibels, zero
     /// padding included (a padded zero is zero in both).
     log_offset: f32,
+    /// The three blocks as fused WGSL kernels, on a GPU emolime opened
+    /// ([`DeviceRowCnn::probs_every_input`]).
+    fused: Option<GpuConvBlocks>,
     device: Device,
 }
 
 impl DeviceRowCnn {
-    /// Uploads the host network's folded weights to `device`.
-    pub fn new(host: &RowCachedCnn, device: &Device) -> Self {
+    /// Uploads the host network's folded weights to `device`; on a GPU emolime opened, also as
+    /// the fused blocks of `conv_block.wgsl`.
+    pub fn new(host: &RowCachedCnn, device: &Device) -> Result<Self> {
         let conv = |c: &HostConv, scale: f32| {
             let weight: Vec<f32> = c.weight.iter().map(|w| w * scale).collect();
             (
@@ -96,7 +101,30 @@ impl DeviceRowCnn {
         let (convs, fc_weight, fc_bias, groups, db_mean, db_std) = host.parts();
         let classes = fc_bias.len();
         let db_per_ln = 10.0 / std::f32::consts::LN_10;
-        DeviceRowCnn {
+        let log_offset = -db_mean / db_per_ln;
+        let fused = match crate::gpu::interop::burn_device_gpu(device) {
+            Some(ctx) => {
+                let block = |c: &HostConv, scale: f32, pool: bool, log_offset: Option<f32>| ConvBlock {
+                    in_ch: c.in_ch,
+                    out_ch: c.out_ch,
+                    stride_h: c.stride_rows,
+                    pool,
+                    log_offset,
+                    weight: c.weight.iter().map(|w| w * scale).collect(),
+                    bias: c.bias.clone(),
+                };
+                Some(GpuConvBlocks::new(
+                    &ctx,
+                    vec![
+                        block(&convs[0], db_per_ln / db_std, true, Some(log_offset)),
+                        block(&convs[1], 1.0, true, None),
+                        block(&convs[2], 1.0, false, None),
+                    ],
+                )?)
+            }
+            None => None,
+        };
+        Ok(DeviceRowCnn {
             convs: [
                 conv(&convs[0], db_per_ln / db_std),
                 conv(&convs[1], 1.0),
@@ -108,9 +136,22 @@ impl DeviceRowCnn {
             ),
             fc_bias: Tensor::from_data(TensorData::new(fc_bias.to_vec(), [1, classes]), device),
             groups,
-            log_offset: -db_mean / db_per_ln,
+            log_offset,
+            fused,
             device: device.clone(),
-        }
+        })
+    }
+
+    /// The same network scoring every input through Burn's operations alone (its convolution,
+    /// pooling and clamp), as on the CPU backends; for comparisons with the fused kernels.
+    pub fn without_fused_kernels(mut self) -> Self {
+        self.fused = None;
+        self
+    }
+
+    /// Whether [`Self::probs_every_input`] runs the fused blocks of `conv_block.wgsl`.
+    pub fn has_fused_kernels(&self) -> bool {
+        self.fused.is_some()
     }
 
     /// The first convolution's input from power values: `ln(power + 1e-10)` plus the offset
@@ -123,7 +164,10 @@ impl DeviceRowCnn {
     /// Class probabilities of whole power mel spectrograms: the network's forward with each
     /// batch norm folded: a convolution, pooling and a ReLU on the pooled values per block,
     /// where the unfolded network adds four element-wise passes per batch norm and runs its
-    /// ReLU before pooling; equal to [`super::SerCnn::forward`]'s softmax up to rounding.
+    /// ReLU before pooling; equal to [`super::SerCnn::forward`]'s softmax up to rounding. On a
+    /// GPU emolime opened the three blocks are the fused kernels of `conv_block.wgsl` (one
+    /// submission; [`GpuConvBlocks`]), elsewhere, or when a tensor would not fit one storage
+    /// binding, Burn's operations.
     ///
     /// # Shapes
     /// `power_mel` [N, 1, M, T] (M >= [`super::MIN_MELS`], T >= [`super::MIN_FRAMES`]) -> [N, C]
@@ -146,9 +190,14 @@ impl DeviceRowCnn {
             );
             relu_pooled(y, pool)
         };
-        let x = block(self.log_input(power_mel), 0, true);
-        let x = block(x, 1, true);
-        let x = block(x, 2, false);
+        let x = match &self.fused {
+            Some(fused) if fused.fits([n, c, m, t]) => fused.forward(&self.device, power_mel)?,
+            _ => {
+                let x = block(self.log_input(power_mel), 0, true);
+                let x = block(x, 1, true);
+                block(x, 2, false)
+            }
+        };
         let x = adaptive_avg_pool2d(x, [self.groups, 1]); // [N, C3, G, 1]
         let [_, c3, g, _] = x.dims();
         let logits = x.reshape([n, c3 * g]).matmul(self.fc_weight.clone()) + self.fc_bias.clone();

@@ -12,6 +12,7 @@
 pub mod cnn;
 pub mod cnn_rows;
 pub mod cnn_rows_device;
+pub mod conv_block;
 pub mod embedding;
 pub mod features;
 pub mod gemm_conv;

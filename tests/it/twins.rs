@@ -298,19 +298,32 @@ fn row_cached_cnn_matches_the_burn_forward() {
             eprintln!("  folded, every input: {diff:.2e}");
             assert!(diff < 2e-5, "case {case} {fill:?}: folded network {diff}");
             for dev in &devices {
-                let net = emolime::model::cnn_rows_device::DeviceRowCnn::new(&host, &dev.burn);
-                let every = burn::tensor::Tensor::<4>::from_data(
-                    burn::tensor::TensorData::new(inputs.clone(), [n, 1, m, t]),
-                    &dev.burn,
-                );
-                let every = emolime::model::read_f32(net.probs_every_input(every).unwrap()).unwrap();
-                let diff = max_abs_diff(&every, &want);
+                let net = emolime::model::cnn_rows_device::DeviceRowCnn::new(&host, &dev.burn).unwrap();
+                // On a GPU the blocks run as the fused kernels of `conv_block.wgsl`; Burn's
+                // operations stay the fallback there and the path on the CPU backend.
+                assert_eq!(net.has_fused_kernels(), dev.gpu.is_some(), "on {}", dev.description);
+                let every = |net: &emolime::model::cnn_rows_device::DeviceRowCnn| {
+                    let x = burn::tensor::Tensor::<4>::from_data(
+                        burn::tensor::TensorData::new(inputs.clone(), [n, 1, m, t]),
+                        &dev.burn,
+                    );
+                    emolime::model::read_f32(net.probs_every_input(x).unwrap()).unwrap()
+                };
+                let diff = max_abs_diff(&every(&net), &want);
                 eprintln!("  folded, every input, on {}: {diff:.2e}", dev.description);
                 assert!(
                     diff < 2e-5,
                     "case {case} {fill:?} folded on {}: {diff}",
                     dev.description
                 );
+                if net.has_fused_kernels() {
+                    let burn_ops = emolime::model::cnn_rows_device::DeviceRowCnn::new(&host, &dev.burn)
+                        .unwrap()
+                        .without_fused_kernels();
+                    let diff = max_abs_diff(&every(&burn_ops), &want);
+                    eprintln!("  folded, every input, burn operations: {diff:.2e}");
+                    assert!(diff < 2e-5, "case {case} {fill:?} burn operations: {diff}");
+                }
                 let plan = net.plan(m, &row_band, masks.view()).unwrap();
                 let rows: Vec<f32> = mel.iter().chain(removed.iter()).copied().collect();
                 // The utterance twice over with another in between: packing must not mix them.
@@ -332,6 +345,75 @@ fn row_cached_cnn_matches_the_burn_forward() {
                 eprintln!("  as burn operations on {}: {diff:.2e}", dev.description);
                 assert!(diff < 2e-5, "case {case} {fill:?} on {}: {diff}", dev.description);
             }
+        }
+    }
+}
+
+/// `conv_block.wgsl` (both entry points, log input or not, any stride) against its CPU twin,
+/// block by block and as a chain of two in one submission, on fresh random shapes, weights and
+/// inputs; channel counts that are and are not multiples of the kernel's 8 per invocation.
+#[test]
+fn conv_block_kernel_matches_cpu() {
+    use emolime::model::conv_block::{ConvBlock, GpuConvBlocks};
+    use ndarray::Array4;
+    let Some(dev) = crate::common::gpu_device() else {
+        eprintln!("no gpu adapter; skipped");
+        return;
+    };
+    let ctx = dev.gpu.as_ref().expect("a gpu device has a context");
+    let mut rng = Rng(fresh_seed("conv block"));
+    let block = |rng: &mut Rng, in_ch: usize, first: bool| {
+        let out_ch = 1 + rng.below(20);
+        ConvBlock {
+            in_ch,
+            out_ch,
+            stride_h: 1 + rng.below(3),
+            pool: rng.below(2) == 0,
+            log_offset: (first && rng.below(2) == 0).then(|| rng.f32() * 4.0 - 2.0),
+            weight: (0..out_ch * in_ch * 9).map(|_| rng.f32() - 0.5).collect(),
+            bias: (0..out_ch).map(|_| rng.f32() - 0.5).collect(),
+        }
+    };
+    for case in 0..12 {
+        let (n, i) = (1 + rng.below(5), 1 + rng.below(10));
+        let (h, w) = (8 + rng.below(40), 4 + rng.below(30));
+        let first = block(&mut rng, i, true);
+        let second = block(&mut rng, first.out_ch, false);
+        let input = Array4::from_shape_fn((n, i, h, w), |_| rng.f32() * rng.f32() * 10.0);
+        let want1 = first.cpu(input.view()).unwrap();
+        let Ok(want2) = second.cpu(want1.view()) else {
+            continue;
+        };
+        let tensor = || {
+            burn::tensor::Tensor::<4>::from_data(
+                burn::tensor::TensorData::new(input.iter().copied().collect::<Vec<f32>>(), [n, i, h, w]),
+                &dev.burn,
+            )
+        };
+        for (blocks, want) in [
+            (vec![first.clone()], &want1),
+            (vec![first.clone(), second.clone()], &want2),
+        ] {
+            let depth = blocks.len();
+            let gpu = GpuConvBlocks::new(ctx, blocks).unwrap();
+            let got = gpu.forward(&dev.burn, tensor()).unwrap();
+            assert_eq!(got.dims().to_vec(), want.shape().to_vec(), "case {case}");
+            let got = emolime::model::read_f32(got).unwrap();
+            let want = want.as_slice().unwrap();
+            let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            let diff = max_abs_diff(&got, want);
+            eprintln!(
+                "case {case}, {depth} block(s): [{n}, {i}, {h}, {w}] -> {:?}, {:?} / {:?}: {diff:.2e} (scale {scale:.1})",
+                want.len(),
+                (first.out_ch, first.stride_h, first.pool, first.log_offset.is_some()),
+                (second.out_ch, second.stride_h, second.pool),
+            );
+            assert!(
+                diff <= 2e-6 * scale,
+                "case {case}, {depth} block(s): {diff} at scale {scale}"
+            );
+            // ReLU: some outputs are cut to zero and some are not, or the test proves little.
+            assert!(got.iter().any(|&v| v > 0.0), "case {case}: every output zero");
         }
     }
 }
