@@ -89,23 +89,32 @@ fn scoring(c: &mut Criterion) {
         })
     });
     // The GPU path's scoring: the same row versions as device operations on the bench device,
-    // for one utterance and for 16 packed together (one call).
+    // for one utterance and for 16 packed together (one call); on a GPU with the levels as the
+    // fused kernels of `conv_block.wgsl` (`cnn_row_cached_device_*`) and through Burn's
+    // operations alone (`cnn_row_cached_burn_ops_*`, the same as the former on the CPU).
     let net = emolime::model::cnn_rows_device::DeviceRowCnn::new(&host, &dev.burn).unwrap();
     let plan = net.plan(m, &row_band, masks.view()).unwrap();
+    let ops_net = emolime::model::cnn_rows_device::DeviceRowCnn::new(&host, &dev.burn)
+        .unwrap()
+        .without_fused_kernels();
+    let ops_plan = ops_net.plan(m, &row_band, masks.view()).unwrap();
     for utts in [1usize, 16] {
         let ends: Vec<f32> = (0..utts)
             .flat_map(|_| mel.iter().chain(removed.iter()).copied())
             .collect();
         g.throughput(Throughput::Elements((utts * n_masks) as u64));
-        g.bench_function(
-            format!("cnn_row_cached_device_{utts}x{n_masks}masks_8bands_128x47"),
-            |b| {
-                b.iter(|| {
-                    let x = Tensor::<3>::from_data(TensorData::new(ends.clone(), [utts, 2, m * t]), &dev.burn);
-                    read_f32(net.probs(&plan, x).unwrap()).unwrap()
-                })
-            },
-        );
+        let variants = [("device", &net, &plan), ("burn_ops", &ops_net, &ops_plan)];
+        for (name, net, plan) in variants.into_iter().take(if net.has_fused_kernels() { 2 } else { 1 }) {
+            g.bench_function(
+                format!("cnn_row_cached_{name}_{utts}x{n_masks}masks_8bands_128x47"),
+                |b| {
+                    b.iter(|| {
+                        let x = Tensor::<3>::from_data(TensorData::new(ends.clone(), [utts, 2, m * t]), &dev.burn);
+                        read_f32(net.probs(plan, x).unwrap()).unwrap()
+                    })
+                },
+            );
+        }
     }
     let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
     let seconds: f32 = env("EMOLIME_BENCH_W2V_SECONDS", "1")

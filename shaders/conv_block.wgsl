@@ -1,21 +1,33 @@
 // conv_block.wgsl: one block of the mel CNN with its batch norm folded in: a 3x3 convolution
-// (stride `stride_h` over rows, 1 over columns, zero padding 1), its bias, 2x2 max pooling
-// (floor) or none, then ReLU; on the first block the input is read as
-// `ln(power + 1e-10) + log_offset` (padding stays zero). CPU twin: model::conv_block::ConvBlock::cpu.
+// (stride `stride_h` over rows, 1 over columns), its bias, 2x2 max pooling (floor) or none,
+// then ReLU; on the first block the input is read as `ln(power + 1e-10) + log_offset` (zeros
+// of the padding and of the zero slot stay zero). CPU twins: model::conv_block::ConvBlock::cpu
+// (whole inputs) and ConvBlock::cpu_rows (row versions).
+//
+// Two modes (`k_rows`):
+// - whole inputs (k_rows = 0): input [N, I, H, W], zero padding 1 on every side, output
+//   [N, O, Ho, Wo];
+// - row versions (k_rows = K > 0; the row-cached forward, model::cnn_rows_device): input
+//   [U, S, I, W], S = `slot_stride` rows per utterance; job j of utterance u convolves the K
+//   rows `index[j K + d]` of its utterance (slot `zero_slot` reads as zeros), without padding
+//   over rows, into one output row; output [U, J + 1, O, 1, Wo], job J of each utterance
+//   written as zeros (the zero row the level above reads for rows outside the input).
 //
 // Bindings (group 0):
 //   0 uniform           params : Params      (mirrors gpu::kernels::ConvBlockParams)
-//   1 storage read_write input : array<f32> [N, I, H, W] (read only; read_write because Burn's
-//                                 tensors may share one buffer with `output`, and wgpu refuses a
+//   1 storage read_write input : array<f32>  (read only; read_write because Burn's tensors
+//                                 may share one buffer with `output`, and wgpu refuses a
 //                                 buffer bound read-only and writable in one dispatch)
 //   2 storage read      weight : array<f32> [O, I, 3, 3]
 //   3 storage read      bias   : array<f32> [O]
-//   4 storage read_write output : array<f32> [N, O, Ho, Wo]
-// Dispatch grid: (gx, gy, ceil(O / 8)) with gx * gy >= ceil(N * Th * Tw / 64) (folded as
-// gpu::kernels::fold_groups folds), workgroup (64, 1, 1). Each invocation computes a 2x2 tile
-// of convolution outputs for 8 output channels (the workgroup's z), so each weight it loads
-// serves four outputs and each input value it loads eight channels; pooled, the tile is one
-// output (Th = Ho, Tw = Wo), else up to four (Th = ceil(Ho / 2), Tw = ceil(Wo / 2)).
+//   4 storage read      index  : array<u32> [J, K] (row versions; any buffer otherwise)
+//   5 storage read_write output : array<f32>
+// Dispatch grid: (gx, gy, ceil(O / 8)) with gx * gy >= ceil(N' * Ho * Tw / 64) (folded as
+// gpu::kernels::fold_groups folds; N' = N, or U (J + 1) for row versions), workgroup
+// (64, 1, 1). Each invocation computes four convolution outputs for 8 output channels (the
+// workgroup's z), so each weight it loads serves four outputs and each input value it loads
+// eight channels: pooled, the 2x2 window of one output (Tw = Wo); else 4 outputs along a row
+// (Tw = ceil(Wo / 4)). Row versions have Ho = 1.
 
 struct Params {
     n: u32,
@@ -29,6 +41,10 @@ struct Params {
     pool: u32,
     log_input: u32,
     log_offset: f32,
+    k_rows: u32,
+    n_jobs: u32,
+    slot_stride: u32,
+    zero_slot: u32,
     _pad0: u32,
 }
 
@@ -36,24 +52,16 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> input: array<f32>;
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> output: array<f32>;
+@group(0) @binding(4) var<storage, read> index: array<u32>;
+@group(0) @binding(5) var<storage, read_write> output: array<f32>;
 
 /// Output channels per invocation.
 const OC_T: u32 = 8u;
 
-/// Input value at row `r`, column `c` of channel plane `base` (zero outside the input).
-fn load(base: u32, r: i32, c: i32) -> f32 {
-    if (r < 0 || c < 0 || r >= i32(params.in_h) || c >= i32(params.in_w)) {
-        return 0.0;
-    }
-    let v = input[base + u32(r) * params.in_w + u32(c)];
-    if (params.log_input == 1u) {
-        return log(v + 1e-10) + params.log_offset;
-    }
-    return v;
-}
+/// A tile row that reads as zeros.
+const NO_ROW: u32 = 0xffffffffu;
 
-/// This invocation's tile as (n, th, tw), or n = N past the end.
+/// This invocation's tile as (n, th, tw), or n = N' past the end.
 fn tile_of(wg: vec3<u32>, nwg: vec3<u32>, lid: u32, tiles_h: u32, tiles_w: u32) -> vec3<u32> {
     let idx = (wg.x + wg.y * nwg.x) * 64u + lid;
     let per = tiles_h * tiles_w;
@@ -62,6 +70,46 @@ fn tile_of(wg: vec3<u32>, nwg: vec3<u32>, lid: u32, tiles_h: u32, tiles_w: u32) 
     }
     let rem = idx % per;
     return vec3<u32>(idx / per, rem / tiles_w, rem % tiles_w);
+}
+
+/// Where row `r` of the tile starts in channel 0, or NO_ROW for a row of zeros: pooled,
+/// r = 3 a + ky reads for convolution row 2 oh + a (0 <= r < 6); else r = ky for row oh.
+fn row_start(pos: vec3<u32>, r: u32, pool: bool) -> u32 {
+    let conv_row = select(pos.y, 2u * pos.y + r / 3u, pool);
+    let ky = r % 3u;
+    if (!pool && r >= 3u) {
+        return NO_ROW;
+    }
+    if (params.k_rows == 0u) {
+        let row = i32(conv_row * params.stride_h + ky) - 1;
+        if (row < 0 || row >= i32(params.in_h)) {
+            return NO_ROW;
+        }
+        return pos.x * params.in_ch * params.in_h * params.in_w + u32(row) * params.in_w;
+    }
+    let d = conv_row * params.stride_h + ky;
+    let job = pos.x % (params.n_jobs + 1u);
+    if (d >= params.k_rows) {
+        return NO_ROW;
+    }
+    let slot = index[job * params.k_rows + d];
+    if (slot == params.zero_slot) {
+        return NO_ROW;
+    }
+    let utt = pos.x / (params.n_jobs + 1u);
+    return (utt * params.slot_stride + slot) * params.in_ch * params.in_w;
+}
+
+/// The input value at column `c` of the row starting at `start`, channel plane `plane` away.
+fn load(start: u32, plane: u32, c: i32) -> f32 {
+    if (start == NO_ROW || c < 0 || c >= i32(params.in_w)) {
+        return 0.0;
+    }
+    let v = input[start + plane + u32(c)];
+    if (params.log_input == 1u) {
+        return log(v + 1e-10) + params.log_offset;
+    }
+    return v;
 }
 
 /// Writes `max(v + bias, 0)` for input `n`, output channel `oc`, row `r`, column `c`.
@@ -77,29 +125,53 @@ fn main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let pool = params.pool == 1u;
-    let tiles_h = select((params.out_h + 1u) / 2u, params.out_h, pool);
-    let tiles_w = select((params.out_w + 1u) / 2u, params.out_w, pool);
-    let pos = tile_of(wg, nwg, lid, tiles_h, tiles_w);
+    let tiles_w = select((params.out_w + 3u) / 4u, params.out_w, pool);
+    let pos = tile_of(wg, nwg, lid, params.out_h, tiles_w);
     if (pos.x >= params.n) {
         return;
     }
     let oc0 = wg.z * OC_T;
-    // The tile's convolution outputs: rows 2 th + a, columns 2 tw + b (a, b in 0..2).
-    let col0 = i32(2u * pos.z) - 1;
-    // acc[(a * 2 + b) * OC_T + k]: row 2 th + a, column 2 tw + b, channel oc0 + k.
+    if (params.k_rows > 0u && pos.x % (params.n_jobs + 1u) == params.n_jobs) {
+        // The utterance's zero row.
+        let cols = select(4u, 1u, pool);
+        for (var k = 0u; k < OC_T; k++) {
+            for (var b = 0u; b < cols; b++) {
+                let c = cols * pos.z + b;
+                if (oc0 + k < params.out_ch && c < params.out_w) {
+                    output[((pos.x * params.out_ch + oc0 + k) * params.out_h) * params.out_w + c] = 0.0;
+                }
+            }
+        }
+        return;
+    }
+    var rows: array<u32, 6>;
+    for (var r = 0u; r < 6u; r++) {
+        rows[r] = row_start(pos, r, pool);
+    }
+    let plane_len = select(params.in_w, params.in_h * params.in_w, params.k_rows == 0u);
+    // acc[q * OC_T + k]: output q of the four (pooled: window position 2 a + b; else column
+    // 4 ow + q), channel oc0 + k.
     var acc: array<f32, 32>;
     for (var i = 0u; i < 32u; i++) {
         acc[i] = 0.0;
     }
+    // tile[r * 4 + c] (pooled: 6 rows, columns 2 ow - 1 + c) or tile[r * 6 + c] (else: 3
+    // rows, columns 4 ow - 1 + c).
+    var tile: array<f32, 24>;
     for (var ic = 0u; ic < params.in_ch; ic++) {
-        let base = (pos.x * params.in_ch + ic) * params.in_h * params.in_w;
-        // tile[(a * 3 + ky) * 4 + c]: input row (2 th + a) stride_h - 1 + ky, column col0 + c.
-        var tile: array<f32, 24>;
-        for (var a = 0u; a < 2u; a++) {
-            let row0 = i32((2u * pos.y + a) * params.stride_h) - 1;
-            for (var ky = 0u; ky < 3u; ky++) {
+        let plane = ic * plane_len;
+        if (pool) {
+            let col0 = i32(2u * pos.z) - 1;
+            for (var r = 0u; r < 6u; r++) {
                 for (var c = 0u; c < 4u; c++) {
-                    tile[(a * 3u + ky) * 4u + c] = load(base, row0 + i32(ky), col0 + i32(c));
+                    tile[r * 4u + c] = load(rows[r], plane, col0 + i32(c));
+                }
+            }
+        } else {
+            let col0 = i32(4u * pos.z) - 1;
+            for (var r = 0u; r < 3u; r++) {
+                for (var c = 0u; c < 6u; c++) {
+                    tile[r * 6u + c] = load(rows[r], plane, col0 + i32(c));
                 }
             }
         }
@@ -113,16 +185,18 @@ fn main(
             for (var j = 0u; j < 9u; j++) {
                 w[j] = weight[wb + j];
             }
-            for (var a = 0u; a < 2u; a++) {
-                for (var b = 0u; b < 2u; b++) {
-                    var s = 0.0;
-                    for (var ky = 0u; ky < 3u; ky++) {
-                        for (var kx = 0u; kx < 3u; kx++) {
-                            s += w[ky * 3u + kx] * tile[(a * 3u + ky) * 4u + b + kx];
-                        }
+            for (var q = 0u; q < 4u; q++) {
+                // Pooled: rows 3 a + ky, columns b + kx; else rows ky, columns q + kx.
+                let r0 = select(0u, 3u * (q / 2u), pool);
+                let c0 = select(q, q % 2u, pool);
+                let stride = select(6u, 4u, pool);
+                var s = 0.0;
+                for (var ky = 0u; ky < 3u; ky++) {
+                    for (var kx = 0u; kx < 3u; kx++) {
+                        s += w[ky * 3u + kx] * tile[(r0 + ky) * stride + c0 + kx];
                     }
-                    acc[(a * 2u + b) * OC_T + k] += s;
                 }
+                acc[q * OC_T + k] += s;
             }
         }
     }
@@ -135,13 +209,10 @@ fn main(
             let m = max(max(acc[k], acc[OC_T + k]), max(acc[2u * OC_T + k], acc[3u * OC_T + k]));
             store(pos.x, oc, pos.y, pos.z, m);
         } else {
-            for (var a = 0u; a < 2u; a++) {
-                for (var b = 0u; b < 2u; b++) {
-                    let r = 2u * pos.y + a;
-                    let c = 2u * pos.z + b;
-                    if (r < params.out_h && c < params.out_w) {
-                        store(pos.x, oc, r, c, acc[(a * 2u + b) * OC_T + k]);
-                    }
+            for (var q = 0u; q < 4u; q++) {
+                let c = 4u * pos.z + q;
+                if (c < params.out_w) {
+                    store(pos.x, oc, pos.y, c, acc[q * OC_T + k]);
                 }
             }
         }

@@ -199,6 +199,14 @@ pub struct ConvBlockParams {
     pub log_input: u32,
     /// Added to the log of the input when `log_input` is 1.
     pub log_offset: f32,
+    /// Rows each job reads `K` (row versions), or 0 for whole inputs.
+    pub k_rows: u32,
+    /// Jobs per utterance `J` (row versions).
+    pub n_jobs: u32,
+    /// Input rows per utterance `S` (row versions).
+    pub slot_stride: u32,
+    /// The slot that reads as zeros (row versions).
+    pub zero_slot: u32,
     /// Padding to 16 bytes.
     pub _pad: u32,
 }
@@ -376,7 +384,7 @@ impl Kernels {
                 device,
                 "conv_block",
                 shaders::CONV_BLOCK,
-                &[Uniform, ReadWrite, Read, Read, ReadWrite],
+                &[Uniform, ReadWrite, Read, Read, Read, ReadWrite],
             )?,
         })
     }

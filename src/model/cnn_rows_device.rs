@@ -10,7 +10,7 @@
 //! spectrogram. The host forward ([`RowCachedCnn::probs_band_masked`]) is its CPU twin.
 
 use super::cnn_rows::{HostConv, RowCachedCnn, RowSlots, conv_deps, mask_bits, row_versions};
-use super::conv_block::{ConvBlock, GpuConvBlocks};
+use super::conv_block::{ConvBlock, GpuConvBlocks, RowLevel};
 use crate::error::{Error, Result, check_shape};
 use burn::tensor::activation::softmax;
 use burn::tensor::module::{adaptive_avg_pool2d, conv2d, max_pool2d};
@@ -65,6 +65,9 @@ pub struct RowPlan {
     head: Tensor<1, Int>,
     /// Adaptive average pooling of conv3's rows into groups (per column sum). // [H3, G]
     group_mean: Tensor<2>,
+    /// The levels' index tables for the fused kernels of `conv_block.wgsl`, when the network
+    /// has them ([`GpuConvBlocks::forward_rows`]).
+    fused: Option<Vec<RowLevel>>,
 }
 
 /// The CNN's folded weights on a device: each batch norm folded into its convolution, and the
@@ -272,6 +275,16 @@ impl DeviceRowCnn {
                 group_mean[r * g + gi] = 1.0 / (end - start) as f32;
             }
         }
+        let fused = match &self.fused {
+            Some(blocks) => {
+                let level = |inputs: &[i64], k| {
+                    let host = inputs.iter().map(|&v| v as u32).collect();
+                    RowLevel::new(blocks.context(), host, k)
+                };
+                Some(vec![level(&in1, k1)?, level(&in2, 4)?, level(&in3, 3)?])
+            }
+            None => None,
+        };
         let level = |n_jobs, k, inputs| LevelPlan {
             n_jobs,
             k,
@@ -288,6 +301,7 @@ impl DeviceRowCnn {
             h3: h2p,
             head: index(head),
             group_mean: Tensor::from_data(TensorData::new(group_mean, [h2p, g]), dev),
+            fused,
         })
     }
 
@@ -308,11 +322,23 @@ impl DeviceRowCnn {
             ));
         }
         let t = mt / m;
-        let x = self.log_input(rows.reshape([u, 2 * m, t]));
-        let below = Tensor::cat(vec![x, Tensor::zeros([u, 1, t], &self.device)], 1).reshape([u * (2 * m + 1), 1, t]);
-        let l1 = self.level(below, u, &plan.levels[0], 0, true);
-        let l2 = self.level(l1, u, &plan.levels[1], 1, true);
-        let l3 = self.level(l2, u, &plan.levels[2], 2, false); // [U * (J3 + 1), C3, W3]
+        // Each utterance's rows; slot 2M, past them, is the zero row.
+        let dims = [u, 2 * m, 1, t];
+        let l3 = match (&self.fused, &plan.fused) {
+            (Some(blocks), Some(levels)) if blocks.fits_rows(dims, levels, 2 * m) => {
+                let l3 = blocks.forward_rows(&self.device, rows.reshape(dims), levels, 2 * m)?;
+                let [v3, c3, _, w3] = l3.dims();
+                l3.reshape([v3, c3, w3])
+            }
+            _ => {
+                let x = self.log_input(rows.reshape([u, 2 * m, t]));
+                let below =
+                    Tensor::cat(vec![x, Tensor::zeros([u, 1, t], &self.device)], 1).reshape([u * (2 * m + 1), 1, t]);
+                let l1 = self.level(below, u, &plan.levels[0], 0, true);
+                let l2 = self.level(l1, u, &plan.levels[1], 1, true);
+                self.level(l2, u, &plan.levels[2], 2, false)
+            }
+        }; // [U * (J3 + 1), C3, W3]
         let [v3, c3, w3] = l3.dims();
         let rows3 = l3.sum_dim(2).reshape([v3, c3]).div_scalar(w3 as f32);
         let (n, h3, g) = (plan.n_samples, plan.h3, self.groups);

@@ -324,37 +324,93 @@ fn row_cached_cnn_matches_the_burn_forward() {
                     eprintln!("  folded, every input, burn operations: {diff:.2e}");
                     assert!(diff < 2e-5, "case {case} {fill:?} burn operations: {diff}");
                 }
-                let plan = net.plan(m, &row_band, masks.view()).unwrap();
                 let rows: Vec<f32> = mel.iter().chain(removed.iter()).copied().collect();
                 // The utterance twice over with another in between: packing must not mix them.
                 let other: Vec<f32> = rows.iter().map(|v| v * 0.5 + 0.1).collect();
                 let packed: Vec<f32> = rows.iter().chain(&other).chain(&rows).copied().collect();
-                let packed = burn::tensor::Tensor::<3>::from_data(
-                    burn::tensor::TensorData::new(packed, [3, 2, m * t]),
-                    &dev.burn,
+                let row_cached = |net: &emolime::model::cnn_rows_device::DeviceRowCnn, what: &str| {
+                    let plan = net.plan(m, &row_band, masks.view()).unwrap();
+                    let packed = burn::tensor::Tensor::<3>::from_data(
+                        burn::tensor::TensorData::new(packed.clone(), [3, 2, m * t]),
+                        &dev.burn,
+                    );
+                    let on_device = emolime::model::read_f32(net.probs(&plan, packed).unwrap()).unwrap();
+                    let per = n * 3;
+                    assert_eq!(on_device.len(), 3 * per);
+                    assert!(
+                        max_abs_diff(&on_device[..per], &on_device[2 * per..]) < 1e-6,
+                        "the same utterance packed twice"
+                    );
+                    assert!(max_abs_diff(&on_device[..per], &on_device[per..2 * per]) > 1e-6);
+                    let diff = max_abs_diff(&on_device[..per], got.as_slice().unwrap());
+                    eprintln!("  row-cached, {what}, on {}: {diff:.2e}", dev.description);
+                    assert!(
+                        diff < 2e-5,
+                        "case {case} {fill:?} {what} on {}: {diff}",
+                        dev.description
+                    );
+                };
+                row_cached(
+                    &net,
+                    if net.has_fused_kernels() {
+                        "fused kernels"
+                    } else {
+                        "burn operations"
+                    },
                 );
-                let on_device = emolime::model::read_f32(net.probs(&plan, packed).unwrap()).unwrap();
-                let per = n * 3;
-                assert_eq!(on_device.len(), 3 * per);
-                assert!(
-                    max_abs_diff(&on_device[..per], &on_device[2 * per..]) < 1e-6,
-                    "the same utterance packed twice"
-                );
-                assert!(max_abs_diff(&on_device[..per], &on_device[per..2 * per]) > 1e-6);
-                let diff = max_abs_diff(&on_device[..per], got.as_slice().unwrap());
-                eprintln!("  as burn operations on {}: {diff:.2e}", dev.description);
-                assert!(diff < 2e-5, "case {case} {fill:?} on {}: {diff}", dev.description);
+                if net.has_fused_kernels() {
+                    let burn_ops = emolime::model::cnn_rows_device::DeviceRowCnn::new(&host, &dev.burn)
+                        .unwrap()
+                        .without_fused_kernels();
+                    row_cached(&burn_ops, "burn operations");
+                }
             }
         }
     }
 }
 
-/// `conv_block.wgsl` (both entry points, log input or not, any stride) against its CPU twin,
-/// block by block and as a chain of two in one submission, on fresh random shapes, weights and
-/// inputs; channel counts that are and are not multiples of the kernel's 8 per invocation.
+/// A random conv block reading `in_ch` channels: 1 to 20 output channels (multiples of the
+/// kernel's 8 per invocation and not), weights and biases around zero, a log of power on
+/// input when `log`, and a stride up to `max_stride`.
+fn random_conv_block(
+    rng: &mut Rng,
+    in_ch: usize,
+    log: bool,
+    pool: bool,
+    max_stride: usize,
+) -> emolime::model::conv_block::ConvBlock {
+    let out_ch = 1 + rng.below(20);
+    emolime::model::conv_block::ConvBlock {
+        in_ch,
+        out_ch,
+        stride_h: 1 + rng.below(max_stride),
+        pool,
+        log_offset: log.then(|| rng.f32() * 4.0 - 2.0),
+        weight: (0..out_ch * in_ch * 9).map(|_| rng.f32() - 0.5).collect(),
+        bias: (0..out_ch).map(|_| rng.f32() - 0.5).collect(),
+    }
+}
+
+/// Checks the kernel's output `got` against its CPU twin's `want`: the same shape, within
+/// 2e-6 of the largest output, and some outputs not cut to zero by the ReLU.
+fn check_conv_output(got: burn::tensor::Tensor<4>, want: &ndarray::Array4<f32>, what: &str) {
+    assert_eq!(got.dims().to_vec(), want.shape().to_vec(), "{what}");
+    let got = emolime::model::read_f32(got).unwrap();
+    let want = want.as_slice().unwrap();
+    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    let diff = max_abs_diff(&got, want);
+    eprintln!("{what}: {diff:.2e} (scale {scale:.1})");
+    assert!(diff <= 2e-6 * scale, "{what}: {diff} at scale {scale}");
+    // ReLU: some outputs are cut to zero and some are not, or the test proves little.
+    assert!(got.iter().any(|&v| v > 0.0), "{what}: every output zero");
+}
+
+/// `conv_block.wgsl` on whole inputs (pooled or not, log input or not, any stride) against its
+/// CPU twin `ConvBlock::cpu`, one block and two chained in one submission, on fresh random
+/// shapes, weights and inputs.
 #[test]
 fn conv_block_kernel_matches_cpu() {
-    use emolime::model::conv_block::{ConvBlock, GpuConvBlocks};
+    use emolime::model::conv_block::GpuConvBlocks;
     use ndarray::Array4;
     let Some(dev) = crate::common::gpu_device() else {
         eprintln!("no gpu adapter; skipped");
@@ -362,58 +418,103 @@ fn conv_block_kernel_matches_cpu() {
     };
     let ctx = dev.gpu.as_ref().expect("a gpu device has a context");
     let mut rng = Rng(fresh_seed("conv block"));
-    let block = |rng: &mut Rng, in_ch: usize, first: bool| {
-        let out_ch = 1 + rng.below(20);
-        ConvBlock {
-            in_ch,
-            out_ch,
-            stride_h: 1 + rng.below(3),
-            pool: rng.below(2) == 0,
-            log_offset: (first && rng.below(2) == 0).then(|| rng.f32() * 4.0 - 2.0),
-            weight: (0..out_ch * in_ch * 9).map(|_| rng.f32() - 0.5).collect(),
-            bias: (0..out_ch).map(|_| rng.f32() - 0.5).collect(),
-        }
-    };
     for case in 0..12 {
         let (n, i) = (1 + rng.below(5), 1 + rng.below(10));
         let (h, w) = (8 + rng.below(40), 4 + rng.below(30));
-        let first = block(&mut rng, i, true);
-        let second = block(&mut rng, first.out_ch, false);
+        let (log, pool1, pool2) = (rng.below(2) == 0, rng.below(2) == 0, rng.below(2) == 0);
+        let first = random_conv_block(&mut rng, i, log, pool1, 3);
+        let second = random_conv_block(&mut rng, first.out_ch, false, pool2, 3);
         let input = Array4::from_shape_fn((n, i, h, w), |_| rng.f32() * rng.f32() * 10.0);
         let want1 = first.cpu(input.view()).unwrap();
         let Ok(want2) = second.cpu(want1.view()) else {
             continue;
         };
-        let tensor = || {
-            burn::tensor::Tensor::<4>::from_data(
+        for (blocks, want) in [
+            (vec![first.clone()], &want1),
+            (vec![first.clone(), second.clone()], &want2),
+        ] {
+            let what = format!(
+                "case {case}, {} block(s): [{n}, {i}, {h}, {w}], {:?} / {:?}",
+                blocks.len(),
+                (first.out_ch, first.stride_h, first.pool, log),
+                (second.out_ch, second.stride_h, second.pool),
+            );
+            let x = burn::tensor::Tensor::<4>::from_data(
                 burn::tensor::TensorData::new(input.iter().copied().collect::<Vec<f32>>(), [n, i, h, w]),
                 &dev.burn,
-            )
+            );
+            let got = GpuConvBlocks::new(ctx, blocks).unwrap().forward(&dev.burn, x).unwrap();
+            check_conv_output(got, want, &what);
+        }
+    }
+}
+
+/// `conv_block.wgsl` on row versions (the row-cached forward's levels) against its CPU twin
+/// `ConvBlock::cpu_rows`: random utterances, rows, index tables that read the zero slot, one
+/// level and two chained in one submission, pooled or not, log input or not.
+#[test]
+fn conv_block_row_versions_match_cpu() {
+    use emolime::model::conv_block::{ConvBlock, GpuConvBlocks, RowLevel};
+    use ndarray::Array4;
+    let Some(dev) = crate::common::gpu_device() else {
+        eprintln!("no gpu adapter; skipped");
+        return;
+    };
+    let ctx = dev.gpu.as_ref().expect("a gpu device has a context");
+    let mut rng = Rng(fresh_seed("conv block rows"));
+    // `jobs` jobs of the rows `block` reads (one output row each), slots below `slots` or the
+    // zero slot `zero`.
+    let index = |rng: &mut Rng, b: &ConvBlock, jobs: usize, slots: usize, zero: usize| {
+        let k = if b.pool { b.stride_h + 3 } else { 3 };
+        let v: Vec<u32> = (0..jobs * k)
+            .map(|_| if rng.below(6) == 0 { zero } else { rng.below(slots) } as u32)
+            .collect();
+        (v, k)
+    };
+    for case in 0..10 {
+        let (u, s, i, w) = (1 + rng.below(4), 2 + rng.below(30), 1 + rng.below(6), 4 + rng.below(40));
+        let (log, pool1, pool2) = (rng.below(2) == 0, rng.below(3) > 0, rng.below(2) == 0);
+        // One output row per job: an unpooled level has stride 1 (three rows).
+        let first = random_conv_block(&mut rng, i, log, pool1, if pool1 { 3 } else { 1 });
+        let second = random_conv_block(&mut rng, first.out_ch, false, pool2, if pool2 { 3 } else { 1 });
+        let (j1, j2) = (1 + rng.below(40), 1 + rng.below(40));
+        // The first level's zero slot lies past the utterance's rows, as in the mel rows.
+        let (index1, k1) = index(&mut rng, &first, j1, s, s);
+        let (index2, k2) = index(&mut rng, &second, j2, j1, j1);
+        let below = Array4::from_shape_fn((u, s, i, w), |_| rng.f32() * rng.f32() * 10.0);
+        let want1 = first.cpu_rows(below.view(), &index1, k1, s).unwrap();
+        let (v1, o1, _, w1) = want1.dim();
+        let Ok(want2) = second.cpu_rows(
+            want1.view().into_shape_with_order((u, v1 / u, o1, w1)).unwrap(),
+            &index2,
+            k2,
+            j1,
+        ) else {
+            continue;
         };
         for (blocks, want) in [
             (vec![first.clone()], &want1),
             (vec![first.clone(), second.clone()], &want2),
         ] {
             let depth = blocks.len();
-            let gpu = GpuConvBlocks::new(ctx, blocks).unwrap();
-            let got = gpu.forward(&dev.burn, tensor()).unwrap();
-            assert_eq!(got.dims().to_vec(), want.shape().to_vec(), "case {case}");
-            let got = emolime::model::read_f32(got).unwrap();
-            let want = want.as_slice().unwrap();
-            let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-            let diff = max_abs_diff(&got, want);
-            eprintln!(
-                "case {case}, {depth} block(s): [{n}, {i}, {h}, {w}] -> {:?}, {:?} / {:?}: {diff:.2e} (scale {scale:.1})",
-                want.len(),
-                (first.out_ch, first.stride_h, first.pool, first.log_offset.is_some()),
-                (second.out_ch, second.stride_h, second.pool),
+            let what = format!(
+                "case {case}, {depth} level(s): U {u}, S {s}, I {i}, W {w}, jobs {j1}/{j2}, {:?} / {:?}",
+                (first.out_ch, first.stride_h, first.pool, log),
+                (second.out_ch, second.pool),
             );
-            assert!(
-                diff <= 2e-6 * scale,
-                "case {case}, {depth} block(s): {diff} at scale {scale}"
+            let mut levels = vec![RowLevel::new(ctx, index1.clone(), k1).unwrap()];
+            if depth == 2 {
+                levels.push(RowLevel::new(ctx, index2.clone(), k2).unwrap());
+            }
+            let x = burn::tensor::Tensor::<4>::from_data(
+                burn::tensor::TensorData::new(below.iter().copied().collect::<Vec<f32>>(), [u, s, i, w]),
+                &dev.burn,
             );
-            // ReLU: some outputs are cut to zero and some are not, or the test proves little.
-            assert!(got.iter().any(|&v| v > 0.0), "case {case}: every output zero");
+            let got = GpuConvBlocks::new(ctx, blocks)
+                .unwrap()
+                .forward_rows(&dev.burn, x, &levels, s)
+                .unwrap();
+            check_conv_output(got, want, &what);
         }
     }
 }
