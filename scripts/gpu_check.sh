@@ -615,8 +615,9 @@ profile)
     # Where the CNN's scoring time goes, kernel by kernel (CubeCL's profiling log summed by
     # scripts/kernel_profile.py), every input scored at batch 4096 and row-cached, for this build
     # and, after `prepare-ab`, the base build too. Profiling waits for each kernel: the shares
-    # are the figures, not the sums. The log holds Burn's kernels only: since 920002a the
-    # every-input CNN's blocks are emolime's own kernel (conv_block.wgsl) and are not in it.
+    # are the figures, not the sums. The log holds Burn's kernels only: since 920002a and 25a1ceb
+    # the CNN's blocks are emolime's own kernel (conv_block.wgsl) on both paths and are not in
+    # it, so for those builds the log gives the head's share (scoring time less its sum: the blocks).
     setup
     dev="${AB_DEVICE:-gpu:0}"
     work=$(mktemp -d)

@@ -1,7 +1,10 @@
 //! The CNN with its batch norms folded into its convolutions, as Burn operations on any device:
 //! every input scored whole ([`DeviceRowCnn::probs_every_input`]), or the row-cached forward of
 //! [`super::cnn_rows`], the same row versions, each level computed as one gather of the rows
-//! below and one batched convolution ([`DeviceRowCnn::probs`]).
+//! below and one batched convolution ([`DeviceRowCnn::probs`]); on a GPU emolime opened, each
+//! level is one fused kernel of `conv_block.wgsl` instead. The head takes each version of
+//! conv3's rows through its row's share of the pooling into groups and the linear layer (C
+//! logits per version), so each sample sums H3 such shares rather than pooling C3 H3 values.
 //!
 //! Which versions exist and which rows each one reads depends on the masks, the band of each
 //! mel row and the network's geometry, not on the audio, so a [`RowPlan`] holds those index
@@ -63,8 +66,13 @@ pub struct RowPlan {
     h3: usize,
     /// For each sample and row of conv3, the slot of its version. // [N * H3]
     head: Tensor<1, Int>,
-    /// Adaptive average pooling of conv3's rows into groups (per column sum). // [H3, G]
-    group_mean: Tensor<2>,
+    /// The head's weights for each row of conv3: the adaptive average pooling of rows into
+    /// groups composed with the linear layer, `w[c, h C + k] = sum_g mean[h, g] fc[c G + g,
+    /// k]`. // [C3, H3 * C]
+    head_weight: Tensor<2>,
+    /// For each version of conv3 and class, its column of `head_weight`'s product: `h C + k`
+    /// for the version's row `h` (0 for the zero row, whose product is zero). // [J3 + 1, C]
+    head_cols: Tensor<2, Int>,
     /// The levels' index tables for the fused kernels of `conv_block.wgsl`, when the network
     /// has them ([`GpuConvBlocks::forward_rows`]).
     fused: Option<Vec<RowLevel>>,
@@ -78,6 +86,8 @@ pub struct DeviceRowCnn {
     fc_weight: Tensor<2>,
     /// `[1, C]`.
     fc_bias: Tensor<2>,
+    /// The linear layer's weights on the host, for each plan's head weights. // [C3 * G, C]
+    fc_host: Vec<f32>,
     groups: usize,
     /// Added to `ln(power + 1e-10)`: `-db_mean ln 10 / 10`. With the scale folded into conv1's
     /// weights, `conv1(ln(p + eps) + offset)` equals conv1 of the normalised decibels, zero
@@ -138,6 +148,7 @@ impl DeviceRowCnn {
                 device,
             ),
             fc_bias: Tensor::from_data(TensorData::new(fc_bias.to_vec(), [1, classes]), device),
+            fc_host: fc_weight.to_vec(),
             groups,
             log_offset,
             fused,
@@ -267,14 +278,30 @@ impl DeviceRowCnn {
             .flat_map(|&key| (0..h2p).map(move |r| (r, key)))
             .map(|(r, key)| l3.slot(r as isize, key))
             .collect();
-        let g = self.groups;
-        let mut group_mean = vec![0.0f32; h2p * g];
+        let (g, classes) = (self.groups, self.fc_bias.dims()[1]);
+        let c3 = self.fc_host.len() / (g * classes);
+        // Adaptive average pooling of conv3's rows into groups, then the linear layer, as one
+        // weight per row: w[c, h C + k] = sum_g mean[h, g] fc[c G + g, k].
+        let mut head_weight = vec![0.0f32; c3 * h2p * classes];
         for gi in 0..g {
             let (start, end) = (gi * h2p / g, ((gi + 1) * h2p).div_ceil(g));
-            for r in start..end {
-                group_mean[r * g + gi] = 1.0 / (end - start) as f32;
+            let mean = 1.0 / (end - start) as f32;
+            for c in 0..c3 {
+                let fc = &self.fc_host[(c * g + gi) * classes..][..classes];
+                for h in start..end {
+                    let w = &mut head_weight[(c * h2p + h) * classes..][..classes];
+                    for (w, f) in w.iter_mut().zip(fc) {
+                        *w += mean * f;
+                    }
+                }
             }
         }
+        let head_cols: Vec<i64> = jobs3
+            .iter()
+            .map(|&(r, _)| r)
+            .chain([0])
+            .flat_map(|r| (0..classes).map(move |k| (r * classes + k) as i64))
+            .collect();
         let fused = match &self.fused {
             Some(blocks) => {
                 let level = |inputs: &[i64], k| {
@@ -300,7 +327,8 @@ impl DeviceRowCnn {
             ],
             h3: h2p,
             head: index(head),
-            group_mean: Tensor::from_data(TensorData::new(group_mean, [h2p, g]), dev),
+            head_weight: Tensor::from_data(TensorData::new(head_weight, [c3, h2p * classes]), dev),
+            head_cols: Tensor::from_data(TensorData::new(head_cols, [jobs3.len() + 1, classes]), dev),
             fused,
         })
     }
@@ -341,15 +369,22 @@ impl DeviceRowCnn {
         }; // [U * (J3 + 1), C3, W3]
         let [v3, c3, w3] = l3.dims();
         let rows3 = l3.sum_dim(2).reshape([v3, c3]).div_scalar(w3 as f32);
-        let (n, h3, g) = (plan.n_samples, plan.h3, self.groups);
-        let feat = rows3
+        let (n, h3, classes) = (plan.n_samples, plan.h3, self.fc_bias.dims()[1]);
+        // Each version's share of the logits through its own row's head weights, then each
+        // sample's sum over its H3 versions: the pooling into groups and the linear layer on
+        // C values per version and row instead of C3 per sample and row.
+        let cols = if u == 1 {
+            plan.head_cols.clone()
+        } else {
+            plan.head_cols.clone().repeat_dim(0, u)
+        };
+        let share = rows3.matmul(plan.head_weight.clone()).gather(1, cols); // [U * (J3 + 1), C]
+        let logits = share
             .select(0, self.per_utterance(&plan.head, u, v3 / u))
-            .reshape([u * n, h3, c3])
-            .swap_dims(1, 2)
-            .reshape([u * n * c3, h3])
-            .matmul(plan.group_mean.clone())
-            .reshape([u * n, c3 * g]);
-        let logits = feat.matmul(self.fc_weight.clone()) + self.fc_bias.clone();
+            .reshape([u * n, h3, classes])
+            .sum_dim(1)
+            .reshape([u * n, classes])
+            + self.fc_bias.clone();
         Ok(softmax(logits, 1))
     }
 
