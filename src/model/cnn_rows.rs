@@ -6,7 +6,8 @@
 //! covers. With 8 bands over 128 mel rows, a row of the last convolution sees at most 4 bands:
 //! at most 16 distinct versions of it exist, however many of the 2^8 masks are sampled. This
 //! module computes the distinct versions once, level by level (each level's rows from the
-//! level below), and assembles every sample's head input from them. The arithmetic is the
+//! level below), the last level as each version's share of the logits (the head's pooling and
+//! linear layer are linear in conv3's rows), and sums every sample's shares. The arithmetic is the
 //! network's own (batch norm folded into each convolution), so the probabilities equal the
 //! batched forward of [`super::SerCnn`] up to f32 rounding (checked by `tests/it/twins.rs`).
 //! It serves the CPU path when the fill is a function of the row (zero or mean fill); seeded
@@ -261,10 +262,28 @@ impl RowCachedCnn {
             &|q, key, scratch, out| pooled_row(&c[1], |r, k| l1.get(r, k), h1p, 2 * q, key, w1p, scratch, out),
         );
         let c3 = c[2].out_ch;
+        let (g, classes) = (self.groups, self.n_classes());
+        // The head is linear in conv3's rows up to the softmax: adaptive average pooling of the
+        // rows into G groups (all columns), then the linear layer. So each version of row r
+        // computes its share of the logits, `share[k] = sum_o sum(row[o]) w[r, o, k]` with
+        // `w[r, o, k] = sum_{g sees r} fc[o G + g, k] / (rows_g W3)`, and each sample sums
+        // its rows' shares (as the device forward does).
+        let mut head = vec![0.0f32; h2p * c3 * classes]; // [H3, C3, C]
+        for gi in 0..g {
+            let (start, end) = (gi * h2p / g, ((gi + 1) * h2p).div_ceil(g));
+            let count = ((end - start) * w2p) as f32;
+            for r in start..end {
+                for o in 0..c3 {
+                    let fc = &self.fc_weight[(o * g + gi) * classes..][..classes];
+                    let w = &mut head[(r * c3 + o) * classes..][..classes];
+                    w.iter_mut().zip(fc).for_each(|(w, f)| *w += f / count);
+                }
+            }
+        }
         let l3 = build_level(
             &bits,
             h2p,
-            c3,
+            classes,
             c3 * w2p,
             threads,
             &|r| conv_deps(&l2.deps, r, 1, 1),
@@ -272,37 +291,24 @@ impl RowCachedCnn {
                 let rows = conv_inputs(|j, k| l2.get(j, k), h2p, r, 1, key);
                 let full = &mut scratch[..c3 * w2p];
                 c[2].row(rows, w2p, full);
-                for (o, v) in out.iter_mut().enumerate() {
-                    *v = full[o * w2p..(o + 1) * w2p].iter().sum();
+                out.fill(0.0);
+                for (o, w) in head[r * c3 * classes..(r + 1) * c3 * classes]
+                    .chunks(classes)
+                    .enumerate()
+                {
+                    let sum: f32 = full[o * w2p..(o + 1) * w2p].iter().sum();
+                    out.iter_mut().zip(w).for_each(|(l, w)| *l += sum * w);
                 }
             },
         );
 
-        // The head: adaptive average pooling of conv3's rows into G groups (all columns), the
-        // linear layer and a softmax, per sample.
-        let (g, classes) = (self.groups, self.n_classes());
+        // Per sample: the bias plus its rows' shares, and a softmax.
         let mut probs = Array2::<f32>::zeros((n, classes));
-        let mut feat = vec![0.0f32; c3 * g];
+        let mut logits = vec![0.0f32; classes];
         for (s, &key) in bits.iter().enumerate() {
-            for gi in 0..g {
-                let (start, end) = (gi * h2p / g, ((gi + 1) * h2p).div_ceil(g));
-                let count = ((end - start) * w2p) as f32;
-                for o in 0..c3 {
-                    feat[o * g + gi] = 0.0;
-                }
-                for r in start..end {
-                    for (o, v) in l3.get(r, key).iter().enumerate() {
-                        feat[o * g + gi] += v;
-                    }
-                }
-                for o in 0..c3 {
-                    feat[o * g + gi] /= count;
-                }
-            }
-            let mut logits = self.fc_bias.clone();
-            for (d, &f) in feat.iter().enumerate() {
-                let w = &self.fc_weight[d * classes..(d + 1) * classes];
-                logits.iter_mut().zip(w).for_each(|(l, w)| *l += f * w);
+            logits.copy_from_slice(&self.fc_bias);
+            for r in 0..h2p {
+                logits.iter_mut().zip(l3.get(r, key)).for_each(|(l, v)| *l += v);
             }
             let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
