@@ -261,25 +261,11 @@ impl RowCachedCnn {
             &|q| conv_deps(&l1.deps, 2 * q, 2, 1),
             &|q, key, scratch, out| pooled_row(&c[1], |r, k| l1.get(r, k), h1p, 2 * q, key, w1p, scratch, out),
         );
-        let c3 = c[2].out_ch;
-        let (g, classes) = (self.groups, self.n_classes());
-        // The head is linear in conv3's rows up to the softmax: adaptive average pooling of the
-        // rows into G groups (all columns), then the linear layer. So each version of row r
-        // computes its share of the logits, `share[k] = sum_o sum(row[o]) w[r, o, k]` with
-        // `w[r, o, k] = sum_{g sees r} fc[o G + g, k] / (rows_g W3)`, and each sample sums
-        // its rows' shares (as the device forward does).
-        let mut head = vec![0.0f32; h2p * c3 * classes]; // [H3, C3, C]
-        for gi in 0..g {
-            let (start, end) = (gi * h2p / g, ((gi + 1) * h2p).div_ceil(g));
-            let count = ((end - start) * w2p) as f32;
-            for r in start..end {
-                for o in 0..c3 {
-                    let fc = &self.fc_weight[(o * g + gi) * classes..][..classes];
-                    let w = &mut head[(r * c3 + o) * classes..][..classes];
-                    w.iter_mut().zip(fc).for_each(|(w, f)| *w += f / count);
-                }
-            }
-        }
+        let (c3, classes) = (c[2].out_ch, self.n_classes());
+        // The head is linear in conv3's rows up to the softmax, so each version of row r
+        // computes its share of the logits, `share[k] = sum_o mean(row[o]) w[r, o, k]`
+        // ([`head_per_row`]), and each sample sums its rows' shares (as the device forward does).
+        let head = head_per_row(&self.fc_weight, self.groups, classes, h2p); // [H3, C3, C]
         let l3 = build_level(
             &bits,
             h2p,
@@ -296,8 +282,8 @@ impl RowCachedCnn {
                     .chunks(classes)
                     .enumerate()
                 {
-                    let sum: f32 = full[o * w2p..(o + 1) * w2p].iter().sum();
-                    out.iter_mut().zip(w).for_each(|(l, w)| *l += sum * w);
+                    let mean = full[o * w2p..(o + 1) * w2p].iter().sum::<f32>() / w2p as f32;
+                    out.iter_mut().zip(w).for_each(|(l, w)| *l += mean * w);
                 }
             },
         );
@@ -318,6 +304,30 @@ impl RowCachedCnn {
         }
         Ok(probs)
     }
+}
+
+/// The head's weights per row of conv3: its adaptive average pooling of `h3` rows into
+/// `groups` groups composed with the linear layer `fc_weight` ([C3 * G, C]), so that a row's
+/// share of the logits is `sum_o mean(row[o]) w[r, o, k]` and the logits are the bias plus
+/// every row's share: `w[r, o, k] = sum over the groups g holding r of fc[o G + g, k] / rows_g`.
+///
+/// # Shapes
+/// `fc_weight` [C3 * G, C] -> [H3, C3, C]
+pub(crate) fn head_per_row(fc_weight: &[f32], groups: usize, classes: usize, h3: usize) -> Vec<f32> {
+    let c3 = fc_weight.len() / (groups * classes).max(1);
+    let mut head = vec![0.0f32; h3 * c3 * classes];
+    for g in 0..groups {
+        let (start, end) = (g * h3 / groups, ((g + 1) * h3).div_ceil(groups));
+        let rows = (end - start) as f32;
+        for r in start..end {
+            for o in 0..c3 {
+                let fc = &fc_weight[(o * groups + g) * classes..][..classes];
+                let w = &mut head[(r * c3 + o) * classes..][..classes];
+                w.iter_mut().zip(fc).for_each(|(w, f)| *w += f / rows);
+            }
+        }
+    }
+    head
 }
 
 /// Each mask's kept bands as bits (band `k` is bit `k`; a value above 0.5 keeps it).

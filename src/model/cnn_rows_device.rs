@@ -12,7 +12,7 @@
 //! convolves a few hundred rows per level instead of building and scoring every masked
 //! spectrogram. The host forward ([`RowCachedCnn::probs_band_masked`]) is its CPU twin.
 
-use super::cnn_rows::{HostConv, RowCachedCnn, RowSlots, conv_deps, mask_bits, row_versions};
+use super::cnn_rows::{HostConv, RowCachedCnn, RowSlots, conv_deps, head_per_row, mask_bits, row_versions};
 use super::conv_block::{ConvBlock, GpuConvBlocks, RowLevel};
 use crate::error::{Error, Result, check_shape};
 use burn::tensor::activation::softmax;
@@ -66,9 +66,9 @@ pub struct RowPlan {
     h3: usize,
     /// For each sample and row of conv3, the slot of its version. // [N * H3]
     head: Tensor<1, Int>,
-    /// The head's weights for each row of conv3: the adaptive average pooling of rows into
-    /// groups composed with the linear layer, `w[c, h C + k] = sum_g mean[h, g] fc[c G + g,
-    /// k]`. // [C3, H3 * C]
+    /// The head's weights for each row of conv3 ([`head_per_row`]) as `w[c, h C + k]`: the
+    /// adaptive average pooling of rows into groups composed with the linear layer.
+    /// // [C3, H3 * C]
     head_weight: Tensor<2>,
     /// For each version of conv3 and class, its column of `head_weight`'s product: `h C + k`
     /// for the version's row `h` (0 for the zero row, whose product is zero). // [J3 + 1, C]
@@ -278,22 +278,15 @@ impl DeviceRowCnn {
             .flat_map(|&key| (0..h2p).map(move |r| (r, key)))
             .map(|(r, key)| l3.slot(r as isize, key))
             .collect();
-        let (g, classes) = (self.groups, self.fc_bias.dims()[1]);
-        let c3 = self.fc_host.len() / (g * classes);
-        // Adaptive average pooling of conv3's rows into groups, then the linear layer, as one
-        // weight per row: w[c, h C + k] = sum_g mean[h, g] fc[c G + g, k].
+        let classes = self.fc_bias.dims()[1];
+        let c3 = self.fc_host.len() / (self.groups * classes);
+        // The head's weights per row ([H3, C3, C]) as [C3, H3 C], for one matmul of every
+        // version of conv3's rows.
+        let per_row = head_per_row(&self.fc_host, self.groups, classes, h2p);
         let mut head_weight = vec![0.0f32; c3 * h2p * classes];
-        for gi in 0..g {
-            let (start, end) = (gi * h2p / g, ((gi + 1) * h2p).div_ceil(g));
-            let mean = 1.0 / (end - start) as f32;
-            for c in 0..c3 {
-                let fc = &self.fc_host[(c * g + gi) * classes..][..classes];
-                for h in start..end {
-                    let w = &mut head_weight[(c * h2p + h) * classes..][..classes];
-                    for (w, f) in w.iter_mut().zip(fc) {
-                        *w += mean * f;
-                    }
-                }
+        for (r, row) in per_row.chunks(c3 * classes).enumerate() {
+            for (o, w) in row.chunks(classes).enumerate() {
+                head_weight[(o * h2p + r) * classes..][..classes].copy_from_slice(w);
             }
         }
         let head_cols: Vec<i64> = jobs3
