@@ -617,7 +617,9 @@ profile)
     # and, after `prepare-ab`, the base build too. Profiling waits for each kernel: the shares
     # are the figures, not the sums. The log holds Burn's kernels only: since 920002a and 25a1ceb
     # the CNN's blocks are emolime's own kernel (conv_block.wgsl) on both paths and are not in
-    # it, so for those builds the log gives the head's share (scoring time less its sum: the blocks).
+    # it, so for those builds the log gives the head's share (scoring time less its sum: the
+    # blocks); since the row-cached head's own kernels (row_head_*.wgsl) that path has no Burn
+    # kernel left, and only the every-input head (pooling, linear layer, softmax) shows.
     setup
     dev="${AB_DEVICE:-gpu:0}"
     work=$(mktemp -d)

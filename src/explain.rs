@@ -1335,7 +1335,12 @@ fn record_gpu(
         }
     };
     let started = std::time::Instant::now();
-    let bound = BoundTensor::<2>::new(Tensor::cat(outputs, 0))?; // [U * N', C]
+    // One model call (the usual case) needs no copy into a joined tensor.
+    let joined = match <[Tensor<2>; 1]>::try_from(outputs) {
+        Ok([one]) => one,
+        Err(outputs) => Tensor::cat(outputs, 0),
+    };
+    let bound = BoundTensor::<2>::new(joined)?; // [U * N', C]
     // The fit and both copies back in one submission, then one wait for it.
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     let out = encode_fit(ctx, &mut enc, fit, bound.binding(), n_utts, c)?;

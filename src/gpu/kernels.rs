@@ -211,6 +211,28 @@ pub struct ConvBlockParams {
     pub _pad: u32,
 }
 
+/// Uniforms of `row_head_share.wgsl` and `row_head_softmax.wgsl` (the row-cached CNN's head).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct RowHeadParams {
+    /// Utterances `U`.
+    pub n_utts: u32,
+    /// Samples per utterance `N`.
+    pub n_samples: u32,
+    /// Versions of conv3's rows per utterance `V` (the last one the zero row).
+    pub n_versions: u32,
+    /// Rows of conv3 `H3`.
+    pub h3: u32,
+    /// Channels of conv3 `C3`.
+    pub c3: u32,
+    /// Columns of conv3 `W3`.
+    pub w3: u32,
+    /// Classes `C`.
+    pub classes: u32,
+    /// Padding to 16 bytes.
+    pub _pad: u32,
+}
+
 /// Output channels one invocation of `conv_block.wgsl` computes (its grid's z covers the
 /// output channels in groups of this many).
 pub const CONV_BLOCK_CHANNELS: usize = 8;
@@ -340,6 +362,10 @@ pub struct Kernels {
     pub gl_overlap_add: Kernel,
     /// `conv_block.wgsl`.
     pub conv_block: Kernel,
+    /// `row_head_share.wgsl`.
+    pub row_head_share: Kernel,
+    /// `row_head_softmax.wgsl`.
+    pub row_head_softmax: Kernel,
 }
 
 impl Kernels {
@@ -385,6 +411,18 @@ impl Kernels {
                 "conv_block",
                 shaders::CONV_BLOCK,
                 &[Uniform, ReadWrite, Read, Read, Read, ReadWrite],
+            )?,
+            row_head_share: Kernel::new(
+                device,
+                "row_head_share",
+                shaders::ROW_HEAD_SHARE,
+                &[Uniform, ReadWrite, Read, Read, ReadWrite],
+            )?,
+            row_head_softmax: Kernel::new(
+                device,
+                "row_head_softmax",
+                shaders::ROW_HEAD_SOFTMAX,
+                &[Uniform, ReadWrite, Read, Read, ReadWrite],
             )?,
         })
     }

@@ -26,3 +26,15 @@ pub const GL_OVERLAP_ADD: &str = include_str!("../../shaders/gl_overlap_add.wgsl
 /// `shaders/conv_block.wgsl`: one block of the mel CNN (3x3 convolution, batch norm folded,
 /// optional 2x2 max pooling, ReLU).
 pub const CONV_BLOCK: &str = include_str!("../../shaders/conv_block.wgsl");
+/// `shaders/row_head_share.wgsl`: each version of the row-cached CNN's conv3 rows times its
+/// row's head weights (after `row_head_params.wgsl`).
+pub const ROW_HEAD_SHARE: &str = concat!(
+    include_str!("../../shaders/row_head_params.wgsl"),
+    include_str!("../../shaders/row_head_share.wgsl")
+);
+/// `shaders/row_head_softmax.wgsl`: each sample's logits from its versions' shares, and their
+/// softmax (after `row_head_params.wgsl`).
+pub const ROW_HEAD_SOFTMAX: &str = concat!(
+    include_str!("../../shaders/row_head_params.wgsl"),
+    include_str!("../../shaders/row_head_softmax.wgsl")
+);

@@ -2,7 +2,8 @@
 //! every input scored whole ([`DeviceRowCnn::probs_every_input`]), or the row-cached forward of
 //! [`super::cnn_rows`], the same row versions, each level computed as one gather of the rows
 //! below and one batched convolution ([`DeviceRowCnn::probs`]); on a GPU emolime opened, each
-//! level is one fused kernel of `conv_block.wgsl` instead. The head takes each version of
+//! level is one fused kernel of `conv_block.wgsl` instead, and the head the two kernels of
+//! [`super::row_head`], all five dispatches one submission. The head takes each version of
 //! conv3's rows through its row's share of the pooling into groups and the linear layer (C
 //! logits per version), so each sample sums H3 such shares rather than pooling C3 H3 values.
 //!
@@ -14,6 +15,7 @@
 
 use super::cnn_rows::{HostConv, RowCachedCnn, RowSlots, conv_deps, head_per_row, mask_bits, row_versions};
 use super::conv_block::{ConvBlock, GpuConvBlocks, RowLevel};
+use super::row_head::{GpuRowHead, RowHead};
 use crate::error::{Error, Result, check_shape};
 use burn::tensor::activation::softmax;
 use burn::tensor::module::{adaptive_avg_pool2d, conv2d, max_pool2d};
@@ -73,9 +75,16 @@ pub struct RowPlan {
     /// For each version of conv3 and class, its column of `head_weight`'s product: `h C + k`
     /// for the version's row `h` (0 for the zero row, whose product is zero). // [J3 + 1, C]
     head_cols: Tensor<2, Int>,
-    /// The levels' index tables for the fused kernels of `conv_block.wgsl`, when the network
-    /// has them ([`GpuConvBlocks::forward_rows`]).
-    fused: Option<Vec<RowLevel>>,
+    /// The levels' index tables and the head for the fused kernels, when the network has
+    /// them ([`GpuConvBlocks::forward_rows_head`]).
+    fused: Option<FusedPlan>,
+}
+
+/// The device tables of a [`RowPlan`] for the fused kernels: each level's rows for
+/// `conv_block.wgsl`, and the head for `row_head_share.wgsl` and `row_head_softmax.wgsl`.
+struct FusedPlan {
+    levels: Vec<RowLevel>,
+    head: GpuRowHead,
 }
 
 /// The CNN's folded weights on a device: each batch norm folded into its convolution, and the
@@ -88,6 +97,8 @@ pub struct DeviceRowCnn {
     fc_bias: Tensor<2>,
     /// The linear layer's weights on the host, for each plan's head weights. // [C3 * G, C]
     fc_host: Vec<f32>,
+    /// The linear layer's bias on the host, for the fused head. // [C]
+    bias_host: Vec<f32>,
     groups: usize,
     /// Added to `ln(power + 1e-10)`: `-db_mean ln 10 / 10`. With the scale folded into conv1's
     /// weights, `conv1(ln(p + eps) + offset)` equals conv1 of the normalised decibels, zero
@@ -149,6 +160,7 @@ impl DeviceRowCnn {
             ),
             fc_bias: Tensor::from_data(TensorData::new(fc_bias.to_vec(), [1, classes]), device),
             fc_host: fc_weight.to_vec(),
+            bias_host: fc_bias.to_vec(),
             groups,
             log_offset,
             fused,
@@ -297,11 +309,21 @@ impl DeviceRowCnn {
             .collect();
         let fused = match &self.fused {
             Some(blocks) => {
-                let level = |inputs: &[i64], k| {
-                    let host = inputs.iter().map(|&v| v as u32).collect();
-                    RowLevel::new(blocks.context(), host, k)
+                let ctx = blocks.context();
+                let level = |inputs: &[i64], k| RowLevel::new(ctx, as_u32(inputs), k);
+                let head = RowHead {
+                    h3: h2p,
+                    c3,
+                    classes,
+                    weight: per_row.clone(),
+                    bias: self.bias_host.clone(),
+                    version_row: jobs3.iter().map(|&(r, _)| r as u32).chain([0]).collect(),
+                    head: as_u32(&head),
                 };
-                Some(vec![level(&in1, k1)?, level(&in2, 4)?, level(&in3, 3)?])
+                Some(FusedPlan {
+                    levels: vec![level(&in1, k1)?, level(&in2, 4)?, level(&in3, 3)?],
+                    head: GpuRowHead::new(ctx, head)?,
+                })
             }
             None => None,
         };
@@ -328,7 +350,9 @@ impl DeviceRowCnn {
 
     /// Class probabilities of `U` utterances (one number of frames `T`) under the plan's
     /// masks, from each one's kept and removed mel rows (power; removed rows hold the fill),
-    /// every level of all utterances computed by one gather and one convolution.
+    /// every level of all utterances computed by one gather and one convolution; on a GPU
+    /// emolime opened, the three levels and the head as one submission of the fused kernels
+    /// ([`GpuConvBlocks::forward_rows_head`]) when their tensors fit one storage binding each.
     ///
     /// # Shapes
     /// `rows` [U, 2, M * T] (per utterance all kept, then all removed) -> [U * N, C]
@@ -345,21 +369,18 @@ impl DeviceRowCnn {
         let t = mt / m;
         // Each utterance's rows; slot 2M, past them, is the zero row.
         let dims = [u, 2 * m, 1, t];
-        let l3 = match (&self.fused, &plan.fused) {
-            (Some(blocks), Some(levels)) if blocks.fits_rows(dims, levels, 2 * m) => {
-                let l3 = blocks.forward_rows(&self.device, rows.reshape(dims), levels, 2 * m)?;
-                let [v3, c3, _, w3] = l3.dims();
-                l3.reshape([v3, c3, w3])
-            }
-            _ => {
-                let x = self.log_input(rows.reshape([u, 2 * m, t]));
-                let below =
-                    Tensor::cat(vec![x, Tensor::zeros([u, 1, t], &self.device)], 1).reshape([u * (2 * m + 1), 1, t]);
-                let l1 = self.level(below, u, &plan.levels[0], 0, true);
-                let l2 = self.level(l1, u, &plan.levels[1], 1, true);
-                self.level(l2, u, &plan.levels[2], 2, false)
-            }
-        }; // [U * (J3 + 1), C3, W3]
+        if let (Some(blocks), Some(fused)) = (&self.fused, &plan.fused)
+            && blocks.fits_rows(dims, &fused.levels, 2 * m)
+            && fused.head.fits(u)
+        {
+            // The three levels and the head: one submission of five dispatches.
+            return blocks.forward_rows_head(&self.device, rows.reshape(dims), &fused.levels, 2 * m, &fused.head);
+        }
+        let x = self.log_input(rows.reshape([u, 2 * m, t]));
+        let below = Tensor::cat(vec![x, Tensor::zeros([u, 1, t], &self.device)], 1).reshape([u * (2 * m + 1), 1, t]);
+        let l1 = self.level(below, u, &plan.levels[0], 0, true);
+        let l2 = self.level(l1, u, &plan.levels[1], 1, true);
+        let l3 = self.level(l2, u, &plan.levels[2], 2, false); // [U * (J3 + 1), C3, W3]
         let [v3, c3, w3] = l3.dims();
         let rows3 = l3.sum_dim(2).reshape([v3, c3]).div_scalar(w3 as f32);
         let (n, h3, classes) = (plan.n_samples, plan.h3, self.fc_bias.dims()[1]);
@@ -440,4 +461,10 @@ fn relu_pooled(x: Tensor<4>, pool: bool) -> Tensor<4> {
         x
     };
     x.clamp(0.0, f32::INFINITY)
+}
+
+/// Index values that the plan built as `i64` (Burn's integer tensors), for the fused kernels'
+/// `u32` tables.
+fn as_u32(v: &[i64]) -> Vec<u32> {
+    v.iter().map(|&x| x as u32).collect()
 }

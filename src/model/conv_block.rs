@@ -8,6 +8,7 @@
 //! index recomputed), a pooling pass and a ReLU pass, each through memory; the fused kernel
 //! reads each input patch once per eight output channels and writes only the pooled values.
 
+use super::row_head::GpuRowHead;
 use crate::error::{Error, Result, check_shape};
 use crate::gpu::GpuContext;
 use crate::gpu::interop::{BoundTensor, submit_after_burn};
@@ -408,8 +409,48 @@ impl GpuConvBlocks {
         self.run(device, below, &steps, Some(levels))
     }
 
+    /// The chain on row versions as [`Self::forward_rows`], then `head` on the last level's
+    /// versions ([`GpuRowHead::record`]), all in one submission after Burn's pending work.
+    ///
+    /// # Shapes
+    /// `below` [U, S, I, W] -> [U * N, C]
+    pub fn forward_rows_head(
+        &self,
+        device: &Device,
+        below: Tensor<4>,
+        levels: &[RowLevel],
+        zero_slot: usize,
+        head: &GpuRowHead,
+    ) -> Result<Tensor<2>> {
+        let steps = self.row_steps(below.dims(), levels, zero_slot)?;
+        let last = steps.last().map_or([0; 4], |s| s.output);
+        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        let (rows, pinned) = self.record(device, &mut enc, below, &steps, Some(levels))?;
+        let (probs, share) = head.record(device, &mut enc, &rows, last)?;
+        submit_after_burn(device, &self.ctx.queue, enc)?;
+        drop((pinned, rows, share));
+        Ok(probs.into_tensor())
+    }
+
     /// Records and submits the dispatches of `steps`.
     fn run(&self, device: &Device, input: Tensor<4>, steps: &[Step], levels: Option<&[RowLevel]>) -> Result<Tensor<4>> {
+        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        let (out, pinned) = self.record(device, &mut enc, input, steps, levels)?;
+        submit_after_burn(device, &self.ctx.queue, enc)?;
+        drop(pinned);
+        Ok(out.into_tensor())
+    }
+
+    /// Records the dispatches of `steps` into `enc`; returns the last block's output and the
+    /// tensors that must stay pinned until `enc` is submitted.
+    fn record(
+        &self,
+        device: &Device,
+        enc: &mut wgpu::CommandEncoder,
+        input: Tensor<4>,
+        steps: &[Step],
+        levels: Option<&[RowLevel]>,
+    ) -> Result<(BoundTensor<4>, Vec<BoundTensor<4>>)> {
         if !self.steps_fit(steps) {
             return Err(Error::Device(format!(
                 "the conv blocks' tensors for input {:?} exceed the device's {} bytes per binding",
@@ -420,7 +461,6 @@ impl GpuConvBlocks {
         let mut below = BoundTensor::new(input)?;
         // Every tensor stays pinned until the commands that use it are submitted.
         let mut pinned = Vec::with_capacity(steps.len());
-        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
         for (l, ((block, weight, bias), step)) in self.blocks.iter().zip(steps).enumerate() {
             let [_, s_or_i, i_or_h, w] = step.input;
             let (i, h) = match step.rows {
@@ -460,7 +500,7 @@ impl GpuConvBlocks {
             };
             self.ctx.kernels.conv_block.dispatch(
                 &self.ctx,
-                &mut enc,
+                enc,
                 &[
                     params.as_entire_binding(),
                     below.binding(),
@@ -473,8 +513,6 @@ impl GpuConvBlocks {
             )?;
             pinned.push(std::mem::replace(&mut below, out));
         }
-        submit_after_burn(device, &self.ctx.queue, enc)?;
-        drop(pinned);
-        Ok(below.into_tensor())
+        Ok((below, pinned))
     }
 }

@@ -17,6 +17,7 @@ pub mod embedding;
 pub mod features;
 pub mod gemm_conv;
 pub mod hf;
+pub mod row_head;
 pub mod wav2vec2;
 
 pub use cnn::*;

@@ -519,6 +519,83 @@ fn conv_block_row_versions_match_cpu() {
     }
 }
 
+/// `row_head_share.wgsl` then `row_head_softmax.wgsl` against their CPU twin `RowHead::cpu`, on
+/// random rows, weights, version tables and utterance counts; and a head whose tables point
+/// past its versions refused before any dispatch.
+#[test]
+fn row_head_kernels_match_cpu() {
+    use emolime::model::row_head::{GpuRowHead, RowHead};
+    use ndarray::Array3;
+    let Some(dev) = crate::common::gpu_device() else {
+        eprintln!("no gpu adapter; skipped");
+        return;
+    };
+    let ctx = dev.gpu.as_ref().expect("a gpu device has a context");
+    let mut rng = Rng(fresh_seed("row head"));
+    for case in 0..10 {
+        let (u, v, n) = (1 + rng.below(5), 1 + rng.below(300), 1 + rng.below(400));
+        let (h3, c3, w3, classes) = (
+            1 + rng.below(20),
+            1 + rng.below(40),
+            1 + rng.below(12),
+            2 + rng.below(7),
+        );
+        let head = RowHead {
+            h3,
+            c3,
+            classes,
+            // Logits of a few units, as a trained head gives, so that probabilities are
+            // compared where they are not saturated.
+            weight: (0..h3 * c3 * classes)
+                .map(|_| (rng.f32() * 2.0 - 1.0) * 4.0 / (c3 * h3) as f32)
+                .collect(),
+            bias: (0..classes).map(|_| rng.f32() - 0.5).collect(),
+            version_row: (0..v).map(|_| rng.below(h3) as u32).collect(),
+            head: (0..n * h3).map(|_| rng.below(v) as u32).collect(),
+        };
+        // Non-negative, as after ReLU; a few versions all zero, as the zero row is.
+        let rows = Array3::from_shape_fn(
+            (u * v, c3, w3),
+            |(i, _, _)| {
+                if i % 7 == 3 { 0.0 } else { rng.f32() * 3.0 }
+            },
+        );
+        let want = head.cpu(rows.view()).unwrap();
+        let x = burn::tensor::Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(rows.iter().copied().collect::<Vec<f32>>(), [u * v, c3, 1, w3]),
+            &dev.burn,
+        );
+        let got = GpuRowHead::new(ctx, head).unwrap().forward(&dev.burn, x).unwrap();
+        let what = format!("case {case}: U {u}, V {v}, N {n}, H3 {h3}, C3 {c3}, W3 {w3}, C {classes}");
+        assert_eq!(got.dims(), [u * n, classes], "{what}");
+        let got = emolime::model::read_f32(got).unwrap();
+        let diff = max_abs_diff(&got, want.as_slice().unwrap());
+        eprintln!("{what}: {diff:.2e}");
+        assert!(diff <= 1e-6, "{what}: {diff}");
+        // Probabilities: each row sums to one, and they are not all alike (or the test proves
+        // little).
+        for p in got.chunks(classes) {
+            assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{what}: {p:?}");
+        }
+        let spread = got.iter().fold(0.0f32, |m, &p| m.max((p - 1.0 / classes as f32).abs()));
+        assert!(spread > 1e-3, "{what}: every probability uniform");
+    }
+    let bad = RowHead {
+        h3: 2,
+        c3: 1,
+        classes: 2,
+        weight: vec![0.0; 4],
+        bias: vec![0.0; 2],
+        version_row: vec![0, 1],
+        head: vec![0, 2],
+    };
+    let err = GpuRowHead::new(ctx, bad.clone())
+        .err()
+        .expect("a version past V is refused");
+    assert!(err.to_string().contains("version"), "{err}");
+    assert!(bad.cpu(ndarray::Array3::zeros((2, 1, 1)).view()).is_err());
+}
+
 /// Every head kind's device forward (Burn, f32) against the host's f64 `predict_proba`, for two
 /// and for several classes, on the CPU backend and the test adapter.
 #[test]
