@@ -223,7 +223,8 @@ fn scoring(c: &mut Criterion) {
 
 /// The device's limits through the same backend, the denominators of the scoring benches'
 /// "share of the device" figures: an f32 matmul (throughput in FLOPs, counted as 2·n³), a sum
-/// over a large buffer (bytes read) and an elementwise scale of it (bytes read and written).
+/// over a large buffer (bytes read) and an elementwise scale of it (bytes read and written);
+/// on a GPU also the start-up cost of compiling emolime's kernels.
 #[allow(clippy::single_range_in_vec_init)] // Burn slices take one range per dimension.
 fn device_limits(c: &mut Criterion) {
     let dev = common::bench_device();
@@ -266,6 +267,14 @@ fn device_limits(c: &mut Criterion) {
     g.bench_function("scale_f32_256MiB_bytes_moved", |bch| {
         bch.iter(|| read_f32(big.clone().mul_scalar(2.0).slice([0..1])).unwrap())
     });
+    // What every process pays before its first dispatch: compiling emolime's kernels (after
+    // the first iteration with the driver's shader caches warm, as for a second process).
+    if let Some(ctx) = &dev.gpu {
+        g.throughput(Throughput::Elements(1));
+        g.bench_function("compile_emolime_kernels", |bch| {
+            bch.iter(|| emolime::gpu::kernels::Kernels::new(&ctx.device).unwrap())
+        });
+    }
     g.finish();
 }
 
