@@ -278,29 +278,19 @@ impl RowCachedCnn {
                 let full = &mut scratch[..c3 * w2p];
                 c[2].row(rows, w2p, full);
                 out.fill(0.0);
-                for (o, w) in head[r * c3 * classes..(r + 1) * c3 * classes]
-                    .chunks(classes)
-                    .enumerate()
-                {
-                    let mean = full[o * w2p..(o + 1) * w2p].iter().sum::<f32>() / w2p as f32;
-                    out.iter_mut().zip(w).for_each(|(l, w)| *l += mean * w);
-                }
+                add_row_share(full, w2p, &head[r * c3 * classes..(r + 1) * c3 * classes], out);
             },
         );
 
         // Per sample: the bias plus its rows' shares, and a softmax.
         let mut probs = Array2::<f32>::zeros((n, classes));
-        let mut logits = vec![0.0f32; classes];
-        for (s, &key) in bits.iter().enumerate() {
+        for (mut p, &key) in probs.rows_mut().into_iter().zip(&bits) {
+            let logits = p.as_slice_mut().expect("a row of a standard-layout array");
             logits.copy_from_slice(&self.fc_bias);
             for r in 0..h2p {
                 logits.iter_mut().zip(l3.get(r, key)).for_each(|(l, v)| *l += v);
             }
-            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
-            for (p, l) in probs.row_mut(s).iter_mut().zip(&logits) {
-                *p = (l - max).exp() / sum;
-            }
+            softmax_in_place(logits);
         }
         Ok(probs)
     }
@@ -328,6 +318,26 @@ pub(crate) fn head_per_row(fc_weight: &[f32], groups: usize, classes: usize, h3:
         }
     }
     head
+}
+
+/// Adds one row version's share of the logits to `out`: `out[k] += sum_o mean(values[o]) w[o, k]`.
+///
+/// # Shapes
+/// `values` [C3, W] (a version's columns per channel), `weight` [C3, C] (its row's slice of
+/// [`head_per_row`]), `out` [C]
+pub(crate) fn add_row_share(values: &[f32], cols: usize, weight: &[f32], out: &mut [f32]) {
+    for (channel, w) in values.chunks(cols).zip(weight.chunks(out.len())) {
+        let mean = channel.iter().sum::<f32>() / cols as f32;
+        out.iter_mut().zip(w).for_each(|(l, w)| *l += mean * w);
+    }
+}
+
+/// Turns logits into probabilities in place: `exp(l - max) / sum`.
+pub(crate) fn softmax_in_place(logits: &mut [f32]) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    logits.iter_mut().for_each(|l| *l = (*l - max).exp());
+    let sum: f32 = logits.iter().sum();
+    logits.iter_mut().for_each(|e| *e /= sum);
 }
 
 /// Each mask's kept bands as bits (band `k` is bit `k`; a value above 0.5 keeps it).

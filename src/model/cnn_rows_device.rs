@@ -315,7 +315,7 @@ impl DeviceRowCnn {
                     h3: h2p,
                     c3,
                     classes,
-                    weight: per_row.clone(),
+                    weight: per_row,
                     bias: self.bias_host.clone(),
                     version_row: jobs3.iter().map(|&(r, _)| r as u32).chain([0]).collect(),
                     head: as_u32(&head),

@@ -9,6 +9,7 @@
 //! and a softmax: a dozen launches and kernels compiled per process for a few kilobytes of
 //! values, which on a GPU costs more than the arithmetic.
 
+use super::cnn_rows::{add_row_share, softmax_in_place};
 use crate::error::{Error, Result, check_shape};
 use crate::gpu::GpuContext;
 use crate::gpu::interop::BoundTensor;
@@ -87,8 +88,8 @@ impl RowHead {
         self.head.len() / self.h3.max(1)
     }
 
-    /// Utterances and columns of `dims` (`[U * V, C3, W3]`), checked.
-    fn split(&self, dims: [usize; 3]) -> Result<(usize, usize)> {
+    /// Utterances of `dims` (`[U * V, C3, W3]`), checked.
+    fn utterances(&self, dims: [usize; 3]) -> Result<usize> {
         let [uv, c3, w3] = dims;
         let v = self.n_versions();
         if uv == 0 || !uv.is_multiple_of(v) || c3 != self.c3 || w3 == 0 {
@@ -98,7 +99,7 @@ impl RowHead {
                 format!("{dims:?}"),
             ));
         }
-        Ok((uv / v, w3))
+        Ok(uv / v)
     }
 
     /// The CPU twin of `row_head_share.wgsl` and `row_head_softmax.wgsl`: the class
@@ -108,29 +109,26 @@ impl RowHead {
     /// `rows` [U * V, C3, W3] -> [U * N, C]
     pub fn cpu(&self, rows: ArrayView3<f32>) -> Result<Array2<f32>> {
         self.validate()?;
-        let (u, _) = self.split(rows.dim().into())?;
+        let u = self.utterances(rows.dim().into())?;
         let (v, n, h3, c3, c) = (self.n_versions(), self.n_samples(), self.h3, self.c3, self.classes);
+        let w3 = rows.dim().2;
+        let rows = rows.as_standard_layout();
+        let values = rows.as_slice().expect("a standard-layout array");
         let mut share = vec![0.0f32; u * v * c];
-        for (version, out) in share.chunks_mut(c).enumerate() {
+        for ((version, out), version_values) in share.chunks_mut(c).enumerate().zip(values.chunks(c3 * w3)) {
             let row = self.version_row[version % v] as usize;
-            for o in 0..c3 {
-                let mean = rows.slice(ndarray::s![version, o, ..]).sum() / rows.dim().2 as f32;
-                let w = &self.weight[(row * c3 + o) * c..][..c];
-                out.iter_mut().zip(w).for_each(|(s, w)| *s += mean * w);
-            }
+            add_row_share(version_values, w3, &self.weight[row * c3 * c..][..c3 * c], out);
         }
         let mut probs = Array2::<f32>::zeros((u * n, c));
         for (s, mut p) in probs.rows_mut().into_iter().enumerate() {
+            let logits = p.as_slice_mut().expect("a row of a standard-layout array");
             let first = (s / n) * v;
-            p.assign(&ndarray::ArrayView1::from(&self.bias));
+            logits.copy_from_slice(&self.bias);
             for &version in &self.head[(s % n) * h3..][..h3] {
                 let sh = &share[(first + version as usize) * c..][..c];
-                p.iter_mut().zip(sh).for_each(|(l, s)| *l += s);
+                logits.iter_mut().zip(sh).for_each(|(l, s)| *l += s);
             }
-            let top = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            p.mapv_inplace(|l| (l - top).exp());
-            let total = p.sum();
-            p.mapv_inplace(|e| e / total);
+            softmax_in_place(logits);
         }
         Ok(probs)
     }
@@ -194,7 +192,7 @@ impl GpuRowHead {
                 format!("{dims:?}"),
             ));
         }
-        let (u, _) = self.host.split([uv, c3, w3])?;
+        let u = self.host.utterances([uv, c3, w3])?;
         if !self.fits(u) {
             return Err(Error::Device(format!(
                 "the row head's tensors for {u} utterances exceed the device's {} bytes per binding",
