@@ -4,6 +4,11 @@
 // of the padding and of the zero slot stay zero). CPU twins: model::conv_block::ConvBlock::cpu
 // (whole inputs) and ConvBlock::cpu_rows (row versions).
 //
+// Pipeline-overridable constant `POOL`: 2x2 max pooling or none, one pipeline each
+// (gpu::kernels::Kernels::conv_block_pool and conv_block), so that once the loops are unrolled
+// the tile's indices below are constants and the driver's compiler can keep the tile in
+// registers (with pooling a uniform the indices depended on it at run time).
+//
 // Two modes (`k_rows`):
 // - whole inputs (k_rows = 0): input [N, I, H, W], zero padding 1 on every side, output
 //   [N, O, Ho, Wo];
@@ -38,7 +43,6 @@ struct Params {
     out_h: u32,
     out_w: u32,
     stride_h: u32,
-    pool: u32,
     log_input: u32,
     log_offset: f32,
     k_rows: u32,
@@ -46,6 +50,7 @@ struct Params {
     slot_stride: u32,
     zero_slot: u32,
     _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -54,6 +59,9 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read> index: array<u32>;
 @group(0) @binding(5) var<storage, read_write> output: array<f32>;
+
+/// 2x2 max pooling after the convolution (set per pipeline).
+override POOL: bool = false;
 
 /// Output channels per invocation.
 const OC_T: u32 = 8u;
@@ -124,7 +132,7 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let pool = params.pool == 1u;
+    let pool = POOL;
     let tiles_w = select((params.out_w + 3u) / 4u, params.out_w, pool);
     let pos = tile_of(wg, nwg, lid, params.out_h, tiles_w);
     if (pos.x >= params.n) {

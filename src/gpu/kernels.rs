@@ -193,8 +193,6 @@ pub struct ConvBlockParams {
     pub out_w: u32,
     /// Stride of the convolution over rows.
     pub stride_h: u32,
-    /// 1: 2x2 max pooling after the convolution.
-    pub pool: u32,
     /// 1: the input is power, read as `ln(power + 1e-10) + log_offset`.
     pub log_input: u32,
     /// Added to the log of the input when `log_input` is 1.
@@ -208,7 +206,7 @@ pub struct ConvBlockParams {
     /// The slot that reads as zeros (row versions).
     pub zero_slot: u32,
     /// Padding to 16 bytes.
-    pub _pad: u32,
+    pub _pad: [u32; 2],
 }
 
 /// Uniforms of `row_head_share.wgsl` and `row_head_softmax.wgsl` (the row-cached CNN's head).
@@ -254,6 +252,18 @@ enum Slot {
 
 impl Kernel {
     fn new(device: &wgpu::Device, name: &'static str, source: &str, slots: &[Slot]) -> Result<Self> {
+        Self::specialised(device, name, source, slots, &[])
+    }
+
+    /// A kernel with the shader's pipeline-overridable constants set to `constants` (name,
+    /// value), which the driver's compiler sees as constants.
+    fn specialised(
+        device: &wgpu::Device,
+        name: &'static str,
+        source: &str,
+        slots: &[Slot],
+        constants: &[(&str, f64)],
+    ) -> Result<Self> {
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(name),
@@ -291,7 +301,10 @@ impl Kernel {
             layout: Some(&pipeline_layout),
             module: &module,
             entry_point: Some("main"),
-            compilation_options: Default::default(),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                ..Default::default()
+            },
             cache: None,
         });
         if let Some(err) = pollster::block_on(scope.pop()) {
@@ -360,8 +373,10 @@ pub struct Kernels {
     pub gl_iterate: Kernel,
     /// `gl_overlap_add.wgsl`.
     pub gl_overlap_add: Kernel,
-    /// `conv_block.wgsl`.
+    /// `conv_block.wgsl` for blocks without pooling (`POOL = false`).
     pub conv_block: Kernel,
+    /// `conv_block.wgsl` for blocks with 2x2 pooling (`POOL = true`).
+    pub conv_block_pool: Kernel,
     /// `row_head_share.wgsl`.
     pub row_head_share: Kernel,
     /// `row_head_softmax.wgsl`.
@@ -406,11 +421,19 @@ impl Kernels {
                 shaders::GL_OVERLAP_ADD,
                 &[Uniform, Read, Read, ReadWrite],
             )?,
-            conv_block: Kernel::new(
+            conv_block: Kernel::specialised(
                 device,
                 "conv_block",
                 shaders::CONV_BLOCK,
                 &[Uniform, ReadWrite, Read, Read, Read, ReadWrite],
+                &[("POOL", 0.0)],
+            )?,
+            conv_block_pool: Kernel::specialised(
+                device,
+                "conv_block_pool",
+                shaders::CONV_BLOCK,
+                &[Uniform, ReadWrite, Read, Read, Read, ReadWrite],
+                &[("POOL", 1.0)],
             )?,
             row_head_share: Kernel::new(
                 device,

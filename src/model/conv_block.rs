@@ -481,14 +481,13 @@ impl GpuConvBlocks {
                     out_h: ho as u32,
                     out_w: wo as u32,
                     stride_h: block.stride_h as u32,
-                    pool: block.pool as u32,
                     log_input: block.log_offset.is_some() as u32,
                     log_offset: block.log_offset.unwrap_or(0.0),
                     k_rows: k_rows as u32,
                     n_jobs: n_jobs as u32,
                     slot_stride: s_or_i as u32,
                     zero_slot: zero_slot as u32,
-                    _pad: 0,
+                    _pad: [0; 2],
                 },
             );
             let tiles = if block.pool { ho * wo } else { ho * wo.div_ceil(4) };
@@ -498,7 +497,12 @@ impl GpuConvBlocks {
                 Some(levels) => &levels[l].index,
                 None => &self.no_index,
             };
-            self.ctx.kernels.conv_block.dispatch(
+            let kernel = if block.pool {
+                &self.ctx.kernels.conv_block_pool
+            } else {
+                &self.ctx.kernels.conv_block
+            };
+            kernel.dispatch(
                 &self.ctx,
                 enc,
                 &[
