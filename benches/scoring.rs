@@ -272,7 +272,7 @@ fn device_limits(c: &mut Criterion) {
     if let Some(ctx) = &dev.gpu {
         g.throughput(Throughput::Elements(1));
         g.bench_function("compile_emolime_kernels", |bch| {
-            bch.iter(|| emolime::gpu::kernels::Kernels::new(&ctx.device).unwrap())
+            bch.iter(|| emolime::gpu::kernels::Kernels::new(&ctx.device).compile_all().unwrap())
         });
     }
     g.finish();

@@ -5,7 +5,7 @@
 //! into the model's input tensor. CPU twin: [`crate::griffin_lim::MelSignal::perturbed`].
 //! Power-of-two FFT lengths up to [`GL_MAX_FFT`] only (others keep the host path).
 
-use super::kernels::{GL_MAX_FFT, GlInitParams, GlIterateParams, GlOverlapAddParams, fold_groups, grid_2d};
+use super::kernels::{GL_MAX_FFT, GlInitParams, GlIterateParams, GlOverlapAddParams, KernelId, fold_groups, grid_2d};
 use super::ops::{PerturbInputs, perturb_into};
 use super::{GpuContext, GrowBuffer};
 use crate::error::{Error, Result};
@@ -219,7 +219,7 @@ impl GpuGriffinLim {
                     _pad: 0,
                 },
             );
-            kernels.gl_init.dispatch(
+            kernels.get(KernelId::GlInit)?.dispatch(
                 ctx,
                 enc,
                 &[
@@ -271,7 +271,7 @@ impl GpuGriffinLim {
             // The waveforms are synthesized iters + 1 times, analysed in between.
             for step in 0..=self.iters {
                 let params = if step == 0 { &first_step } else { &next_step };
-                kernels.gl_iterate.dispatch(
+                kernels.get(KernelId::GlIterate)?.dispatch(
                     ctx,
                     enc,
                     &[
@@ -291,7 +291,7 @@ impl GpuGriffinLim {
                 } else {
                     (&ola_wave, wave.as_entire_binding())
                 };
-                kernels.gl_overlap_add.dispatch(
+                kernels.get(KernelId::GlOverlapAdd)?.dispatch(
                     ctx,
                     enc,
                     &[

@@ -3,6 +3,7 @@
 use super::{GpuContext, shaders};
 use crate::error::{Error, Result};
 use bytemuck::{Pod, Zeroable};
+use std::sync::OnceLock;
 
 /// Uniforms of `mel.wgsl`.
 #[repr(C)]
@@ -251,10 +252,6 @@ enum Slot {
 }
 
 impl Kernel {
-    fn new(device: &wgpu::Device, name: &'static str, source: &str, slots: &[Slot]) -> Result<Self> {
-        Self::specialised(device, name, source, slots, &[])
-    }
-
     /// A kernel with the shader's pipeline-overridable constants set to `constants` (name,
     /// value), which the driver's compiler sees as constants.
     fn specialised(
@@ -355,99 +352,161 @@ impl Kernel {
     }
 }
 
-/// Every kernel, compiled once per device.
-pub struct Kernels {
+/// One of emolime's kernels: a `.wgsl` file, with its pipeline constants where one file makes
+/// several pipelines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KernelId {
     /// `mel.wgsl`.
-    pub mel: Kernel,
+    Mel,
     /// `row_mean.wgsl`.
-    pub row_mean: Kernel,
+    RowMean,
     /// `perturb.wgsl`.
-    pub perturb: Kernel,
+    Perturb,
     /// `surrogate.wgsl`.
-    pub surrogate: Kernel,
+    Surrogate,
     /// `resynth.wgsl`.
-    pub resynth: Kernel,
+    Resynth,
     /// `gl_init.wgsl`.
-    pub gl_init: Kernel,
+    GlInit,
     /// `gl_iterate.wgsl`.
-    pub gl_iterate: Kernel,
+    GlIterate,
     /// `gl_overlap_add.wgsl`.
-    pub gl_overlap_add: Kernel,
+    GlOverlapAdd,
     /// `conv_block.wgsl` for blocks without pooling (`POOL = false`).
-    pub conv_block: Kernel,
+    ConvBlock,
     /// `conv_block.wgsl` for blocks with 2x2 pooling (`POOL = true`).
-    pub conv_block_pool: Kernel,
+    ConvBlockPool,
     /// `row_head_share.wgsl`.
-    pub row_head_share: Kernel,
+    RowHeadShare,
     /// `row_head_softmax.wgsl`.
-    pub row_head_softmax: Kernel,
+    RowHeadSoftmax,
 }
 
-impl Kernels {
-    /// Compiles all kernels for `device`.
-    pub fn new(device: &wgpu::Device) -> Result<Self> {
+impl KernelId {
+    /// Every kernel.
+    pub const ALL: [KernelId; 12] = [
+        KernelId::Mel,
+        KernelId::RowMean,
+        KernelId::Perturb,
+        KernelId::Surrogate,
+        KernelId::Resynth,
+        KernelId::GlInit,
+        KernelId::GlIterate,
+        KernelId::GlOverlapAdd,
+        KernelId::ConvBlock,
+        KernelId::ConvBlockPool,
+        KernelId::RowHeadShare,
+        KernelId::RowHeadSoftmax,
+    ];
+
+    /// The pipeline's name, its source, its bindings in order and its pipeline constants.
+    fn spec(
+        self,
+    ) -> (
+        &'static str,
+        &'static str,
+        &'static [Slot],
+        &'static [(&'static str, f64)],
+    ) {
         use Slot::*;
-        Ok(Kernels {
-            mel: Kernel::new(device, "mel", shaders::MEL, &[Uniform, Read, Read, Read, ReadWrite])?,
-            row_mean: Kernel::new(device, "row_mean", shaders::ROW_MEAN, &[Uniform, Read, ReadWrite])?,
-            perturb: Kernel::new(
-                device,
+        match self {
+            KernelId::Mel => ("mel", shaders::MEL, &[Uniform, Read, Read, Read, ReadWrite], &[]),
+            KernelId::RowMean => ("row_mean", shaders::ROW_MEAN, &[Uniform, Read, ReadWrite], &[]),
+            KernelId::Perturb => (
                 "perturb",
                 shaders::PERTURB,
                 &[Uniform, Read, Read, Read, Read, ReadWrite],
-            )?,
-            surrogate: Kernel::new(
-                device,
+                &[],
+            ),
+            KernelId::Surrogate => (
                 "surrogate",
                 shaders::SURROGATE,
                 &[Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite],
-            )?,
-            resynth: Kernel::new(device, "resynth", shaders::RESYNTH, &[Uniform, Read, Read, ReadWrite])?,
-            gl_init: Kernel::new(
-                device,
+                &[],
+            ),
+            KernelId::Resynth => ("resynth", shaders::RESYNTH, &[Uniform, Read, Read, ReadWrite], &[]),
+            KernelId::GlInit => (
                 "gl_init",
                 shaders::GL_INIT,
                 &[Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite],
-            )?,
-            gl_iterate: Kernel::new(
-                device,
+                &[],
+            ),
+            KernelId::GlIterate => (
                 "gl_iterate",
                 shaders::GL_ITERATE,
                 &[Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
-            )?,
-            gl_overlap_add: Kernel::new(
-                device,
+                &[],
+            ),
+            KernelId::GlOverlapAdd => (
                 "gl_overlap_add",
                 shaders::GL_OVERLAP_ADD,
                 &[Uniform, Read, Read, ReadWrite],
-            )?,
-            conv_block: Kernel::specialised(
-                device,
+                &[],
+            ),
+            KernelId::ConvBlock => (
                 "conv_block",
                 shaders::CONV_BLOCK,
                 &[Uniform, ReadWrite, Read, Read, Read, ReadWrite],
                 &[("POOL", 0.0)],
-            )?,
-            conv_block_pool: Kernel::specialised(
-                device,
+            ),
+            KernelId::ConvBlockPool => (
                 "conv_block_pool",
                 shaders::CONV_BLOCK,
                 &[Uniform, ReadWrite, Read, Read, Read, ReadWrite],
                 &[("POOL", 1.0)],
-            )?,
-            row_head_share: Kernel::new(
-                device,
+            ),
+            KernelId::RowHeadShare => (
                 "row_head_share",
                 shaders::ROW_HEAD_SHARE,
                 &[Uniform, ReadWrite, Read, Read, ReadWrite],
-            )?,
-            row_head_softmax: Kernel::new(
-                device,
+                &[],
+            ),
+            KernelId::RowHeadSoftmax => (
                 "row_head_softmax",
                 shaders::ROW_HEAD_SOFTMAX,
                 &[Uniform, ReadWrite, Read, Read, ReadWrite],
-            )?,
-        })
+                &[],
+            ),
+        }
+    }
+}
+
+/// Every kernel of one device, each compiled on its first use: a process compiles only the
+/// kernels its model and settings dispatch (a wav2vec 2.0 run never the CNN's blocks, a CNN run
+/// never Griffin-Lim's).
+pub struct Kernels {
+    device: wgpu::Device,
+    compiled: [OnceLock<Kernel>; KernelId::ALL.len()],
+}
+
+impl Kernels {
+    /// The kernels of `device`, none compiled yet.
+    pub fn new(device: &wgpu::Device) -> Self {
+        Kernels {
+            device: device.clone(),
+            compiled: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    /// Kernel `id`, compiled now if this is its first use.
+    pub fn get(&self, id: KernelId) -> Result<&Kernel> {
+        let cell = &self.compiled[id as usize];
+        if let Some(kernel) = cell.get() {
+            return Ok(kernel);
+        }
+        let (name, source, slots, constants) = id.spec();
+        // Two threads may both compile a kernel on first use; one result is kept.
+        let kernel = Kernel::specialised(&self.device, name, source, slots, constants)?;
+        Ok(cell.get_or_init(|| kernel))
+    }
+
+    /// Compiles every kernel not compiled yet (a check that all compile on this device, and
+    /// what a process would pay to compile them all).
+    pub fn compile_all(&self) -> Result<()> {
+        for id in KernelId::ALL {
+            self.get(id)?;
+        }
+        Ok(())
     }
 }
 

@@ -191,7 +191,8 @@ pub struct GpuContext {
 }
 
 impl GpuContext {
-    /// Opens adapter `index` (as listed by [`adapters`]) and compiles every kernel.
+    /// Opens adapter `index` (as listed by [`adapters`]); each of emolime's kernels is compiled on
+    /// its first use ([`kernels::Kernels::get`]).
     ///
     /// The device is requested as CubeCL does (all adapter features but mappable primary
     /// buffers, the adapter's limits), so Burn can adopt it.
@@ -207,7 +208,7 @@ impl GpuContext {
             .map_err(|e| Error::Device(format!("{}: cannot open device: {e}", summary.name)))?;
         let errors = errors::DeviceErrors::default();
         errors.watch(&device);
-        let kernels = Arc::new(kernels::Kernels::new(&device)?);
+        let kernels = Arc::new(kernels::Kernels::new(&device));
         Ok(GpuContext {
             instance,
             adapter,

@@ -1,7 +1,7 @@
 //! Typed launches of the kernels: the GPU twins of `MelFilterbank::apply`, `perturb::row_means`,
 //! `perturb::perturb_cpu` and `surrogate::fit_cpu`.
 
-use super::kernels::{MelParams, PerturbParams, ResynthParams, RowMeanParams, SurrogateParams, groups};
+use super::kernels::{KernelId, MelParams, PerturbParams, ResynthParams, RowMeanParams, SurrogateParams, groups};
 use super::{GpuContext, GrowBuffer};
 use crate::audio::MelFilterbank;
 use crate::error::{Error, Result, check_shape};
@@ -129,7 +129,7 @@ impl GpuMel {
             },
         );
         let kernels = &ctx.kernels;
-        kernels.mel.dispatch(
+        kernels.get(KernelId::Mel)?.dispatch(
             ctx,
             enc,
             &[
@@ -141,7 +141,7 @@ impl GpuMel {
             ],
             [groups(t, 64), m as u32, groups_z],
         )?;
-        kernels.row_mean.dispatch(
+        kernels.get(KernelId::RowMean)?.dispatch(
             ctx,
             enc,
             &[
@@ -240,7 +240,7 @@ pub fn perturb_into(
         seed_hi: (inputs.seed >> 32) as u32,
     };
     let pb = ctx.uniform("perturb params", &params);
-    ctx.kernels.perturb.dispatch(
+    ctx.kernels.get(KernelId::Perturb)?.dispatch(
         ctx,
         encoder,
         &[
@@ -344,7 +344,7 @@ pub fn resynth_into(
         sample_offset: offset as u32,
     };
     let pb = ctx.uniform("resynth params", &params);
-    ctx.kernels.resynth.dispatch(
+    ctx.kernels.get(KernelId::Resynth)?.dispatch(
         ctx,
         encoder,
         &[
@@ -498,7 +498,7 @@ pub fn encode_fit(
         w_sum: inputs.w_sum,
     };
     let pb = ctx.uniform("surrogate params", &params);
-    ctx.kernels.surrogate.dispatch(
+    ctx.kernels.get(KernelId::Surrogate)?.dispatch(
         ctx,
         enc,
         &[

@@ -12,7 +12,7 @@ use super::row_head::GpuRowHead;
 use crate::error::{Error, Result, check_shape};
 use crate::gpu::GpuContext;
 use crate::gpu::interop::{BoundTensor, submit_after_burn};
-use crate::gpu::kernels::{CONV_BLOCK_CHANNELS, ConvBlockParams, fold_groups};
+use crate::gpu::kernels::{CONV_BLOCK_CHANNELS, ConvBlockParams, KernelId, fold_groups};
 use burn::tensor::{Device, Tensor};
 use ndarray::{Array4, ArrayView4};
 
@@ -497,11 +497,11 @@ impl GpuConvBlocks {
                 Some(levels) => &levels[l].index,
                 None => &self.no_index,
             };
-            let kernel = if block.pool {
-                &self.ctx.kernels.conv_block_pool
+            let kernel = self.ctx.kernels.get(if block.pool {
+                KernelId::ConvBlockPool
             } else {
-                &self.ctx.kernels.conv_block
-            };
+                KernelId::ConvBlock
+            })?;
             kernel.dispatch(
                 &self.ctx,
                 enc,

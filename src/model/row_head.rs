@@ -13,7 +13,7 @@ use super::cnn_rows::{add_row_share, softmax_in_place};
 use crate::error::{Error, Result, check_shape};
 use crate::gpu::GpuContext;
 use crate::gpu::interop::BoundTensor;
-use crate::gpu::kernels::{RowHeadParams, fold_groups};
+use crate::gpu::kernels::{KernelId, RowHeadParams, fold_groups};
 use burn::tensor::Device;
 use ndarray::{Array2, ArrayView3};
 
@@ -217,7 +217,7 @@ impl GpuRowHead {
         let share = BoundTensor::empty([u * v, c], device)?;
         let probs = BoundTensor::empty([u * n, c], device)?;
         let kernels = &self.ctx.kernels;
-        kernels.row_head_share.dispatch(
+        kernels.get(KernelId::RowHeadShare)?.dispatch(
             &self.ctx,
             enc,
             &[
@@ -229,7 +229,7 @@ impl GpuRowHead {
             ],
             fold_groups((u * v * c).div_ceil(64)),
         )?;
-        kernels.row_head_softmax.dispatch(
+        kernels.get(KernelId::RowHeadSoftmax)?.dispatch(
             &self.ctx,
             enc,
             &[

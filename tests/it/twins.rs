@@ -9,6 +9,20 @@ use emolime::surrogate::{SurrogateConfig, fit_cpu};
 use ndarray::{Array2, Array3};
 
 #[test]
+fn every_kernel_compiles_once_on_first_use() {
+    use emolime::gpu::kernels::KernelId;
+    let Some(ctx) = gpu() else { return };
+    ctx.kernels.compile_all().unwrap();
+    for id in KernelId::ALL {
+        let first = ctx.kernels.get(id).unwrap();
+        assert!(
+            std::ptr::eq(first, ctx.kernels.get(id).unwrap()),
+            "{id:?} compiled twice"
+        );
+    }
+}
+
+#[test]
 fn mel_and_row_mean_kernels_match_cpu() {
     let Some(ctx) = gpu() else { return };
     let mut rng = Rng(fresh_seed("mel"));
