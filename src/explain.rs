@@ -8,6 +8,7 @@ use crate::error::{Error, Result, check_shape};
 use crate::features::corpus::resolve_workers;
 use crate::gpu::griffin_lim::GpuGriffinLim;
 use crate::gpu::interop::{BoundTensor, submit_after_burn};
+use crate::gpu::kernels::KernelId;
 use crate::gpu::ops::{
     FitInputs, GpuMel, PerturbInputs, ResynthInputs, encode_fit, perturb_into, resynth_into, unpack_fits,
 };
@@ -476,6 +477,18 @@ impl<'a> Explainer<'a> {
             (Some(ctx), Some(synth)) if GpuGriffinLim::supports(synth) => Some(GpuGriffinLim::new(ctx, synth)?),
             _ => None,
         };
+        if let Some(ctx) = &device.gpu {
+            // The kernels the explain loop dispatches are compiled now, not inside its first
+            // group (the blocks', the head's and Griffin-Lim's by their owners above).
+            let resynth = (griffin_lim.is_none()).then_some(KernelId::Resynth);
+            let per_input: &[KernelId] = match &preparer.input {
+                ModelInput::MelPower(_) => &[KernelId::Mel, KernelId::RowMean, KernelId::Perturb],
+                ModelInput::Waveform { .. } => resynth.as_slice(),
+            };
+            for &id in per_input.iter().chain(&[KernelId::Surrogate]) {
+                ctx.kernels.get(id)?;
+            }
+        }
         let gpu = device.gpu.as_ref().map(|ctx| GpuState {
             rows: gpu_rows,
             griffin_lim: gpu_griffin_lim,

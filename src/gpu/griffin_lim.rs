@@ -62,7 +62,8 @@ impl GpuGriffinLim {
         n.is_power_of_two() && (2..=GL_MAX_FFT).contains(&n)
     }
 
-    /// Uploads the window, the pseudo-inverse and the twiddles.
+    /// Uploads the window, the pseudo-inverse and the twiddles, and compiles the kernels it
+    /// dispatches.
     ///
     /// Errors: [`Error::Config`] when the FFT length is not a power of two.
     pub fn new(ctx: &GpuContext, synth: &GriffinLimSynth) -> Result<Self> {
@@ -73,6 +74,14 @@ impl GpuGriffinLim {
                 "n_fft",
                 format!("griffin-lim on the device needs a power-of-two fft length up to {GL_MAX_FFT}, got {n_fft}"),
             ));
+        }
+        for id in [
+            KernelId::Perturb,
+            KernelId::GlInit,
+            KernelId::GlIterate,
+            KernelId::GlOverlapAdd,
+        ] {
+            ctx.kernels.get(id)?;
         }
         let twiddle: Vec<[f32; 2]> = (0..n_fft / 2)
             .map(|j| {

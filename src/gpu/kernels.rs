@@ -500,6 +500,14 @@ impl Kernels {
         Ok(cell.get_or_init(|| kernel))
     }
 
+    /// The kernels compiled so far, in [`KernelId::ALL`]'s order.
+    pub fn compiled(&self) -> Vec<KernelId> {
+        KernelId::ALL
+            .into_iter()
+            .filter(|&id| self.compiled[id as usize].get().is_some())
+            .collect()
+    }
+
     /// Compiles every kernel not compiled yet (a check that all compile on this device, and
     /// what a process would pay to compile them all).
     pub fn compile_all(&self) -> Result<()> {

@@ -40,6 +40,15 @@ pub struct ConvBlock {
 }
 
 impl ConvBlock {
+    /// The pipeline of `conv_block.wgsl` that computes this block.
+    fn kernel(&self) -> KernelId {
+        if self.pool {
+            KernelId::ConvBlockPool
+        } else {
+            KernelId::ConvBlock
+        }
+    }
+
     /// Checks the weights' lengths against the channel counts, and the stride.
     pub fn validate(&self) -> Result<()> {
         if self.weight.len() != self.out_ch * self.in_ch * 9 {
@@ -279,8 +288,8 @@ struct Step {
 }
 
 impl GpuConvBlocks {
-    /// Uploads the blocks' weights. Each block's input channels must be the output channels
-    /// of the block before.
+    /// Uploads the blocks' weights and compiles the kernels they need. Each block's input
+    /// channels must be the output channels of the block before.
     pub fn new(ctx: &GpuContext, blocks: Vec<ConvBlock>) -> Result<Self> {
         if blocks.is_empty() {
             return Err(Error::config("conv blocks", "a chain needs at least one block"));
@@ -294,6 +303,9 @@ impl GpuConvBlocks {
                     format!("{} channels", b.in_ch),
                 ));
             }
+        }
+        for b in &blocks {
+            ctx.kernels.get(b.kernel())?;
         }
         let blocks = blocks
             .into_iter()
@@ -497,11 +509,7 @@ impl GpuConvBlocks {
                 Some(levels) => &levels[l].index,
                 None => &self.no_index,
             };
-            let kernel = self.ctx.kernels.get(if block.pool {
-                KernelId::ConvBlockPool
-            } else {
-                KernelId::ConvBlock
-            })?;
+            let kernel = self.ctx.kernels.get(block.kernel())?;
             kernel.dispatch(
                 &self.ctx,
                 enc,

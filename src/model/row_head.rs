@@ -145,9 +145,11 @@ pub struct GpuRowHead {
 }
 
 impl GpuRowHead {
-    /// Validates `head` and uploads it.
+    /// Validates `head`, uploads it and compiles the two kernels.
     pub fn new(ctx: &GpuContext, head: RowHead) -> Result<Self> {
         head.validate()?;
+        ctx.kernels.get(KernelId::RowHeadShare)?;
+        ctx.kernels.get(KernelId::RowHeadSoftmax)?;
         Ok(GpuRowHead {
             ctx: ctx.clone(),
             weight: ctx.upload("row head weight", &head.weight),

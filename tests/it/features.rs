@@ -295,9 +295,14 @@ fn feature_classifier_is_explained_through_waveforms() {
         };
         assert!(model.scores_on_host());
         let mut explainer = Explainer::new(&*model, &gpu, cfg.clone()).unwrap();
+        // Only the kernels a waveform model's explanation dispatches, compiled up front.
+        use emolime::gpu::kernels::KernelId;
+        let kernels = &gpu.gpu.as_ref().unwrap().kernels;
+        assert_eq!(kernels.compiled(), [KernelId::Surrogate, KernelId::Resynth].to_vec());
         let overlapped = explainer.explain_waveform(&waves[1]).unwrap();
         explainer.set_profiling(true);
         let staged = explainer.explain_waveform(&waves[1]).unwrap();
+        assert_eq!(kernels.compiled(), [KernelId::Surrogate, KernelId::Resynth].to_vec());
         assert_eq!(overlapped.probs, staged.probs);
         assert_eq!(overlapped.fit.coefs, staged.fit.coefs);
         for (p, q) in overlapped.probs.iter().zip(direct.iter()) {

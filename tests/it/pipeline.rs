@@ -114,6 +114,28 @@ fn gpu_explanations_match_cpu_explanations() {
     let items = collect_inputs(&tmp.path().join("corpus/manifest.csv")).unwrap().items;
     let mut on_cpu = Explainer::new(&model, &cpu, cfg.clone()).unwrap();
     let mut on_gpu = Explainer::new(&gpu_model, &gpu_dev, cfg).unwrap();
+    // The explainer compiled the kernels it dispatches, and only those: none in the loop.
+    let kernels = &gpu_dev.gpu.as_ref().unwrap().kernels;
+    let compiled = kernels.compiled();
+    use emolime::gpu::kernels::KernelId::*;
+    for id in [
+        Mel,
+        RowMean,
+        Perturb,
+        Surrogate,
+        ConvBlock,
+        ConvBlockPool,
+        RowHeadShare,
+        RowHeadSoftmax,
+    ] {
+        assert!(
+            compiled.contains(&id),
+            "{id:?} not compiled by the explainer: {compiled:?}"
+        );
+    }
+    for id in [Resynth, GlInit, GlIterate, GlOverlapAdd] {
+        assert!(!compiled.contains(&id), "{id:?} compiled for a mel model: {compiled:?}");
+    }
     for item in items.iter().step_by(7).take(2) {
         let samples = on_cpu.preparer().load(item).unwrap();
         let power = on_cpu.power_spectrogram(&samples).unwrap();
@@ -126,6 +148,7 @@ fn gpu_explanations_match_cpu_explanations() {
             assert!((x - y).abs() < 2e-3, "coefficients {x} vs {y} ({})", item.id);
         }
     }
+    assert_eq!(kernels.compiled(), compiled, "kernels compiled inside the explain loop");
 }
 
 /// An error the device reports outside any call (an allocation out of memory: on an H100 whose
