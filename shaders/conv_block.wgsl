@@ -23,7 +23,8 @@
 //   1 storage read_write input : array<f32>  (read only; read_write because Burn's tensors
 //                                 may share one buffer with `output`, and wgpu refuses a
 //                                 buffer bound read-only and writable in one dispatch)
-//   2 storage read      weight : array<f32> [O, I, 3, 3]
+//   2 storage read      weight : array<vec4<f32>> [O, I, 3] (each 3x3 kernel row-major in
+//                                 12 values, the last 3 zero: three loads of four)
 //   3 storage read      bias   : array<f32> [O]
 //   4 storage read      index  : array<u32> [J, K] (row versions; any buffer otherwise)
 //   5 storage read_write output : array<f32>
@@ -55,7 +56,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read_write> input: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read> index: array<u32>;
 @group(0) @binding(5) var<storage, read_write> output: array<f32>;
@@ -184,15 +185,14 @@ fn main(
             }
         }
         for (var k = 0u; k < OC_T; k++) {
-            let oc = oc0 + k;
-            if (oc >= params.out_ch) {
-                break;
-            }
-            let wb = (oc * params.in_ch + ic) * 9u;
-            var w: array<f32, 9>;
-            for (var j = 0u; j < 9u; j++) {
-                w[j] = weight[wb + j];
-            }
+            // Past the last channel: the last one's weights again, never stored (a loop without
+            // an exit, so it unrolls).
+            let oc = min(oc0 + k, params.out_ch - 1u);
+            let wb = (oc * params.in_ch + ic) * 3u;
+            let w0 = weight[wb];
+            let w1 = weight[wb + 1u];
+            let w2 = weight[wb + 2u];
+            let w = array<f32, 9>(w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w, w2.x);
             for (var q = 0u; q < 4u; q++) {
                 // Pooled: rows 3 a + ky, columns b + kx; else rows ky, columns q + kx.
                 let r0 = select(0u, 3u * (q / 2u), pool);

@@ -310,7 +310,13 @@ impl GpuConvBlocks {
         let blocks = blocks
             .into_iter()
             .map(|b| {
-                let weight = ctx.upload("conv block weight", &b.weight);
+                // [O, I, 12]: each 3x3 kernel padded to three vec4s, which the kernel loads.
+                let padded: Vec<f32> = b
+                    .weight
+                    .chunks(9)
+                    .flat_map(|k| k.iter().copied().chain([0.0; 3]))
+                    .collect();
+                let weight = ctx.upload("conv block weight", &padded);
                 let bias = ctx.upload("conv block bias", &b.bias);
                 (b, weight, bias)
             })
