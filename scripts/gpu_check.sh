@@ -21,6 +21,7 @@
 # Burn's kernels compiled to SPIR-V), and `feature` compares the two (then `ab` times their CNN
 # runs, `featurebench` their wav2vec 2.0 scoring). `profile` sums the CNN's scoring time by
 # Burn kernel (after `prepare` or `prepare-ab`; with the base build too after the latter).
+# `prepare-pending <commit>` then `pending`: what is not yet measured on a GPU, in one call.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHES="resynth scoring surrogate"
@@ -124,6 +125,17 @@ prepare-ab)
     for f in emolime emolime-base; do strip ".gpu/$f" && xz -T2 -6 ".gpu/$f"; done
     git rev-parse "$base" > .gpu/base-commit
     echo "$PWD" > .gpu/built-in
+    du -sh .gpu
+    ;;
+prepare-pending)
+    # For `pending`: `prepare-ab <commit>` plus this checkout's scoring bench and its test binary.
+    "$0" prepare-ab "${2:?usage: $0 prepare-pending <base commit>}"
+    cargo bench --no-run --bench scoring
+    cargo test --release --no-run --test it
+    newest() { ls -t target/release/deps/"$1"-* | grep -v '\.d$' | head -n 1; }
+    for pair in "scoring:bench-scoring" "it:it"; do
+        cp "$(newest "${pair%%:*}")" ".gpu/${pair##*:}" && strip ".gpu/${pair##*:}" && xz -T2 -6 ".gpu/${pair##*:}"
+    done
     du -sh .gpu
     ;;
 prepare-feature)
@@ -611,6 +623,61 @@ ab)
     done
     .gpu/emolime compare "$work/run-base" "$work/run-new" | tail -n 3
     ;;
+pending)
+    # Everything not yet measured on a GPU, in one call of about 8 minutes, after
+    # `prepare-pending <commit>` here (carry .gpu, .gl and .whl): the twin and pipeline tests on
+    # the device; the CNN's kernels (compiling them, the fused blocks and the head against the same
+    # folded network through Burn's operations, in criterion); `emolime bench` of both builds
+    # alternating, row-cached and every input scored (the roofline's rate); the 8000-utterance
+    # corpus; the whole 16-utterance process at 64 samples; captum at 16 utterances.
+    # AB_BENCH_UTTERANCES and AB_PER_CLASS shrink the work as for `ab` (a trial on lavapipe).
+    out="${OUT:-gpu-check-out}"
+    mkdir -p "$out"
+    setup
+    dev="${AB_DEVICE:-gpu:0}"
+    export EMOLIME_TEST_ADAPTER="${dev#gpu:}" EMOLIME_BENCH_DEVICE="$dev" EMOLIME_BENCH_W2V=none
+    echo "base $(cat .gpu/base-commit) against this build"
+    nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || true
+    # The twin and pipeline tests (the kernels against their CPU twins, whole explanations);
+    # `tests` runs the whole suite.
+    (timeout 150 .gpu/it --test-threads=4 twins:: pipeline::) > "$out/tests.log" 2>&1 \
+        || echo "TESTS FAILED" | tee -a "$out/tests.log"
+    grep -E '^test result|FAILED|panicked' "$out/tests.log" || true
+    timeout 150 .gpu/bench-scoring --bench --warm-up-time 1 --measurement-time 2 --sample-size 10 \
+        'cnn_probs_batch|cnn_burn_ops_batch|cnn_row_cached_(device|burn_ops)|compile_emolime' 2>&1 \
+        | grep -E '^(cnn|device)|time:' | paste - - | tr -s ' ' | tee "$out/criterion.log" || true
+    for round in 1 2; do
+        for which in base new; do
+            for path in rows every; do
+                args=""
+                if [ "$path" = every ]; then args="--no-row-cache --batch-size 4096"; fi
+                "$(ab_binary $which)" bench --device "$dev" --utterances "${AB_BENCH_UTTERANCES:-64}" --samples 1000 $args 2>&1 \
+                    | grep -E 'masks|scoring|surrogate|end to end' | tr -s ' ' | paste -sd ' ' \
+                    | sed "s/^/$which $path $round: /"
+            done
+        done
+    done
+    work=$(mktemp -d)
+    .gpu/emolime synth --out "$work/big" --per-class "${AB_PER_CLASS:-2000}" > /dev/null
+    .gpu/emolime demo --out "$work/demo" --device cpu > /dev/null
+    head -n 17 "$work/demo/corpus/manifest.csv" > "$work/demo/corpus/first16.csv"
+    for which in base new base new base new; do
+        rm -rf "$work/run-$which" "$work/small-$which"
+        "$(ab_binary $which)" explain --model "$work/demo/model.emolime" --input "$work/big/manifest.csv" \
+            --out "$work/run-$which" --device "$dev" --samples 1000 --quiet 2>&1 | grep explained | sed "s/^/$which: /"
+        /usr/bin/time -f "$which 16 x 64 process: %e s" "$(ab_binary $which)" explain \
+            --model "$work/demo/model.emolime" --input "$work/demo/corpus/first16.csv" \
+            --out "$work/small-$which" --device "$dev" --samples 64 --quiet 2>&1 | grep -E 'process|explained'
+    done
+    .gpu/emolime compare "$work/run-base" "$work/run-new" | tail -n 3
+    if python3 -c 'import torch, captum' 2>/dev/null; then
+        timeout 200 python3 benches/peers/captum_peer.py --emolime .gpu/emolime --model "$work/demo/model.emolime" \
+            --input "$work/demo/corpus" --limit 16 --samples 64,1000 --emolime-device "$dev" 2>&1 \
+            | tee "$out/captum-peer-16.log"
+    else
+        echo "no captum (carry its wheel in .whl)"
+    fi
+    ;;
 profile)
     # Where the CNN's scoring time goes, kernel by kernel (CubeCL's profiling log summed by
     # scripts/kernel_profile.py), every input scored at batch 4096 and row-cached, for this build
@@ -637,7 +704,7 @@ profile)
     done
     ;;
 *)
-    echo "usage: $0 prepare|prepare-ab COMMIT|prepare-feature FEATURES|featurebench|run|scale|batch|train|extra|sizes|peers|large|pack|ab|feature|profile" >&2
+    echo "usage: $0 prepare|prepare-ab COMMIT|prepare-pending COMMIT|prepare-feature FEATURES|featurebench|run|scale|batch|train|extra|sizes|peers|large|pack|ab|pending|feature|profile" >&2
     exit 2
     ;;
 esac

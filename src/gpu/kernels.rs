@@ -305,7 +305,7 @@ impl Kernel {
             cache: None,
         });
         if let Some(err) = pollster::block_on(scope.pop()) {
-            return Err(Error::Device(format!("{name}.wgsl does not compile: {err}")));
+            return Err(Error::Device(format!("kernel {name} does not compile: {err}")));
         }
         Ok(Kernel { name, pipeline, layout })
     }
@@ -534,4 +534,18 @@ pub fn fold_groups(groups: usize) -> [u32; 3] {
 /// Workgroups needed to cover `n` items with groups of `size`.
 pub fn groups(n: usize, size: usize) -> u32 {
     n.div_ceil(size) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_ids_index_their_own_slots_and_names_are_unique() {
+        let mut names = std::collections::HashSet::new();
+        for (i, id) in KernelId::ALL.into_iter().enumerate() {
+            assert_eq!(id as usize, i, "{id:?} out of place in KernelId::ALL");
+            assert!(names.insert(id.spec().0), "{id:?}: name used twice");
+        }
+    }
 }
