@@ -645,7 +645,7 @@ pending)
     grep -E '^test result|FAILED|panicked' "$out/tests.log" || true
     timeout 150 .gpu/bench-scoring --bench --warm-up-time 1 --measurement-time 2 --sample-size 10 \
         'cnn_probs_batch|cnn_burn_ops_batch|cnn_row_cached_(device|burn_ops)|compile_emolime' 2>&1 \
-        | grep -E '^(cnn|device)|time:' | paste - - | tr -s ' ' | tee "$out/criterion.log" || true
+        | awk '/^[a-z_]+\// {name = $1} /time:/ && !/%/ {sub(/.*time:/, "time:"); print name, $0}' | tr -s ' ' | tee "$out/criterion.log" || true
     for round in 1 2; do
         for which in base new; do
             for path in rows every; do

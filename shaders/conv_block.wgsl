@@ -23,8 +23,9 @@
 //   1 storage read_write input : array<f32>  (read only; read_write because Burn's tensors
 //                                 may share one buffer with `output`, and wgpu refuses a
 //                                 buffer bound read-only and writable in one dispatch)
-//   2 storage read      weight : array<vec4<f32>> [O, I, 3] (each 3x3 kernel row-major in
-//                                 12 values, the last 3 zero: three loads of four)
+//   2 storage read      weight : array<vec4<f32>> [I, 9, O8 / 4]: tap ky * 3 + kx of input
+//                                 channel i for output channels in their order, O8 = O
+//                                 rounded up to 8 (the extra channels zero)
 //   3 storage read      bias   : array<f32> [O]
 //   4 storage read      index  : array<u32> [J, K] (row versions; any buffer otherwise)
 //   5 storage read_write output : array<f32>
@@ -158,11 +159,14 @@ fn main(
         rows[r] = row_start(pos, r, pool);
     }
     let plane_len = select(params.in_w, params.in_h * params.in_w, params.k_rows == 0u);
-    // acc[q * OC_T + k]: output q of the four (pooled: window position 2 a + b; else column
-    // 4 ow + q), channel oc0 + k.
-    var acc: array<f32, 32>;
-    for (var i = 0u; i < 32u; i++) {
-        acc[i] = 0.0;
+    // Output channels rounded up to OC_T: the weights' innermost extent.
+    let out_ch_padded = (params.out_ch + OC_T - 1u) / OC_T * OC_T;
+    // acc[2 q + h]: output q of the four (pooled: window position 2 a + b; else column
+    // 4 ow + q), channels oc0 + 4 h .. oc0 + 4 h + 3. Every index below is a constant once
+    // the loops (of literal bounds) unroll, so the arrays can live in registers.
+    var acc: array<vec4<f32>, 8>;
+    for (var i = 0u; i < 8u; i++) {
+        acc[i] = vec4<f32>(0.0);
     }
     // tile[r * 4 + c] (pooled: 6 rows, columns 2 ow - 1 + c) or tile[r * 6 + c] (else: 3
     // rows, columns 4 ow - 1 + c).
@@ -184,43 +188,46 @@ fn main(
                 }
             }
         }
-        for (var k = 0u; k < OC_T; k++) {
-            // Past the last channel: the last one's weights again, never stored (a loop without
-            // an exit, so it unrolls).
-            let oc = min(oc0 + k, params.out_ch - 1u);
-            let wb = (oc * params.in_ch + ic) * 3u;
-            let w0 = weight[wb];
-            let w1 = weight[wb + 1u];
-            let w2 = weight[wb + 2u];
-            let w = array<f32, 9>(w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w, w2.x);
-            for (var q = 0u; q < 4u; q++) {
-                // Pooled: rows 3 a + ky, columns b + kx; else rows ky, columns q + kx.
-                let r0 = select(0u, 3u * (q / 2u), pool);
-                let c0 = select(q, q % 2u, pool);
-                let stride = select(6u, 4u, pool);
-                var s = 0.0;
-                for (var ky = 0u; ky < 3u; ky++) {
-                    for (var kx = 0u; kx < 3u; kx++) {
-                        s += w[ky * 3u + kx] * tile[(r0 + ky) * stride + c0 + kx];
-                    }
+        // This input channel's share, summed over the 9 taps before it joins acc.
+        var s: array<vec4<f32>, 8>;
+        for (var i = 0u; i < 8u; i++) {
+            s[i] = vec4<f32>(0.0);
+        }
+        for (var ky = 0u; ky < 3u; ky++) {
+            for (var kx = 0u; kx < 3u; kx++) {
+                // The tap's weights for channels oc0 .. oc0 + 7: two loads of four.
+                let wb = ((ic * 9u + ky * 3u + kx) * out_ch_padded + oc0) / 4u;
+                let w0 = weight[wb];
+                let w1 = weight[wb + 1u];
+                for (var q = 0u; q < 4u; q++) {
+                    // Pooled: rows 3 a + ky, columns b + kx (q = 2 a + b); else rows ky,
+                    // columns q + kx.
+                    let t = select(tile[ky * 6u + q + kx], tile[(3u * (q / 2u) + ky) * 4u + q % 2u + kx], pool);
+                    s[2u * q] += w0 * t;
+                    s[2u * q + 1u] += w1 * t;
                 }
-                acc[q * OC_T + k] += s;
             }
         }
-    }
-    for (var k = 0u; k < OC_T; k++) {
-        let oc = oc0 + k;
-        if (oc >= params.out_ch) {
-            break;
+        for (var i = 0u; i < 8u; i++) {
+            acc[i] += s[i];
         }
-        if (pool) {
-            let m = max(max(acc[k], acc[OC_T + k]), max(acc[2u * OC_T + k], acc[3u * OC_T + k]));
-            store(pos.x, oc, pos.y, pos.z, m);
-        } else {
-            for (var q = 0u; q < 4u; q++) {
-                let c = 4u * pos.z + q;
-                if (c < params.out_w) {
-                    store(pos.x, oc, pos.y, c, acc[q * OC_T + k]);
+    }
+    for (var h = 0u; h < 2u; h++) {
+        // Pooled: the 2x2 window's largest; else the four columns.
+        let m = max(max(acc[h], acc[2u + h]), max(acc[4u + h], acc[6u + h]));
+        for (var c = 0u; c < 4u; c++) {
+            let oc = oc0 + 4u * h + c;
+            if (oc >= params.out_ch) {
+                break;
+            }
+            if (pool) {
+                store(pos.x, oc, pos.y, pos.z, m[c]);
+            } else {
+                for (var q = 0u; q < 4u; q++) {
+                    let col = 4u * pos.z + q;
+                    if (col < params.out_w) {
+                        store(pos.x, oc, pos.y, col, acc[2u * q + h][c]);
+                    }
                 }
             }
         }

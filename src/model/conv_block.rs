@@ -49,6 +49,24 @@ impl ConvBlock {
         }
     }
 
+    /// The weights as `conv_block.wgsl` reads them: `[I, 9, O8]`, tap by tap with the output
+    /// channels innermost, `O8` the output channels rounded up to a multiple of
+    /// [`CONV_BLOCK_CHANNELS`] (the extra ones zero), so that an invocation loads a tap's
+    /// weights for its 8 channels as two `vec4`s.
+    fn weight_by_tap(&self) -> Vec<f32> {
+        let (o, i) = (self.out_ch, self.in_ch);
+        let o8 = o.div_ceil(CONV_BLOCK_CHANNELS) * CONV_BLOCK_CHANNELS;
+        let mut out = vec![0.0; i * 9 * o8];
+        for oc in 0..o {
+            for ic in 0..i {
+                for tap in 0..9 {
+                    out[(ic * 9 + tap) * o8 + oc] = self.weight[(oc * i + ic) * 9 + tap];
+                }
+            }
+        }
+        out
+    }
+
     /// Checks the weights' lengths against the channel counts, and the stride.
     pub fn validate(&self) -> Result<()> {
         if self.weight.len() != self.out_ch * self.in_ch * 9 {
@@ -310,13 +328,7 @@ impl GpuConvBlocks {
         let blocks = blocks
             .into_iter()
             .map(|b| {
-                // [O, I, 12]: each 3x3 kernel padded to three vec4s, which the kernel loads.
-                let padded: Vec<f32> = b
-                    .weight
-                    .chunks(9)
-                    .flat_map(|k| k.iter().copied().chain([0.0; 3]))
-                    .collect();
-                let weight = ctx.upload("conv block weight", &padded);
+                let weight = ctx.upload("conv block weight", &b.weight_by_tap());
                 let bias = ctx.upload("conv block bias", &b.bias);
                 (b, weight, bias)
             })
