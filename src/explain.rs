@@ -480,7 +480,7 @@ impl<'a> Explainer<'a> {
         if let Some(ctx) = &device.gpu {
             // The kernels the explain loop dispatches are compiled now, not inside its first
             // group (the blocks', the head's and Griffin-Lim's by their owners above).
-            let resynth = (griffin_lim.is_none()).then_some(KernelId::Resynth);
+            let resynth = griffin_lim.is_none().then_some(KernelId::Resynth);
             let per_input: &[KernelId] = match &preparer.input {
                 ModelInput::MelPower(_) => &[KernelId::Mel, KernelId::RowMean, KernelId::Perturb],
                 ModelInput::Waveform { .. } => resynth.as_slice(),
