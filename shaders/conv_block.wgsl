@@ -5,9 +5,9 @@
 // (whole inputs) and ConvBlock::cpu_rows (row versions).
 //
 // Pipeline-overridable constant `POOL`: 2x2 max pooling or none, one pipeline each
-// (gpu::kernels::Kernels::conv_block_pool and conv_block), so that once the loops are unrolled
-// the tile's indices below are constants and the driver's compiler can keep the tile in
-// registers (with pooling a uniform the indices depended on it at run time).
+// (gpu::kernels::KernelId::ConvBlockPool and ConvBlock). With it and the loops' literal bounds,
+// every index into the private arrays (rows, tile, accumulators) is a constant once the loops
+// unroll, so the driver's compiler can keep them in registers.
 //
 // Two modes (`k_rows`):
 // - whole inputs (k_rows = 0): input [N, I, H, W], zero padding 1 on every side, output
