@@ -405,28 +405,61 @@ fn random_conv_block(
     }
 }
 
-/// Checks the kernel's output `got` against its CPU twin's `want`: the same shape, and within
-/// 2e-6 of the largest value among the outputs and `below` (the block's input in a chain, whose
-/// values the sums add up: with cancellation the outputs can be far smaller than their terms).
-/// Returns whether some outputs were not cut to zero by the ReLU, which the callers require of
-/// most checks, or the test proves little.
-fn check_conv_output(
-    got: burn::tensor::Tensor<4>,
-    want: &ndarray::Array4<f32>,
-    below: Option<&ndarray::Array4<f32>>,
-    what: &str,
-) -> bool {
-    assert_eq!(got.dims().to_vec(), want.shape().to_vec(), "{what}");
-    let got = emolime::model::read_f32(got).unwrap();
-    let want = want.as_slice().unwrap();
-    let scale = want
-        .iter()
-        .chain(below.into_iter().flatten())
-        .fold(1.0f32, |m, v| m.max(v.abs()));
-    let diff = max_abs_diff(&got, want);
-    eprintln!("{what}: {diff:.2e} (scale {scale:.1})");
-    assert!(diff <= 2e-6 * scale, "{what}: {diff} at scale {scale}");
-    got.iter().any(|&v| v > 0.0)
+/// `values` as a Burn tensor of `shape` on `device`, in their logical order.
+fn tensor4<D: ndarray::Dimension>(
+    values: &ndarray::Array<f32, D>,
+    shape: [usize; 4],
+    device: &burn::tensor::Device,
+) -> burn::tensor::Tensor<4> {
+    burn::tensor::Tensor::<4>::from_data(
+        burn::tensor::TensorData::new(values.iter().copied().collect::<Vec<f32>>(), shape),
+        device,
+    )
+}
+
+/// The conv block kernel's outputs checked against their CPU twins, with a count of the checks
+/// whose outputs were not all cut to zero by the ReLU.
+#[derive(Default)]
+struct ConvChecks {
+    checks: usize,
+    positive: usize,
+}
+
+impl ConvChecks {
+    /// Checks the kernel's output `got` against its CPU twin's `want`: the same shape, and
+    /// within 2e-6 of the largest value among the outputs and `below` (the block's input in a
+    /// chain, whose values the sums add up: with cancellation the outputs can be far smaller
+    /// than their terms).
+    fn check(
+        &mut self,
+        got: burn::tensor::Tensor<4>,
+        want: &ndarray::Array4<f32>,
+        below: Option<&ndarray::Array4<f32>>,
+        what: &str,
+    ) {
+        assert_eq!(got.dims().to_vec(), want.shape().to_vec(), "{what}");
+        let got = emolime::model::read_f32(got).unwrap();
+        let want = want.as_slice().unwrap();
+        let scale = want
+            .iter()
+            .chain(below.into_iter().flatten())
+            .fold(1.0f32, |m, v| m.max(v.abs()));
+        let diff = max_abs_diff(&got, want);
+        eprintln!("{what}: {diff:.2e} (scale {scale:.1})");
+        assert!(diff <= 2e-6 * scale, "{what}: {diff} at scale {scale}");
+        self.checks += 1;
+        self.positive += got.iter().any(|&v| v > 0.0) as usize;
+    }
+
+    /// Random weights can cut a small block's every output to zero; most checks must not be
+    /// so, or the test proves little.
+    fn finish(self) {
+        let (positive, checks) = (self.positive, self.checks);
+        assert!(
+            4 * positive >= 3 * checks && checks > 0,
+            "{positive} of {checks} checks with a nonzero output"
+        );
+    }
 }
 
 /// `conv_block.wgsl` on whole inputs (pooled or not, log input or not, any stride) against its
@@ -442,7 +475,7 @@ fn conv_block_kernel_matches_cpu() {
     };
     let ctx = dev.gpu.as_ref().expect("a gpu device has a context");
     let mut rng = Rng(fresh_seed("conv block"));
-    let (mut checks, mut positive) = (0, 0);
+    let mut checks = ConvChecks::default();
     for case in 0..12 {
         let (n, i) = (1 + rng.below(5), 1 + rng.below(10));
         let (h, w) = (8 + rng.below(40), 4 + rng.below(30));
@@ -464,21 +497,12 @@ fn conv_block_kernel_matches_cpu() {
                 (first.out_ch, first.stride_h, first.pool, log),
                 (second.out_ch, second.stride_h, second.pool),
             );
-            let x = burn::tensor::Tensor::<4>::from_data(
-                burn::tensor::TensorData::new(input.iter().copied().collect::<Vec<f32>>(), [n, i, h, w]),
-                &dev.burn,
-            );
-            let below = (depth == 2).then_some(&want1);
+            let x = tensor4(&input, [n, i, h, w], &dev.burn);
             let got = GpuConvBlocks::new(ctx, blocks).unwrap().forward(&dev.burn, x).unwrap();
-            checks += 1;
-            positive += check_conv_output(got, want, below, &what) as usize;
+            checks.check(got, want, (depth == 2).then_some(&want1), &what);
         }
     }
-    // Random weights can cut a small block's every output to zero; most checks must not be so.
-    assert!(
-        4 * positive >= 3 * checks && checks > 0,
-        "{positive} of {checks} checks with a nonzero output"
-    );
+    checks.finish();
 }
 
 /// `conv_block.wgsl` on row versions (the row-cached forward's levels) against its CPU twin
@@ -494,7 +518,7 @@ fn conv_block_row_versions_match_cpu() {
     };
     let ctx = dev.gpu.as_ref().expect("a gpu device has a context");
     let mut rng = Rng(fresh_seed("conv block rows"));
-    let (mut checks, mut positive) = (0, 0);
+    let mut checks = ConvChecks::default();
     // `jobs` jobs of the rows `block` reads (one output row each), slots below `slots` or the
     // zero slot `zero`.
     let index = |rng: &mut Rng, b: &ConvBlock, jobs: usize, slots: usize, zero: usize| {
@@ -539,24 +563,15 @@ fn conv_block_row_versions_match_cpu() {
             if depth == 2 {
                 levels.push(RowLevel::new(ctx, index2.clone(), k2).unwrap());
             }
-            let x = burn::tensor::Tensor::<4>::from_data(
-                burn::tensor::TensorData::new(below.iter().copied().collect::<Vec<f32>>(), [u, s, i, w]),
-                &dev.burn,
-            );
+            let x = tensor4(&below, [u, s, i, w], &dev.burn);
             let got = GpuConvBlocks::new(ctx, blocks)
                 .unwrap()
                 .forward_rows(&dev.burn, x, &levels, s)
                 .unwrap();
-            let below = (depth == 2).then_some(&want1);
-            checks += 1;
-            positive += check_conv_output(got, want, below, &what) as usize;
+            checks.check(got, want, (depth == 2).then_some(&want1), &what);
         }
     }
-    // Random weights can cut a small block's every output to zero; most checks must not be so.
-    assert!(
-        4 * positive >= 3 * checks && checks > 0,
-        "{positive} of {checks} checks with a nonzero output"
-    );
+    checks.finish();
 }
 
 /// `row_head_share.wgsl` then `row_head_softmax.wgsl` against their CPU twin `RowHead::cpu`, on
@@ -601,10 +616,7 @@ fn row_head_kernels_match_cpu() {
             },
         );
         let want = head.cpu(rows.view()).unwrap();
-        let x = burn::tensor::Tensor::<4>::from_data(
-            burn::tensor::TensorData::new(rows.iter().copied().collect::<Vec<f32>>(), [u * v, c3, 1, w3]),
-            &dev.burn,
-        );
+        let x = tensor4(&rows, [u * v, c3, 1, w3], &dev.burn);
         let got = GpuRowHead::new(ctx, head).unwrap().forward(&dev.burn, x).unwrap();
         let what = format!("case {case}: U {u}, V {v}, N {n}, H3 {h3}, C3 {c3}, W3 {w3}, C {classes}");
         assert_eq!(got.dims(), [u * n, classes], "{what}");
