@@ -243,6 +243,19 @@ pub struct Kernel {
     layout: wgpu::BindGroupLayout,
 }
 
+/// The run-time checks wgpu compiles into emolime's kernels: all of its defaults (bounds
+/// checks, integer division guards) but loop bounding. wgpu gives every loop a hidden 64-bit
+/// counter and a second exit, in case a shader loops forever; with it the driver's compiler
+/// does not unroll even a loop of three, so the conv block kernel's private arrays (indexed by
+/// loop counters) went through memory: on lavapipe the CNN's block kernel ran 1.75x faster
+/// without it, and all kernels compiled in about 40% of the time (`docs/optimisations.md`).
+/// CubeCL compiles the Burn kernels it launches unchecked without it too.
+fn runtime_checks() -> wgpu::ShaderRuntimeChecks {
+    let mut checks = wgpu::ShaderRuntimeChecks::checked();
+    checks.force_loop_bounding = false;
+    checks
+}
+
 /// Binding kinds of a kernel, in binding order.
 #[derive(Clone, Copy)]
 enum Slot {
@@ -262,10 +275,18 @@ impl Kernel {
         constants: &[(&str, f64)],
     ) -> Result<Self> {
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(name),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
+        // SAFETY: the only check turned off is loop bounding ([`runtime_checks`]), whose one
+        // requirement is that no loop runs forever; every loop in `shaders/` ends on its own,
+        // which `shaders::tests::every_loop_ends` checks loop by loop.
+        let module = unsafe {
+            device.create_shader_module_trusted(
+                wgpu::ShaderModuleDescriptor {
+                    label: Some(name),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                },
+                runtime_checks(),
+            )
+        };
         let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
             .iter()
             .enumerate()
