@@ -19,8 +19,13 @@ def conv_out(n, k, s, p=0):
     return (n + 2 * p - k) // s + 1
 
 
-def cnn(m=128, t=47, ch=(8, 16, 32), groups=8, classes=4):
-    """emolime's log-mel CNN on one [M, T] spectrogram: (FLOPs, bytes)."""
+def cnn(m=128, t=47, ch=(8, 16, 32), groups=8, classes=4, fused=False):
+    """emolime's log-mel CNN on one [M, T] spectrogram: (FLOPs, bytes).
+
+    Layer by layer (Burn's operations), each convolution's output is written and read once;
+    with `fused` (one kernel per block, `shaders/conv_block.wgsl`: convolution, pooling and
+    ReLU together), only each block's pooled output is.
+    """
     c1, c2, c3 = ch
     h1, w1 = conv_out(m, 3, 2, 1), t  # conv1, stride (2, 1)
     f = 2 * 9 * 1 * c1 * h1 * w1
@@ -32,6 +37,8 @@ def cnn(m=128, t=47, ch=(8, 16, 32), groups=8, classes=4):
     f += 2 * 9 * c2 * c3 * h3 * w3
     acts += c3 * h3 * w3
     f += 2 * c3 * groups * classes
+    if fused:
+        acts = c1 * h2 * w2 + c2 * (h2 // 2) * (w2 // 2) + c3 * h3 * w3
     # The masked input is written by the perturbation kernel and read by the network.
     bytes_ = 4 * (2 * m * t + 2 * acts)
     return f, bytes_
@@ -61,11 +68,13 @@ def main():
     ap.add_argument("--matmul-tflops", type=float, default=18.9)
     ap.add_argument("--bandwidth-gbs", type=float, default=1357.0)
     ap.add_argument("--cnn-per-s", type=float, default=152400.0)
+    ap.add_argument("--cnn-fused-per-s", type=float, default=0.0, help="0: not measured yet")
     ap.add_argument("--w2v-base-per-s", type=float, default=724.8)
     ap.add_argument("--w2v-large-per-s", type=float, default=323.6)
     a = ap.parse_args()
     rows = [
         ("log-mel CNN, 128 x 47", *cnn(), a.cnn_per_s),
+        ("  fused blocks", *cnn(fused=True), a.cnn_fused_per_s),
         ("wav2vec 2.0 base, 1 s", *w2v(768, 12, 3072), a.w2v_base_per_s),
         ("wav2vec 2.0 large, 1 s", *w2v(1024, 24, 4096), a.w2v_large_per_s),
     ]
@@ -75,7 +84,8 @@ def main():
         by_memory = a.bandwidth_gbs * 1e9 / bytes_
         bound = min(by_compute, by_memory)
         which = "compute" if by_compute <= by_memory else "memory"
-        print(f"{name:24} {flops / 1e9:9.4f} {bytes_ / 1e6:9.3f} {bound:10.0f} {which:>9} {rate:11.1f} {rate / bound:6.1%}")
+        measured = f"{rate:11.1f} {rate / bound:6.1%}" if rate > 0 else f"{'-':>11} {'-':>6}"
+        print(f"{name:24} {flops / 1e9:9.4f} {bytes_ / 1e6:9.3f} {bound:10.0f} {which:>9} {measured}")
 
 
 if __name__ == "__main__":
