@@ -193,6 +193,25 @@ mod tests {
     }
 
     #[test]
+    fn all_holds_every_shader_file() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).expect("shaders/ is readable") {
+            let path = entry.expect("shaders/ is readable").path();
+            if path.extension().is_some_and(|e| e == "wgsl") {
+                files += 1;
+                let text = std::fs::read_to_string(&path).expect("a shader is readable");
+                assert!(
+                    ALL.iter().any(|(_, source)| source.contains(text.as_str())),
+                    "{} is in no source of shaders::ALL, so its loops go unchecked",
+                    path.display()
+                );
+            }
+        }
+        assert!(files >= ALL.len(), "{files} shader files for {} sources", ALL.len());
+    }
+
+    #[test]
     fn the_loop_check_catches_loops_that_may_not_end() {
         let ends = |header: &str, body: &str| for_loop_fault(header, body).is_none();
         assert!(ends("var i = 0u; i < n; i++", "x += 1.0;"));
