@@ -628,7 +628,7 @@ pending)
     # `prepare-pending <commit>` here (carry .gpu, .gl and .whl): the twin and pipeline tests on
     # the device; the CNN's kernels (compiling them, the fused blocks and the head against the same
     # folded network through Burn's operations, in criterion); `emolime bench` of both builds
-    # alternating, row-cached and every input scored (the roofline's rate); the 8000-utterance
+    # alternating, row-cached and every input scored (its "scoring rate" line is the roofline's measured rate); the 8000-utterance
     # corpus; the whole 16-utterance process at 64 samples; captum at 16 utterances.
     # AB_BENCH_UTTERANCES and AB_PER_CLASS shrink the work as for `ab` (a trial on lavapipe).
     out="${OUT:-gpu-check-out}"

@@ -138,6 +138,14 @@ pub struct BenchReport {
     pub bands: usize,
     /// Whether scoring went through the CNN's row-cached forward.
     pub row_cached: bool,
+    /// Inputs the model scores per utterance: the distinct masks when masks repeat and the
+    /// perturbed input depends on the mask alone, else the samples
+    /// ([`crate::explain::Explainer::scored_per_utterance`]). Through the row-cached forward
+    /// these are masked inputs whose outputs it computes without building them.
+    pub scored_per_utterance: usize,
+    /// Those inputs per second of the scoring stage: the measured rate the roofline takes
+    /// (`scripts/roofline.py`) when every input is scored.
+    pub scored_per_s: f64,
     /// Per-stage cost, each stage waited for before the next, utterances packed as the
     /// pipelined run packs them.
     pub ms_per_utterance: StageMs,
@@ -303,6 +311,12 @@ pub fn run_bench(
         classes: n_classes,
         bands: explainer.layout().n_bands(),
         row_cached: explainer.row_cached(),
+        scored_per_utterance: explainer.scored_per_utterance(),
+        scored_per_s: if scoring_s > 0.0 {
+            explainer.scored_per_utterance() as f64 / (scoring_s / n)
+        } else {
+            0.0
+        },
         warm_up_seconds,
         ms_per_utterance: StageMs {
             decode_stft: per(decode_s),

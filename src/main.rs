@@ -2135,6 +2135,15 @@ fn bench(a: &BenchArgs) -> Result<()> {
     ] {
         println!("  {name:>14}: {v:9.2}");
     }
+    let through = if report.row_cached {
+        "masked inputs through the row-cached forward"
+    } else {
+        "inputs scored"
+    };
+    println!(
+        "scoring rate: {} {through} per utterance, {:.0} per second of the scoring stage",
+        report.scored_per_utterance, report.scored_per_s
+    );
     let e = &report.end_to_end;
     println!(
         "end to end: {:.2} utterances/s, {:.0} samples/s, {:.2} explanations/s ({:.2} s)",

@@ -334,6 +334,21 @@ fn bench_writes_a_complete_record() {
     assert_eq!(record["config"]["row_cache"], true);
     assert_eq!(record["ms_per_utterance"]["masks"], 0.0);
     assert!(text.contains("row-cached"), "{text}");
+    // 48 masks of 8 bands: some drawn twice, each distinct one counted once.
+    let scored = record["scored_per_utterance"].as_u64().unwrap();
+    assert!((2..=48).contains(&scored), "{scored}");
+    let rate = record["scored_per_s"].as_f64().unwrap();
+    let scoring_ms = record["ms_per_utterance"]["scoring"].as_f64().unwrap();
+    assert!(
+        (rate * scoring_ms / 1e3 / scored as f64 - 1.0).abs() < 1e-9,
+        "{rate} {scoring_ms}"
+    );
+    assert!(
+        text.contains(&format!(
+            "scoring rate: {scored} masked inputs through the row-cached forward"
+        )),
+        "{text}"
+    );
     let e2e = &record["end_to_end"];
     let (ups, sps) = (
         e2e["utterances_per_s"].as_f64().unwrap(),
@@ -353,6 +368,12 @@ fn bench_times_a_given_model() {
     assert!(text.contains(&format!("model: {described}")), "{text}");
     assert_eq!(record["config"]["model"], model.to_str().unwrap());
     assert_eq!(record["row_cached"], false);
+    let scored = record["scored_per_utterance"].as_u64().unwrap();
+    assert!((2..=32).contains(&scored), "{scored}");
+    assert!(
+        text.contains(&format!("scoring rate: {scored} inputs scored per utterance")),
+        "{text}"
+    );
     for stage in ["decode_stft", "masks", "scoring", "surrogate", "writing"] {
         let v = record["ms_per_utterance"][stage].as_f64().unwrap();
         assert!(v.is_finite() && v > 0.0, "{stage}: {v}");
