@@ -301,6 +301,7 @@ pub fn run_bench(
         ..
     } = stages;
     let n_classes = explainer.classes().len();
+    let scored = explainer.scored_per_utterance();
     Ok(BenchReport {
         emolime_version: env!("CARGO_PKG_VERSION").to_string(),
         device: device.description.clone(),
@@ -311,9 +312,9 @@ pub fn run_bench(
         classes: n_classes,
         bands: explainer.layout().n_bands(),
         row_cached: explainer.row_cached(),
-        scored_per_utterance: explainer.scored_per_utterance(),
+        scored_per_utterance: scored,
         scored_per_s: if scoring_s > 0.0 {
-            explainer.scored_per_utterance() as f64 / (scoring_s / n)
+            scored as f64 / (scoring_s / n)
         } else {
             0.0
         },
